@@ -292,7 +292,10 @@ pub fn authorization(
 pub fn signing_headers(creds: &Credentials, time: OffsetDateTime) -> Vec<(String, String)> {
     let mut h = vec![
         ("x-oss-date".to_owned(), format_datetime(time)),
-        ("x-oss-content-sha256".to_owned(), UNSIGNED_PAYLOAD.to_owned()),
+        (
+            "x-oss-content-sha256".to_owned(),
+            UNSIGNED_PAYLOAD.to_owned(),
+        ),
     ];
     if let Some(token) = &creds.security_token {
         h.push(("x-oss-security-token".to_owned(), token.clone()));
@@ -317,11 +320,7 @@ pub fn presign_query(
         ("x-oss-expires".to_owned(), expires_secs.to_string()),
         (
             "x-oss-credential".to_owned(),
-            format!(
-                "{}/{}",
-                creds.access_key_id,
-                credential_scope(time, scope)
-            ),
+            format!("{}/{}", creds.access_key_id, credential_scope(time, scope)),
         ),
     ];
     if !additional_headers.is_empty() {
@@ -674,7 +673,8 @@ mod tests {
             "Signature=d3694c2dfc5371ee6acd35e88c4871ac95a7ba01d3a2f476768fe61218590097"
         ));
         // The vendor's reqsign formats with ", "; both forms parse to the same fields.
-        let spaced = "OSS4-HMAC-SHA256 Credential=testid/20250411/cn-hangzhou/oss/aliyun_v4_request, \
+        let spaced =
+            "OSS4-HMAC-SHA256 Credential=testid/20250411/cn-hangzhou/oss/aliyun_v4_request, \
              AdditionalHeaders=content-disposition;content-length, \
              Signature=d3694c2dfc5371ee6acd35e88c4871ac95a7ba01d3a2f476768fe61218590097";
         assert_eq!(parse_authorization(spaced), parse_authorization(&auth));
