@@ -7,7 +7,8 @@ import os
 import alibabacloud_oss_v2 as oss
 import pytest
 
-from conftest import ACCESS_KEY_SECRET, RunningEmulator, oss_client
+from conftest import oss_client
+from stack import OSS_ACCESS_KEY_SECRET, OssEmulator
 
 BUCKET = "sdk-bucket"
 
@@ -158,9 +159,9 @@ def test_wrong_secret_is_refused(emulator):
 
 
 def test_sdk_fails_when_the_emulator_has_another_secret():
-    other = RunningEmulator("a-different-secret")
+    other = OssEmulator("a-different-secret")
     try:
-        client = oss_client(other.endpoint, secret=ACCESS_KEY_SECRET)
+        client = oss_client(other.endpoint, secret=OSS_ACCESS_KEY_SECRET)
         with pytest.raises(oss.exceptions.OperationError) as e:
             client.get_object(oss.GetObjectRequest(bucket=BUCKET, key="k"))
         assert e.value.unwrap().code == "SignatureDoesNotMatch"

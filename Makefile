@@ -1,0 +1,43 @@
+# s3-oss-sync: the two commands a newcomer needs are `make demo` and `make test`.
+
+VENV    := .venv
+PYTHON  := $(VENV)/bin/python
+PYTEST  := env -u AWS_CA_BUNDLE $(PYTHON) -m pytest
+LOCAL   := env -u AWS_CA_BUNDLE
+
+.PHONY: demo test lint rust-test python-test venv stop clean
+
+## demo: start the local stack, drive real S3 events, show what arrived
+demo: venv
+	cargo build -p oss-emulator
+	$(LOCAL) $(PYTHON) scripts/demo.py
+
+## test: formatting, lints, and every Rust and Python test (the stack starts and stops itself)
+test: lint rust-test python-test
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+rust-test:
+	$(LOCAL) cargo test --workspace
+
+python-test: venv
+	cargo build -p oss-emulator
+	$(PYTEST) -q tests/python
+
+## venv: the Python tools (moto, the official OSS SDK, ...) pinned in requirements-dev.txt
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## stop: stop any local-stack process a crashed run left behind
+stop:
+	@if [ -x $(PYTHON) ]; then $(PYTHON) tests/python/stack.py stop; fi
+
+clean: stop
+	cargo clean
+	rm -rf $(VENV) .stack
