@@ -10,20 +10,6 @@ use time::{Duration, OffsetDateTime};
 /// How far a request's `x-oss-date` may be from the emulator's clock.
 pub const MAX_SKEW: Duration = Duration::minutes(15);
 
-/// The request as the signature check sees it.
-pub struct SignedRequest<'a> {
-    /// Upper-case method.
-    pub method: &'a str,
-    /// Bucket, if any.
-    pub bucket: Option<&'a str>,
-    /// Decoded key, if any.
-    pub key: Option<&'a str>,
-    /// Decoded query pairs.
-    pub query: &'a [(String, String)],
-    /// Headers (lower-case names).
-    pub headers: &'a [(String, String)],
-}
-
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
@@ -80,8 +66,9 @@ impl Verifier {
         Ok(())
     }
 
-    /// Accepts the request, or says why not, in OSS's words.
-    pub fn verify(&self, req: &SignedRequest<'_>, now: OffsetDateTime) -> Result<(), OssError> {
+    /// Accepts the request, or says why not, in OSS's words. The request's `additional_headers`
+    /// are ignored: the signature itself says which headers it covers.
+    pub fn verify(&self, req: &RequestParts<'_>, now: OffsetDateTime) -> Result<(), OssError> {
         if let Some(auth) = header(req.headers, "authorization") {
             return self.verify_header(req, auth, now);
         }
@@ -100,7 +87,7 @@ impl Verifier {
 
     fn verify_header(
         &self,
-        req: &SignedRequest<'_>,
+        req: &RequestParts<'_>,
         auth: &str,
         now: OffsetDateTime,
     ) -> Result<(), OssError> {
@@ -141,19 +128,15 @@ impl Verifier {
         self.check_scope(&parsed.region, &parsed.product)?;
         Self::check_token(creds, header(req.headers, "x-oss-security-token"))?;
         let parts = RequestParts {
-            method: req.method,
-            bucket: req.bucket,
-            key: req.key,
-            query: req.query,
-            headers: req.headers,
             additional_headers: &parsed.additional_headers,
+            ..*req
         };
         self.compare(creds, time, &parts, &parsed.signature)
     }
 
     fn verify_presigned(
         &self,
-        req: &SignedRequest<'_>,
+        req: &RequestParts<'_>,
         now: OffsetDateTime,
     ) -> Result<(), OssError> {
         let need = |name: &str| {
@@ -199,12 +182,9 @@ impl Verifier {
             .map(|v| v.split(';').map(str::to_owned).collect())
             .unwrap_or_default();
         let parts = RequestParts {
-            method: req.method,
-            bucket: req.bucket,
-            key: req.key,
             query: &unsigned,
-            headers: req.headers,
             additional_headers: &additional,
+            ..*req
         };
         self.compare(creds, time, &parts, &signature)
     }
@@ -275,12 +255,13 @@ mod tests {
 
     fn check(headers: &[(String, String)], now: OffsetDateTime) -> Result<(), OssError> {
         verifier().verify(
-            &SignedRequest {
+            &RequestParts {
                 method: "PUT",
                 bucket: Some("b"),
                 key: Some("k"),
                 query: &[],
                 headers,
+                additional_headers: &[],
             },
             now,
         )

@@ -1,6 +1,6 @@
 //! The HTTP server: routing, the object and multipart operations, and the admin endpoints.
 
-use crate::auth::{SignedRequest, Verifier};
+use crate::auth::Verifier;
 use crate::error::{errors, OssError};
 use crate::faults::{Fault, FaultConfig, Faults};
 use crate::request::{self, RangeRequest, Target};
@@ -14,7 +14,7 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use md5::{Digest, Md5};
 use s3_oss_sync::checksum::Crc64;
-use s3_oss_sync::oss::signing::{uri_encode, Credentials};
+use s3_oss_sync::oss::signing::{uri_encode, Credentials, RequestParts};
 use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
@@ -344,12 +344,13 @@ impl Ctx<'_> {
         }
         let method = parts.method.as_str().to_owned();
         self.state.verifier.verify(
-            &SignedRequest {
+            &RequestParts {
                 method: &method,
                 bucket: bucket.as_deref(),
                 key: key.as_deref(),
                 query: &query,
                 headers: &headers,
+                additional_headers: &[],
             },
             time::OffsetDateTime::now_utc(),
         )?;
