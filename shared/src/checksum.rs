@@ -11,6 +11,7 @@ pub fn crc64(data: &[u8]) -> u64 {
 }
 
 /// An incremental CRC-64 over a stream of chunks.
+#[derive(Clone)]
 pub struct Crc64 {
     digest: Digest<'static, u64>,
 }

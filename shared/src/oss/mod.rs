@@ -1,3 +1,13 @@
-//! Alibaba Cloud OSS: request signing and the pieces of the REST API the product speaks.
+//! Alibaba Cloud OSS: request signing, endpoints, errors, and the client the product writes with.
 
+pub mod client;
+pub mod endpoint;
+pub mod error;
 pub mod signing;
+pub mod upload;
+pub mod xml;
+
+pub use client::{ByteStream, ObjectHead, ObjectMetadata, OssClient, OssConfig};
+pub use endpoint::{Addressing, Endpoint, Network};
+pub use error::{Error, ServiceError};
+pub use upload::{BodySource, BytesSource, UploadOutcome, UploadRequest};

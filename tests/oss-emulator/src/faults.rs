@@ -21,6 +21,9 @@ pub struct FaultConfig {
     pub reset_rate: f64,
     /// Milliseconds added before every response.
     pub latency_ms: u64,
+    /// Fraction of uploads (PutObject, UploadPart) stored with their first byte flipped, as if
+    /// damaged on the way; the CRC-64 reported is that of the damaged bytes, as OSS would report.
+    pub corrupt_rate: f64,
     /// If set, response bodies are sent at about this many bytes per second.
     pub trickle_bytes_per_sec: Option<u64>,
     /// Seed for the fault dice, for reproducible runs.
@@ -67,6 +70,8 @@ pub struct FaultStats {
     pub resets: u64,
     /// Responses delayed.
     pub delayed: u64,
+    /// Uploads stored damaged.
+    pub corrupted: u64,
     /// Response bodies trickled.
     pub trickled: u64,
 }
@@ -80,6 +85,7 @@ pub struct Faults {
     resets: AtomicU64,
     delayed: AtomicU64,
     trickled: AtomicU64,
+    corrupted: AtomicU64,
 }
 
 fn rng_for(config: &FaultConfig) -> StdRng {
@@ -100,6 +106,7 @@ impl Faults {
             resets: AtomicU64::new(0),
             delayed: AtomicU64::new(0),
             trickled: AtomicU64::new(0),
+            corrupted: AtomicU64::new(0),
         }
     }
 
@@ -145,6 +152,17 @@ impl Faults {
         (fault, delay, trickle)
     }
 
+    /// Rolls whether an upload is stored damaged.
+    pub fn roll_corrupt(&self) -> bool {
+        let mut guard = self.lock();
+        let (config, rng) = &mut *guard;
+        let hit = config.corrupt_rate > 0.0 && rng.gen::<f64>() < config.corrupt_rate;
+        if hit {
+            self.corrupted.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
+    }
+
     /// Notes a trickled response.
     pub fn note_trickle(&self) {
         self.trickled.fetch_add(1, Ordering::Relaxed);
@@ -157,6 +175,7 @@ impl Faults {
             server_errors: self.server_errors.load(Ordering::Relaxed),
             resets: self.resets.load(Ordering::Relaxed),
             delayed: self.delayed.load(Ordering::Relaxed),
+            corrupted: self.corrupted.load(Ordering::Relaxed),
             trickled: self.trickled.load(Ordering::Relaxed),
         }
     }

@@ -41,6 +41,9 @@ struct Args {
     /// Fraction of requests whose connection is reset mid-body.
     #[arg(long, default_value_t = 0.0)]
     fault_reset_rate: f64,
+    /// Fraction of uploads stored with a damaged first byte.
+    #[arg(long, default_value_t = 0.0)]
+    fault_corrupt_rate: f64,
     /// Milliseconds added before every response.
     #[arg(long, default_value_t = 0)]
     fault_latency_ms: u64,
@@ -61,6 +64,7 @@ async fn main() -> ExitCode {
     let faults = FaultConfig {
         error_rate: a.fault_error_rate,
         reset_rate: a.fault_reset_rate,
+        corrupt_rate: a.fault_corrupt_rate,
         latency_ms: a.fault_latency_ms,
         trickle_bytes_per_sec: a.fault_trickle_bytes_per_sec,
         seed: a.fault_seed,

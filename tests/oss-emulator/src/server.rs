@@ -441,7 +441,8 @@ impl Ctx<'_> {
                 segments.push(data);
             }
         }
-        let md5: [u8; 16] = md5.finalize().into();
+        let mut md5: [u8; 16] = md5.finalize().into();
+        let mut crc64 = crc.finish();
         if let Some(given) = p.h("content-md5") {
             let ok = B64.decode(given.trim()).is_ok_and(|d| d == md5);
             if !ok {
@@ -453,11 +454,19 @@ impl Ctx<'_> {
                 .into());
             }
         }
+        if size > 0 && self.state.faults.roll_corrupt() {
+            // Damage on the way in: the stored bytes, ETag and CRC-64 are those of the damaged body.
+            let mut whole: Vec<u8> = segments.iter().flat_map(|s| s.iter().copied()).collect();
+            whole[0] ^= 0xFF;
+            md5 = Md5::digest(&whole).into();
+            crc64 = s3_oss_sync::checksum::crc64(&whole);
+            segments = vec![Bytes::from(whole)];
+        }
         Ok(ReadBody {
             segments,
             size,
             md5,
-            crc64: crc.finish(),
+            crc64,
         })
     }
 
@@ -1107,6 +1116,10 @@ async fn admin(state: &State, req: hyper::Request<Incoming>) -> Reply {
         (Method::GET, "/_emulator/stats") => {
             json(serde_json::to_string(&state.faults.stats()).unwrap_or_default())
         }
+        (Method::GET, "/_emulator/uploads") => json(format!(
+            "{{\"in_progress\":{}}}",
+            state.store().uploads_in_progress()
+        )),
         (Method::GET, "/_emulator/journal") => {
             json(serde_json::to_string(state.store().journal()).unwrap_or_default())
         }

@@ -217,6 +217,11 @@ impl Store {
         self.uploads.remove(id)
     }
 
+    /// How many multipart uploads are in progress.
+    pub fn uploads_in_progress(&self) -> usize {
+        self.uploads.len()
+    }
+
     /// The journal of committed writes, oldest first.
     pub fn journal(&self) -> &[JournalEntry] {
         &self.journal

@@ -157,3 +157,27 @@ async fn faults_are_set_at_start_or_through_the_admin_endpoint() {
     assert_eq!(stats["server_errors"], 1);
     assert_eq!(stats["delayed"], 1);
 }
+
+#[tokio::test]
+async fn corruption_is_stored_and_reported_honestly() {
+    let emu = start().await;
+    let c = Client::new(&emu);
+    emu.set_faults(FaultConfig {
+        corrupt_rate: 1.0,
+        ..FaultConfig::default()
+    });
+    let put = c.send(Req::new("PUT", Some("k")).body("123456789")).await;
+    assert_eq!(put.status(), 200);
+    let reported = header(&put, "x-oss-hash-crc64ecma");
+    assert_ne!(
+        reported, "11051210869376104954",
+        "the CRC is of the damaged bytes"
+    );
+    emu.set_faults(FaultConfig::default());
+    let got = c.send(Req::new("GET", Some("k"))).await;
+    assert_eq!(header(&got, "x-oss-hash-crc64ecma"), reported);
+    let body = got.bytes().await.unwrap();
+    assert_eq!(&body[1..], b"23456789");
+    assert_ne!(body[0], b'1');
+    assert_eq!(emu.fault_stats().corrupted, 1);
+}

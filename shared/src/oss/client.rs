@@ -1,0 +1,630 @@
+//! The OSS client: signs every request (V4), reads OSS errors, retries what is transient, and
+//! offers head, get, delete and list. Uploads live in [`super::upload`].
+
+use super::endpoint::{encode_query, Endpoint};
+use super::error::{Error, ServiceError};
+use super::signing::{self, Credentials, RequestParts, Scope, PRODUCT_OSS};
+use super::xml::{self, ListPage};
+use crate::retry::{retry, Attempted, RetryPolicy};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use http::{HeaderMap, Method};
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// A stream of body bytes.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// Default part size for multipart uploads (8 MiB).
+pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
+/// Default number of parts uploaded at once.
+pub const DEFAULT_PARTS_IN_FLIGHT: usize = 4;
+
+/// How the client is set up.
+#[derive(Clone)]
+pub struct OssConfig {
+    /// Where requests go.
+    pub endpoint: Endpoint,
+    /// Region id for the signature scope (`cn-hangzhou`).
+    pub region: String,
+    /// Product for the signature scope (`oss`).
+    pub product: String,
+    /// Key pair (and STS token).
+    pub credentials: Credentials,
+    /// Retry policy for every call.
+    pub retry: RetryPolicy,
+    /// Part size for multipart uploads; raised when an object would need more than 10,000 parts.
+    pub part_size: u64,
+    /// Objects larger than this are uploaded in parts.
+    pub multipart_threshold: u64,
+    /// Parts uploaded at once; peak memory is about this times the part size.
+    pub parts_in_flight: usize,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of an answer.
+    pub read_timeout: Duration,
+}
+
+impl OssConfig {
+    /// Defaults for everything but where to go and who to be.
+    pub fn new(endpoint: Endpoint, region: &str, credentials: Credentials) -> Self {
+        Self {
+            endpoint,
+            region: region.to_owned(),
+            product: PRODUCT_OSS.to_owned(),
+            credentials,
+            retry: RetryPolicy::default(),
+            part_size: DEFAULT_PART_SIZE,
+            multipart_threshold: DEFAULT_PART_SIZE,
+            parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl fmt::Debug for OssConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OssConfig")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("credentials", &self.credentials)
+            .field("part_size", &self.part_size)
+            .field("multipart_threshold", &self.multipart_threshold)
+            .field("parts_in_flight", &self.parts_in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Object metadata OSS keeps: the standard headers, user metadata, storage class and tags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMetadata {
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// `Cache-Control`.
+    pub cache_control: Option<String>,
+    /// `Content-Disposition`.
+    pub content_disposition: Option<String>,
+    /// `Content-Encoding`.
+    pub content_encoding: Option<String>,
+    /// `Content-Language`.
+    pub content_language: Option<String>,
+    /// `Expires`.
+    pub expires: Option<String>,
+    /// User metadata (`x-oss-meta-NAME`), names lower-case without the prefix, sorted.
+    pub user: Vec<(String, String)>,
+    /// Storage class (`Standard`, `IA`, `Archive`, ...), if set.
+    pub storage_class: Option<String>,
+    /// Tags as `x-oss-tagging` carries them (`k=v&k2=v2`, URL-encoded), on upload only.
+    pub tagging: Option<String>,
+}
+
+const STANDARD: [&str; 6] = [
+    "content-type",
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+];
+
+impl ObjectMetadata {
+    fn standard(&self) -> [&Option<String>; 6] {
+        [
+            &self.content_type,
+            &self.cache_control,
+            &self.content_disposition,
+            &self.content_encoding,
+            &self.content_language,
+            &self.expires,
+        ]
+    }
+
+    /// The request headers that set this metadata on upload.
+    pub fn to_headers(&self) -> Vec<(String, String)> {
+        let mut h: Vec<(String, String)> = STANDARD
+            .iter()
+            .zip(self.standard())
+            .filter_map(|(n, v)| v.as_ref().map(|v| ((*n).to_owned(), v.clone())))
+            .collect();
+        for (k, v) in &self.user {
+            h.push((format!("x-oss-meta-{k}"), v.clone()));
+        }
+        if let Some(c) = &self.storage_class {
+            h.push(("x-oss-storage-class".into(), c.clone()));
+        }
+        if let Some(t) = &self.tagging {
+            h.push(("x-oss-tagging".into(), t.clone()));
+        }
+        h
+    }
+
+    /// Reads the metadata from response headers (tags are not in them; see `tagging_count`).
+    pub fn from_headers(h: &HeaderMap) -> Self {
+        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let mut user: Vec<(String, String)> = h
+            .iter()
+            .filter_map(|(n, v)| {
+                let name = n.as_str().strip_prefix("x-oss-meta-")?;
+                Some((name.to_owned(), v.to_str().ok()?.to_owned()))
+            })
+            .collect();
+        user.sort();
+        Self {
+            content_type: get("content-type"),
+            cache_control: get("cache-control"),
+            content_disposition: get("content-disposition"),
+            content_encoding: get("content-encoding"),
+            content_language: get("content-language"),
+            expires: get("expires"),
+            user,
+            storage_class: get("x-oss-storage-class"),
+            tagging: None,
+        }
+    }
+}
+
+/// What HeadObject (or GetObject) says about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag, quoted.
+    pub etag: String,
+    /// CRC-64 OSS holds, if reported.
+    pub crc64: Option<u64>,
+    /// `Last-Modified`.
+    pub last_modified: Option<String>,
+    /// `Normal`, `Multipart`, `Appendable`.
+    pub object_type: Option<String>,
+    /// Number of tags.
+    pub tagging_count: u32,
+    /// Metadata.
+    pub metadata: ObjectMetadata,
+    /// Request id of the HEAD.
+    pub request_id: String,
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl ObjectHead {
+    fn from_headers(h: &HeaderMap) -> Self {
+        Self {
+            size: header_str(h, "content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            etag: header_str(h, "etag").unwrap_or_default().to_owned(),
+            crc64: header_str(h, "x-oss-hash-crc64ecma").and_then(|v| v.parse().ok()),
+            last_modified: header_str(h, "last-modified").map(str::to_owned),
+            object_type: header_str(h, "x-oss-object-type").map(str::to_owned),
+            tagging_count: header_str(h, "x-oss-tagging-count")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            metadata: ObjectMetadata::from_headers(h),
+            request_id: header_str(h, "x-oss-request-id")
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+}
+
+/// One request, before signing.
+pub(crate) struct Call<'a> {
+    pub op: &'static str,
+    pub method: Method,
+    pub bucket: &'a str,
+    pub key: Option<&'a str>,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    /// Safe to repeat after a timeout.
+    pub idempotent: bool,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(op: &'static str, method: Method, bucket: &'a str, key: Option<&'a str>) -> Self {
+        Self {
+            op,
+            method,
+            bucket,
+            key,
+            query: Vec::new(),
+            headers: Vec::new(),
+            idempotent: true,
+        }
+    }
+
+    pub fn query(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.query.push((k.to_owned(), v.into()));
+        self
+    }
+
+    pub fn header(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.headers.push((k.to_owned(), v.into()));
+        self
+    }
+}
+
+/// A whole answer: status, headers and body.
+pub(crate) struct Answer {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_str(&self.headers, name)
+    }
+
+    pub fn request_id(&self) -> String {
+        self.header("x-oss-request-id")
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: OssConfig,
+    /// Seconds to add to the local clock, learnt from `RequestTimeTooSkewed`.
+    clock_offset: AtomicI64,
+}
+
+/// An OSS client. Cheap to clone; clones share connections.
+#[derive(Clone)]
+pub struct OssClient {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for OssClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OssClient")
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+/// Checks that OSS can store a key and that it can be addressed in a URL.
+pub fn check_key(key: &str) -> Result<(), Error> {
+    let reason = if key.is_empty() {
+        "keys must not be empty"
+    } else if key.len() > 1023 {
+        "keys must be at most 1023 bytes"
+    } else if key.starts_with('/') || key.starts_with('\\') {
+        "keys must not start with '/' or '\\'"
+    } else if key == "." || key == ".." {
+        "a key that is only '.' or '..' cannot be addressed in a URL"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidKey {
+        key: key.to_owned(),
+        reason,
+    })
+}
+
+fn parse_server_time(s: &str) -> Option<OffsetDateTime> {
+    signing::parse_datetime(s)
+        .or_else(|| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok())
+        .or_else(|| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc2822).ok())
+}
+
+impl OssClient {
+    /// Builds a client (no request is made).
+    pub fn new(config: OssConfig) -> Result<Self, Error> {
+        if config.parts_in_flight == 0 {
+            return Err(Error::Config("parts_in_flight must be at least 1".into()));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                clock_offset: AtomicI64::new(0),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OssConfig {
+        &self.inner.config
+    }
+
+    /// Shifts the signing clock by `secs` (normally learnt from OSS; settable for tests).
+    pub fn set_clock_offset(&self, secs: i64) {
+        self.inner.clock_offset.store(secs, Ordering::Relaxed);
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+            + time::Duration::seconds(self.inner.clock_offset.load(Ordering::Relaxed))
+    }
+
+    fn scope(&self) -> Scope<'_> {
+        Scope {
+            region: &self.inner.config.region,
+            product: &self.inner.config.product,
+        }
+    }
+
+    /// Signs and sends one request; a non-2xx answer becomes [`Error::Service`].
+    pub(crate) async fn send(
+        &self,
+        call: &Call<'_>,
+        body: reqwest::Body,
+    ) -> Result<reqwest::Response, Error> {
+        let cfg = &self.inner.config;
+        let now = self.now();
+        let mut headers = call.headers.clone();
+        headers.extend(signing::signing_headers(&cfg.credentials, now));
+        let auth = signing::authorization(
+            &cfg.credentials,
+            now,
+            self.scope(),
+            &RequestParts {
+                method: call.method.as_str(),
+                bucket: Some(call.bucket),
+                key: call.key,
+                query: &call.query,
+                headers: &headers,
+                additional_headers: &[],
+            },
+        );
+        let url = cfg
+            .endpoint
+            .url(call.bucket, call.key, &encode_query(&call.query));
+        let mut req = self.inner.http.request(call.method.clone(), url).body(body);
+        for (k, v) in &headers {
+            req = req.header(k, v);
+        }
+        req = req.header("authorization", auth);
+        let transport = |source| Error::Transport {
+            op: call.op,
+            idempotent: call.idempotent,
+            source,
+        };
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        if status.is_success() || status == http::StatusCode::NOT_MODIFIED {
+            return Ok(resp);
+        }
+        let h = resp.headers().clone();
+        let body = if call.method == Method::HEAD {
+            Bytes::new()
+        } else {
+            resp.bytes().await.unwrap_or_default()
+        };
+        let err = ServiceError::from_response(
+            status.as_u16(),
+            header_str(&h, "x-oss-request-id"),
+            header_str(&h, "x-oss-err"),
+            header_str(&h, "x-oss-ec"),
+            &body,
+        );
+        if err.code == "RequestTimeTooSkewed" {
+            if let Some(server) = parse_server_time(&err.server_time) {
+                let offset = (server - OffsetDateTime::now_utc()).whole_seconds();
+                tracing::warn!(
+                    offset_secs = offset,
+                    "OSS says the clock is skewed; adjusting"
+                );
+                self.set_clock_offset(offset);
+            }
+        }
+        Err(Error::Service(Box::new(err)))
+    }
+
+    /// Sends and reads the whole answer.
+    pub(crate) async fn exchange(&self, call: &Call<'_>, body: Bytes) -> Result<Answer, Error> {
+        let resp = self.send(call, body.into()).await?;
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|source| Error::Transport {
+            op: call.op,
+            idempotent: call.idempotent,
+            source,
+        })?;
+        Ok(Answer { headers, body })
+    }
+
+    /// [`Self::exchange`] under the retry policy.
+    pub(crate) async fn exchange_retried(
+        &self,
+        call: &Call<'_>,
+        body: Bytes,
+    ) -> Attempted<Result<Answer, Error>> {
+        retry(&self.inner.config.retry, call.op, |_| {
+            self.exchange(call, body.clone())
+        })
+        .await
+    }
+
+    /// HeadObject; `None` if the key does not exist.
+    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectHead>, Error> {
+        check_key(key)?;
+        let call = Call::new("HeadObject", Method::HEAD, bucket, Some(key));
+        match self.exchange_retried(&call, Bytes::new()).await.result {
+            Ok(a) => Ok(Some(ObjectHead::from_headers(&a.headers))),
+            Err(Error::Service(e))
+                if e.status == 404 && matches!(e.code.as_str(), "NoSuchKey" | "NotFound") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// GetObject as a stream, optionally a byte range `start..end` (end exclusive). Opening is
+    /// retried; a failure while streaming is the caller's to retry.
+    pub async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<(ObjectHead, ByteStream), Error> {
+        check_key(key)?;
+        let mut call = Call::new("GetObject", Method::GET, bucket, Some(key));
+        if let Some((s, e)) = range {
+            call = call
+                .header("range", format!("bytes={s}-{}", e.saturating_sub(1)))
+                .header("x-oss-range-behavior", "standard");
+        }
+        let resp = retry(&self.inner.config.retry, call.op, |_| {
+            self.send(&call, reqwest::Body::from(Bytes::new()))
+        })
+        .await
+        .result?;
+        let head = ObjectHead::from_headers(resp.headers());
+        let stream = resp.bytes_stream().map_err(std::io::Error::other).boxed();
+        Ok((head, stream))
+    }
+
+    /// DeleteObject (succeeds when the key is already absent).
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), Error> {
+        check_key(key)?;
+        let call = Call::new("DeleteObject", Method::DELETE, bucket, Some(key));
+        self.exchange_retried(&call, Bytes::new())
+            .await
+            .result
+            .map(|_| ())
+    }
+
+    /// One page of ListObjectsV2.
+    pub async fn list_objects_v2(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        continuation_token: Option<&str>,
+        max_keys: u32,
+    ) -> Result<ListPage, Error> {
+        let mut call = Call::new("ListObjectsV2", Method::GET, bucket, None)
+            .query("list-type", "2")
+            .query("encoding-type", "url")
+            .query("max-keys", max_keys.to_string());
+        if !prefix.is_empty() {
+            call = call.query("prefix", prefix);
+        }
+        if let Some(d) = delimiter {
+            call = call.query("delimiter", d);
+        }
+        if let Some(t) = continuation_token {
+            call = call.query("continuation-token", t);
+        }
+        let answer = self.exchange_retried(&call, Bytes::new()).await.result?;
+        let text = String::from_utf8_lossy(&answer.body);
+        xml::parse_list(&text).map_err(|detail| Error::Protocol {
+            op: "ListObjectsV2",
+            detail,
+        })
+    }
+
+    /// A presigned URL for `method` on a key, valid for `expires` (at most 7 days).
+    pub fn presign(
+        &self,
+        method: Method,
+        bucket: &str,
+        key: &str,
+        expires: Duration,
+    ) -> Result<String, Error> {
+        check_key(key)?;
+        let secs = expires.as_secs();
+        if secs == 0 || secs > signing::MAX_PRESIGN_EXPIRES_SECS {
+            return Err(Error::Config(
+                "presigned URLs last 1 second to 7 days".into(),
+            ));
+        }
+        let cfg = &self.inner.config;
+        let now = self.now();
+        let mut query = signing::presign_query(&cfg.credentials, now, self.scope(), secs, &[]);
+        let sig = signing::presign_signature(
+            &cfg.credentials,
+            now,
+            self.scope(),
+            &RequestParts {
+                method: method.as_str(),
+                bucket: Some(bucket),
+                key: Some(key),
+                query: &query,
+                headers: &[],
+                additional_headers: &[],
+            },
+        );
+        query.push(("x-oss-signature".into(), sig));
+        Ok(cfg.endpoint.url(bucket, Some(key), &encode_query(&query)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_oss_cannot_store_are_refused() {
+        for (key, ok) in [
+            ("a", true),
+            ("a/../b", true),
+            ("...", true),
+            ("", false),
+            ("/a", false),
+            ("\\a", false),
+            ("..", false),
+            (".", false),
+        ] {
+            assert_eq!(check_key(key).is_ok(), ok, "{key:?}");
+        }
+        assert!(check_key(&"k".repeat(1023)).is_ok());
+        assert_eq!(
+            check_key(&"k".repeat(1024)).unwrap_err().code(),
+            "InvalidObjectName"
+        );
+    }
+
+    #[test]
+    fn metadata_to_headers_and_back() {
+        let m = ObjectMetadata {
+            content_type: Some("text/plain".into()),
+            expires: Some("Wed, 21 Oct 2026 07:28:00 GMT".into()),
+            user: vec![("a".into(), "1".into())],
+            storage_class: Some("IA".into()),
+            ..ObjectMetadata::default()
+        };
+        let mut h = HeaderMap::new();
+        for (k, v) in m.to_headers() {
+            h.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        assert_eq!(ObjectMetadata::from_headers(&h), m);
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let cfg = OssConfig::new(
+            Endpoint::for_region("cn-hangzhou", super::super::endpoint::Network::Public).unwrap(),
+            "cn-hangzhou",
+            Credentials::new("AKID", "very-secret-value", Some("sts-token-value".into())),
+        );
+        let client = OssClient::new(cfg).unwrap();
+        let shown = format!("{client:?}");
+        assert!(shown.contains("AKID"));
+        assert!(!shown.contains("very-secret-value") && !shown.contains("sts-token-value"));
+    }
+
+    #[test]
+    fn server_time_forms() {
+        assert!(parse_server_time("20231216T162057Z").is_some());
+        assert!(parse_server_time("2023-12-16T16:20:57Z").is_some());
+        assert!(parse_server_time("garbage").is_none());
+    }
+}

@@ -1,0 +1,580 @@
+//! Uploads: one streaming PutObject, or a multipart upload with a bounded number of parts in
+//! flight. Every byte is checked: CRC-64 computed while streaming and compared with what OSS
+//! reports, `Content-MD5` sent whenever the MD5 is known before sending.
+
+use super::client::{check_key, ByteStream, Call, ObjectMetadata, OssClient};
+use super::error::Error;
+use super::xml;
+use crate::checksum::Crc64;
+use crate::retry::retry;
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use bytes::{Bytes, BytesMut};
+use futures_util::future::BoxFuture;
+use futures_util::StreamExt;
+use http::Method;
+use md5::{Digest, Md5};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+/// Largest object one PutObject (or one part) may carry: 5 GiB.
+pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// Most parts in one multipart upload.
+pub const MAX_PARTS: u64 = 10_000;
+/// Smallest part OSS accepts (but for the last).
+pub const MIN_PART_SIZE: u64 = 100 * 1024;
+
+/// Where an upload's bytes come from. `open` starts the body from its first byte, and is called
+/// again for each retry of a single-request upload.
+pub trait BodySource: Send + Sync {
+    /// Opens the body.
+    fn open(&self) -> BoxFuture<'_, Result<ByteStream, Error>>;
+}
+
+/// A body already in memory.
+#[derive(Debug, Clone)]
+pub struct BytesSource(pub Bytes);
+
+impl BodySource for BytesSource {
+    fn open(&self) -> BoxFuture<'_, Result<ByteStream, Error>> {
+        let b = self.0.clone();
+        Box::pin(async move { Ok(futures_util::stream::once(async move { Ok(b) }).boxed()) })
+    }
+}
+
+/// What to upload.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadRequest<'a> {
+    /// Destination bucket.
+    pub bucket: &'a str,
+    /// Destination key.
+    pub key: &'a str,
+    /// Exact size of the body.
+    pub size: u64,
+    /// Metadata to set.
+    pub metadata: &'a ObjectMetadata,
+    /// MD5 of the whole body, if known before sending (e.g. from a non-multipart S3 ETag).
+    pub content_md5: Option<[u8; 16]>,
+}
+
+/// What an upload achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadOutcome {
+    /// ETag OSS gave the object.
+    pub etag: String,
+    /// CRC-64 of the bytes sent, equal to what OSS reported.
+    pub crc64: u64,
+    /// Requests made in all, retries included.
+    pub requests: u32,
+    /// Parts (0 for a single PutObject).
+    pub parts: u32,
+    /// Request id of the final write.
+    pub request_id: String,
+}
+
+/// The part size for an object: the preferred size, raised (to whole MiB) when the object would
+/// otherwise need more than 10,000 parts. Fails only for objects OSS cannot hold.
+pub fn part_size_for(size: u64, preferred: u64) -> Result<u64, u64> {
+    const MIB: u64 = 1024 * 1024;
+    let needed = size.div_ceil(MAX_PARTS);
+    let part = if needed > preferred {
+        needed.div_ceil(MIB) * MIB
+    } else {
+        preferred
+    }
+    .max(MIN_PART_SIZE);
+    if part > MAX_PUT_SIZE {
+        Err(MAX_PUT_SIZE * MAX_PARTS)
+    } else {
+        Ok(part)
+    }
+}
+
+/// Bytes and CRC-64 of what passed through a stream, and whether the source failed.
+#[derive(Default)]
+struct Tally {
+    crc: Crc64,
+    bytes: u64,
+    source_error: Option<std::io::Error>,
+    overflow: bool,
+    /// The source stream reached its end.
+    ended: bool,
+}
+
+/// Passes a stream through, counting and checksumming; more bytes than `limit` is an error.
+fn tallied(stream: ByteStream, tally: Arc<Mutex<Tally>>, limit: u64) -> ByteStream {
+    let at_end = tally.clone();
+    let end_marker = futures_util::stream::iter(std::iter::from_fn(move || {
+        at_end.lock().unwrap_or_else(|p| p.into_inner()).ended = true;
+        None
+    }));
+    stream
+        .map(move |item| {
+            let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+            match item {
+                Ok(b) => {
+                    t.bytes += b.len() as u64;
+                    if t.bytes > limit {
+                        t.overflow = true;
+                        return Err(std::io::Error::other(
+                            "source gave more bytes than announced",
+                        ));
+                    }
+                    t.crc.update(&b);
+                    Ok(b)
+                }
+                Err(e) => {
+                    let copy = std::io::Error::new(e.kind(), e.to_string());
+                    t.source_error = Some(e);
+                    Err(copy)
+                }
+            }
+        })
+        .chain(end_marker)
+        .boxed()
+}
+
+fn crc_header(answer_crc: Option<&str>, op: &'static str) -> Result<u64, Error> {
+    answer_crc
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::Protocol {
+            op,
+            detail: "no x-oss-hash-crc64ecma in the answer".into(),
+        })
+}
+
+fn source_error(key: &str, e: std::io::Error) -> Error {
+    let transient = !matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound
+            | std::io::ErrorKind::PermissionDenied
+            | std::io::ErrorKind::InvalidInput
+    );
+    Error::Source {
+        key: key.to_owned(),
+        transient,
+        source: e,
+    }
+}
+
+impl OssClient {
+    /// Uploads a body of known size: one PutObject up to the multipart threshold, otherwise a
+    /// multipart upload.
+    pub async fn upload(
+        &self,
+        req: &UploadRequest<'_>,
+        source: &dyn BodySource,
+    ) -> Result<UploadOutcome, Error> {
+        if req.size <= self.config().multipart_threshold {
+            self.put_object(req, source).await
+        } else {
+            let stream = source.open().await?;
+            self.put_multipart(req, stream).await
+        }
+    }
+
+    /// PutObject with a streaming body and `Content-Length`; retried by reopening the source.
+    /// If OSS reports a CRC-64 other than what was sent, the object is deleted and the attempt
+    /// fails, so a damaged object is never left looking valid.
+    pub async fn put_object(
+        &self,
+        req: &UploadRequest<'_>,
+        source: &dyn BodySource,
+    ) -> Result<UploadOutcome, Error> {
+        check_key(req.key)?;
+        if req.size > MAX_PUT_SIZE {
+            return Err(Error::TooLarge {
+                key: req.key.to_owned(),
+                size: req.size,
+                limit: MAX_PUT_SIZE,
+            });
+        }
+        let out = retry(&self.config().retry, "PutObject", |_| {
+            self.put_once(req, source)
+        })
+        .await;
+        let mut outcome = out.result?;
+        outcome.requests = out.attempts + outcome.requests - 1;
+        Ok(outcome)
+    }
+
+    async fn put_once(
+        &self,
+        req: &UploadRequest<'_>,
+        source: &dyn BodySource,
+    ) -> Result<UploadOutcome, Error> {
+        let stream = source.open().await?;
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let body = reqwest::Body::wrap_stream(tallied(stream, tally.clone(), req.size));
+        let mut call = Call::new("PutObject", Method::PUT, req.bucket, Some(req.key))
+            .header("content-length", req.size.to_string());
+        if let Some(md5) = req.content_md5 {
+            call = call.header("content-md5", B64.encode(md5));
+        }
+        call.headers.extend(req.metadata.to_headers());
+        let sent = self.send(&call, body).await;
+        let (crc, bytes, overflow, ended, src_err) = {
+            let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+            let crc = t.crc.clone().finish();
+            (crc, t.bytes, t.overflow, t.ended, t.source_error.take())
+        };
+        if let Some(e) = src_err {
+            return Err(source_error(req.key, e));
+        }
+        if overflow || (ended && bytes != req.size) {
+            return Err(Error::SizeMismatch {
+                key: req.key.to_owned(),
+                expected: req.size,
+                actual: bytes,
+            });
+        }
+        let resp = sent?;
+        let request_id = resp
+            .headers()
+            .get("x-oss-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let etag = resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let stored = crc_header(
+            resp.headers()
+                .get("x-oss-hash-crc64ecma")
+                .and_then(|v| v.to_str().ok()),
+            "PutObject",
+        )?;
+        if bytes != req.size {
+            return Err(Error::SizeMismatch {
+                key: req.key.to_owned(),
+                expected: req.size,
+                actual: bytes,
+            });
+        }
+        if stored != crc {
+            self.remove_damaged(req.bucket, req.key).await;
+            return Err(Error::ChecksumMismatch {
+                key: req.key.to_owned(),
+                sent: crc,
+                stored,
+                request_id,
+            });
+        }
+        Ok(UploadOutcome {
+            etag,
+            crc64: crc,
+            requests: 1,
+            parts: 0,
+            request_id,
+        })
+    }
+
+    async fn remove_damaged(&self, bucket: &str, key: &str) {
+        if let Err(e) = self.delete_object(bucket, key).await {
+            tracing::error!(key, error = %e, "could not delete an object whose CRC-64 did not match");
+        }
+    }
+
+    /// A multipart upload from a stream of exactly `req.size` bytes. Parts are read in order and
+    /// uploaded in parallel, at most `parts_in_flight` at once (each holds one part in memory).
+    /// On any failure the upload is aborted.
+    pub async fn put_multipart(
+        &self,
+        req: &UploadRequest<'_>,
+        stream: ByteStream,
+    ) -> Result<UploadOutcome, Error> {
+        check_key(req.key)?;
+        let part_size =
+            part_size_for(req.size, self.config().part_size).map_err(|limit| Error::TooLarge {
+                key: req.key.to_owned(),
+                size: req.size,
+                limit,
+            })?;
+        let mut call = Call::new(
+            "InitiateMultipartUpload",
+            Method::POST,
+            req.bucket,
+            Some(req.key),
+        )
+        .query("uploads", "");
+        call.headers.extend(req.metadata.to_headers());
+        let init = self.exchange_retried(&call, Bytes::new()).await;
+        let answer = init.result?;
+        let upload_id =
+            quick_xml::de::from_str::<xml::InitiateResult>(&String::from_utf8_lossy(&answer.body))
+                .map_err(|e| Error::Protocol {
+                    op: "InitiateMultipartUpload",
+                    detail: e.to_string(),
+                })?
+                .upload_id;
+        let result = self
+            .parts_and_complete(req, &upload_id, part_size, stream)
+            .await;
+        match result {
+            Ok(mut outcome) => {
+                outcome.requests += init.attempts;
+                Ok(outcome)
+            }
+            Err(e) => {
+                self.abort(req.bucket, req.key, &upload_id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// AbortMultipartUpload, best effort: failures are logged, the caller's error stands.
+    async fn abort(&self, bucket: &str, key: &str, upload_id: &str) {
+        let call = Call::new("AbortMultipartUpload", Method::DELETE, bucket, Some(key))
+            .query("uploadId", upload_id);
+        if let Err(e) = self.exchange_retried(&call, Bytes::new()).await.result {
+            tracing::error!(key, upload_id, error = %e, "could not abort a failed multipart upload");
+        }
+    }
+
+    async fn parts_and_complete(
+        &self,
+        req: &UploadRequest<'_>,
+        upload_id: &str,
+        part_size: u64,
+        mut stream: ByteStream,
+    ) -> Result<UploadOutcome, Error> {
+        let in_flight = Arc::new(Semaphore::new(self.config().parts_in_flight));
+        let mut tasks: JoinSet<Result<(u32, String, u32), Error>> = JoinSet::new();
+        let mut etags: Vec<(u32, String)> = Vec::new();
+        let mut requests = 0u32;
+        let mut whole = Crc64::new();
+        let (mut read, mut number) = (0u64, 0u32);
+        let mut leftover: Option<Bytes> = None;
+        let mut finish =
+            |done: Result<Result<(u32, String, u32), Error>, tokio::task::JoinError>,
+             etags: &mut Vec<(u32, String)>|
+             -> Result<(), Error> {
+                let (n, etag, attempts) = done.map_err(|e| Error::Protocol {
+                    op: "UploadPart",
+                    detail: format!("part task failed: {e}"),
+                })??;
+                requests += attempts;
+                etags.push((n, etag));
+                Ok(())
+            };
+        while read < req.size {
+            // The permit is taken before the part is read, so at most `parts_in_flight` parts
+            // are in memory.
+            let permit = in_flight
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| Error::Config(e.to_string()))?;
+            while let Some(done) = tasks.try_join_next() {
+                finish(done, &mut etags)?;
+            }
+            let want = part_size.min(req.size - read) as usize;
+            let mut buf = BytesMut::with_capacity(want);
+            while buf.len() < want {
+                let chunk = match leftover.take() {
+                    Some(c) => c,
+                    None => match stream.next().await {
+                        Some(Ok(c)) => c,
+                        Some(Err(e)) => return Err(source_error(req.key, e)),
+                        None => break,
+                    },
+                };
+                let room = want - buf.len();
+                if chunk.len() > room {
+                    buf.extend_from_slice(&chunk[..room]);
+                    leftover = Some(chunk.slice(room..));
+                } else {
+                    buf.extend_from_slice(&chunk);
+                }
+            }
+            if buf.len() < want {
+                return Err(Error::SizeMismatch {
+                    key: req.key.to_owned(),
+                    expected: req.size,
+                    actual: read + buf.len() as u64,
+                });
+            }
+            let data = buf.freeze();
+            whole.update(&data);
+            read += data.len() as u64;
+            number += 1;
+            let (client, bucket, key, id) = (
+                self.clone(),
+                req.bucket.to_owned(),
+                req.key.to_owned(),
+                upload_id.to_owned(),
+            );
+            tasks.spawn(async move {
+                let out = client.upload_part(&bucket, &key, &id, number, data).await;
+                drop(permit);
+                out
+            });
+        }
+        let extra = match leftover {
+            Some(c) if !c.is_empty() => c.len() as u64,
+            _ => match stream.next().await {
+                Some(Ok(c)) => c.len() as u64,
+                Some(Err(e)) => return Err(source_error(req.key, e)),
+                None => 0,
+            },
+        };
+        if extra > 0 {
+            return Err(Error::SizeMismatch {
+                key: req.key.to_owned(),
+                expected: req.size,
+                actual: read + extra,
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            finish(done, &mut etags)?;
+        }
+        etags.sort();
+        let crc = whole.finish();
+        let (etag, request_id, complete_attempts) =
+            self.complete(req, upload_id, &etags, crc).await?;
+        Ok(UploadOutcome {
+            etag,
+            crc64: crc,
+            requests: requests + complete_attempts,
+            parts: number,
+            request_id,
+        })
+    }
+
+    /// UploadPart with `Content-MD5`, retried from the buffer; its CRC-64 is checked.
+    /// Returns (part number, ETag, attempts).
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        data: Bytes,
+    ) -> Result<(u32, String, u32), Error> {
+        let md5 = B64.encode(Md5::digest(&data));
+        let crc = crate::checksum::crc64(&data);
+        let call = Call::new("UploadPart", Method::PUT, bucket, Some(key))
+            .query("partNumber", number.to_string())
+            .query("uploadId", upload_id)
+            .header("content-length", data.len().to_string())
+            .header("content-md5", md5);
+        let out = retry(&self.config().retry, "UploadPart", |_| async {
+            let answer = self.exchange(&call, data.clone()).await?;
+            let stored = crc_header(answer.header("x-oss-hash-crc64ecma"), "UploadPart")?;
+            if stored != crc {
+                return Err(Error::ChecksumMismatch {
+                    key: format!("{key} (part {number})"),
+                    sent: crc,
+                    stored,
+                    request_id: answer.request_id(),
+                });
+            }
+            Ok(answer.header("etag").unwrap_or_default().to_owned())
+        })
+        .await;
+        Ok((number, out.result?, out.attempts))
+    }
+
+    /// CompleteMultipartUpload, checking the whole object's CRC-64. A retry that finds the upload
+    /// gone checks whether an earlier attempt completed it (the answer was lost) before failing.
+    async fn complete(
+        &self,
+        req: &UploadRequest<'_>,
+        upload_id: &str,
+        parts: &[(u32, String)],
+        crc: u64,
+    ) -> Result<(String, String, u32), Error> {
+        let body = Bytes::from(xml::complete_body(parts));
+        let call = Call::new(
+            "CompleteMultipartUpload",
+            Method::POST,
+            req.bucket,
+            Some(req.key),
+        )
+        .query("uploadId", upload_id);
+        let out = retry(&self.config().retry, call.op, |attempt| {
+            let body = body.clone();
+            let call = &call;
+            async move {
+                match self.exchange(call, body).await {
+                    Ok(a) => {
+                        let stored = crc_header(a.header("x-oss-hash-crc64ecma"), call.op)?;
+                        let etag = quick_xml::de::from_str::<xml::CompleteResult>(
+                            &String::from_utf8_lossy(&a.body),
+                        )
+                        .map(|r| r.etag)
+                        .unwrap_or_else(|_| a.header("etag").unwrap_or_default().to_owned());
+                        Ok((etag, a.request_id(), stored))
+                    }
+                    Err(Error::Service(e)) if attempt > 1 && e.code == "NoSuchUpload" => {
+                        match self.head_object(req.bucket, req.key).await? {
+                            Some(h) if h.crc64 == Some(crc) => Ok((h.etag, h.request_id, crc)),
+                            _ => Err(Error::Service(e)),
+                        }
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .await;
+        let (etag, request_id, stored) = out.result?;
+        if stored != crc {
+            self.remove_damaged(req.bucket, req.key).await;
+            return Err(Error::ChecksumMismatch {
+                key: req.key.to_owned(),
+                sent: crc,
+                stored,
+                request_id,
+            });
+        }
+        Ok((etag, request_id, out.attempts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_size_fits_any_object_oss_accepts() {
+        const MIB: u64 = 1024 * 1024;
+        assert_eq!(part_size_for(100 * MIB, 8 * MIB), Ok(8 * MIB));
+        assert_eq!(part_size_for(1, 1), Ok(MIN_PART_SIZE));
+        // 1 TiB needs > 10,000 parts of 8 MiB: raised to whole MiB.
+        let tib = 1024 * 1024 * MIB;
+        let p = part_size_for(tib, 8 * MIB).unwrap();
+        assert!(tib.div_ceil(p) <= MAX_PARTS && p.is_multiple_of(MIB), "{p}");
+        let max = MAX_PUT_SIZE * MAX_PARTS;
+        let p = part_size_for(max, 8 * MIB).unwrap();
+        assert!(max.div_ceil(p) <= MAX_PARTS && p <= MAX_PUT_SIZE);
+        assert!(part_size_for(max + 1, 8 * MIB).is_err());
+    }
+
+    #[tokio::test]
+    async fn tally_counts_checksums_and_caps() {
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let s: ByteStream = futures_util::stream::iter(vec![
+            Ok(Bytes::from_static(b"1234")),
+            Ok(Bytes::from_static(b"56789")),
+        ])
+        .boxed();
+        let out: Vec<_> = tallied(s, tally.clone(), 9).collect().await;
+        assert!(out.iter().all(Result::is_ok));
+        {
+            let t = tally.lock().unwrap();
+            assert_eq!(
+                (t.bytes, t.crc.clone().finish()),
+                (9, 11_051_210_869_376_104_954)
+            );
+            assert!(t.ended);
+        }
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let s: ByteStream =
+            futures_util::stream::iter(vec![Ok(Bytes::from_static(b"1234567890"))]).boxed();
+        let out: Vec<_> = tallied(s, tally.clone(), 9).collect().await;
+        assert!(out[0].is_err() && tally.lock().unwrap().overflow);
+    }
+}

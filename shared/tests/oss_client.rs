@@ -1,0 +1,529 @@
+//! The OSS client against the OSS emulator on 127.0.0.1: keys, sizes, metadata, integrity,
+//! retries under faults, permanent errors, clock skew and aborts.
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::{StreamExt, TryStreamExt};
+use oss_emulator::{Config, Emulator, FaultConfig};
+use s3_oss_sync::checksum::crc64;
+use s3_oss_sync::oss::signing::Credentials;
+use s3_oss_sync::oss::{
+    Addressing, BodySource, ByteStream, BytesSource, Endpoint, Error, ObjectMetadata, OssClient,
+    OssConfig, UploadRequest,
+};
+use s3_oss_sync::retry::RetryPolicy;
+use std::time::Duration;
+
+const AK: &str = "client-ak";
+const SK: &str = "client-secret-never-logged";
+const BUCKET: &str = "dest";
+const PART: u64 = 1024 * 1024;
+
+async fn emulator(config: Config) -> Emulator {
+    Emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn client_with(emu: &Emulator, secret: &str, tweak: impl FnOnce(&mut OssConfig)) -> OssClient {
+    let endpoint = Endpoint::custom(&emu.endpoint(), Addressing::PathStyle, true).unwrap();
+    let mut cfg = OssConfig::new(endpoint, "cn-hangzhou", Credentials::new(AK, secret, None));
+    cfg.part_size = PART;
+    cfg.multipart_threshold = PART;
+    cfg.retry = RetryPolicy {
+        max_attempts: 8,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(50),
+        deadline: Duration::from_secs(60),
+    };
+    tweak(&mut cfg);
+    OssClient::new(cfg).unwrap()
+}
+
+fn client(emu: &Emulator) -> OssClient {
+    client_with(emu, SK, |_| {})
+}
+
+fn data(len: usize, seed: u64) -> Bytes {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A source that sends its bytes in small chunks, like a network stream.
+struct Chunked(Bytes, usize);
+
+impl BodySource for Chunked {
+    fn open(&self) -> BoxFuture<'_, Result<ByteStream, Error>> {
+        let (b, n) = (self.0.clone(), self.1);
+        Box::pin(async move {
+            let chunks: Vec<Result<Bytes, std::io::Error>> = (0..b.len())
+                .step_by(n)
+                .map(|i| Ok(b.slice(i..(i + n).min(b.len()))))
+                .collect();
+            Ok(futures_util::stream::iter(chunks).boxed())
+        })
+    }
+}
+
+async fn upload(
+    c: &OssClient,
+    key: &str,
+    body: &Bytes,
+) -> Result<s3_oss_sync::oss::UploadOutcome, Error> {
+    let meta = ObjectMetadata::default();
+    let req = UploadRequest {
+        bucket: BUCKET,
+        key,
+        size: body.len() as u64,
+        metadata: &meta,
+        content_md5: None,
+    };
+    c.upload(&req, &Chunked(body.clone(), 64 * 1024)).await
+}
+
+async fn fetch(c: &OssClient, key: &str) -> Bytes {
+    let (_, stream) = c.get_object(BUCKET, key, None).await.unwrap();
+    let parts: Vec<Bytes> = stream.try_collect().await.unwrap();
+    parts.concat().into()
+}
+
+async fn admin(emu: &Emulator, path: &str) -> serde_json::Value {
+    reqwest::get(format!("{}/_emulator/{path}", emu.endpoint()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn awkward_keys() -> Vec<String> {
+    let mut keys: Vec<String> = [
+        "plain",
+        "with space",
+        "plus+sign",
+        "percent%20literal",
+        "100%",
+        "question?mark",
+        "hash#tag",
+        "equals=sign",
+        "amp&ersand",
+        "semi;colon",
+        "comma,separated",
+        "colon:name",
+        "at@sign",
+        "dollar$",
+        "bang!",
+        "star*",
+        "quote'single",
+        "quote\"double",
+        "paren(s)",
+        "bracket[s]",
+        "brace{s}",
+        "tilde~",
+        "back\\slash/inside",
+        "caret^",
+        "pipe|",
+        "less<more>",
+        "ümlaut",
+        "日本語/ファイル.txt",
+        "emoji 😀.png",
+        "a/../b",
+        "./dot",
+        "dir/./x",
+        "double//slash",
+        "trailing/",
+        "tab\there",
+        "new\nline",
+        "cr\rreturn",
+        "unit\u{1f}sep",
+        "zero-width\u{200b}",
+        "...",
+        "a..b",
+        ".hidden",
+        "-dash",
+        "_under",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    keys.push(format!("{}/end", "d".repeat(1019)));
+    keys
+}
+
+#[tokio::test]
+async fn awkward_keys_round_trip() {
+    let emu = emulator(Config::new(AK, SK)).await;
+    let c = client(&emu);
+    let keys = awkward_keys();
+    assert!(keys.len() >= 30);
+    for key in &keys {
+        let body = Bytes::from(format!("body of {key:?}"));
+        upload(&c, key, &body)
+            .await
+            .unwrap_or_else(|e| panic!("{key:?}: {e}"));
+        assert_eq!(fetch(&c, key).await, body, "{key:?}");
+        let head = c.head_object(BUCKET, key).await.unwrap().unwrap();
+        assert_eq!(head.crc64, Some(crc64(&body)), "{key:?}");
+    }
+    let mut listed = Vec::new();
+    let mut token = None;
+    loop {
+        let page = c
+            .list_objects_v2(BUCKET, "", None, token.as_deref(), 7)
+            .await
+            .unwrap();
+        listed.extend(page.objects.into_iter().map(|o| o.key));
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(listed, expected);
+}
+
+#[tokio::test]
+async fn keys_oss_cannot_store_fail_clearly_without_a_request() {
+    let emu = emulator(Config::new(AK, SK)).await;
+    let c = client(&emu);
+    for key in ["/leading", "\\leading", "", "..", &"k".repeat(1024)] {
+        let err = upload(&c, key, &Bytes::from_static(b"x"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "InvalidObjectName", "{key:?}");
+        assert!(!err.is_transient());
+    }
+    assert_eq!(emu.fault_stats().requests, 0);
+}
+
+#[tokio::test]
+async fn sizes_around_the_part_size_arrive_with_matching_crc() {
+    let emu = emulator(Config::new(AK, SK)).await;
+    let c = client(&emu);
+    for (i, size) in [0, 1, PART - 1, PART, PART + 1, 100 * 1024 * 1024]
+        .into_iter()
+        .enumerate()
+    {
+        let body = data(size as usize, i as u64 + 1);
+        let key = format!("sizes/{size}");
+        let out = upload(&c, &key, &body).await.unwrap();
+        assert_eq!(out.crc64, crc64(&body), "{size}");
+        assert_eq!(
+            out.parts,
+            if size > PART {
+                size.div_ceil(PART) as u32
+            } else {
+                0
+            },
+            "{size}"
+        );
+        let head = c.head_object(BUCKET, &key).await.unwrap().unwrap();
+        assert_eq!(
+            (head.size, head.crc64),
+            (size, Some(crc64(&body))),
+            "{size}"
+        );
+        assert_eq!(head.etag, out.etag);
+        assert!(fetch(&c, &key).await == body, "{size}: content differs");
+    }
+}
+
+#[tokio::test]
+async fn metadata_and_content_md5_are_sent() {
+    let emu = emulator(Config::new(AK, SK)).await;
+    let c = client(&emu);
+    let meta = ObjectMetadata {
+        content_type: Some("text/csv".into()),
+        cache_control: Some("max-age=3600".into()),
+        content_disposition: Some("attachment; filename=\"r.csv\"".into()),
+        content_encoding: Some("gzip".into()),
+        content_language: Some("en".into()),
+        expires: Some("Thu, 01 Dec 2033 16:00:00 GMT".into()),
+        user: vec![
+            ("owner".into(), "data-team".into()),
+            ("source-etag".into(), "abc".into()),
+        ],
+        storage_class: Some("IA".into()),
+        tagging: Some("team=data".into()),
+    };
+    for size in [10u64, 3 * PART] {
+        let body = data(size as usize, 9);
+        let key = format!("meta/{size}");
+        let md5: [u8; 16] = <md5::Md5 as md5::Digest>::digest(&body).into();
+        let req = UploadRequest {
+            bucket: BUCKET,
+            key: &key,
+            size,
+            metadata: &meta,
+            content_md5: Some(md5),
+        };
+        c.upload(&req, &BytesSource(body.clone())).await.unwrap();
+        let head = c.head_object(BUCKET, &key).await.unwrap().unwrap();
+        let mut got = head.metadata.clone();
+        got.tagging = meta.tagging.clone();
+        assert_eq!(got, meta, "{size}");
+        assert_eq!(head.tagging_count, 1);
+    }
+    // A wrong MD5 known in advance is caught by OSS and is permanent.
+    let req = UploadRequest {
+        bucket: BUCKET,
+        key: "bad-md5",
+        size: 3,
+        metadata: &meta,
+        content_md5: Some([0; 16]),
+    };
+    let err = c
+        .upload(&req, &BytesSource(Bytes::from_static(b"abc")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "InvalidDigest");
+    assert_eq!(c.head_object(BUCKET, "bad-md5").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn wrong_secret_gets_403_without_a_retry_storm() {
+    let emu = emulator(Config::new(AK, SK)).await;
+    let c = client_with(&emu, "wrong-secret", |_| {});
+    let err = upload(&c, "k", &Bytes::from_static(b"x"))
+        .await
+        .unwrap_err();
+    let svc = err.service().expect("a service error");
+    assert_eq!(
+        (svc.status, svc.code.as_str()),
+        (403, "SignatureDoesNotMatch")
+    );
+    assert!(!svc.request_id.is_empty());
+    assert_eq!(emu.fault_stats().requests, 1, "one request, no retries");
+}
+
+#[tokio::test]
+async fn permanent_errors_fail_fast_with_code_and_request_id() {
+    let mut config = Config::new(AK, SK);
+    config.auto_create_buckets = false;
+    let emu = emulator(config).await;
+    let c = client(&emu);
+    for size in [10usize, 3 * PART as usize] {
+        let err = upload(&c, "k", &data(size, 1)).await.unwrap_err();
+        assert_eq!(err.code(), "NoSuchBucket", "{size}");
+        assert_eq!(err.request_id().map(str::len), Some(24), "{size}");
+        assert!(!err.is_transient());
+    }
+    assert_eq!(emu.fault_stats().requests, 2, "one request per upload");
+}
+
+#[tokio::test]
+async fn fifty_uploads_succeed_through_20_percent_transient_faults() {
+    let mut config = Config::new(AK, SK);
+    config.faults = FaultConfig {
+        error_rate: 0.1,
+        reset_rate: 0.1,
+        seed: Some(42),
+        ..FaultConfig::default()
+    };
+    let emu = emulator(config).await;
+    let c = client(&emu);
+    let sizes: Vec<usize> = (0..50)
+        .map(|i| match i % 5 {
+            0 => 0,
+            1 => 1 + i * 37,
+            2 => PART as usize - 1,
+            3 => PART as usize + 1,
+            _ => 3 * PART as usize + i,
+        })
+        .collect();
+    let mut bodies = Vec::new();
+    let mut retried = 0;
+    for (i, size) in sizes.iter().enumerate() {
+        let body = data(*size, 100 + i as u64);
+        let out = upload(&c, &format!("faulty/{i}"), &body)
+            .await
+            .unwrap_or_else(|e| panic!("upload {i}: {e}"));
+        assert_eq!(out.crc64, crc64(&body));
+        if out.requests > 1 + out.parts + u32::from(out.parts > 0) * 2 {
+            retried += 1;
+        }
+        bodies.push(body);
+    }
+    let stats = emu.fault_stats();
+    assert!(
+        stats.server_errors + stats.resets >= 10,
+        "faults were injected: {stats:?}"
+    );
+    assert!(retried > 0, "some uploads needed retries");
+    emu.set_faults(FaultConfig::default());
+    for (i, body) in bodies.iter().enumerate() {
+        assert!(
+            fetch(&c, &format!("faulty/{i}")).await == *body,
+            "object {i} differs"
+        );
+    }
+    assert_eq!(
+        admin(&emu, "uploads").await["in_progress"],
+        0,
+        "no upload left open"
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_object_is_removed_and_never_left_looking_valid() {
+    let mut config = Config::new(AK, SK);
+    config.faults = FaultConfig {
+        corrupt_rate: 1.0,
+        ..FaultConfig::default()
+    };
+    let emu = emulator(config).await;
+    let c = client_with(&emu, SK, |cfg| cfg.retry.max_attempts = 3);
+    let err = upload(&c, "damaged", &data(1000, 1)).await.unwrap_err();
+    assert_eq!(err.code(), "ChecksumMismatch");
+    assert!(err.request_id().is_some());
+    let err = upload(&c, "damaged-mp", &data(3 * PART as usize, 2))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "ChecksumMismatch");
+    emu.set_faults(FaultConfig::default());
+    assert_eq!(
+        c.head_object(BUCKET, "damaged").await.unwrap(),
+        None,
+        "single put removed"
+    );
+    assert_eq!(
+        c.head_object(BUCKET, "damaged-mp").await.unwrap(),
+        None,
+        "never completed"
+    );
+    assert_eq!(
+        admin(&emu, "uploads").await["in_progress"],
+        0,
+        "multipart aborted"
+    );
+    // A transient damage is repaired by the retry.
+    emu.set_faults(FaultConfig {
+        corrupt_rate: 0.5,
+        seed: Some(3),
+        ..FaultConfig::default()
+    });
+    let c = client(&emu);
+    for i in 0..10 {
+        let body = data(5000, i);
+        upload(&c, &format!("repaired/{i}"), &body).await.unwrap();
+        emu.set_faults(FaultConfig::default());
+        assert!(fetch(&c, &format!("repaired/{i}")).await == body);
+        emu.set_faults(FaultConfig {
+            corrupt_rate: 0.5,
+            seed: Some(3 + i),
+            ..FaultConfig::default()
+        });
+    }
+}
+
+#[tokio::test]
+async fn a_failing_source_aborts_the_multipart_upload() {
+    struct Failing;
+    impl BodySource for Failing {
+        fn open(&self) -> BoxFuture<'_, Result<ByteStream, Error>> {
+            Box::pin(async {
+                let good = futures_util::stream::iter((0..3).map(|i| Ok(data(PART as usize, i))));
+                let bad = futures_util::stream::once(async {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "source went away",
+                    ))
+                });
+                Ok(good.chain(bad).boxed())
+            })
+        }
+    }
+    let emu = emulator(Config::new(AK, SK)).await;
+    let c = client(&emu);
+    let meta = ObjectMetadata::default();
+    let req = UploadRequest {
+        bucket: BUCKET,
+        key: "half",
+        size: 10 * PART,
+        metadata: &meta,
+        content_md5: None,
+    };
+    let err = c.upload(&req, &Failing).await.unwrap_err();
+    assert_eq!(err.code(), "SourceReadError");
+    assert!(err.is_transient(), "a reset source may work next time");
+    assert_eq!(admin(&emu, "uploads").await["in_progress"], 0);
+    assert_eq!(c.head_object(BUCKET, "half").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_source_of_the_wrong_size_is_an_error() {
+    let emu = emulator(Config::new(AK, SK)).await;
+    let c = client_with(&emu, SK, |cfg| cfg.retry.max_attempts = 2);
+    let meta = ObjectMetadata::default();
+    for (announced, actual) in [
+        (100u64, 50usize),
+        (100, 150),
+        (3 * PART, 2 * PART as usize),
+        (3 * PART, 4 * PART as usize),
+    ] {
+        let req = UploadRequest {
+            bucket: BUCKET,
+            key: "sized",
+            size: announced,
+            metadata: &meta,
+            content_md5: None,
+        };
+        let err = c
+            .upload(&req, &BytesSource(data(actual, 1)))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            "SourceSizeMismatch",
+            "{announced} vs {actual}: {err}"
+        );
+    }
+    assert_eq!(c.head_object(BUCKET, "sized").await.unwrap(), None);
+    assert_eq!(admin(&emu, "uploads").await["in_progress"], 0);
+}
+
+#[tokio::test]
+async fn clock_skew_is_corrected_from_the_servers_answer() {
+    let emu = emulator(Config::new(AK, SK)).await;
+    let c = client(&emu);
+    c.set_clock_offset(-3600);
+    upload(&c, "skewed", &Bytes::from_static(b"on time"))
+        .await
+        .unwrap();
+    assert_eq!(fetch(&c, "skewed").await, Bytes::from_static(b"on time"));
+}
+
+#[tokio::test]
+async fn head_get_range_delete_and_presign() {
+    let emu = emulator(Config::new(AK, SK)).await;
+    let c = client(&emu);
+    assert_eq!(c.head_object(BUCKET, "absent").await.unwrap(), None);
+    let body = data(1000, 4);
+    upload(&c, "r", &body).await.unwrap();
+    let (head, stream) = c.get_object(BUCKET, "r", Some((100, 200))).await.unwrap();
+    let got: Vec<Bytes> = stream.try_collect().await.unwrap();
+    assert_eq!(got.concat(), body[100..200]);
+    assert_eq!(head.size, 100);
+    let url = c
+        .presign(http::Method::GET, BUCKET, "r", Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(
+        reqwest::get(url).await.unwrap().bytes().await.unwrap(),
+        body
+    );
+    c.delete_object(BUCKET, "r").await.unwrap();
+    c.delete_object(BUCKET, "r").await.unwrap();
+    assert_eq!(c.head_object(BUCKET, "r").await.unwrap(), None);
+    let Err(err) = c.get_object(BUCKET, "r", None).await else {
+        panic!("a deleted object was served");
+    };
+    assert_eq!(err.code(), "NoSuchKey");
+}
