@@ -5,7 +5,7 @@ PYTHON  := $(VENV)/bin/python
 PYTEST  := env -u AWS_CA_BUNDLE $(PYTHON) -m pytest
 LOCAL   := env -u AWS_CA_BUNDLE
 
-.PHONY: demo test lint rust-test python-test venv stop clean
+.PHONY: demo test lint rust-test python-test bench venv stop clean
 
 ## demo: start the local stack, drive real S3 events, show what arrived
 demo: venv
@@ -25,6 +25,10 @@ rust-test:
 python-test: venv
 	cargo build -p oss-emulator
 	$(PYTEST) -q tests/python
+
+## bench: run the benchmarks on 127.0.0.1 and rewrite BENCHMARKS.md (reports, asserts nothing)
+bench:
+	scripts/bench.sh
 
 ## venv: the Python tools (moto, the official OSS SDK, ...) pinned in requirements-dev.txt
 venv: $(VENV)/.installed

@@ -5,5 +5,6 @@
 #![warn(missing_docs)]
 
 pub mod checksum;
+pub mod destination;
 pub mod oss;
 pub mod retry;

@@ -527,3 +527,27 @@ async fn head_get_range_delete_and_presign() {
     };
     assert_eq!(err.code(), "NoSuchKey");
 }
+
+#[tokio::test]
+async fn the_destination_store_trait_drives_the_real_client() {
+    use s3_oss_sync::destination::{DestinationStore, OssDestination};
+    let emu = emulator(Config::new(AK, SK)).await;
+    let dest = OssDestination::new(client(&emu), BUCKET);
+    assert_eq!(dest.head("t").await.unwrap(), None);
+    let meta = ObjectMetadata::default();
+    let body = data(2 * PART as usize + 5, 8);
+    let req = UploadRequest {
+        bucket: dest.bucket(),
+        key: "t",
+        size: body.len() as u64,
+        metadata: &meta,
+        content_md5: None,
+    };
+    let out = dest.upload(&req, &BytesSource(body.clone())).await.unwrap();
+    assert_eq!(
+        dest.head("t").await.unwrap().unwrap().crc64,
+        Some(out.crc64)
+    );
+    dest.delete("t").await.unwrap();
+    assert_eq!(dest.head("t").await.unwrap(), None);
+}
