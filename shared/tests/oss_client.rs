@@ -551,3 +551,33 @@ async fn the_destination_store_trait_drives_the_real_client() {
     dest.delete("t").await.unwrap();
     assert_eq!(dest.head("t").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn timeouts_are_retried_only_where_repeating_is_safe() {
+    let mut config = Config::new(AK, SK);
+    config.faults = FaultConfig {
+        latency_ms: 400,
+        ..FaultConfig::default()
+    };
+    let emu = emulator(config).await;
+    let c = client_with(&emu, SK, |cfg| {
+        cfg.read_timeout = Duration::from_millis(100);
+        cfg.retry.max_attempts = 3;
+    });
+    let err = c.head_object(BUCKET, "k").await.unwrap_err();
+    assert_eq!(err.code(), "TransportError");
+    assert_eq!(
+        emu.fault_stats().requests,
+        3,
+        "HEAD is safe to repeat: {err}"
+    );
+    let err = upload(&c, "mp", &data(3 * PART as usize, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "TransportError");
+    assert_eq!(
+        emu.fault_stats().requests,
+        4,
+        "a timed-out initiate is not repeated: {err}"
+    );
+}

@@ -199,14 +199,16 @@ impl Error {
             Self::Transport {
                 idempotent, source, ..
             } => {
-                // A failed connect never reached the server: always safe. Anything later may
-                // have been acted on, so only idempotent calls are repeated.
-                source.is_connect()
-                    || (*idempotent
-                        && (source.is_timeout()
-                            || source.is_request()
-                            || source.is_body()
-                            || source.is_decode()))
+                // Connection failures are transient. A timeout may mean the server is still
+                // acting on the request, so only calls that are safe to repeat are retried.
+                if source.is_timeout() {
+                    *idempotent
+                } else {
+                    source.is_connect()
+                        || source.is_request()
+                        || source.is_body()
+                        || source.is_decode()
+                }
             }
             Self::Source { transient, .. } => *transient,
             // Reading the source again, or sending again, may give the right bytes.

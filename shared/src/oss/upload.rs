@@ -301,6 +301,8 @@ impl OssClient {
         )
         .query("uploads", "");
         call.headers.extend(req.metadata.to_headers());
+        // A timed-out initiate may have created an upload; repeating it would leave one behind.
+        call.idempotent = false;
         let init = self.exchange_retried(&call, Bytes::new()).await;
         let answer = init.result?;
         let upload_id =
