@@ -5,6 +5,15 @@
 #![warn(missing_docs)]
 
 pub mod checksum;
+pub mod config;
+pub mod copy;
 pub mod destination;
+pub mod event;
+pub mod memory;
+pub mod metadata;
 pub mod oss;
+pub mod outcome;
+pub mod results;
 pub mod retry;
+pub mod source;
+pub mod task;

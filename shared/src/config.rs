@@ -1,0 +1,460 @@
+//! The sync function's configuration: one validated struct read from the environment, with an
+//! error that names the variable and the form it expects. Secrets are masked in `Debug`.
+
+use crate::oss::client::{DEFAULT_PARTS_IN_FLIGHT, DEFAULT_PART_SIZE};
+use crate::oss::signing::Credentials;
+use crate::oss::{Addressing, Endpoint, Network};
+use crate::task::TaskBinding;
+
+/// A configuration error: which variable, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub variable: &'static str,
+    /// What is wrong and what is expected.
+    pub problem: String,
+}
+
+fn problem(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+/// Where the OSS key pair comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// Given directly (`OSS_ACCESS_KEY_ID`, `OSS_ACCESS_KEY_SECRET`, `OSS_SECURITY_TOKEN`).
+    Static(Credentials),
+    /// An AWS Secrets Manager secret (`OSS_CREDENTIALS_SECRET_ID`) holding JSON with
+    /// `accessKeyId`, `accessKeySecret` and optionally `securityToken`.
+    SecretsManager(String),
+}
+
+/// The sync function's settings.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// Task id (`TASK_ID`): names the task in records, reports and the results store.
+    pub task_id: String,
+    /// Which events belong to the task and where they land.
+    pub binding: TaskBinding,
+    /// OSS endpoint (`OSS_ENDPOINT`, or the public endpoint of `OSS_REGION`).
+    pub oss_endpoint: Endpoint,
+    /// OSS region id (`OSS_REGION`).
+    pub oss_region: String,
+    /// OSS credentials.
+    pub oss_credentials: CredentialSource,
+    /// Results store bucket (`RESULTS_BUCKET`, an S3 bucket).
+    pub results_bucket: String,
+    /// Results store prefix (`RESULTS_PREFIX`, default `results`).
+    pub results_prefix: String,
+    /// Whether deletes are synced (`SYNC_DELETES`, default off).
+    pub sync_deletes: bool,
+    /// Whether object tags are copied (`SYNC_TAGS`, default off; one more S3 request per copy).
+    pub sync_tags: bool,
+    /// S3 storage class → OSS storage class (`STORAGE_CLASS_MAP`, e.g.
+    /// `STANDARD=Standard,STANDARD_IA=IA,GLACIER=Archive`); unmapped classes get the bucket's
+    /// default.
+    pub storage_classes: Vec<(String, String)>,
+    /// Events handled at once in one invocation (`SYNC_CONCURRENCY`, default 8).
+    pub concurrency: usize,
+    /// Multipart part size in bytes (`OSS_PART_SIZE_MIB`, default 8).
+    pub part_size: u64,
+    /// Parts uploaded at once per object (`OSS_PARTS_IN_FLIGHT`, default 4).
+    pub parts_in_flight: usize,
+    /// Copy rounds when the source keeps changing during a copy (`MAX_COPY_ROUNDS`, default 3).
+    pub max_copy_rounds: u32,
+}
+
+const OSS_STORAGE_CLASSES: [&str; 5] = [
+    "Standard",
+    "IA",
+    "Archive",
+    "ColdArchive",
+    "DeepColdArchive",
+];
+
+fn parse_bool(variable: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(problem(
+            variable,
+            format!("{v:?} is not a boolean (true or false)"),
+        )),
+    }
+}
+
+fn parse_range(variable: &'static str, v: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            problem(
+                variable,
+                format!("{v:?} is not a whole number from {min} to {max}"),
+            )
+        })
+}
+
+/// Checks a task id: 1–64 of letters, digits, `.`, `_` and `-` (it appears in keys and paths).
+pub fn check_task_id(variable: &'static str, v: &str) -> Result<String, ConfigError> {
+    let ok = !v.is_empty()
+        && v.len() <= 64
+        && v.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        && v != "."
+        && v != "..";
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(problem(
+            variable,
+            format!("{v:?} must be 1-64 letters, digits, '.', '_' or '-'"),
+        ))
+    }
+}
+
+/// Checks a key prefix: kept as given (it may end in `/` or be part of a name), but never starting
+/// with `/` or a backslash, which OSS keys cannot.
+fn prefix(variable: &'static str, v: Option<String>) -> Result<String, ConfigError> {
+    let v = v.unwrap_or_default();
+    if v.starts_with('/') || v.starts_with('\\') {
+        return Err(problem(
+            variable,
+            format!("{v:?} must not start with '/' or '\\'"),
+        ));
+    }
+    Ok(v)
+}
+
+/// Reads the S3 bucket naming rules loosely: 3–63 of lower-case letters, digits, `.` and `-`.
+fn bucket(variable: &'static str, v: &str) -> Result<String, ConfigError> {
+    let ok = (3..=63).contains(&v.len())
+        && v.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-');
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(problem(
+            variable,
+            format!("{v:?} is not a bucket name (3-63 of a-z, 0-9, '.', '-')"),
+        ))
+    }
+}
+
+/// The OSS endpoint and credentials shared by the sync and report functions.
+#[derive(Debug, Clone)]
+pub struct OssSettings {
+    /// Endpoint.
+    pub endpoint: Endpoint,
+    /// Region id.
+    pub region: String,
+    /// Credentials.
+    pub credentials: CredentialSource,
+}
+
+impl OssSettings {
+    /// Reads `OSS_ENDPOINT`, `OSS_REGION`, `OSS_NETWORK`, `OSS_PATH_STYLE`, `OSS_ALLOW_HTTP` and
+    /// the credential variables.
+    pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let region = get("OSS_REGION")
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| problem("OSS_REGION", "is required (a region id like cn-hangzhou)"))?;
+        let allow_http = get("OSS_ALLOW_HTTP")
+            .map(|v| parse_bool("OSS_ALLOW_HTTP", &v))
+            .transpose()?
+            .unwrap_or(false);
+        let endpoint = match get("OSS_ENDPOINT").filter(|v| !v.is_empty()) {
+            Some(url) => {
+                let path_style = get("OSS_PATH_STYLE")
+                    .map(|v| parse_bool("OSS_PATH_STYLE", &v))
+                    .transpose()?;
+                let probe = Endpoint::custom(&url, Addressing::VirtualHosted, allow_http)
+                    .map_err(|e| problem("OSS_ENDPOINT", e.to_string()))?;
+                let path_style = path_style.unwrap_or_else(|| probe.is_ip_or_localhost());
+                let addressing = if path_style {
+                    Addressing::PathStyle
+                } else {
+                    Addressing::VirtualHosted
+                };
+                Endpoint::custom(&url, addressing, allow_http)
+                    .map_err(|e| problem("OSS_ENDPOINT", e.to_string()))?
+            }
+            None => {
+                let network = match get("OSS_NETWORK").as_deref().unwrap_or("public") {
+                    "public" => Network::Public,
+                    "internal" => Network::Internal,
+                    "accelerate" => Network::Accelerate,
+                    "dualstack" => Network::DualStack,
+                    other => {
+                        return Err(problem(
+                            "OSS_NETWORK",
+                            format!("{other:?} is not public, internal, accelerate or dualstack"),
+                        ))
+                    }
+                };
+                Endpoint::for_region(&region, network)
+                    .map_err(|e| problem("OSS_REGION", e.to_string()))?
+            }
+        };
+        let id = get("OSS_ACCESS_KEY_ID").filter(|v| !v.is_empty());
+        let secret = get("OSS_ACCESS_KEY_SECRET").filter(|v| !v.is_empty());
+        let token = get("OSS_SECURITY_TOKEN").filter(|v| !v.is_empty());
+        let secret_id = get("OSS_CREDENTIALS_SECRET_ID").filter(|v| !v.is_empty());
+        let credentials = match (id, secret, secret_id) {
+            (Some(_), Some(_), Some(_)) => {
+                return Err(problem(
+                    "OSS_CREDENTIALS_SECRET_ID",
+                    "set either it or OSS_ACCESS_KEY_ID/OSS_ACCESS_KEY_SECRET, not both",
+                ))
+            }
+            (Some(id), Some(secret), None) => {
+                CredentialSource::Static(Credentials::new(id, secret, token))
+            }
+            (None, None, Some(s)) => CredentialSource::SecretsManager(s),
+            (Some(_), None, _) => {
+                return Err(problem(
+                    "OSS_ACCESS_KEY_SECRET",
+                    "is required with OSS_ACCESS_KEY_ID",
+                ))
+            }
+            (None, Some(_), _) => {
+                return Err(problem(
+                    "OSS_ACCESS_KEY_ID",
+                    "is required with OSS_ACCESS_KEY_SECRET",
+                ))
+            }
+            (None, None, None) => {
+                return Err(problem(
+                    "OSS_CREDENTIALS_SECRET_ID",
+                    "OSS credentials are required: a Secrets Manager secret id, or \
+                     OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET",
+                ))
+            }
+        };
+        Ok(Self {
+            endpoint,
+            region,
+            credentials,
+        })
+    }
+}
+
+impl SyncConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through a lookup function (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str, what: &str| {
+            get(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| problem(name, format!("is required ({what})")))
+        };
+        let task_id = check_task_id("TASK_ID", &required("TASK_ID", "the task's id")?)?;
+        let source_bucket = bucket(
+            "SOURCE_BUCKET",
+            &required("SOURCE_BUCKET", "an S3 bucket name")?,
+        )?;
+        let dest_bucket = bucket(
+            "DEST_BUCKET",
+            &required("DEST_BUCKET", "an OSS bucket name")?,
+        )?;
+        let source_prefix = prefix("SOURCE_PREFIX", get("SOURCE_PREFIX"))?;
+        let dest_prefix = prefix("DEST_PREFIX", get("DEST_PREFIX"))?;
+        let strip = get("STRIP_SOURCE_PREFIX")
+            .map(|v| parse_bool("STRIP_SOURCE_PREFIX", &v))
+            .transpose()?
+            .unwrap_or(false);
+        let oss = OssSettings::from_lookup(&get)?;
+        let results_bucket = bucket(
+            "RESULTS_BUCKET",
+            &required("RESULTS_BUCKET", "an S3 bucket name")?,
+        )?;
+        let results_prefix = get("RESULTS_PREFIX").unwrap_or_else(|| "results".into());
+        let results_prefix = results_prefix.trim_matches('/').to_owned();
+        let flag = |name: &'static str| {
+            get(name)
+                .map(|v| parse_bool(name, &v))
+                .transpose()
+                .map(|b| b.unwrap_or(false))
+        };
+        let number = |name: &'static str, default: u64, min: u64, max: u64| {
+            get(name)
+                .map(|v| parse_range(name, &v, min, max))
+                .transpose()
+                .map(|n| n.unwrap_or(default))
+        };
+        let storage_classes = match get("STORAGE_CLASS_MAP").filter(|v| !v.is_empty()) {
+            None => Vec::new(),
+            Some(v) => parse_storage_classes(&v)?,
+        };
+        Ok(Self {
+            task_id,
+            binding: TaskBinding {
+                source_bucket,
+                source_prefix,
+                dest_bucket,
+                dest_prefix,
+                strip_source_prefix: strip,
+            },
+            oss_endpoint: oss.endpoint,
+            oss_region: oss.region,
+            oss_credentials: oss.credentials,
+            results_bucket,
+            results_prefix,
+            sync_deletes: flag("SYNC_DELETES")?,
+            sync_tags: flag("SYNC_TAGS")?,
+            storage_classes,
+            concurrency: number("SYNC_CONCURRENCY", 8, 1, 256)? as usize,
+            part_size: number("OSS_PART_SIZE_MIB", DEFAULT_PART_SIZE >> 20, 1, 5 * 1024)? << 20,
+            parts_in_flight: number("OSS_PARTS_IN_FLIGHT", DEFAULT_PARTS_IN_FLIGHT as u64, 1, 64)?
+                as usize,
+            max_copy_rounds: number("MAX_COPY_ROUNDS", 3, 1, 10)? as u32,
+        })
+    }
+}
+
+fn parse_storage_classes(v: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    v.split(',')
+        .map(|pair| {
+            let (s3, oss) = pair.split_once('=').ok_or_else(|| {
+                problem(
+                    "STORAGE_CLASS_MAP",
+                    format!("{pair:?} is not S3CLASS=OssClass"),
+                )
+            })?;
+            let (s3, oss) = (s3.trim(), oss.trim());
+            if !OSS_STORAGE_CLASSES.contains(&oss) {
+                return Err(problem(
+                    "STORAGE_CLASS_MAP",
+                    format!(
+                        "{oss:?} is not an OSS storage class ({})",
+                        OSS_STORAGE_CLASSES.join(", ")
+                    ),
+                ));
+            }
+            Ok((s3.to_owned(), oss.to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn base() -> HashMap<&'static str, String> {
+        [
+            ("TASK_ID", "t1"),
+            ("SOURCE_BUCKET", "src"),
+            ("DEST_BUCKET", "dst"),
+            ("OSS_REGION", "cn-hangzhou"),
+            ("OSS_ACCESS_KEY_ID", "AK"),
+            ("OSS_ACCESS_KEY_SECRET", "very-secret-value"),
+            ("RESULTS_BUCKET", "results-bucket"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_owned()))
+        .collect()
+    }
+
+    fn load(env: &HashMap<&'static str, String>) -> Result<SyncConfig, ConfigError> {
+        SyncConfig::from_lookup(|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = load(&base()).unwrap();
+        assert_eq!(
+            c.oss_endpoint.base(),
+            "https://oss-cn-hangzhou.aliyuncs.com"
+        );
+        assert_eq!(c.oss_endpoint.addressing(), Addressing::VirtualHosted);
+        assert!(!c.sync_deletes && !c.sync_tags);
+        assert_eq!(
+            (c.concurrency, c.part_size, c.parts_in_flight),
+            (8, 8 << 20, 4)
+        );
+        assert_eq!(c.results_prefix, "results");
+        assert!(!format!("{c:?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    fn local_endpoints_are_path_style_and_http_must_be_allowed() {
+        let mut env = base();
+        env.insert("OSS_ENDPOINT", "http://127.0.0.1:9000".into());
+        assert_eq!(load(&env).unwrap_err().variable, "OSS_ENDPOINT");
+        env.insert("OSS_ALLOW_HTTP", "true".into());
+        assert_eq!(
+            load(&env).unwrap().oss_endpoint.addressing(),
+            Addressing::PathStyle
+        );
+        env.insert("OSS_PATH_STYLE", "off".into());
+        assert_eq!(
+            load(&env).unwrap().oss_endpoint.addressing(),
+            Addressing::VirtualHosted
+        );
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases: [(&str, Option<&str>, &str); 9] = [
+            ("TASK_ID", None, "TASK_ID"),
+            ("TASK_ID", Some("a/b"), "TASK_ID"),
+            ("SOURCE_BUCKET", Some("Bad_Bucket"), "SOURCE_BUCKET"),
+            ("SOURCE_PREFIX", Some("/x"), "SOURCE_PREFIX"),
+            ("SYNC_DELETES", Some("maybe"), "SYNC_DELETES"),
+            ("SYNC_CONCURRENCY", Some("0"), "SYNC_CONCURRENCY"),
+            ("OSS_ACCESS_KEY_SECRET", None, "OSS_ACCESS_KEY_SECRET"),
+            (
+                "STORAGE_CLASS_MAP",
+                Some("GLACIER=Frozen"),
+                "STORAGE_CLASS_MAP",
+            ),
+            ("OSS_REGION", Some("Hangzhou!"), "OSS_REGION"),
+        ];
+        for (var, value, named) in cases {
+            let mut env = base();
+            match value {
+                Some(v) => env.insert(var, v.into()),
+                None => env.remove(var),
+            };
+            let e = load(&env).unwrap_err();
+            assert_eq!(e.variable, named, "{var}={value:?}: {e}");
+            assert!(!e.to_string().contains("very-secret-value"));
+        }
+    }
+
+    #[test]
+    fn credentials_from_secrets_manager_exclusive_of_a_key_pair() {
+        let mut env = base();
+        env.insert("OSS_CREDENTIALS_SECRET_ID", "arn:secret".into());
+        assert_eq!(
+            load(&env).unwrap_err().variable,
+            "OSS_CREDENTIALS_SECRET_ID"
+        );
+        env.remove("OSS_ACCESS_KEY_ID");
+        env.remove("OSS_ACCESS_KEY_SECRET");
+        assert_eq!(
+            load(&env).unwrap().oss_credentials,
+            CredentialSource::SecretsManager("arn:secret".into())
+        );
+    }
+
+    #[test]
+    fn storage_class_map() {
+        let mut env = base();
+        env.insert(
+            "STORAGE_CLASS_MAP",
+            "STANDARD=Standard, GLACIER=Archive".into(),
+        );
+        let c = load(&env).unwrap();
+        assert_eq!(c.storage_classes[1], ("GLACIER".into(), "Archive".into()));
+    }
+}

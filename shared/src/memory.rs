@@ -1,0 +1,260 @@
+//! In-memory source, destination and results stores: the same traits as S3 and OSS, for
+//! component tests of the sync core and for benchmarks that measure the core alone.
+
+use crate::destination::DestinationStore;
+use crate::oss::{
+    self, BodySource, ByteStream, ObjectHead, ObjectMetadata, UploadOutcome, UploadRequest,
+};
+use crate::results::ResultsStore;
+use crate::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use md5::{Digest, Md5};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Mutex;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn md5_hex(b: &[u8]) -> String {
+    hex::encode(Md5::digest(b))
+}
+
+/// A stored source object: its description, bytes and tags.
+type Stored = (SourceObject, Bytes, Vec<(String, String)>);
+
+/// A source bucket in memory. ETags are MD5s, as S3 gives for single-part uploads.
+#[derive(Debug, Default)]
+pub struct MemorySource {
+    objects: Mutex<BTreeMap<String, Stored>>,
+    /// GETs served (including 404s and 412s).
+    pub gets: AtomicU32,
+    /// HEADs served.
+    pub heads: AtomicU32,
+}
+
+impl MemorySource {
+    /// Writes (or overwrites) an object; returns its ETag.
+    pub fn put(&self, key: &str, body: impl Into<Bytes>, metadata: SourceMetadata) -> String {
+        self.put_tagged(key, body, metadata, Vec::new())
+    }
+
+    /// Writes an object with tags; returns its ETag.
+    pub fn put_tagged(
+        &self,
+        key: &str,
+        body: impl Into<Bytes>,
+        metadata: SourceMetadata,
+        tags: Vec<(String, String)>,
+    ) -> String {
+        let body = body.into();
+        let head = SourceObject {
+            size: body.len() as u64,
+            etag: md5_hex(&body),
+            version_id: None,
+            tag_count: tags.len() as u32,
+            etag_is_md5: true,
+            metadata,
+        };
+        let etag = head.etag.clone();
+        lock(&self.objects).insert(key.to_owned(), (head, body, tags));
+        etag
+    }
+
+    /// Deletes an object.
+    pub fn delete(&self, key: &str) {
+        lock(&self.objects).remove(key);
+    }
+
+    /// An object's bytes.
+    pub fn body(&self, key: &str) -> Option<Bytes> {
+        lock(&self.objects).get(key).map(|(_, b, _)| b.clone())
+    }
+}
+
+impl SourceStore for MemorySource {
+    async fn head(&self, key: &str) -> Result<Option<SourceObject>, SourceError> {
+        self.heads.fetch_add(1, Ordering::Relaxed);
+        Ok(lock(&self.objects).get(key).map(|(h, _, _)| h.clone()))
+    }
+
+    async fn get(
+        &self,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<Option<(SourceObject, ByteStream)>, SourceError> {
+        self.gets.fetch_add(1, Ordering::Relaxed);
+        let Some((head, body, _)) = lock(&self.objects).get(key).cloned() else {
+            return Ok(None);
+        };
+        if let Some(etag) = if_match {
+            if etag != head.etag {
+                return Err(SourceError::Changed {
+                    key: key.to_owned(),
+                    etag: etag.to_owned(),
+                });
+            }
+        }
+        // Small chunks, as a network would give them.
+        let chunks: Vec<Result<Bytes, std::io::Error>> = (0..body.len())
+            .step_by(64 * 1024)
+            .map(|i| Ok(body.slice(i..body.len().min(i + 64 * 1024))))
+            .collect();
+        Ok(Some((head, futures_util::stream::iter(chunks).boxed())))
+    }
+
+    async fn tags(
+        &self,
+        key: &str,
+        _version_id: Option<&str>,
+    ) -> Result<Vec<(String, String)>, SourceError> {
+        Ok(lock(&self.objects)
+            .get(key)
+            .map(|(_, _, t)| t.clone())
+            .unwrap_or_default())
+    }
+}
+
+/// A destination bucket in memory, with request counts and injectable upload failures.
+#[derive(Debug, Default)]
+pub struct MemoryDestination {
+    objects: Mutex<BTreeMap<String, (ObjectHead, Bytes)>>,
+    /// HEADs served.
+    pub heads: AtomicU32,
+    /// Uploads completed.
+    pub uploads: AtomicU32,
+    /// Deletes served.
+    pub deletes: AtomicU32,
+    /// The next this-many uploads fail with a transient `InternalError`.
+    pub fail_uploads: AtomicU32,
+}
+
+impl MemoryDestination {
+    /// An object's head and bytes.
+    pub fn get(&self, key: &str) -> Option<(ObjectHead, Bytes)> {
+        lock(&self.objects).get(key).cloned()
+    }
+
+    /// The keys held.
+    pub fn keys(&self) -> Vec<String> {
+        lock(&self.objects).keys().cloned().collect()
+    }
+}
+
+impl DestinationStore for MemoryDestination {
+    async fn head(&self, key: &str) -> Result<Option<ObjectHead>, oss::Error> {
+        self.heads.fetch_add(1, Ordering::Relaxed);
+        Ok(lock(&self.objects).get(key).map(|(h, _)| h.clone()))
+    }
+
+    async fn upload(
+        &self,
+        req: &UploadRequest<'_>,
+        source: &dyn BodySource,
+    ) -> Result<UploadOutcome, oss::Error> {
+        oss::client::check_key(req.key)?;
+        let mut stream = source.open().await?;
+        let mut body = Vec::with_capacity(req.size as usize);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| oss::Error::Source {
+                key: req.key.to_owned(),
+                transient: true,
+                source: e,
+            })?;
+            body.extend_from_slice(&chunk);
+        }
+        if body.len() as u64 != req.size {
+            return Err(oss::Error::SizeMismatch {
+                key: req.key.to_owned(),
+                expected: req.size,
+                actual: body.len() as u64,
+            });
+        }
+        let failing = self
+            .fail_uploads
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(oss::Error::Service(Box::new(oss::ServiceError {
+                status: 500,
+                code: "InternalError".into(),
+                message: "injected".into(),
+                request_id: "memory-fault".into(),
+                host_id: String::new(),
+                ec: String::new(),
+                server_time: String::new(),
+            })));
+        }
+        let crc64 = crate::checksum::crc64(&body);
+        let n = self.uploads.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut metadata: ObjectMetadata = req.metadata.clone();
+        metadata.tagging = None;
+        let head = ObjectHead {
+            size: req.size,
+            etag: format!("\"{}\"", md5_hex(&body).to_ascii_uppercase()),
+            crc64: Some(crc64),
+            last_modified: None,
+            object_type: Some("Normal".into()),
+            tagging_count: req
+                .metadata
+                .tagging
+                .as_ref()
+                .map_or(0, |t| t.split('&').count() as u32),
+            metadata,
+            request_id: format!("memory-{n}"),
+        };
+        let out = UploadOutcome {
+            etag: head.etag.clone(),
+            crc64,
+            requests: 1,
+            parts: 0,
+            request_id: head.request_id.clone(),
+        };
+        lock(&self.objects).insert(req.key.to_owned(), (head, Bytes::from(body)));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), oss::Error> {
+        self.deletes.fetch_add(1, Ordering::Relaxed);
+        lock(&self.objects).remove(key);
+        Ok(())
+    }
+
+    fn bucket(&self) -> &str {
+        "memory"
+    }
+}
+
+/// A results store in memory; can be made to fail, as in an outage.
+#[derive(Debug, Default)]
+pub struct MemoryResults {
+    objects: Mutex<Vec<(String, Bytes)>>,
+    /// While set, every write fails with a transient `ServiceUnavailable`.
+    pub outage: AtomicBool,
+}
+
+impl MemoryResults {
+    /// Every object written, in order.
+    pub fn objects(&self) -> Vec<(String, Bytes)> {
+        lock(&self.objects).clone()
+    }
+}
+
+impl ResultsStore for MemoryResults {
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), SourceError> {
+        if self.outage.load(Ordering::SeqCst) {
+            return Err(SourceError::Service {
+                op: "PutObject",
+                key: key.to_owned(),
+                status: 503,
+                code: "ServiceUnavailable".into(),
+                message: "injected outage".into(),
+                request_id: String::new(),
+            });
+        }
+        lock(&self.objects).push((key.to_owned(), body));
+        Ok(())
+    }
+}

@@ -1,0 +1,242 @@
+//! Metadata mapping: S3 object metadata → OSS object metadata, with the names OSS cannot carry
+//! reported rather than dropped silently, and the sync marker that lets a later event see that
+//! the destination already holds a source version.
+
+use crate::oss::{ObjectHead, ObjectMetadata};
+use crate::source::{SourceMetadata, SourceObject};
+
+/// User-metadata name (after `x-oss-meta-`) holding the source ETag of the copied version.
+pub const MARKER_ETAG: &str = "s3sync-source-etag";
+/// User-metadata name holding the source version id, when the source bucket is versioned.
+pub const MARKER_VERSION: &str = "s3sync-source-version-id";
+/// User-metadata names starting with this are the product's own; a source name with it is
+/// reported and not copied.
+pub const MARKER_PREFIX: &str = "s3sync-";
+
+/// Most bytes of user metadata (names and values) OSS keeps on one object.
+pub const MAX_USER_METADATA: usize = 8 * 1024;
+/// Most tags on one object.
+pub const MAX_TAGS: usize = 10;
+
+/// Metadata ready for OSS, and what could not be carried.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mapped {
+    /// What the destination object gets.
+    pub metadata: ObjectMetadata,
+    /// Source names that were not copied, each with the reason
+    /// (`x-amz-meta-my_key: name has characters OSS does not allow`).
+    pub dropped: Vec<String>,
+}
+
+/// Whether a header value can be sent as is: visible ASCII, spaces and tabs.
+fn header_safe(v: &str) -> bool {
+    v.bytes().all(|c| c == b'\t' || (0x20..0x7f).contains(&c))
+}
+
+/// OSS user-metadata names: letters, digits and `-` (stored lower-case).
+fn oss_meta_name_ok(n: &str) -> bool {
+    !n.is_empty() && n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+}
+
+/// OSS tag keys (1–128) and values (0–256): letters, digits, spaces and `+ - = . _ : /`.
+fn tag_ok(s: &str, min: usize, max: usize) -> bool {
+    let n = s.chars().count();
+    (min..=max).contains(&n)
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || " +-=._:/@".contains(c))
+}
+
+/// Maps a source version's metadata (and tags, if copied) for the destination.
+pub fn map_metadata(
+    src: &SourceObject,
+    tags: &[(String, String)],
+    storage_classes: &[(String, String)],
+) -> Mapped {
+    let m: &SourceMetadata = &src.metadata;
+    let mut dropped = Vec::new();
+    let mut standard = |name: &str, v: &Option<String>| -> Option<String> {
+        let v = v.as_ref()?;
+        if header_safe(v) {
+            Some(v.clone())
+        } else {
+            dropped.push(format!("{name}: value is not printable ASCII"));
+            None
+        }
+    };
+    let mut out = ObjectMetadata {
+        content_type: standard("content-type", &m.content_type),
+        cache_control: standard("cache-control", &m.cache_control),
+        content_disposition: standard("content-disposition", &m.content_disposition),
+        content_encoding: standard("content-encoding", &m.content_encoding),
+        content_language: standard("content-language", &m.content_language),
+        expires: standard("expires", &m.expires),
+        ..ObjectMetadata::default()
+    };
+    let mut user = vec![(MARKER_ETAG.to_owned(), src.etag.clone())];
+    if let Some(v) = &src.version_id {
+        user.push((MARKER_VERSION.to_owned(), v.clone()));
+    }
+    let mut budget: usize = user.iter().map(|(k, v)| k.len() + v.len()).sum();
+    for (name, value) in &m.user {
+        let name = name.to_ascii_lowercase();
+        let why = if !oss_meta_name_ok(&name) {
+            Some("name has characters OSS does not allow (only letters, digits and '-')")
+        } else if name.starts_with(MARKER_PREFIX) {
+            Some("name is reserved for the sync marker")
+        } else if !header_safe(value) {
+            Some("value is not printable ASCII")
+        } else if budget + name.len() + value.len() > MAX_USER_METADATA {
+            Some("user metadata would exceed OSS's 8 KB")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => dropped.push(format!("x-amz-meta-{name}: {why}")),
+            None => {
+                budget += name.len() + value.len();
+                user.push((name, value.clone()));
+            }
+        }
+    }
+    user.sort();
+    out.user = user;
+    if let Some(class) = &m.storage_class {
+        out.storage_class = storage_classes
+            .iter()
+            .find(|(s3, _)| s3 == class)
+            .map(|(_, oss)| oss.clone());
+    }
+    let mut kept = Vec::new();
+    for (k, v) in tags {
+        if kept.len() == MAX_TAGS {
+            dropped.push(format!("tag {k}: more than {MAX_TAGS} tags"));
+        } else if !tag_ok(k, 1, 128) || !tag_ok(v, 0, 256) {
+            dropped.push(format!("tag {k}: key or value OSS does not allow"));
+        } else {
+            kept.push(format!("{}={}", tag_encode(k), tag_encode(v)));
+        }
+    }
+    if !kept.is_empty() {
+        out.tagging = Some(kept.join("&"));
+    }
+    Mapped {
+        metadata: out,
+        dropped,
+    }
+}
+
+fn tag_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Whether the destination object is the copy of a source version with this ETag and size.
+pub fn holds_version(dest: &ObjectHead, etag: &str, size: u64) -> bool {
+    dest.size == size
+        && dest
+            .metadata
+            .user
+            .iter()
+            .any(|(k, v)| k == MARKER_ETAG && v.trim_matches('"') == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src() -> SourceObject {
+        SourceObject {
+            size: 5,
+            etag: "0123456789abcdef0123456789abcdef".into(),
+            version_id: Some("v1".into()),
+            tag_count: 0,
+            etag_is_md5: true,
+            metadata: SourceMetadata {
+                content_type: Some("text/plain; charset=utf-8".into()),
+                cache_control: Some("max-age=60".into()),
+                content_disposition: Some("attachment; filename=\"ü.txt\"".into()),
+                content_encoding: Some("gzip".into()),
+                content_language: Some("de".into()),
+                expires: Some("Thu, 01 Dec 2033 16:00:00 GMT".into()),
+                user: vec![
+                    ("author".into(), "Ann".into()),
+                    ("my_key".into(), "x".into()),
+                    ("s3sync-source-etag".into(), "forged".into()),
+                    ("Title-Case".into(), "=?UTF-8?B?w7w=?=".into()),
+                ],
+                storage_class: Some("STANDARD_IA".into()),
+            },
+        }
+    }
+
+    #[test]
+    fn standard_headers_user_metadata_and_marker() {
+        let m = map_metadata(&src(), &[], &[("STANDARD_IA".into(), "IA".into())]);
+        let md = &m.metadata;
+        assert_eq!(
+            md.content_type.as_deref(),
+            Some("text/plain; charset=utf-8")
+        );
+        assert_eq!(md.expires.as_deref(), Some("Thu, 01 Dec 2033 16:00:00 GMT"));
+        assert_eq!(md.content_disposition, None);
+        assert_eq!(md.storage_class.as_deref(), Some("IA"));
+        let names: Vec<&str> = md.user.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["author", MARKER_ETAG, MARKER_VERSION, "title-case"]);
+        assert!(md.user.contains(&(MARKER_ETAG.into(), src().etag)));
+        assert_eq!(m.dropped.len(), 3, "{:?}", m.dropped);
+        assert!(m.dropped[0].starts_with("content-disposition"));
+        assert!(m.dropped[1].starts_with("x-amz-meta-my_key"));
+        assert!(m.dropped[2].contains("reserved"));
+    }
+
+    #[test]
+    fn unmapped_storage_class_gets_the_bucket_default() {
+        assert_eq!(map_metadata(&src(), &[], &[]).metadata.storage_class, None);
+    }
+
+    #[test]
+    fn metadata_over_8_kb_is_reported() {
+        let mut s = src();
+        s.metadata.user = (0..10)
+            .map(|i| (format!("k{i}"), "v".repeat(1000)))
+            .collect();
+        let m = map_metadata(&s, &[], &[]);
+        assert_eq!(m.metadata.user.len(), 2 + 8);
+        assert_eq!(m.dropped.iter().filter(|d| d.contains("8 KB")).count(), 2);
+    }
+
+    #[test]
+    fn tags_within_oss_limits() {
+        let mut tags: Vec<(String, String)> = vec![
+            ("team".into(), "data eng".into()),
+            ("bad#key".into(), "v".into()),
+            ("k".into(), "x".repeat(257)),
+        ];
+        tags.extend((0..10).map(|i| (format!("t{i}"), "v".into())));
+        let m = map_metadata(&src(), &tags, &[]);
+        let t = m.metadata.tagging.unwrap();
+        assert!(t.starts_with("team=data%20eng&t0=v"), "{t}");
+        assert_eq!(t.split('&').count(), 10);
+        assert_eq!(
+            m.dropped.iter().filter(|d| d.starts_with("tag ")).count(),
+            3
+        );
+    }
+
+    #[test]
+    fn holds_version_needs_marker_and_size() {
+        let mapped = map_metadata(&src(), &[], &[]);
+        let head = ObjectHead {
+            size: 5,
+            etag: "\"X\"".into(),
+            crc64: None,
+            last_modified: None,
+            object_type: None,
+            tagging_count: 0,
+            metadata: mapped.metadata,
+            request_id: String::new(),
+        };
+        assert!(holds_version(&head, &src().etag, 5));
+        assert!(!holds_version(&head, &src().etag, 6));
+        assert!(!holds_version(&head, "other", 5));
+    }
+}
