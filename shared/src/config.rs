@@ -66,6 +66,8 @@ pub struct SyncConfig {
     pub parts_in_flight: usize,
     /// Copy rounds when the source keeps changing during a copy (`MAX_COPY_ROUNDS`, default 3).
     pub max_copy_rounds: u32,
+    /// Attempts per OSS request, the first included (`OSS_MAX_ATTEMPTS`, default 6).
+    pub oss_max_attempts: u32,
 }
 
 const OSS_STORAGE_CLASSES: [&str; 5] = [
@@ -316,6 +318,7 @@ impl SyncConfig {
             parts_in_flight: number("OSS_PARTS_IN_FLIGHT", DEFAULT_PARTS_IN_FLIGHT as u64, 1, 64)?
                 as usize,
             max_copy_rounds: number("MAX_COPY_ROUNDS", 3, 1, 10)? as u32,
+            oss_max_attempts: number("OSS_MAX_ATTEMPTS", 6, 1, 20)? as u32,
         })
     }
 }

@@ -116,6 +116,9 @@ pub struct Outcome {
     pub dropped_metadata: Vec<String>,
     /// Copy rounds (1 unless the source changed during a copy).
     pub attempts: u32,
+    /// Requests made to the source and destination for it.
+    #[serde(default)]
+    pub requests: u32,
     /// Milliseconds spent on the event.
     pub duration_ms: u64,
     /// Request ids of the destination's answers (for support cases).
@@ -178,6 +181,7 @@ mod tests {
             error_message: None,
             dropped_metadata: vec![],
             attempts: 1,
+            requests: 4,
             duration_ms: 5,
             request_ids: vec!["r".into()],
             message_id: "m".into(),

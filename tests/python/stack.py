@@ -6,6 +6,7 @@ Used by the Python tests and by `make demo`. Every process started here records 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -97,12 +98,17 @@ class Moto:
         self.process.stop()
 
 
-def emulator_binary() -> Path:
+def binary(name: str) -> Path:
+    """A debug binary of the workspace (built by `make test` and `make demo`)."""
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    path = target / "debug" / "oss-emulator"
+    path = target / "debug" / name
     if not path.exists():
-        raise RuntimeError(f"{path} is missing: build it with 'cargo build -p oss-emulator'")
+        raise RuntimeError(f"{path} is missing: build it with 'cargo build -p {name}'")
     return path
+
+
+def emulator_binary() -> Path:
+    return binary("oss-emulator")
 
 
 class OssEmulator:
@@ -127,6 +133,70 @@ class OssEmulator:
 
     def stop(self):
         self.process.stop()
+
+
+class SyncTask:
+    """One sync task on the local stack: a source bucket whose notifications go to a task queue
+    (with a DLQ), a results bucket, and the environment the sync function runs with."""
+
+    def __init__(self, moto: Moto, emulator: OssEmulator, task_id: str = "task-1", source: str = "src-bucket",
+                 dest: str = "dst-bucket", results: str = "results-bucket", visibility: int = 2,
+                 max_receive: int = 3, **settings: str):
+        self.moto, self.emulator = moto, emulator
+        self.task_id, self.source, self.dest, self.results = task_id, source, dest, results
+        self.settings = settings
+        self.s3, self.sqs = moto.client("s3"), moto.client("sqs")
+        self.s3.create_bucket(Bucket=source)
+        self.s3.create_bucket(Bucket=results)
+        self.dlq_url = self.sqs.create_queue(QueueName=f"{task_id}-dlq")["QueueUrl"]
+        dlq_arn = self.queue_arn(self.dlq_url)
+        self.queue_url = self.sqs.create_queue(QueueName=task_id, Attributes={
+            "VisibilityTimeout": str(visibility),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive)}),
+        })["QueueUrl"]
+        self.s3.put_bucket_notification_configuration(Bucket=source, NotificationConfiguration={
+            "QueueConfigurations": [{"Id": "s3-oss-sync", "QueueArn": self.queue_arn(self.queue_url),
+                                     "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]})
+
+    def queue_arn(self, url: str) -> str:
+        return self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    def env(self) -> dict:
+        env = local_env()
+        env.update(TASK_ID=self.task_id, SOURCE_BUCKET=self.source, DEST_BUCKET=self.dest,
+                   RESULTS_BUCKET=self.results, AWS_ENDPOINT_URL=self.moto.endpoint,
+                   OSS_ENDPOINT=self.emulator.endpoint, OSS_ALLOW_HTTP="true", OSS_REGION=OSS_REGION,
+                   OSS_ACCESS_KEY_ID=OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET=OSS_ACCESS_KEY_SECRET,
+                   RUST_LOG="warn")
+        env.update(self.settings)
+        return env
+
+    def poll(self, max_seconds: int = 300, batch_size: int = 10, log: Path | None = None) -> subprocess.Popen:
+        """Starts `sync poll --until-empty`; stdout (outcome and metric lines) goes to `log`."""
+        STACK_DIR.mkdir(exist_ok=True)
+        out = open(log or STACK_DIR / f"sync-{self.task_id}.log", "w")
+        return subprocess.Popen([str(binary("sync")), "poll", "--queue-url", self.queue_url, "--until-empty",
+                                 "--batch-size", str(batch_size), "--max-seconds", str(max_seconds)],
+                                stdout=out, stderr=subprocess.STDOUT, env=self.env())
+
+    def run(self, max_seconds: int = 300, **kw) -> int:
+        p = self.poll(max_seconds, **kw)
+        return p.wait(timeout=max_seconds + 60)
+
+    def records(self) -> list[dict]:
+        """Every outcome record in the results store."""
+        out = []
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.results, Prefix="results/")
+        for page in pages:
+            for o in page.get("Contents", []):
+                body = self.s3.get_object(Bucket=self.results, Key=o["Key"])["Body"].read().decode()
+                out.extend(json.loads(line) for line in body.splitlines())
+        return out
+
+    def queue_depths(self, url: str) -> tuple[int, int]:
+        a = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
 
 
 def stop_leftovers() -> int:

@@ -1,10 +1,122 @@
-//! The sync function: SQS messages carrying S3 object events in, OSS objects and outcomes out.
-//!
-//! Not built yet. Until it is, the binary refuses to run rather than pretend to copy anything.
+//! The sync function: SQS messages carrying S3 object events in, OSS objects and outcome records
+//! out. Inside Lambda it runs the Lambda runtime; `sync poll` is the local event source.
 
+use aws_lambda_events::event::sqs::SqsEvent;
+use clap::{Parser, Subcommand};
+use lambda_runtime::{service_fn, LambdaEvent};
+use s3_oss_sync::config::SyncConfig;
+use s3_oss_sync::poll::{poll, PollOptions};
+use s3_oss_sync::{setup, telemetry};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-fn main() -> ExitCode {
-    eprintln!("sync: the sync function is not built yet; no event was read and nothing was copied");
-    ExitCode::FAILURE
+#[derive(Parser)]
+#[command(about = "s3-oss-sync: copy S3 object events' objects to OSS")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Long-poll an SQS queue and handle its batches as Lambda would, deleting only the
+    /// messages not reported failed.
+    Poll {
+        /// The task queue's URL.
+        #[arg(long)]
+        queue_url: String,
+        /// Messages per batch (1-10).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(1..=10))]
+        batch_size: i32,
+        /// Stop once the queue holds no message, visible or in flight.
+        #[arg(long)]
+        until_empty: bool,
+        /// Stop after this many seconds whatever is left.
+        #[arg(long)]
+        max_seconds: Option<u64>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = match SyncConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid configuration");
+            return ExitCode::from(2);
+        }
+    };
+    let sdk = setup::aws_config().await;
+    let env = |name: &str| std::env::var(name).ok();
+    let service = match setup::sync_service(&config, &sdk, env, telemetry::stdout_sink()).await {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!(error = %e, "start-up failed");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Some(Command::Poll {
+            queue_url,
+            batch_size,
+            until_empty,
+            max_seconds,
+        }) => {
+            let opts = PollOptions {
+                queue_url,
+                batch_size,
+                until_empty,
+                max_duration: max_seconds.map(Duration::from_secs),
+                wait_seconds: if until_empty { 1 } else { 20 },
+            };
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            let handler = |event: SqsEvent| {
+                let service = service.clone();
+                async move {
+                    let invocation = format!("poll-{:016x}", rand::random::<u64>());
+                    service.handle(&event, &invocation).await.response
+                }
+            };
+            match poll(&sqs, &opts, handler).await {
+                Ok(summary) => {
+                    tracing::info!(?summary, "polling finished");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "polling failed");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        None => {
+            if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
+                tracing::error!("not inside Lambda (no AWS_LAMBDA_RUNTIME_API); use 'sync poll --queue-url URL' locally");
+                return ExitCode::from(2);
+            }
+            let run = lambda_runtime::run(service_fn(|ev: LambdaEvent<SqsEvent>| {
+                let service = service.clone();
+                async move {
+                    let report = service.handle(&ev.payload, &ev.context.request_id).await;
+                    Ok::<_, lambda_runtime::Error>(report.response)
+                }
+            }));
+            match run.await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "the Lambda runtime stopped");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,211 @@
+//! The local event source: long-polls an SQS queue and hands real `SqsEvent` batches to the same
+//! handler Lambda calls, then deletes only the messages not reported failed. Failed messages are
+//! left alone, so they come back when their visibility timeout ends and move to the DLQ after
+//! `maxReceiveCount`: the contract of Lambda's SQS event source mapping.
+
+use crate::source::error_chain;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+};
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// How to poll.
+#[derive(Debug, Clone)]
+pub struct PollOptions {
+    /// The queue.
+    pub queue_url: String,
+    /// Messages per batch (1–10).
+    pub batch_size: i32,
+    /// Stop once the queue holds no message, visible or in flight.
+    pub until_empty: bool,
+    /// Stop after this long, whatever is left.
+    pub max_duration: Option<Duration>,
+    /// Long-poll wait per receive (seconds, 0–20).
+    pub wait_seconds: i32,
+}
+
+/// What a polling run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollSummary {
+    /// Batches handed to the handler.
+    pub batches: u64,
+    /// Messages received (a message received twice counts twice).
+    pub received: u64,
+    /// Messages deleted (acknowledged).
+    pub deleted: u64,
+    /// Messages reported failed and left for redelivery.
+    pub failed: u64,
+}
+
+/// Why polling stopped early.
+#[derive(Debug, thiserror::Error)]
+#[error("SQS {op} on {queue_url} failed: {detail}")]
+pub struct PollError {
+    /// The operation.
+    pub op: &'static str,
+    /// The queue.
+    pub queue_url: String,
+    /// The cause.
+    pub detail: String,
+}
+
+fn to_lambda_message(m: &aws_sdk_sqs::types::Message, queue_arn: &str, region: &str) -> SqsMessage {
+    let mut out = SqsMessage {
+        message_id: m.message_id().map(str::to_owned),
+        receipt_handle: m.receipt_handle().map(str::to_owned),
+        body: m.body().map(str::to_owned),
+        md5_of_body: m.md5_of_body().map(str::to_owned),
+        event_source: Some("aws:sqs".into()),
+        event_source_arn: Some(queue_arn.to_owned()),
+        aws_region: Some(region.to_owned()),
+        ..Default::default()
+    };
+    if let Some(attrs) = m.attributes() {
+        for (k, v) in attrs {
+            out.attributes.insert(k.as_str().to_owned(), v.clone());
+        }
+    }
+    out
+}
+
+/// Polls until told to stop, calling `handler` with each batch.
+pub async fn poll<F, Fut>(
+    sqs: &aws_sdk_sqs::Client,
+    opts: &PollOptions,
+    handler: F,
+) -> Result<PollSummary, PollError>
+where
+    F: Fn(SqsEvent) -> Fut,
+    Fut: Future<Output = SqsBatchResponse>,
+{
+    let err = |op: &'static str, e: &dyn std::error::Error| PollError {
+        op,
+        queue_url: opts.queue_url.clone(),
+        detail: error_chain(e),
+    };
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&opts.queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .attribute_names(QueueAttributeName::VisibilityTimeout)
+        .send()
+        .await
+        .map_err(|e| err("GetQueueAttributes", &e))?;
+    let attr = |name: QueueAttributeName| {
+        attrs
+            .attributes()
+            .and_then(|a| a.get(&name))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let queue_arn = attr(QueueAttributeName::QueueArn);
+    let visibility = Duration::from_secs(
+        attr(QueueAttributeName::VisibilityTimeout)
+            .parse()
+            .unwrap_or(30),
+    );
+    let region = queue_arn.split(':').nth(3).unwrap_or_default().to_owned();
+    let started = Instant::now();
+    let mut summary = PollSummary::default();
+    loop {
+        if opts.max_duration.is_some_and(|d| started.elapsed() >= d) {
+            tracing::warn!(queue_url = %opts.queue_url, "polling stopped: time limit reached");
+            return Ok(summary);
+        }
+        let received = sqs
+            .receive_message()
+            .queue_url(&opts.queue_url)
+            .max_number_of_messages(opts.batch_size.clamp(1, 10))
+            .wait_time_seconds(opts.wait_seconds.clamp(0, 20))
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| err("ReceiveMessage", &e))?;
+        let messages = received.messages();
+        if messages.is_empty() {
+            if opts.until_empty
+                && queue_is_empty(sqs, &opts.queue_url)
+                    .await
+                    .map_err(|e| err("GetQueueAttributes", &e))?
+            {
+                return Ok(summary);
+            }
+            continue;
+        }
+        let batch_started = Instant::now();
+        let event = SqsEvent {
+            records: messages
+                .iter()
+                .map(|m| to_lambda_message(m, &queue_arn, &region))
+                .collect(),
+        };
+        let response = handler(event).await;
+        if batch_started.elapsed() > visibility {
+            tracing::warn!(
+                elapsed_ms = batch_started.elapsed().as_millis() as u64,
+                visibility_timeout_s = visibility.as_secs(),
+                "a batch took longer than the queue's visibility timeout; its messages may be delivered again"
+            );
+        }
+        let failed: HashSet<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        let entries: Vec<DeleteMessageBatchRequestEntry> = messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !failed.contains(m.message_id().unwrap_or_default()))
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle()?)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        summary.batches += 1;
+        summary.received += messages.len() as u64;
+        summary.failed += (messages.len() - entries.len()) as u64;
+        if !entries.is_empty() {
+            let out = sqs
+                .delete_message_batch()
+                .queue_url(&opts.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| err("DeleteMessageBatch", &e))?;
+            summary.deleted += out.successful().len() as u64;
+            for f in out.failed() {
+                tracing::warn!(
+                    id = f.id(),
+                    code = f.code(),
+                    "a handled message could not be deleted; it will be delivered again"
+                );
+            }
+        }
+    }
+}
+
+async fn queue_is_empty(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> Result<
+    bool,
+    aws_sdk_sqs::error::SdkError<
+        aws_sdk_sqs::operation::get_queue_attributes::GetQueueAttributesError,
+    >,
+> {
+    let a = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await?;
+    Ok(a.attributes().is_none_or(|m| m.values().all(|v| v == "0")))
+}

@@ -1,0 +1,184 @@
+//! Start-up: the real clients built once from the validated configuration (AWS SDK for S3, SQS and
+//! Secrets Manager from the standard `AWS_*` variables; the OSS client from `OSS_*`).
+
+use crate::config::{ConfigError, CredentialSource, SyncConfig};
+use crate::copy::CopyOptions;
+use crate::destination::OssDestination;
+use crate::oss::signing::Credentials;
+use crate::oss::{Endpoint, OssClient, OssConfig};
+use crate::results::S3ResultsStore;
+use crate::source::{error_chain, S3Source};
+use crate::sync::SyncService;
+use crate::telemetry::LineSink;
+
+/// The sync service as deployed: S3 source, OSS destination, S3 results store.
+pub type LiveSyncService = SyncService<S3Source, OssDestination, S3ResultsStore>;
+
+/// Why start-up failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A setting is wrong.
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The OSS credentials secret could not be read or understood.
+    #[error("OSS credentials secret {secret_id}: {detail}")]
+    Secret {
+        /// The secret's id or ARN.
+        secret_id: String,
+        /// What went wrong (never the secret's value).
+        detail: String,
+    },
+    /// The OSS client could not be built.
+    #[error("OSS client: {0}")]
+    Oss(#[from] crate::oss::Error),
+}
+
+/// Loads the AWS SDK configuration from the standard variables and files (`AWS_REGION`,
+/// `AWS_ENDPOINT_URL`, credentials, ...).
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// An S3 client. Path-style addressing is used when `S3_PATH_STYLE` is on, or, by default, when
+/// `AWS_ENDPOINT_URL` points at an IP address or `localhost` (local S3-compatible servers).
+pub fn s3_client(
+    sdk: &aws_config::SdkConfig,
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<aws_sdk_s3::Client, ConfigError> {
+    let local = get("AWS_ENDPOINT_URL")
+        .and_then(|u| Endpoint::custom(&u, crate::oss::Addressing::PathStyle, true).ok())
+        .is_some_and(|e| e.is_ip_or_localhost());
+    let path_style = match get("S3_PATH_STYLE").as_deref() {
+        None | Some("") => local,
+        Some("1" | "true" | "on" | "yes") => true,
+        Some("0" | "false" | "off" | "no") => false,
+        Some(other) => {
+            return Err(ConfigError {
+                variable: "S3_PATH_STYLE",
+                problem: format!("{other:?} is not a boolean (true or false)"),
+            })
+        }
+    };
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(path_style)
+        .build();
+    Ok(aws_sdk_s3::Client::from_conf(conf))
+}
+
+/// The JSON a credentials secret holds.
+#[derive(serde::Deserialize)]
+struct SecretCredentials {
+    #[serde(alias = "AccessKeyId", alias = "access_key_id")]
+    #[serde(rename = "accessKeyId")]
+    access_key_id: String,
+    #[serde(alias = "AccessKeySecret", alias = "access_key_secret")]
+    #[serde(rename = "accessKeySecret")]
+    access_key_secret: String,
+    #[serde(alias = "SecurityToken", alias = "security_token", default)]
+    #[serde(rename = "securityToken")]
+    security_token: Option<String>,
+}
+
+/// Parses a credentials secret's JSON. Errors never quote the value.
+pub fn parse_secret(secret_id: &str, json: &str) -> Result<Credentials, SetupError> {
+    let s: SecretCredentials = serde_json::from_str(json).map_err(|e| SetupError::Secret {
+        secret_id: secret_id.to_owned(),
+        detail: format!(
+            "expected JSON {{\"accessKeyId\": ..., \"accessKeySecret\": ..., \"securityToken\"?: ...}} \
+             (error at line {}, column {})",
+            e.line(),
+            e.column()
+        ),
+    })?;
+    Ok(Credentials::new(
+        s.access_key_id,
+        s.access_key_secret,
+        s.security_token,
+    ))
+}
+
+/// Resolves the OSS credentials: as given, or read once from Secrets Manager.
+pub async fn oss_credentials(
+    sdk: &aws_config::SdkConfig,
+    source: &CredentialSource,
+) -> Result<Credentials, SetupError> {
+    match source {
+        CredentialSource::Static(c) => Ok(c.clone()),
+        CredentialSource::SecretsManager(id) => {
+            let client = aws_sdk_secretsmanager::Client::new(sdk);
+            let out = client
+                .get_secret_value()
+                .secret_id(id)
+                .send()
+                .await
+                .map_err(|e| SetupError::Secret {
+                    secret_id: id.clone(),
+                    detail: error_chain(&e),
+                })?;
+            let json = out.secret_string().ok_or_else(|| SetupError::Secret {
+                secret_id: id.clone(),
+                detail: "the secret has no string value".into(),
+            })?;
+            parse_secret(id, json)
+        }
+    }
+}
+
+/// Builds the sync service from its configuration.
+pub async fn sync_service(
+    config: &SyncConfig,
+    sdk: &aws_config::SdkConfig,
+    get: impl Fn(&str) -> Option<String>,
+    sink: LineSink,
+) -> Result<LiveSyncService, SetupError> {
+    let s3 = s3_client(sdk, get)?;
+    let credentials = oss_credentials(sdk, &config.oss_credentials).await?;
+    let mut oss = OssConfig::new(config.oss_endpoint.clone(), &config.oss_region, credentials);
+    oss.part_size = config.part_size;
+    oss.multipart_threshold = config.part_size;
+    oss.parts_in_flight = config.parts_in_flight;
+    oss.retry.max_attempts = config.oss_max_attempts;
+    let client = OssClient::new(oss)?;
+    Ok(SyncService {
+        task_id: config.task_id.clone(),
+        binding: config.binding.clone(),
+        options: CopyOptions {
+            sync_deletes: config.sync_deletes,
+            sync_tags: config.sync_tags,
+            storage_classes: config.storage_classes.clone(),
+            max_rounds: config.max_copy_rounds,
+        },
+        concurrency: config.concurrency,
+        results_prefix: config.results_prefix.clone(),
+        source: S3Source::new(s3.clone(), config.binding.source_bucket.clone()),
+        dest: OssDestination::new(client, config.binding.dest_bucket.clone()),
+        results: S3ResultsStore::new(s3, config.results_bucket.clone()),
+        sink,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_parse_and_errors_never_quote_them() {
+        let c = parse_secret("s", r#"{"accessKeyId":"AK","accessKeySecret":"SK-value"}"#).unwrap();
+        assert_eq!(
+            (c.access_key_id.as_str(), c.access_key_secret()),
+            ("AK", "SK-value")
+        );
+        let c = parse_secret(
+            "s",
+            r#"{"AccessKeyId":"AK","AccessKeySecret":"S","SecurityToken":"T"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.security_token.as_deref(), Some("T"));
+        let e = parse_secret("s", r#"{"accessKeyId":"AK","secret":"SK-value"}"#).unwrap_err();
+        assert!(!e.to_string().contains("SK-value"), "{e}");
+        let e = parse_secret("s", "SK-value-not-json").unwrap_err();
+        assert!(!e.to_string().contains("SK-value"), "{e}");
+    }
+}

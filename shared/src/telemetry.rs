@@ -1,0 +1,160 @@
+//! Logs and metrics: one JSON log line per outcome, and CloudWatch embedded-metric-format (EMF)
+//! lines per batch for objects, bytes, failures and replication lag. Lines go to a sink (stdout in
+//! Lambda, where CloudWatch Logs picks them up; a buffer in tests).
+
+use crate::outcome::{Outcome, OutcomeKind};
+use serde_json::{json, Map, Value};
+use std::io::Write;
+use std::sync::Arc;
+
+/// Where log and metric lines go.
+pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// A sink writing whole lines to standard output.
+pub fn stdout_sink() -> LineSink {
+    Arc::new(|line: &str| {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout cannot be reported anywhere else.
+        let _ = writeln!(out, "{line}");
+    })
+}
+
+/// The CloudWatch namespace of the metrics.
+pub const NAMESPACE: &str = "S3OssSync";
+
+/// The log line for one outcome: the record's fields plus `level`, `message` and `lag_ms`.
+pub fn outcome_line(o: &Outcome) -> String {
+    let level = match o.outcome {
+        OutcomeKind::Failed | OutcomeKind::Invalid => "ERROR",
+        OutcomeKind::Filtered => "WARN",
+        _ => "INFO",
+    };
+    let mut m = Map::new();
+    m.insert("level".into(), json!(level));
+    m.insert("message".into(), json!("outcome"));
+    if let Ok(Value::Object(fields)) = serde_json::to_value(o) {
+        m.extend(fields);
+    }
+    if let Some(lag) = o.lag_ms() {
+        m.insert("lag_ms".into(), json!(lag));
+    }
+    Value::Object(m).to_string()
+}
+
+/// One EMF line for a batch: a count per outcome, bytes copied, failed messages, and the
+/// replication lag of every copied or deleted object (EMF takes at most 100 values per metric, so
+/// larger batches keep the 100 largest).
+pub fn metrics_line(
+    task: &str,
+    outcomes: &[Outcome],
+    failed_messages: usize,
+    now_ms: i64,
+) -> String {
+    let mut metrics = vec![
+        json!({"Name": "BytesCopied", "Unit": "Bytes"}),
+        json!({"Name": "FailedMessages", "Unit": "Count"}),
+        json!({"Name": "ReplicationLag", "Unit": "Milliseconds"}),
+    ];
+    let mut doc = Map::new();
+    doc.insert("Task".into(), json!(task));
+    for kind in OutcomeKind::ALL {
+        let name = format!("Objects{}", capitalised(kind.as_str()));
+        let n = outcomes.iter().filter(|o| o.outcome == kind).count();
+        metrics.push(json!({"Name": name, "Unit": "Count"}));
+        doc.insert(name, json!(n));
+    }
+    let bytes: u64 = outcomes.iter().map(|o| o.bytes_moved).sum();
+    doc.insert("BytesCopied".into(), json!(bytes));
+    doc.insert("FailedMessages".into(), json!(failed_messages));
+    let mut lags: Vec<i64> = outcomes
+        .iter()
+        .filter(|o| matches!(o.outcome, OutcomeKind::Copied | OutcomeKind::Deleted))
+        .filter_map(Outcome::lag_ms)
+        .collect();
+    lags.sort_unstable_by(|a, b| b.cmp(a));
+    lags.truncate(100);
+    if lags.is_empty() {
+        metrics.retain(|m| m["Name"] != "ReplicationLag");
+    } else {
+        doc.insert("ReplicationLag".into(), json!(lags));
+    }
+    doc.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Task"]],
+                "Metrics": metrics,
+            }]
+        }),
+    );
+    Value::Object(doc).to_string()
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(kind: OutcomeKind, lag_from: &str) -> Outcome {
+        Outcome {
+            task: "t".into(),
+            processed_at: "2026-11-25T00:00:02.000Z".into(),
+            event_time: Some(lag_from.into()),
+            event_name: None,
+            bucket: None,
+            source_key: Some("k".into()),
+            dest_key: None,
+            version_id: None,
+            sequencer: None,
+            source_etag: None,
+            size: Some(10),
+            bytes_moved: if kind == OutcomeKind::Copied { 10 } else { 0 },
+            outcome: kind,
+            error_code: None,
+            error_message: None,
+            dropped_metadata: vec![],
+            attempts: 1,
+            requests: 4,
+            duration_ms: 1,
+            request_ids: vec![],
+            message_id: "m".into(),
+            receive_count: 1,
+            crc64: None,
+        }
+    }
+
+    #[test]
+    fn emf_counts_bytes_and_lag() {
+        let os = [
+            outcome(OutcomeKind::Copied, "2026-11-25T00:00:01.000Z"),
+            outcome(OutcomeKind::Copied, "2026-11-25T00:00:00.500Z"),
+            outcome(OutcomeKind::Skipped, "2026-11-25T00:00:00.000Z"),
+        ];
+        let v: Value = serde_json::from_str(&metrics_line("t", &os, 0, 7)).unwrap();
+        assert_eq!(v["ObjectsCopied"], 2);
+        assert_eq!(v["ObjectsSkipped"], 1);
+        assert_eq!(v["ObjectsFailed"], 0);
+        assert_eq!(v["BytesCopied"], 20);
+        assert_eq!(v["ReplicationLag"], json!([1500, 1000]));
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
+        assert_eq!(v["_aws"]["Timestamp"], 7);
+    }
+
+    #[test]
+    fn outcome_lines_carry_the_record() {
+        let line = outcome_line(&outcome(OutcomeKind::Failed, "2026-11-25T00:00:01.000Z"));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["level"], "ERROR");
+        assert_eq!(v["outcome"], "failed");
+        assert_eq!(v["lag_ms"], 1000);
+        assert_eq!(v["source_key"], "k");
+    }
+}

@@ -1,0 +1,463 @@
+//! Component tests: the sync handler with real SQS event types against in-memory source,
+//! destination and results stores.
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use s3_oss_sync::copy::CopyOptions;
+use s3_oss_sync::memory::{MemoryDestination, MemoryResults, MemorySource};
+use s3_oss_sync::oss::ByteStream;
+use s3_oss_sync::outcome::{Outcome, OutcomeKind};
+use s3_oss_sync::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
+use s3_oss_sync::sync::{BatchReport, SyncService};
+use s3_oss_sync::task::TaskBinding;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+const BUCKET: &str = "mybucket";
+
+fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/s3-events/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn message(id: &str, body: &str) -> SqsMessage {
+    let mut m = SqsMessage {
+        message_id: Some(id.to_owned()),
+        body: Some(body.to_owned()),
+        ..Default::default()
+    };
+    m.attributes
+        .insert("ApproximateReceiveCount".into(), "1".into());
+    m
+}
+
+fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+    SqsEvent { records: messages }
+}
+
+fn created(key: &str, etag: &str, size: u64, sequencer: Option<&str>) -> String {
+    let mut object = serde_json::json!({"key": key, "size": size, "eTag": etag});
+    if let Some(s) = sequencer {
+        object["sequencer"] = s.into();
+    }
+    serde_json::json!({"Records": [{
+        "eventName": "ObjectCreated:Put", "eventTime": "2026-11-25T03:00:00.000Z",
+        "s3": {"bucket": {"name": BUCKET}, "object": object}
+    }]})
+    .to_string()
+}
+
+fn removed(key: &str, sequencer: Option<&str>) -> String {
+    let mut object = serde_json::json!({"key": key});
+    if let Some(s) = sequencer {
+        object["sequencer"] = s.into();
+    }
+    serde_json::json!({"Records": [{
+        "eventName": "ObjectRemoved:Delete", "eventTime": "2026-11-25T03:00:01.000Z",
+        "s3": {"bucket": {"name": BUCKET}, "object": object}
+    }]})
+    .to_string()
+}
+
+type Service<S> = SyncService<S, MemoryDestination, MemoryResults>;
+
+fn service<S: SourceStore>(
+    source: S,
+    options: CopyOptions,
+) -> (Service<S>, Arc<Mutex<Vec<String>>>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink_lines = lines.clone();
+    let svc = SyncService {
+        task_id: "task-1".into(),
+        binding: TaskBinding {
+            source_bucket: BUCKET.into(),
+            source_prefix: String::new(),
+            dest_bucket: "dst".into(),
+            dest_prefix: "mirror/".into(),
+            strip_source_prefix: false,
+        },
+        options,
+        concurrency: 4,
+        results_prefix: "results".into(),
+        source,
+        dest: MemoryDestination::default(),
+        results: MemoryResults::default(),
+        sink: Arc::new(move |l: &str| sink_lines.lock().unwrap().push(l.to_owned())),
+    };
+    (svc, lines)
+}
+
+fn deletes_on() -> CopyOptions {
+    CopyOptions {
+        sync_deletes: true,
+        ..CopyOptions::default()
+    }
+}
+
+fn failed_ids(r: &BatchReport) -> Vec<&str> {
+    r.response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect()
+}
+
+fn kinds(r: &BatchReport) -> Vec<OutcomeKind> {
+    r.outcomes.iter().map(|o| o.outcome).collect()
+}
+
+fn meta() -> SourceMetadata {
+    SourceMetadata {
+        content_type: Some("text/plain".into()),
+        user: vec![
+            ("author".into(), "ann".into()),
+            ("bad_name".into(), "x".into()),
+        ],
+        ..SourceMetadata::default()
+    }
+}
+
+#[tokio::test]
+async fn every_fixture_shape_gets_one_record_and_the_right_answer() {
+    let source = MemorySource::default();
+    source.put("photos/2026/summer trip+day 1.jpg", vec![7u8; 1024], meta());
+    let (svc, lines) = service(source, CopyOptions::default());
+    let names = [
+        "s3-object-created-put.json",
+        "s3-object-removed-delete.json",
+        "s3-test-event.json",
+        "eventbridge-object-created.json",
+        "moto-object-created-put.json",
+        "sns-wrapped-object-created.json",
+    ];
+    let mut msgs: Vec<SqsMessage> = names.iter().map(|n| message(n, &fixture(n))).collect();
+    msgs.push(message("junk", "{\"not\": \"an event\""));
+    let r = svc.handle(&batch(msgs), "inv-1").await;
+    assert_eq!(
+        kinds(&r),
+        [
+            OutcomeKind::Copied, // put: the event's ETag is stale, the current version is copied
+            OutcomeKind::Ignored, // delete with delete sync off
+            OutcomeKind::Ignored, // s3:TestEvent
+            OutcomeKind::Filtered, // another bucket
+            OutcomeKind::Filtered, // another bucket
+            OutcomeKind::Superseded, // multipart object no longer in the source
+            OutcomeKind::Invalid,
+        ]
+    );
+    assert_eq!(failed_ids(&r), ["junk"]);
+    let copied = &r.outcomes[0];
+    assert_eq!(
+        copied.dest_key.as_deref(),
+        Some("mirror/photos/2026/summer trip+day 1.jpg")
+    );
+    assert_eq!(copied.bytes_moved, 1024);
+    assert_eq!(
+        copied.requests, 4,
+        "a fresh copy: dest HEAD, source GET, PUT, source HEAD"
+    );
+    assert_eq!(copied.dropped_metadata.len(), 1);
+    assert!(copied.dropped_metadata[0].contains("bad_name"));
+    assert_eq!(r.outcomes[3].error_code.as_deref(), Some("OtherBucket"));
+    assert!(r.outcomes[6]
+        .error_message
+        .as_deref()
+        .unwrap()
+        .contains("not JSON"));
+    let (head, body) = svc
+        .dest
+        .get("mirror/photos/2026/summer trip+day 1.jpg")
+        .unwrap();
+    assert_eq!(body.len(), 1024);
+    assert_eq!(head.metadata.content_type.as_deref(), Some("text/plain"));
+    assert!(head
+        .metadata
+        .user
+        .contains(&("author".into(), "ann".into())));
+
+    // The records are in the results store, one line per event, keyed by task and hour.
+    let stored = svc.results.objects();
+    assert_eq!(stored.len(), 1);
+    assert!(
+        stored[0].0.starts_with("results/task-1/dt="),
+        "{}",
+        stored[0].0
+    );
+    assert!(stored[0].0.ends_with("/inv-1.jsonl"));
+    let back: Vec<Outcome> = std::str::from_utf8(&stored[0].1)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(back, r.outcomes);
+    // One log line per event, plus one metrics line.
+    let lines = lines.lock().unwrap();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("\"message\":\"outcome\""))
+            .count(),
+        7
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("CloudWatchMetrics"))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_event_is_skipped_after_one_request() {
+    let source = MemorySource::default();
+    let etag = source.put("a", &b"hello"[..], meta());
+    let (svc, _) = service(source, CopyOptions::default());
+    let ev = batch(vec![message("m1", &created("a", &etag, 5, None))]);
+    assert_eq!(kinds(&svc.handle(&ev, "1").await), [OutcomeKind::Copied]);
+    let again = svc.handle(&ev, "2").await;
+    assert_eq!(kinds(&again), [OutcomeKind::Skipped]);
+    assert_eq!(again.outcomes[0].requests, 1);
+    assert_eq!(
+        svc.source.gets.load(Ordering::Relaxed),
+        1,
+        "no second read of the source"
+    );
+    assert_eq!(svc.dest.uploads.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn events_for_one_key_in_a_batch_are_handled_once_newest_first() {
+    let source = MemorySource::default();
+    let etag = source.put("k", &b"v2"[..], meta());
+    let (svc, _) = service(source, deletes_on());
+    let r = svc
+        .handle(
+            &batch(vec![
+                message("new", &created("k", &etag, 2, Some("0055AED6DCD90281F0"))),
+                message("old", &removed("k", Some("0055AED6DCD90281E5"))),
+                message("dup", &created("k", &etag, 2, Some("0055AED6DCD90281F0"))),
+            ]),
+            "1",
+        )
+        .await;
+    let ks = kinds(&r);
+    assert_eq!(
+        ks.iter().filter(|k| **k == OutcomeKind::Copied).count(),
+        1,
+        "{ks:?}"
+    );
+    assert_eq!(
+        ks.iter().filter(|k| **k == OutcomeKind::Superseded).count(),
+        2,
+        "{ks:?}"
+    );
+    assert_eq!(
+        ks[1],
+        OutcomeKind::Superseded,
+        "the older delete is superseded"
+    );
+    assert!(failed_ids(&r).is_empty());
+    assert_eq!(svc.dest.uploads.load(Ordering::Relaxed), 1);
+}
+
+/// A source that is overwritten once, after the first copy's upload and before its check.
+struct ChangesDuringCopy {
+    inner: MemorySource,
+    heads: AtomicU32,
+}
+
+impl SourceStore for ChangesDuringCopy {
+    async fn head(&self, key: &str) -> Result<Option<SourceObject>, SourceError> {
+        if self.heads.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.inner.put(key, &b"the newer version"[..], meta());
+        }
+        self.inner.head(key).await
+    }
+    async fn get(
+        &self,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<Option<(SourceObject, ByteStream)>, SourceError> {
+        self.inner.get(key, if_match).await
+    }
+    async fn tags(&self, key: &str, v: Option<&str>) -> Result<Vec<(String, String)>, SourceError> {
+        self.inner.tags(key, v).await
+    }
+}
+
+#[tokio::test]
+async fn a_source_changed_during_the_copy_is_copied_again() {
+    let inner = MemorySource::default();
+    let etag = inner.put("k", &b"old"[..], meta());
+    let source = ChangesDuringCopy {
+        inner,
+        heads: AtomicU32::new(0),
+    };
+    let (svc, _) = service(source, CopyOptions::default());
+    let r = svc
+        .handle(
+            &batch(vec![message("m", &created("k", &etag, 3, None))]),
+            "1",
+        )
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Copied]);
+    assert_eq!(r.outcomes[0].attempts, 2);
+    assert_eq!(
+        &svc.dest.get("mirror/k").unwrap().1[..],
+        b"the newer version"
+    );
+    assert_ne!(r.outcomes[0].source_etag.as_deref(), Some(etag.as_str()));
+}
+
+#[tokio::test]
+async fn deletes_sync_only_when_on_and_only_if_the_source_is_gone() {
+    let source = MemorySource::default();
+    let etag = source.put("k", &b"x"[..], meta());
+    let (svc, _) = service(source, deletes_on());
+    svc.handle(
+        &batch(vec![message("c", &created("k", &etag, 1, None))]),
+        "1",
+    )
+    .await;
+    // The object exists again (re-created): the delete event copies instead.
+    let r = svc
+        .handle(&batch(vec![message("d1", &removed("k", None))]), "2")
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Skipped]);
+    svc.source.delete("k");
+    let r = svc
+        .handle(&batch(vec![message("d2", &removed("k", None))]), "3")
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Deleted]);
+    assert!(svc.dest.get("mirror/k").is_none());
+    let r = svc
+        .handle(&batch(vec![message("d3", &removed("k", None))]), "4")
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Skipped], "already absent");
+
+    let source = MemorySource::default();
+    let etag = source.put("k", &b"x"[..], meta());
+    let (svc, _) = service(source, CopyOptions::default());
+    svc.handle(
+        &batch(vec![message("c", &created("k", &etag, 1, None))]),
+        "1",
+    )
+    .await;
+    svc.source.delete("k");
+    let r = svc
+        .handle(&batch(vec![message("d", &removed("k", None))]), "2")
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Ignored]);
+    assert!(
+        svc.dest.get("mirror/k").is_some(),
+        "delete sync is off by default"
+    );
+}
+
+#[tokio::test]
+async fn one_failure_fails_only_its_message_and_the_retry_lands() {
+    let source = MemorySource::default();
+    let e1 = source.put("one", &b"1"[..], meta());
+    let e2 = source.put("two", &b"2"[..], meta());
+    let (svc, _) = service(source, CopyOptions::default());
+    svc.dest.fail_uploads.store(1, Ordering::SeqCst);
+    let ev = batch(vec![
+        message("m1", &created("one", &e1, 1, None)),
+        message("m2", &created("two", &e2, 1, None)),
+    ]);
+    let r = svc.handle(&ev, "1").await;
+    let mut ks = kinds(&r);
+    ks.sort();
+    assert_eq!(ks, [OutcomeKind::Copied, OutcomeKind::Failed]);
+    let failed = r
+        .outcomes
+        .iter()
+        .find(|o| o.outcome == OutcomeKind::Failed)
+        .unwrap();
+    assert_eq!(failed.error_code.as_deref(), Some("InternalError"));
+    assert_eq!(failed_ids(&r), [failed.message_id.as_str()]);
+    let r = svc.handle(&ev, "2").await;
+    let mut ks = kinds(&r);
+    ks.sort();
+    assert_eq!(ks, [OutcomeKind::Copied, OutcomeKind::Skipped]);
+    assert!(failed_ids(&r).is_empty());
+}
+
+#[tokio::test]
+async fn nothing_is_acknowledged_without_its_record() {
+    let source = MemorySource::default();
+    let etag = source.put("k", &b"x"[..], meta());
+    let (svc, lines) = service(source, CopyOptions::default());
+    svc.results.outage.store(true, Ordering::SeqCst);
+    let ev = batch(vec![
+        message("m1", &created("k", &etag, 1, None)),
+        message("m2", "{}"),
+        message("m3", &fixture("s3-test-event.json")),
+    ]);
+    let r = svc.handle(&ev, "1").await;
+    assert_eq!(failed_ids(&r), ["m1", "m2", "m3"]);
+    assert!(r
+        .results_error
+        .as_deref()
+        .unwrap()
+        .contains("ServiceUnavailable"));
+    assert!(lines
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("could not be written")));
+    svc.results.outage.store(false, Ordering::SeqCst);
+    let r = svc.handle(&ev, "2").await;
+    assert_eq!(
+        failed_ids(&r),
+        ["m2"],
+        "only the invalid message goes on failing"
+    );
+    assert_eq!(svc.results.objects().len(), 1);
+}
+
+#[tokio::test]
+async fn prefix_binding_filters_and_maps_keys() {
+    let source = MemorySource::default();
+    let etag = source.put("in/a", &b"x"[..], meta());
+    let (mut svc, _) = service(source, CopyOptions::default());
+    svc.binding.source_prefix = "in/".into();
+    svc.binding.strip_source_prefix = true;
+    let r = svc
+        .handle(
+            &batch(vec![
+                message("m1", &created("in/a", &etag, 1, None)),
+                message("m2", &created("out/b", &etag, 1, None)),
+            ]),
+            "1",
+        )
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Copied, OutcomeKind::Filtered]);
+    assert_eq!(r.outcomes[0].dest_key.as_deref(), Some("mirror/a"));
+    assert_eq!(r.outcomes[1].error_code.as_deref(), Some("OutsidePrefix"));
+    assert!(failed_ids(&r).is_empty());
+}
+
+#[tokio::test]
+async fn keys_oss_cannot_hold_fail_permanently_with_a_clear_code() {
+    let source = MemorySource::default();
+    let long = "k".repeat(1100);
+    let etag = source.put(&long, &b"x"[..], meta());
+    let (mut svc, _) = service(source, CopyOptions::default());
+    svc.binding.dest_prefix = String::new();
+    let r = svc
+        .handle(
+            &batch(vec![message("m", &created(&long, &etag, 1, None))]),
+            "1",
+        )
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Failed]);
+    assert_eq!(
+        r.outcomes[0].error_code.as_deref(),
+        Some("InvalidObjectName")
+    );
+    assert_eq!(failed_ids(&r), ["m"]);
+}
