@@ -1,27 +1,30 @@
 """`make demo`: the local pipeline end to end, on 127.0.0.1 only.
 
-Starts moto (S3 + SQS) and the OSS emulator, creates a source bucket, a task queue and the S3
-notification between them, uploads objects with awkward keys, and shows the events that arrived.
-It prints only what it did.
+Starts moto (S3 + SQS) and the OSS emulator, creates a sync task (source bucket, task queue with
+a DLQ, the S3 notification between them, a results bucket), uploads objects with awkward keys,
+deletes one, runs the sync function's local event source until the queue is empty, and shows what
+arrived in OSS (read back with the official OSS SDK) and the outcome records. It prints only what
+it did.
 """
 
 import json
 import sys
-import urllib.parse
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python"))
 
-from stack import Moto, OssEmulator  # noqa: E402
+from conftest import oss_client  # noqa: E402
+from stack import STACK_DIR, Moto, OssEmulator, SyncTask  # noqa: E402
 
-SOURCE_BUCKET = "demo-source"
-QUEUE = "demo-sync-task"
+TASK = "demo-task"
 OBJECTS = {
-    "readme.txt": b"plain key\n",
-    "photos/2026/summer holiday.jpg": b"\xff\xd8\xff" + b"\x00" * 2048,
-    "reports/q3+q4 (final).csv": b"quarter,revenue\nq3,1\nq4,2\n",
-    "unicode/日本語/ü-ß.txt": "unicode key\n".encode(),
-    "odd/100%?x=1&y#z": b"reserved characters\n",
+    "readme.txt": (b"plain key\n", "text/plain"),
+    "photos/2026/summer holiday.jpg": (b"\xff\xd8\xff" + b"\x00" * 2048, "image/jpeg"),
+    "reports/q3+q4 (final).csv": (b"quarter,revenue\nq3,1\nq4,2\n", "text/csv"),
+    "unicode/日本語/ü-ß.txt": ("unicode key\n".encode(), "text/plain; charset=utf-8"),
+    "odd/100%?x=1&y#z": (b"reserved characters\n", "application/octet-stream"),
+    "big/ten-mebibytes.bin": (bytes(range(256)) * 40960, "application/octet-stream"),
 }
 
 
@@ -30,57 +33,70 @@ def step(msg):
 
 
 def main():
-    moto = oss = None
+    import alibabacloud_oss_v2 as oss
+
+    moto = emulator = None
     try:
         step("starting the local stack on 127.0.0.1")
         moto = Moto()
         print(f"    moto (S3 + SQS)  {moto.endpoint}")
-        oss = OssEmulator()
-        print(f"    OSS emulator     {oss.endpoint}  (checks OSS4-HMAC-SHA256 signatures)")
+        emulator = OssEmulator()
+        print(f"    OSS emulator     {emulator.endpoint}  (checks OSS4-HMAC-SHA256 signatures)")
 
-        s3, sqs = moto.client("s3"), moto.client("sqs")
-        step(f"creating source bucket s3://{SOURCE_BUCKET} and task queue {QUEUE}")
-        s3.create_bucket(Bucket=SOURCE_BUCKET)
-        url = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        s3.put_bucket_notification_configuration(Bucket=SOURCE_BUCKET, NotificationConfiguration={
-            "QueueConfigurations": [{"Id": "s3-oss-sync", "QueueArn": arn,
-                                     "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]})
-        print(f"    notification: s3:ObjectCreated:*, s3:ObjectRemoved:* -> {arn}")
+        step(f"creating sync task {TASK!r}")
+        task = SyncTask(moto, emulator, task_id=TASK, source="demo-source", dest="demo-dest",
+                        results="demo-results", DEST_PREFIX="mirror/", SYNC_DELETES="true")
+        print(f"    source s3://{task.source} -> queue {task.queue_url} (DLQ {task.dlq_url})")
+        print(f"    destination oss://{task.dest}/mirror/, results s3://{task.results}/results/{TASK}/")
 
         step(f"uploading {len(OBJECTS)} objects with awkward keys, then deleting one")
-        for key, body in OBJECTS.items():
-            s3.put_object(Bucket=SOURCE_BUCKET, Key=key, Body=body)
-            print(f"    put    {key!r} ({len(body)} bytes)")
-        s3.delete_object(Bucket=SOURCE_BUCKET, Key="readme.txt")
+        for key, (body, ctype) in OBJECTS.items():
+            task.s3.put_object(Bucket=task.source, Key=key, Body=body, ContentType=ctype,
+                               Metadata={"owner": "demo"})
+            print(f"    put    {key!r} ({len(body)} bytes, {ctype})")
+        task.s3.delete_object(Bucket=task.source, Key="readme.txt")
         print("    delete 'readme.txt'")
 
-        step(f"events that arrived in {QUEUE}")
-        seen = 0
-        while True:
-            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
-            if not msgs:
-                break
-            for m in msgs:
-                body = json.loads(m["Body"])
-                if body.get("Event") == "s3:TestEvent":
-                    print(f"    s3:TestEvent for bucket {body.get('Bucket')} (sent when the notification was set)")
-                for r in body.get("Records", []):
-                    seen += 1
-                    obj = r["s3"]["object"]
-                    key = urllib.parse.unquote_plus(obj["key"])
-                    size = obj.get("size", "-")
-                    print(f"    {r['eventTime']}  {r['eventName']:<22} {key!r}  size={size}  raw key={obj['key']}")
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        print(f"    {seen} object events received")
-        expected = len(OBJECTS) + 1
-        if seen != expected:
-            print(f"demo: expected {expected} object events, got {seen}", file=sys.stderr)
+        step("running the sync function's local event source: sync poll --until-empty")
+        log = STACK_DIR / "demo-sync.log"
+        code = task.run(max_seconds=120, log=log)
+        if code != 0:
+            print(f"demo: sync poll exited with {code}; see {log}", file=sys.stderr)
             return 1
-        step("not yet built: the sync function (copying to OSS) and the report function; nothing was copied")
+        for line in log.read_text().splitlines():
+            r = json.loads(line) if line.startswith("{") else {}
+            if r.get("message") == "outcome":
+                what = r.get("source_key") or r.get("event_name")
+                detail = f"{r.get('bytes_moved', 0)} bytes" if r["outcome"] == "copied" else r.get("error_message", "")
+                print(f"    {r['outcome']:<10} {what!r}  {detail}")
+
+        step(f"what OSS holds in oss://{task.dest}/ (read with the official OSS Python SDK)")
+        client = oss_client(emulator.endpoint)
+        listing = client.list_objects_v2(oss.ListObjectsV2Request(bucket=task.dest))
+        held = {o.key: o for o in listing.contents or []}
+        for key, o in held.items():
+            head = client.head_object(oss.HeadObjectRequest(bucket=task.dest, key=key))
+            meta = dict(head.metadata or {})
+            print(f"    {key!r}  {o.size} bytes  {head.content_type}  crc64={head.hash_crc64}  meta={meta}")
+        expected = {f"mirror/{k}" for k in OBJECTS if k != "readme.txt"}
+        if set(held) != expected:
+            print(f"demo: OSS holds {sorted(held)}, expected {sorted(expected)}", file=sys.stderr)
+            return 1
+        for key, (body, _) in OBJECTS.items():
+            if key != "readme.txt":
+                got = client.get_object(oss.GetObjectRequest(bucket=task.dest, key=f"mirror/{key}")).body.read()
+                if got != body:
+                    print(f"demo: {key!r} differs in OSS", file=sys.stderr)
+                    return 1
+        print(f"    {len(held)} objects, every byte equal to the source")
+
+        step("outcome records in the results store")
+        records = task.records()
+        print(f"    {len(records)} records: {dict(Counter(r['outcome'] for r in records))}")
+        step("not yet built: the report function (daily reports); the records above are its input")
         return 0
     finally:
-        for part in (oss, moto):
+        for part in (emulator, moto):
             if part is not None:
                 part.stop()
         print("==> local stack stopped")

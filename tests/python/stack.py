@@ -44,11 +44,12 @@ def local_env() -> dict:
 class Process:
     """A child process whose PID is kept in `.stack/NAME.pid` while it runs."""
 
-    def __init__(self, name: str, argv: list[str], log: Path):
+    def __init__(self, name: str, argv: list[str], log: Path, pipe_stdout: bool = True):
         STACK_DIR.mkdir(exist_ok=True)
         self.name = name
         self.log = open(log, "w")
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log, text=True,
+        stdout = subprocess.PIPE if pipe_stdout else self.log
+        self.proc = subprocess.Popen(argv, stdout=stdout, stderr=self.log, text=True,
                                      env=local_env(), start_new_session=True)
         self.pidfile = STACK_DIR / f"{name}-{self.proc.pid}.pid"
         self.pidfile.write_text(str(self.proc.pid))
@@ -174,7 +175,8 @@ class SyncTask:
     def poll(self, max_seconds: int = 300, batch_size: int = 10, log: Path | None = None) -> subprocess.Popen:
         """Starts `sync poll --until-empty`; stdout (outcome and metric lines) goes to `log`."""
         STACK_DIR.mkdir(exist_ok=True)
-        out = open(log or STACK_DIR / f"sync-{self.task_id}.log", "w")
+        self.polls = getattr(self, "polls", 0) + 1
+        out = open(log or STACK_DIR / f"sync-{self.task_id}-{self.polls}.log", "w")
         return subprocess.Popen([str(binary("sync")), "poll", "--queue-url", self.queue_url, "--until-empty",
                                  "--batch-size", str(batch_size), "--max-seconds", str(max_seconds)],
                                 stdout=out, stderr=subprocess.STDOUT, env=self.env())

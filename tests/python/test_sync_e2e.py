@@ -6,6 +6,7 @@ import json
 import random
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections import Counter
 
@@ -112,3 +113,124 @@ def test_200_objects_arrive_intact_with_one_record_per_event(moto, emulator):
         if r["outcome"] == "copied":
             assert r["dest_key"] == "mirror/" + r["source_key"]
             assert r["requests"] >= 4 and r["attempts"] == 1
+
+
+def drain_bodies(task) -> list[str]:
+    bodies = []
+    while True:
+        msgs = task.sqs.receive_message(QueueUrl=task.queue_url, MaxNumberOfMessages=10,
+                                        WaitTimeSeconds=1).get("Messages", [])
+        if not msgs:
+            return bodies
+        for m in msgs:
+            bodies.append(m["Body"])
+            task.sqs.delete_message(QueueUrl=task.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def test_convergence_under_duplicates_shuffling_overwrites_and_deletes(moto, emulator):
+    task = SyncTask(moto, emulator, SYNC_DELETES="true", visibility=5)
+    s3 = task.s3
+    keys = [f"c/{AWKWARD[i % len(AWKWARD)]}-{i}" for i in range(40)]
+    for i, k in enumerate(keys):
+        s3.put_object(Bucket=task.source, Key=k, Body=body_for(i, 1000 + i * 5000), Metadata={"v": "1"})
+    # The real notifications, each delivered three times, in random order.
+    bodies = drain_bodies(task)
+    assert len(bodies) == 41
+    copies = bodies * 3
+    random.Random(3).shuffle(copies)
+    for i in range(0, len(copies), 10):
+        task.sqs.send_message_batch(QueueUrl=task.queue_url, Entries=[
+            {"Id": str(j), "MessageBody": b} for j, b in enumerate(copies[i:i + 10])])
+    # Every OSS request takes 150 ms longer, so overwrites land while copies are in flight.
+    set_faults(emulator, latency_ms=150)
+    rng = random.Random(5)
+
+    def mutate():
+        for n in range(60):
+            k = keys[rng.randrange(10)]  # a few hot keys, overwritten again and again
+            action = rng.random()
+            if action < 0.6:
+                s3.put_object(Bucket=task.source, Key=k, Body=body_for(1000 + n, rng.randint(0, 300_000)),
+                              Metadata={"v": str(n + 2)})
+            elif action < 0.8:
+                s3.delete_object(Bucket=task.source, Key=k)
+            else:
+                s3.delete_object(Bucket=task.source, Key=k)
+                s3.put_object(Bucket=task.source, Key=k, Body=b"re-created", Metadata={"v": "re"})
+            time.sleep(0.05)
+        for k in keys[30:35]:
+            s3.delete_object(Bucket=task.source, Key=k)
+
+    poller = task.poll(max_seconds=300)
+    writer = threading.Thread(target=mutate)
+    writer.start()
+    writer.join()
+    assert poller.wait(timeout=360) == 0
+    set_faults(emulator)
+    assert task.run() == 0  # whatever arrived after the first poller stopped
+    assert task.queue_depths(task.queue_url) == (0, 0)
+    assert task.queue_depths(task.dlq_url) == (0, 0)
+    source_keys = assert_mirrors(task, emulator)
+    assert not source_keys & set(keys[30:35])
+    outcomes = Counter(r["outcome"] for r in task.records())
+    # Duplicates are skipped; a create event handled after its object was deleted finds it gone
+    # and removes the copy (superseded), so the delete event itself may find nothing to do.
+    assert outcomes["skipped"] > 0 and outcomes["superseded"] > 0 and outcomes["deleted"] > 0, outcomes
+    assert outcomes["failed"] == 0 and outcomes["invalid"] == 0, outcomes
+
+
+def test_faults_nothing_acknowledged_without_a_record_and_the_poison_message_reaches_the_dlq(moto, emulator):
+    # maxReceiveCount 10: a healthy message failing ten times in a row by chance is unlikely
+    # (about 0.2 per delivery during faults), the poison message always does.
+    task = SyncTask(moto, emulator, OSS_MAX_ATTEMPTS="1", visibility=2, max_receive=10)
+    s3 = task.s3
+    keys = [f"f/{AWKWARD[i % len(AWKWARD)]}-{i}" for i in range(60)]
+    for i, k in enumerate(keys):
+        s3.put_object(Bucket=task.source, Key=k, Body=body_for(i, 500 * i))
+    poison = "p/" + "x" * 1022  # 1024 bytes: S3 takes it, OSS cannot (at most 1023)
+    s3.put_object(Bucket=task.source, Key=poison, Body=b"too long a key for OSS")
+    # 10% of OSS requests fail with 500 or 503, and the client does not retry them itself.
+    set_faults(emulator, error_rate=0.1, seed=11)
+    # The results store is down for the first seconds.
+    s3.delete_bucket(Bucket=task.results)
+
+    def restore():
+        time.sleep(3)
+        s3.create_bucket(Bucket=task.results)
+
+    healer = threading.Thread(target=restore)
+    poller = task.poll(max_seconds=240)
+    healer.start()
+    healer.join()
+    assert poller.wait(timeout=300) == 0
+    stats = json.loads(urllib.request.urlopen(f"{emulator.endpoint}/_emulator/stats", timeout=10).read())
+    assert stats["server_errors"] > 0, stats
+    set_faults(emulator)
+
+    assert task.queue_depths(task.queue_url) == (0, 0)
+    dead = task.sqs.receive_message(QueueUrl=task.dlq_url, MaxNumberOfMessages=10).get("Messages", [])
+    assert len(dead) == 1
+    dead_key = urllib.parse.unquote_plus(json.loads(dead[0]["Body"])["Records"][0]["s3"]["object"]["key"])
+    assert dead_key == poison
+    source_keys = set(keys) | {poison}
+    mirrored = oss_keys(emulator, task.dest)
+    assert mirrored == set(keys)
+    for i, k in enumerate(keys):
+        _, got = oss_get(emulator, task.dest, k)
+        assert got == body_for(i, 500 * i), k
+
+    records = task.records()
+    ok = [r for r in records if r["outcome"] not in ("failed", "invalid")]
+    failed = [r for r in records if r["outcome"] == "failed"]
+    # 62 messages went in (61 object events and the test event); one is in the DLQ, and every
+    # other one left the queue with a record that says it was done.
+    assert len({r["message_id"] for r in ok}) == 61
+    assert {r.get("source_key") for r in ok} == set(keys) | {None}
+    assert source_keys - {poison} <= {r.get("source_key") for r in ok}
+    # Failures happened, were recorded, and their messages came back and landed.
+    assert any(r["source_key"] != poison for r in failed), "no transient failure was injected"
+    came_back = {r["source_key"] for r in failed if r["source_key"] != poison}
+    assert all(any(o.get("source_key") == k for o in ok) for k in came_back)
+    poison_records = [r for r in failed if r["source_key"] == poison]
+    assert poison_records and all(r["error_code"] == "InvalidObjectName" for r in poison_records)
+    assert max(r["receive_count"] for r in poison_records) <= 10
