@@ -117,18 +117,18 @@ fn parse_value(v: &Value, depth: u8) -> Result<Message, ParseError> {
     ))
 }
 
+/// The value at a path of object keys; `None` when any step is missing or the value is null.
+fn value_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter()
+        .try_fold(v, |cur, p| cur.get(p))
+        .filter(|v| !v.is_null())
+}
+
 fn string_at(v: &Value, path: &[&str]) -> Result<Option<String>, String> {
-    let mut cur = v;
-    for p in path {
-        match cur.get(p) {
-            Some(next) => cur = next,
-            None => return Ok(None),
-        }
-    }
-    match cur {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s.clone())),
-        other => Err(format!("{} must be a string, not {other}", path.join("."))),
+    match value_at(v, path) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(format!("{} must be a string, not {other}", path.join("."))),
     }
 }
 
@@ -139,22 +139,15 @@ fn required(v: &Value, path: &[&str]) -> Result<String, String> {
 }
 
 fn size_at(v: &Value, path: &[&str]) -> Result<Option<u64>, String> {
-    let mut cur = v;
-    for p in path {
-        match cur.get(p) {
-            Some(next) => cur = next,
-            None => return Ok(None),
-        }
-    }
-    match cur {
-        Value::Null => Ok(None),
-        Value::Number(n) => n.as_u64().map(Some).ok_or_else(|| {
+    match value_at(v, path) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
             format!(
                 "{} must be a whole number of bytes, not {n}",
                 path.join(".")
             )
         }),
-        other => Err(format!("{} must be a number, not {other}", path.join("."))),
+        Some(other) => Err(format!("{} must be a number, not {other}", path.join("."))),
     }
 }
 

@@ -164,6 +164,7 @@ mod tests {
                     ("Title-Case".into(), "=?UTF-8?B?w7w=?=".into()),
                 ],
                 storage_class: Some("STANDARD_IA".into()),
+                tagging: None,
             },
         }
     }

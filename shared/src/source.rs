@@ -6,26 +6,10 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use futures_util::StreamExt;
 use std::future::Future;
 
-/// Metadata of a source object that the destination can carry.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SourceMetadata {
-    /// `Content-Type`.
-    pub content_type: Option<String>,
-    /// `Cache-Control`.
-    pub cache_control: Option<String>,
-    /// `Content-Disposition`.
-    pub content_disposition: Option<String>,
-    /// `Content-Encoding`.
-    pub content_encoding: Option<String>,
-    /// `Content-Language`.
-    pub content_language: Option<String>,
-    /// `Expires`, as S3 gave it.
-    pub expires: Option<String>,
-    /// User metadata (`x-amz-meta-NAME`), names as S3 gives them (lower-case), sorted.
-    pub user: Vec<(String, String)>,
-    /// S3 storage class (`STANDARD` when S3 does not say).
-    pub storage_class: Option<String>,
-}
+/// Metadata of a source object: the same fields as OSS keeps, read from S3. `user` holds the
+/// `x-amz-meta-*` names as S3 gives them (lower-case), sorted; `storage_class` is S3's class name
+/// (`STANDARD` when S3 does not say); `tagging` is never set (tags are read separately).
+pub type SourceMetadata = crate::oss::ObjectMetadata;
 
 /// One version of a source object, as HEAD or GET describe it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -282,6 +266,7 @@ macro_rules! source_object {
                 content_language: o.content_language().map(str::to_owned),
                 expires: o.expires_string().map(str::to_owned),
                 user,
+                tagging: None,
                 storage_class: Some(
                     o.storage_class()
                         .map(|c| c.as_str().to_owned())
