@@ -176,7 +176,8 @@ class SyncTask:
         """Starts `sync poll --until-empty`; stdout (outcome and metric lines) goes to `log`."""
         STACK_DIR.mkdir(exist_ok=True)
         self.polls = getattr(self, "polls", 0) + 1
-        out = open(log or STACK_DIR / f"sync-{self.task_id}-{self.polls}.log", "w")
+        self.log = log or STACK_DIR / f"sync-{self.task_id}-{self.polls}.log"
+        out = open(self.log, "w")
         return subprocess.Popen([str(binary("sync")), "poll", "--queue-url", self.queue_url, "--until-empty",
                                  "--batch-size", str(batch_size), "--max-seconds", str(max_seconds)],
                                 stdout=out, stderr=subprocess.STDOUT, env=self.env())

@@ -257,3 +257,31 @@ def test_faults_nothing_acknowledged_without_a_record_and_the_poison_message_rea
     poison_records = [r for r in failed if r["source_key"] == poison]
     assert poison_records and all(r["error_code"] == "InvalidObjectName" for r in poison_records)
     assert max(r["receive_count"] for r in poison_records) <= 10
+
+
+def test_credentials_from_secrets_manager_and_wrong_ones_recorded(moto, emulator):
+    from stack import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET
+
+    sm = moto.client("secretsmanager")
+    good = sm.create_secret(Name="oss-good", SecretString=json.dumps(
+        {"accessKeyId": OSS_ACCESS_KEY_ID, "accessKeySecret": OSS_ACCESS_KEY_SECRET}))["ARN"]
+    bad = sm.create_secret(Name="oss-bad", SecretString=json.dumps(
+        {"accessKeyId": OSS_ACCESS_KEY_ID, "accessKeySecret": "not-the-secret"}))["ARN"]
+
+    task = SyncTask(moto, emulator, OSS_CREDENTIALS_SECRET_ID=bad, max_receive=2)
+    env_without_keys = task.env
+    task.env = lambda: {k: v for k, v in env_without_keys().items()
+                        if k not in ("OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET")}
+    task.s3.put_object(Bucket=task.source, Key="k", Body=b"payload")
+    assert task.run() == 0
+    failed = [r for r in task.records() if r["outcome"] == "failed"]
+    assert failed and all(r["error_code"] == "SignatureDoesNotMatch" for r in failed)
+    assert all("not-the-secret" not in json.dumps(r) for r in task.records())
+    log = task.log.read_text()
+    assert "SignatureDoesNotMatch" in log and "not-the-secret" not in log
+    assert task.queue_depths(task.dlq_url) == (1, 0)
+
+    task.settings["OSS_CREDENTIALS_SECRET_ID"] = good
+    task.s3.put_object(Bucket=task.source, Key="k", Body=b"payload 2")
+    assert task.run() == 0
+    assert oss_get(emulator, task.dest, "k")[1] == b"payload 2"
