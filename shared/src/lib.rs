@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod oss;
 pub mod outcome;
 pub mod poll;
+pub mod report;
 pub mod results;
 pub mod retry;
 pub mod setup;

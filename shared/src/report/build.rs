@@ -1,0 +1,464 @@
+//! The report run: finds the days to report, strictly oldest first, merges each day's outcome
+//! records into sorted CSV lists, a summary, and, once the day is complete, `manifest.json`,
+//! written after every file it lists.
+
+use super::day::{day_of, format_day, format_offset, hour_partitions, parse_day, window};
+use super::rows::{csv_row, fields, sort_key, HEADER};
+use super::sort::{ExternalSorter, SortRow};
+use super::stats::DayTotals;
+use crate::outcome::{format_time, Outcome, OutcomeKind};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use md5::{Digest, Md5};
+use serde_json::json;
+use std::future::Future;
+use time::{Date, Duration, OffsetDateTime, UtcOffset};
+
+/// The report format's version, in every summary and manifest.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Why a report run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// Reading the results store failed.
+    #[error("results store: {0}")]
+    Results(String),
+    /// Writing the report failed.
+    #[error("report destination: {0}")]
+    Destination(String),
+    /// Sorting spilled to local disk and that failed.
+    #[error("local sort files: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where outcome records are read from.
+pub trait RecordSource: Send + Sync {
+    /// Keys under a prefix.
+    fn list_keys(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, ReportError>> + Send;
+    /// Sub-prefixes (`.../`) directly under a prefix.
+    fn list_prefixes(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, ReportError>> + Send;
+    /// An object's bytes.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Bytes, ReportError>> + Send;
+}
+
+/// Where reports are written.
+pub trait ReportStore: Send + Sync {
+    /// Writes an object whole.
+    fn put(&self, key: &str, body: Bytes) -> impl Future<Output = Result<(), ReportError>> + Send;
+    /// Whether an object exists.
+    fn exists(&self, key: &str) -> impl Future<Output = Result<bool, ReportError>> + Send;
+    /// Keys under a prefix.
+    fn list_keys(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, ReportError>> + Send;
+    /// Sub-prefixes directly under a prefix.
+    fn list_prefixes(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, ReportError>> + Send;
+    /// Deletes an object.
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), ReportError>> + Send;
+}
+
+/// How reports are made.
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    /// Task id.
+    pub task: String,
+    /// Results store prefix.
+    pub results_prefix: String,
+    /// Report prefix in the destination bucket.
+    pub report_prefix: String,
+    /// The offset days are counted in.
+    pub offset: UtcOffset,
+    /// How long after a day's end it is complete: longer than the sync function's longest run,
+    /// so every record of the day has been written.
+    pub grace: Duration,
+    /// Largest CSV part, bytes.
+    pub part_bytes: usize,
+    /// Memory for sorting before rows spill to disk, bytes.
+    pub sort_budget: usize,
+    /// Results objects read at once.
+    pub parallel_reads: usize,
+}
+
+/// What happened to one day in a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayRun {
+    /// The day.
+    pub day: Date,
+    /// `pushing` or `complete`.
+    pub state: &'static str,
+    /// Records in the day.
+    pub records: u64,
+}
+
+fn join(prefix: &str, rest: &str) -> String {
+    if prefix.is_empty() {
+        rest.to_owned()
+    } else {
+        format!("{}/{rest}", prefix.trim_end_matches('/'))
+    }
+}
+
+/// One written file, for the manifest.
+struct Written {
+    key: String,
+    size: u64,
+    md5: String,
+    rows: Option<u64>,
+}
+
+fn md5_hex(b: &[u8]) -> String {
+    hex::encode(Md5::digest(b))
+}
+
+/// Writes one list as CSV parts of at most `part_bytes`, each with the header row.
+struct ListWriter {
+    name: &'static str,
+    dir: String,
+    buf: Vec<u8>,
+    rows_in_part: u64,
+    rows: u64,
+    parts: Vec<Written>,
+    part_bytes: usize,
+}
+
+impl ListWriter {
+    fn new(name: &'static str, day_dir: &str, part_bytes: usize) -> Self {
+        Self {
+            name,
+            dir: format!("{day_dir}/{name}"),
+            buf: csv_row(&HEADER),
+            rows_in_part: 0,
+            rows: 0,
+            parts: Vec::new(),
+            part_bytes,
+        }
+    }
+
+    async fn add<S: ReportStore>(&mut self, store: &S, row: &[u8]) -> Result<(), ReportError> {
+        if self.rows_in_part > 0 && self.buf.len() + row.len() > self.part_bytes {
+            self.flush(store).await?;
+        }
+        self.buf.extend_from_slice(row);
+        self.rows_in_part += 1;
+        self.rows += 1;
+        Ok(())
+    }
+
+    async fn flush<S: ReportStore>(&mut self, store: &S) -> Result<(), ReportError> {
+        let key = format!("{}/part-{:05}.csv", self.dir, self.parts.len() + 1);
+        let body = std::mem::replace(&mut self.buf, csv_row(&HEADER));
+        let w = Written {
+            key: key.clone(),
+            size: body.len() as u64,
+            md5: md5_hex(&body),
+            rows: Some(self.rows_in_part),
+        };
+        store.put(&key, Bytes::from(body)).await?;
+        self.parts.push(w);
+        self.rows_in_part = 0;
+        Ok(())
+    }
+
+    /// Writes the last part (a header-only part for an empty list) and removes parts a longer
+    /// earlier run left behind.
+    async fn finish<S: ReportStore>(
+        mut self,
+        store: &S,
+    ) -> Result<(&'static str, u64, Vec<Written>), ReportError> {
+        if self.rows_in_part > 0 || self.parts.is_empty() {
+            self.flush(store).await?;
+        }
+        let keep: std::collections::HashSet<&str> =
+            self.parts.iter().map(|p| p.key.as_str()).collect();
+        for key in store.list_keys(&format!("{}/", self.dir)).await? {
+            if !keep.contains(key.as_str()) {
+                store.delete(&key).await?;
+            }
+        }
+        Ok((self.name, self.rows, self.parts))
+    }
+}
+
+/// Which lists a record's row goes to besides `total_list`.
+fn second_list(kind: OutcomeKind) -> Option<usize> {
+    match kind {
+        OutcomeKind::Failed | OutcomeKind::Invalid => Some(1),
+        OutcomeKind::Skipped
+        | OutcomeKind::Superseded
+        | OutcomeKind::Filtered
+        | OutcomeKind::Ignored => Some(2),
+        OutcomeKind::Copied | OutcomeKind::Deleted => None,
+    }
+}
+
+/// The report runner.
+pub struct Reporter<'a, R, S> {
+    /// Settings.
+    pub settings: &'a ReportSettings,
+    /// The results store.
+    pub results: &'a R,
+    /// The destination bucket.
+    pub store: &'a S,
+}
+
+impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
+    fn task_results(&self) -> String {
+        join(
+            &self.settings.results_prefix,
+            &format!("{}/", self.settings.task),
+        )
+    }
+
+    fn task_reports(&self) -> String {
+        join(
+            &self.settings.report_prefix,
+            &format!("{}/", self.settings.task),
+        )
+    }
+
+    fn day_dir(&self, day: Date) -> String {
+        format!("{}{}", self.task_reports(), format_day(day))
+    }
+
+    /// The first day any record can belong to: from the earliest hour partition.
+    async fn first_day(&self) -> Result<Option<Date>, ReportError> {
+        let base = self.task_results();
+        let mut dts = self.results.list_prefixes(&base).await?;
+        dts.sort();
+        let Some(first_dt) = dts.first() else {
+            return Ok(None);
+        };
+        let mut hrs = self.results.list_prefixes(first_dt).await?;
+        hrs.sort();
+        let date = first_dt
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .and_then(|d| d.strip_prefix("dt="))
+            .and_then(parse_day);
+        let hour: u8 = hrs
+            .first()
+            .and_then(|h| h.trim_end_matches('/').rsplit('/').next())
+            .and_then(|h| h.strip_prefix("hr="))
+            .and_then(|h| h.parse().ok())
+            .unwrap_or(0);
+        Ok(date.and_then(|d| {
+            let t = d.with_hms(hour, 0, 0).ok()?.assume_utc();
+            // A record is filed at most `grace` after it was processed.
+            Some(day_of(t - self.settings.grace, self.settings.offset))
+        }))
+    }
+
+    /// The newest day with a manifest.
+    async fn last_complete_day(&self) -> Result<Option<Date>, ReportError> {
+        let mut days: Vec<Date> = self
+            .store
+            .list_prefixes(&self.task_reports())
+            .await?
+            .iter()
+            .filter_map(|p| {
+                p.trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .and_then(parse_day)
+            })
+            .collect();
+        days.sort();
+        for d in days.into_iter().rev() {
+            if self
+                .store
+                .exists(&format!("{}/manifest.json", self.day_dir(d)))
+                .await?
+            {
+                return Ok(Some(d));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reports every day not yet complete, oldest first, as of `now`.
+    pub async fn run(&self, now: OffsetDateTime) -> Result<Vec<DayRun>, ReportError> {
+        let Some(first) = self.first_day().await? else {
+            return Ok(Vec::new());
+        };
+        let start = match self.last_complete_day().await? {
+            Some(d) => d.next_day().unwrap_or(d).max(first),
+            None => first,
+        };
+        let today = day_of(now, self.settings.offset);
+        let mut out = Vec::new();
+        let mut day = start;
+        let mut before_first_record = true;
+        while day <= today {
+            let (_, end) = window(day, self.settings.offset);
+            let complete = now >= end + self.settings.grace;
+            let r = self
+                .report_day(day, complete, now, before_first_record)
+                .await?;
+            if let Some(r) = r {
+                before_first_record = false;
+                out.push(r);
+            }
+            match day.next_day() {
+                Some(d) => day = d,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads a day's records into totals and the sorter.
+    async fn read_day(&self, day: Date) -> Result<(DayTotals, ExternalSorter, u64), ReportError> {
+        let (start, end) = window(day, self.settings.offset);
+        let mut keys = Vec::new();
+        for (date, hour) in hour_partitions(day, self.settings.offset, self.settings.grace) {
+            let prefix = format!(
+                "{}dt={}/hr={hour:02}/",
+                self.task_results(),
+                format_day(date)
+            );
+            keys.extend(self.results.list_keys(&prefix).await?);
+        }
+        let mut totals = DayTotals::default();
+        let mut sorter = ExternalSorter::new(self.settings.sort_budget);
+        let mut unreadable = 0u64;
+        let mut bodies = futures_util::stream::iter(keys.iter())
+            .map(|k| async move { self.results.get(k).await.map(|b| (k, b)) })
+            .buffered(self.settings.parallel_reads.max(1));
+        let rfc3339 = &time::format_description::well_known::Rfc3339;
+        while let Some(got) = bodies.next().await {
+            let (key, body) = got?;
+            for (n, line) in body.split(|b| *b == b'\n').enumerate() {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let o: Outcome = match serde_json::from_slice(line) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        unreadable += 1;
+                        tracing::error!(key = %key, line = n + 1, error = %e, "an outcome record cannot be read; it is counted as unreadable");
+                        continue;
+                    }
+                };
+                let at = OffsetDateTime::parse(&o.processed_at, rfc3339).ok();
+                if !at.is_some_and(|t| t >= start && t < end) {
+                    continue;
+                }
+                totals.add(&o);
+                let kind = OutcomeKind::ALL
+                    .iter()
+                    .position(|k| *k == o.outcome)
+                    .unwrap_or(0) as u8;
+                sorter.push(SortRow {
+                    key: sort_key(&o),
+                    outcome: kind,
+                    csv: csv_row(&fields(&o)),
+                })?;
+            }
+        }
+        Ok((totals, sorter, unreadable))
+    }
+
+    async fn report_day(
+        &self,
+        day: Date,
+        complete: bool,
+        now: OffsetDateTime,
+        skip_if_empty: bool,
+    ) -> Result<Option<DayRun>, ReportError> {
+        let (totals, sorter, unreadable) = self.read_day(day).await?;
+        if skip_if_empty && totals.records == 0 && unreadable == 0 {
+            return Ok(None);
+        }
+        let dir = self.day_dir(day);
+        let part_bytes = self.settings.part_bytes;
+        let mut lists = [
+            ListWriter::new("total_list", &dir, part_bytes),
+            ListWriter::new("failed_list", &dir, part_bytes),
+            ListWriter::new("skipped_list", &dir, part_bytes),
+        ];
+        for row in sorter.finish()? {
+            let row = row?;
+            lists[0].add(self.store, &row.csv).await?;
+            let kind = OutcomeKind::ALL[row.outcome as usize % OutcomeKind::ALL.len()];
+            if let Some(i) = second_list(kind) {
+                lists[i].add(self.store, &row.csv).await?;
+            }
+        }
+        let mut files = Vec::new();
+        let mut list_summary = serde_json::Map::new();
+        for list in lists {
+            let (name, rows, parts) = list.finish(self.store).await?;
+            list_summary.insert(name.into(), json!({"rows": rows, "parts": parts.len()}));
+            files.extend(parts);
+        }
+        let state = if complete { "complete" } else { "pushing" };
+        let generated = format_time(now);
+        let lag = totals.lag();
+        let summary = json!({
+            "format_version": FORMAT_VERSION,
+            "task": self.settings.task,
+            "day": format_day(day),
+            "utc_offset": format_offset(self.settings.offset),
+            "state": state,
+            "generated_at": generated,
+            "records": totals.records,
+            "counts": totals.count_map(),
+            "bytes": totals.bytes,
+            "lag_ms": lag,
+            "first_event": totals.first_event,
+            "last_event": totals.last_event,
+            "unreadable_records": unreadable,
+            "lists": list_summary,
+        });
+        let summary = Bytes::from(serde_json::to_vec_pretty(&summary).unwrap_or_default());
+        let summary_key = format!("{dir}/summary.json");
+        files.push(Written {
+            key: summary_key.clone(),
+            size: summary.len() as u64,
+            md5: md5_hex(&summary),
+            rows: None,
+        });
+        self.store.put(&summary_key, summary).await?;
+        if complete {
+            let manifest = json!({
+                "format_version": FORMAT_VERSION,
+                "task": self.settings.task,
+                "day": format_day(day),
+                "utc_offset": format_offset(self.settings.offset),
+                "generated_at": generated,
+                "records": totals.records,
+                "counts": totals.count_map(),
+                "bytes": totals.bytes,
+                "unreadable_records": unreadable,
+                "files": files.iter().map(|f| json!({
+                    "key": f.key, "size": f.size, "md5": f.md5, "rows": f.rows,
+                })).collect::<Vec<_>>(),
+            });
+            let manifest = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+            let checksum = md5_hex(&manifest);
+            self.store
+                .put(&format!("{dir}/manifest.checksum"), Bytes::from(checksum))
+                .await?;
+            // Last: its presence says the day is final.
+            self.store
+                .put(&format!("{dir}/manifest.json"), Bytes::from(manifest))
+                .await?;
+        }
+        Ok(Some(DayRun {
+            day,
+            state,
+            records: totals.records,
+        }))
+    }
+}

@@ -1,0 +1,128 @@
+//! Report days: calendar days by processing time in a fixed UTC offset, their windows in UTC,
+//! and the results-store hour partitions that can hold a day's records.
+
+use time::{Date, Duration, OffsetDateTime, Time, UtcOffset};
+
+/// Parses a fixed offset: `Z`, `UTC`, `+08:00`, `-05:30`, `+0800`.
+pub fn parse_offset(s: &str) -> Result<UtcOffset, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("z") || s.eq_ignore_ascii_case("utc") || s.is_empty() {
+        return Ok(UtcOffset::UTC);
+    }
+    let bad = || format!("{s:?} is not an offset like +08:00, -05:30 or Z");
+    let (sign, rest) = match s.as_bytes()[0] {
+        b'+' => (1i8, &s[1..]),
+        b'-' => (-1i8, &s[1..]),
+        _ => return Err(bad()),
+    };
+    let digits: String = rest.chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.bytes().all(|c| c.is_ascii_digit()) || rest.len() > 5 {
+        return Err(bad());
+    }
+    let h: i8 = digits[..2].parse().map_err(|_| bad())?;
+    let m: i8 = digits[2..].parse().map_err(|_| bad())?;
+    if h > 14 || m > 59 {
+        return Err(bad());
+    }
+    UtcOffset::from_hms(sign * h, sign * m, 0).map_err(|_| bad())
+}
+
+/// Formats an offset as `+08:00`.
+pub fn format_offset(o: UtcOffset) -> String {
+    let (h, m, _) = o.as_hms();
+    let sign = if o.is_negative() { '-' } else { '+' };
+    format!("{sign}{:02}:{:02}", h.unsigned_abs(), m.unsigned_abs())
+}
+
+/// The day an instant falls on in an offset.
+pub fn day_of(t: OffsetDateTime, offset: UtcOffset) -> Date {
+    t.to_offset(offset).date()
+}
+
+/// A day's window `[start, end)` as UTC instants.
+pub fn window(day: Date, offset: UtcOffset) -> (OffsetDateTime, OffsetDateTime) {
+    let start = day.with_time(Time::MIDNIGHT).assume_offset(offset);
+    let start = start.to_offset(UtcOffset::UTC);
+    (start, start + Duration::days(1))
+}
+
+/// `YYYY-MM-DD`.
+pub fn format_day(d: Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// Parses `YYYY-MM-DD`.
+pub fn parse_day(s: &str) -> Option<Date> {
+    let f = time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(s, &f).ok()
+}
+
+/// The UTC hour partitions (`dt`, `hr`) that can hold records processed during the day: records
+/// are filed under the hour their batch was written, which is at most `lateness` after they were
+/// processed, never before.
+pub fn hour_partitions(day: Date, offset: UtcOffset, lateness: Duration) -> Vec<(Date, u8)> {
+    let (start, end) = window(day, offset);
+    let last = end + lateness;
+    let mut t = start
+        .replace_minute(0)
+        .and_then(|t| t.replace_second(0))
+        .and_then(|t| t.replace_nanosecond(0));
+    let mut out = Vec::new();
+    while let Ok(h) = t {
+        if h >= last {
+            break;
+        }
+        out.push((h.date(), h.hour()));
+        t = Ok(h + Duration::hours(1));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::{date, datetime};
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_offset("Z").unwrap(), UtcOffset::UTC);
+        assert_eq!(format_offset(parse_offset("+08:00").unwrap()), "+08:00");
+        assert_eq!(format_offset(parse_offset("-0530").unwrap()), "-05:30");
+        for bad in ["8", "+8:00", "+25:00", "+08:60", "08:00", "+08:00:00"] {
+            assert!(parse_offset(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn days_and_windows_in_an_offset() {
+        let east = parse_offset("+08:00").unwrap();
+        assert_eq!(
+            day_of(datetime!(2026-11-24 16:00 UTC), east),
+            date!(2026 - 11 - 25)
+        );
+        assert_eq!(
+            day_of(datetime!(2026-11-24 15:59:59 UTC), east),
+            date!(2026 - 11 - 24)
+        );
+        let (s, e) = window(date!(2026 - 11 - 25), east);
+        assert_eq!(
+            (s, e),
+            (
+                datetime!(2026-11-24 16:00 UTC),
+                datetime!(2026-11-25 16:00 UTC)
+            )
+        );
+    }
+
+    #[test]
+    fn partitions_cover_the_day_and_late_writes() {
+        let p = hour_partitions(date!(2026 - 11 - 25), UtcOffset::UTC, Duration::minutes(30));
+        assert_eq!(p.len(), 25);
+        assert_eq!(p[0], (date!(2026 - 11 - 25), 0));
+        assert_eq!(p[24], (date!(2026 - 11 - 26), 0));
+        let half = parse_offset("+05:30").unwrap();
+        let p = hour_partitions(date!(2026 - 11 - 25), half, Duration::ZERO);
+        assert_eq!(p[0], (date!(2026 - 11 - 24), 18));
+        assert_eq!(p.len(), 25, "a half-hour offset straddles one more hour");
+    }
+}
