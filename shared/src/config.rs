@@ -461,3 +461,129 @@ mod tests {
         assert_eq!(c.storage_classes[1], ("GLACIER".into(), "Archive".into()));
     }
 }
+
+/// The report function's settings.
+#[derive(Debug, Clone)]
+pub struct ReportConfig {
+    /// Task id (`TASK_ID`).
+    pub task_id: String,
+    /// Results store bucket (`RESULTS_BUCKET`) and prefix (`RESULTS_PREFIX`, default `results`).
+    pub results_bucket: String,
+    /// Results store prefix.
+    pub results_prefix: String,
+    /// The OSS bucket reports are written to (`DEST_BUCKET`).
+    pub dest_bucket: String,
+    /// OSS endpoint and credentials, as for the sync function.
+    pub oss: OssSettings,
+    /// Report prefix (`REPORT_PREFIX`, default `reports`).
+    pub report_prefix: String,
+    /// The offset days are counted in (`REPORT_UTC_OFFSET`, default `+00:00`).
+    pub offset: time::UtcOffset,
+    /// Minutes after a day's end before it is complete (`REPORT_GRACE_MINUTES`, default 30); must
+    /// be longer than the sync function's timeout.
+    pub grace_minutes: u64,
+    /// Largest CSV part (`REPORT_PART_MIB`, default 64).
+    pub part_bytes: usize,
+    /// Memory for sorting before spilling to disk (`REPORT_SORT_MEMORY_MIB`, default 128).
+    pub sort_budget: usize,
+    /// Results objects read at once (`REPORT_PARALLEL_READS`, default 32).
+    pub parallel_reads: usize,
+    /// An S3 bucket that receives a second copy of every report file (`REPORT_S3_BUCKET`).
+    pub report_s3_bucket: Option<String>,
+}
+
+impl ReportConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through a lookup function.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str, what: &str| {
+            get(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| problem(name, format!("is required ({what})")))
+        };
+        let number = |name: &'static str, default: u64, min: u64, max: u64| {
+            get(name)
+                .map(|v| parse_range(name, &v, min, max))
+                .transpose()
+                .map(|n| n.unwrap_or(default))
+        };
+        let offset = match get("REPORT_UTC_OFFSET") {
+            None => time::UtcOffset::UTC,
+            Some(v) => {
+                crate::report::day::parse_offset(&v).map_err(|e| problem("REPORT_UTC_OFFSET", e))?
+            }
+        };
+        Ok(Self {
+            task_id: check_task_id("TASK_ID", &required("TASK_ID", "the task's id")?)?,
+            results_bucket: bucket(
+                "RESULTS_BUCKET",
+                &required("RESULTS_BUCKET", "an S3 bucket name")?,
+            )?,
+            results_prefix: get("RESULTS_PREFIX")
+                .unwrap_or_else(|| "results".into())
+                .trim_matches('/')
+                .to_owned(),
+            dest_bucket: bucket(
+                "DEST_BUCKET",
+                &required("DEST_BUCKET", "an OSS bucket name")?,
+            )?,
+            oss: OssSettings::from_lookup(&get)?,
+            report_prefix: get("REPORT_PREFIX")
+                .unwrap_or_else(|| "reports".into())
+                .trim_matches('/')
+                .to_owned(),
+            offset,
+            grace_minutes: number("REPORT_GRACE_MINUTES", 30, 1, 24 * 60)?,
+            part_bytes: number("REPORT_PART_MIB", 64, 1, 1024)? as usize * (1 << 20),
+            sort_budget: number("REPORT_SORT_MEMORY_MIB", 128, 8, 8192)? as usize * (1 << 20),
+            parallel_reads: number("REPORT_PARALLEL_READS", 32, 1, 256)? as usize,
+            report_s3_bucket: get("REPORT_S3_BUCKET")
+                .filter(|v| !v.is_empty())
+                .map(|v| bucket("REPORT_S3_BUCKET", &v))
+                .transpose()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+
+    #[test]
+    fn report_settings_and_errors() {
+        let env = |extra: &[(&str, &str)]| {
+            let mut m: std::collections::HashMap<String, String> = [
+                ("TASK_ID", "t1"),
+                ("RESULTS_BUCKET", "results-bucket"),
+                ("DEST_BUCKET", "dst"),
+                ("OSS_REGION", "cn-hangzhou"),
+                ("OSS_ACCESS_KEY_ID", "AK"),
+                ("OSS_ACCESS_KEY_SECRET", "SK"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            for (k, v) in extra {
+                m.insert(k.to_string(), v.to_string());
+            }
+            ReportConfig::from_lookup(move |k| m.get(k).cloned())
+        };
+        let c = env(&[]).unwrap();
+        assert_eq!((c.report_prefix.as_str(), c.grace_minutes), ("reports", 30));
+        assert_eq!(c.offset, time::UtcOffset::UTC);
+        let c = env(&[("REPORT_UTC_OFFSET", "+08:00")]).unwrap();
+        assert_eq!(c.offset.whole_hours(), 8);
+        assert_eq!(
+            env(&[("REPORT_UTC_OFFSET", "8")]).unwrap_err().variable,
+            "REPORT_UTC_OFFSET"
+        );
+        assert_eq!(
+            env(&[("REPORT_GRACE_MINUTES", "0")]).unwrap_err().variable,
+            "REPORT_GRACE_MINUTES"
+        );
+    }
+}

@@ -182,3 +182,83 @@ mod tests {
         assert!(!e.to_string().contains("SK-value"), "{e}");
     }
 }
+
+/// The report run as deployed: results from S3, reports to OSS (and an optional S3 copy), as of
+/// `now`. Returns the days reported.
+pub async fn run_report(
+    config: &crate::config::ReportConfig,
+    sdk: &aws_config::SdkConfig,
+    get: impl Fn(&str) -> Option<String>,
+    now: time::OffsetDateTime,
+) -> Result<Vec<crate::report::build::DayRun>, ReportRunError> {
+    use crate::report::build::{ReportSettings, Reporter};
+    use crate::report::stores::{OssReports, S3Records, WithCopy};
+    let s3 = s3_client(sdk, get)?;
+    let credentials = oss_credentials(sdk, &config.oss.credentials).await?;
+    let client = OssClient::new(OssConfig::new(
+        config.oss.endpoint.clone(),
+        &config.oss.region,
+        credentials,
+    ))?;
+    let settings = ReportSettings {
+        task: config.task_id.clone(),
+        results_prefix: config.results_prefix.clone(),
+        report_prefix: config.report_prefix.clone(),
+        offset: config.offset,
+        grace: time::Duration::minutes(config.grace_minutes as i64),
+        part_bytes: config.part_bytes,
+        sort_budget: config.sort_budget,
+        parallel_reads: config.parallel_reads,
+    };
+    let records = S3Records::new(s3.clone(), config.results_bucket.clone());
+    let oss = OssReports::new(client, config.dest_bucket.clone());
+    let days = match &config.report_s3_bucket {
+        None => {
+            Reporter {
+                settings: &settings,
+                results: &records,
+                store: &oss,
+            }
+            .run(now)
+            .await?
+        }
+        Some(bucket) => {
+            let store = WithCopy {
+                primary: oss,
+                copy: s3,
+                copy_bucket: bucket.clone(),
+            };
+            Reporter {
+                settings: &settings,
+                results: &records,
+                store: &store,
+            }
+            .run(now)
+            .await?
+        }
+    };
+    Ok(days)
+}
+
+/// Why a report run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportRunError {
+    /// Start-up failed.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// The run failed; the next run converges (no manifest is written over an incomplete day).
+    #[error(transparent)]
+    Report(#[from] crate::report::build::ReportError),
+}
+
+impl From<ConfigError> for ReportRunError {
+    fn from(e: ConfigError) -> Self {
+        Self::Setup(SetupError::Config(e))
+    }
+}
+
+impl From<crate::oss::Error> for ReportRunError {
+    fn from(e: crate::oss::Error) -> Self {
+        Self::Setup(SetupError::Oss(e))
+    }
+}

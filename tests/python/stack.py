@@ -186,6 +186,16 @@ class SyncTask:
         p = self.poll(max_seconds, **kw)
         return p.wait(timeout=max_seconds + 60)
 
+    def report(self, now: str, **settings: str) -> dict:
+        """`report run --now NOW`; returns what it printed (the days it reported)."""
+        env = self.env()
+        env.update(settings)
+        p = subprocess.run([str(binary("report")), "run", "--now", now], capture_output=True, text=True,
+                           env=env, timeout=300)
+        if p.returncode != 0:
+            raise RuntimeError(f"report run failed ({p.returncode}): {p.stderr}")
+        return json.loads(p.stdout)
+
     def records(self) -> list[dict]:
         """Every outcome record in the results store."""
         out = []

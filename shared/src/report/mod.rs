@@ -6,3 +6,4 @@ pub mod day;
 pub mod rows;
 pub mod sort;
 pub mod stats;
+pub mod stores;

@@ -1,0 +1,230 @@
+//! The report's real stores: the results store read from S3, reports written to the OSS
+//! destination bucket (and optionally copied to S3).
+
+use super::build::{RecordSource, ReportError, ReportStore};
+use crate::oss::{BytesSource, ObjectMetadata, OssClient, UploadRequest};
+use crate::source::error_chain;
+use bytes::Bytes;
+
+/// An S3 bucket read as the results store.
+#[derive(Debug, Clone)]
+pub struct S3Records {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Records {
+    /// A bucket reached through a client.
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        delimiter: bool,
+    ) -> Result<(Vec<String>, Vec<String>), ReportError> {
+        let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_delimiter(delimiter.then(|| "/".to_owned()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                ReportError::Results(format!("ListObjectsV2 {prefix}: {}", error_chain(&e)))
+            })?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+            prefixes.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix().map(str::to_owned)),
+            );
+        }
+        Ok((keys, prefixes))
+    }
+}
+
+impl RecordSource for S3Records {
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
+        Ok(self.list(prefix, false).await?.0)
+    }
+
+    async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
+        Ok(self.list(prefix, true).await?.1)
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, ReportError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| ReportError::Results(format!("GetObject {key}: {}", error_chain(&e))))?;
+        let body =
+            out.body.collect().await.map_err(|e| {
+                ReportError::Results(format!("GetObject {key}: {}", error_chain(&e)))
+            })?;
+        Ok(body.into_bytes())
+    }
+}
+
+/// The OSS destination bucket as the report store.
+#[derive(Debug, Clone)]
+pub struct OssReports {
+    client: OssClient,
+    bucket: String,
+}
+
+impl OssReports {
+    /// A bucket reached through a client.
+    pub fn new(client: OssClient, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        delimiter: bool,
+    ) -> Result<(Vec<String>, Vec<String>), ReportError> {
+        let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2(
+                    &self.bucket,
+                    prefix,
+                    delimiter.then_some("/"),
+                    token.as_deref(),
+                    1000,
+                )
+                .await
+                .map_err(|e| ReportError::Destination(error_chain(&e)))?;
+            keys.extend(page.objects.into_iter().map(|o| o.key));
+            prefixes.extend(page.prefixes);
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => return Ok((keys, prefixes)),
+            }
+        }
+    }
+}
+
+fn content_type(key: &str) -> &'static str {
+    if key.ends_with(".csv") {
+        "text/csv; charset=utf-8"
+    } else if key.ends_with(".json") {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    }
+}
+
+impl ReportStore for OssReports {
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), ReportError> {
+        let metadata = ObjectMetadata {
+            content_type: Some(content_type(key).to_owned()),
+            ..ObjectMetadata::default()
+        };
+        let md5: [u8; 16] =
+            md5::Digest::finalize(<md5::Md5 as md5::Digest>::new_with_prefix(&body)).into();
+        let req = UploadRequest {
+            bucket: &self.bucket,
+            key,
+            size: body.len() as u64,
+            metadata: &metadata,
+            content_md5: Some(md5),
+        };
+        self.client
+            .upload(&req, &BytesSource(body))
+            .await
+            .map(|_| ())
+            .map_err(|e| ReportError::Destination(error_chain(&e)))
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, ReportError> {
+        self.client
+            .head_object(&self.bucket, key)
+            .await
+            .map(|h| h.is_some())
+            .map_err(|e| ReportError::Destination(error_chain(&e)))
+    }
+
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
+        Ok(self.list(prefix, false).await?.0)
+    }
+
+    async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
+        Ok(self.list(prefix, true).await?.1)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), ReportError> {
+        self.client
+            .delete_object(&self.bucket, key)
+            .await
+            .map_err(|e| ReportError::Destination(error_chain(&e)))
+    }
+}
+
+/// Writes every report file to two stores: the primary (OSS), whose contents decide what is
+/// complete, and a copy (an S3 bucket).
+#[derive(Debug, Clone)]
+pub struct WithCopy<P> {
+    /// The primary store.
+    pub primary: P,
+    /// The S3 copy.
+    pub copy: aws_sdk_s3::Client,
+    /// The copy's bucket.
+    pub copy_bucket: String,
+}
+
+impl<P: ReportStore> ReportStore for WithCopy<P> {
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), ReportError> {
+        // The copy first, so the primary's manifest is never ahead of it.
+        self.copy
+            .put_object()
+            .bucket(&self.copy_bucket)
+            .key(key)
+            .content_type(content_type(key))
+            .body(body.clone().into())
+            .send()
+            .await
+            .map_err(|e| ReportError::Destination(format!("S3 copy {key}: {}", error_chain(&e))))?;
+        self.primary.put(key, body).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool, ReportError> {
+        self.primary.exists(key).await
+    }
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
+        self.primary.list_keys(prefix).await
+    }
+    async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
+        self.primary.list_prefixes(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), ReportError> {
+        self.copy
+            .delete_object()
+            .bucket(&self.copy_bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| ReportError::Destination(format!("S3 copy {key}: {}", error_chain(&e))))?;
+        self.primary.delete(key).await
+    }
+}
