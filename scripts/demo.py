@@ -2,11 +2,14 @@
 
 Starts moto (S3 + SQS) and the OSS emulator, creates a sync task (source bucket, task queue with
 a DLQ, the S3 notification between them, a results bucket), uploads objects with awkward keys,
-deletes one, runs the sync function's local event source until the queue is empty, and shows what
-arrived in OSS (read back with the official OSS SDK) and the outcome records. It prints only what
-it did.
+deletes one, runs the sync function's local event source until the queue is empty, shows what
+arrived in OSS (read back with the official OSS SDK) and the outcome records, then runs the report
+function as of tomorrow and prints the finished day's summary and manifest. It prints only what it
+did.
 """
 
+import datetime
+import hashlib
 import json
 import sys
 from collections import Counter
@@ -93,7 +96,29 @@ def main():
         step("outcome records in the results store")
         records = task.records()
         print(f"    {len(records)} records: {dict(Counter(r['outcome'] for r in records))}")
-        step("not yet built: the report function (daily reports); the records above are its input")
+        today = datetime.datetime.now(datetime.timezone.utc).date()
+        as_of = f"{today + datetime.timedelta(days=1)}T01:00:00Z"
+        step(f"running the report function as of {as_of} (today's day is then over and past its grace)")
+        for d in task.report(as_of)["days"]:
+            print(f"    {d['day']}  {d['state']:<9} {d['records']} records")
+        day_dir = f"reports/{TASK}/{today}"
+
+        def get(key):
+            return client.get_object(oss.GetObjectRequest(bucket=task.dest, key=key)).body.read()
+
+        step(f"oss://{task.dest}/{day_dir}/summary.json")
+        print("    " + get(f"{day_dir}/summary.json").decode().replace("\n", "\n    "))
+        step(f"oss://{task.dest}/{day_dir}/manifest.json (written last; MD5s checked here)")
+        manifest = get(f"{day_dir}/manifest.json")
+        print("    " + manifest.decode().replace("\n", "\n    "))
+        for f in json.loads(manifest)["files"]:
+            if hashlib.md5(get(f["key"])).hexdigest() != f["md5"]:
+                print(f"demo: MD5 of {f['key']} does not match the manifest", file=sys.stderr)
+                return 1
+        if get(f"{day_dir}/manifest.checksum").decode() != hashlib.md5(manifest).hexdigest():
+            print("demo: manifest.checksum does not match manifest.json", file=sys.stderr)
+            return 1
+        print("    every MD5 in the manifest matches; manifest.checksum matches manifest.json")
         return 0
     finally:
         for part in (emulator, moto):
