@@ -147,6 +147,31 @@ fn bucket(variable: &'static str, v: &str) -> Result<String, ConfigError> {
     }
 }
 
+/// A required, non-empty variable.
+fn required(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    what: &str,
+) -> Result<String, ConfigError> {
+    get(name)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| problem(name, format!("is required ({what})")))
+}
+
+/// A whole number within bounds, or its default.
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    get(name)
+        .map(|v| parse_range(name, &v, min, max))
+        .transpose()
+        .map(|n| n.unwrap_or(default))
+}
+
 /// The OSS endpoint and credentials shared by the sync and report functions.
 #[derive(Debug, Clone)]
 pub struct OssSettings {
@@ -253,19 +278,14 @@ impl SyncConfig {
 
     /// Reads settings through a lookup function (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |name: &'static str, what: &str| {
-            get(name)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| problem(name, format!("is required ({what})")))
-        };
-        let task_id = check_task_id("TASK_ID", &required("TASK_ID", "the task's id")?)?;
+        let task_id = check_task_id("TASK_ID", &required(&get, "TASK_ID", "the task's id")?)?;
         let source_bucket = bucket(
             "SOURCE_BUCKET",
-            &required("SOURCE_BUCKET", "an S3 bucket name")?,
+            &required(&get, "SOURCE_BUCKET", "an S3 bucket name")?,
         )?;
         let dest_bucket = bucket(
             "DEST_BUCKET",
-            &required("DEST_BUCKET", "an OSS bucket name")?,
+            &required(&get, "DEST_BUCKET", "an OSS bucket name")?,
         )?;
         let source_prefix = prefix("SOURCE_PREFIX", get("SOURCE_PREFIX"))?;
         let dest_prefix = prefix("DEST_PREFIX", get("DEST_PREFIX"))?;
@@ -276,7 +296,7 @@ impl SyncConfig {
         let oss = OssSettings::from_lookup(&get)?;
         let results_bucket = bucket(
             "RESULTS_BUCKET",
-            &required("RESULTS_BUCKET", "an S3 bucket name")?,
+            &required(&get, "RESULTS_BUCKET", "an S3 bucket name")?,
         )?;
         let results_prefix = get("RESULTS_PREFIX").unwrap_or_else(|| "results".into());
         let results_prefix = results_prefix.trim_matches('/').to_owned();
@@ -285,12 +305,6 @@ impl SyncConfig {
                 .map(|v| parse_bool(name, &v))
                 .transpose()
                 .map(|b| b.unwrap_or(false))
-        };
-        let number = |name: &'static str, default: u64, min: u64, max: u64| {
-            get(name)
-                .map(|v| parse_range(name, &v, min, max))
-                .transpose()
-                .map(|n| n.unwrap_or(default))
         };
         let storage_classes = match get("STORAGE_CLASS_MAP").filter(|v| !v.is_empty()) {
             None => Vec::new(),
@@ -313,12 +327,23 @@ impl SyncConfig {
             sync_deletes: flag("SYNC_DELETES")?,
             sync_tags: flag("SYNC_TAGS")?,
             storage_classes,
-            concurrency: number("SYNC_CONCURRENCY", 8, 1, 256)? as usize,
-            part_size: number("OSS_PART_SIZE_MIB", DEFAULT_PART_SIZE >> 20, 1, 5 * 1024)? << 20,
-            parts_in_flight: number("OSS_PARTS_IN_FLIGHT", DEFAULT_PARTS_IN_FLIGHT as u64, 1, 64)?
-                as usize,
-            max_copy_rounds: number("MAX_COPY_ROUNDS", 3, 1, 10)? as u32,
-            oss_max_attempts: number("OSS_MAX_ATTEMPTS", 6, 1, 20)? as u32,
+            concurrency: number(&get, "SYNC_CONCURRENCY", 8, 1, 256)? as usize,
+            part_size: number(
+                &get,
+                "OSS_PART_SIZE_MIB",
+                DEFAULT_PART_SIZE >> 20,
+                1,
+                5 * 1024,
+            )? << 20,
+            parts_in_flight: number(
+                &get,
+                "OSS_PARTS_IN_FLIGHT",
+                DEFAULT_PARTS_IN_FLIGHT as u64,
+                1,
+                64,
+            )? as usize,
+            max_copy_rounds: number(&get, "MAX_COPY_ROUNDS", 3, 1, 10)? as u32,
+            oss_max_attempts: number(&get, "OSS_MAX_ATTEMPTS", 6, 1, 20)? as u32,
         })
     }
 }
@@ -482,7 +507,7 @@ pub struct ReportConfig {
     /// Minutes after a day's end before it is complete (`REPORT_GRACE_MINUTES`, default 30); must
     /// be longer than the sync function's timeout.
     pub grace_minutes: u64,
-    /// Largest CSV part (`REPORT_PART_MIB`, default 64).
+    /// Largest CSV part (`REPORT_PART_MIB`, default 32).
     pub part_bytes: usize,
     /// Memory for sorting before spilling to disk (`REPORT_SORT_MEMORY_MIB`, default 128).
     pub sort_budget: usize,
@@ -500,17 +525,6 @@ impl ReportConfig {
 
     /// Reads settings through a lookup function.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |name: &'static str, what: &str| {
-            get(name)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| problem(name, format!("is required ({what})")))
-        };
-        let number = |name: &'static str, default: u64, min: u64, max: u64| {
-            get(name)
-                .map(|v| parse_range(name, &v, min, max))
-                .transpose()
-                .map(|n| n.unwrap_or(default))
-        };
         let offset = match get("REPORT_UTC_OFFSET") {
             None => time::UtcOffset::UTC,
             Some(v) => {
@@ -518,10 +532,10 @@ impl ReportConfig {
             }
         };
         Ok(Self {
-            task_id: check_task_id("TASK_ID", &required("TASK_ID", "the task's id")?)?,
+            task_id: check_task_id("TASK_ID", &required(&get, "TASK_ID", "the task's id")?)?,
             results_bucket: bucket(
                 "RESULTS_BUCKET",
-                &required("RESULTS_BUCKET", "an S3 bucket name")?,
+                &required(&get, "RESULTS_BUCKET", "an S3 bucket name")?,
             )?,
             results_prefix: get("RESULTS_PREFIX")
                 .unwrap_or_else(|| "results".into())
@@ -529,7 +543,7 @@ impl ReportConfig {
                 .to_owned(),
             dest_bucket: bucket(
                 "DEST_BUCKET",
-                &required("DEST_BUCKET", "an OSS bucket name")?,
+                &required(&get, "DEST_BUCKET", "an OSS bucket name")?,
             )?,
             oss: OssSettings::from_lookup(&get)?,
             report_prefix: get("REPORT_PREFIX")
@@ -537,10 +551,10 @@ impl ReportConfig {
                 .trim_matches('/')
                 .to_owned(),
             offset,
-            grace_minutes: number("REPORT_GRACE_MINUTES", 30, 1, 24 * 60)?,
-            part_bytes: number("REPORT_PART_MIB", 64, 1, 1024)? as usize * (1 << 20),
-            sort_budget: number("REPORT_SORT_MEMORY_MIB", 128, 8, 8192)? as usize * (1 << 20),
-            parallel_reads: number("REPORT_PARALLEL_READS", 32, 1, 256)? as usize,
+            grace_minutes: number(&get, "REPORT_GRACE_MINUTES", 30, 1, 24 * 60)?,
+            part_bytes: number(&get, "REPORT_PART_MIB", 32, 1, 1024)? as usize * (1 << 20),
+            sort_budget: number(&get, "REPORT_SORT_MEMORY_MIB", 128, 8, 8192)? as usize * (1 << 20),
+            parallel_reads: number(&get, "REPORT_PARALLEL_READS", 32, 1, 256)? as usize,
             report_s3_bucket: get("REPORT_S3_BUCKET")
                 .filter(|v| !v.is_empty())
                 .map(|v| bucket("REPORT_S3_BUCKET", &v))

@@ -312,7 +312,7 @@ impl MemoryBucket {
     }
 }
 
-impl crate::report::build::RecordSource for MemoryBucket {
+impl crate::report::build::Listing for MemoryBucket {
     async fn list_keys(
         &self,
         prefix: &str,
@@ -325,6 +325,9 @@ impl crate::report::build::RecordSource for MemoryBucket {
     ) -> Result<Vec<String>, crate::report::build::ReportError> {
         Ok(self.prefixes(prefix))
     }
+}
+
+impl crate::report::build::RecordSource for MemoryBucket {
     async fn get(&self, key: &str) -> Result<Bytes, crate::report::build::ReportError> {
         self.object(key)
             .ok_or_else(|| crate::report::build::ReportError::Results(format!("{key}: NoSuchKey")))
@@ -351,18 +354,6 @@ impl crate::report::build::ReportStore for MemoryBucket {
     }
     async fn exists(&self, key: &str) -> Result<bool, crate::report::build::ReportError> {
         Ok(lock(&self.objects).contains_key(key))
-    }
-    async fn list_keys(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<String>, crate::report::build::ReportError> {
-        Ok(self.keys(prefix))
-    }
-    async fn list_prefixes(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<String>, crate::report::build::ReportError> {
-        Ok(self.prefixes(prefix))
     }
     async fn delete(&self, key: &str) -> Result<(), crate::report::build::ReportError> {
         lock(&self.objects).remove(key);

@@ -19,6 +19,30 @@ pub fn stdout_sink() -> LineSink {
     })
 }
 
+/// Sets up diagnostic logs (retries, start-up errors): JSON lines on stderr, filtered by
+/// `RUST_LOG` (default `info`). Outcome and metric lines go to stdout through a [`LineSink`].
+pub fn init_diagnostics() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Whether the process runs inside Lambda; if not, says how to run it locally.
+pub fn inside_lambda(local_usage: &str) -> bool {
+    let inside = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    if !inside {
+        tracing::error!(
+            "not inside Lambda (no AWS_LAMBDA_RUNTIME_API); use '{local_usage}' locally"
+        );
+    }
+    inside
+}
+
 /// The CloudWatch namespace of the metrics.
 pub const NAMESPACE: &str = "S3OssSync";
 

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, LambdaEvent};
 use s3_oss_sync::config::ReportConfig;
 use s3_oss_sync::report::day::format_day;
-use s3_oss_sync::setup;
+use s3_oss_sync::{setup, telemetry};
 use std::process::ExitCode;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -42,14 +42,7 @@ async fn run_once(config: &ReportConfig, now: OffsetDateTime) -> Result<serde_js
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    telemetry::init_diagnostics();
     let cli = Cli::parse();
     let config = match ReportConfig::from_env() {
         Ok(c) => c,

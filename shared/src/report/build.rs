@@ -31,8 +31,8 @@ pub enum ReportError {
     Io(#[from] std::io::Error),
 }
 
-/// Where outcome records are read from.
-pub trait RecordSource: Send + Sync {
+/// Listing a bucket: keys under a prefix, and the sub-prefixes (`.../`) directly under it.
+pub trait Listing: Send + Sync {
     /// Keys under a prefix.
     fn list_keys(
         &self,
@@ -43,26 +43,20 @@ pub trait RecordSource: Send + Sync {
         &self,
         prefix: &str,
     ) -> impl Future<Output = Result<Vec<String>, ReportError>> + Send;
+}
+
+/// Where outcome records are read from.
+pub trait RecordSource: Listing {
     /// An object's bytes.
     fn get(&self, key: &str) -> impl Future<Output = Result<Bytes, ReportError>> + Send;
 }
 
 /// Where reports are written.
-pub trait ReportStore: Send + Sync {
+pub trait ReportStore: Listing {
     /// Writes an object whole.
     fn put(&self, key: &str, body: Bytes) -> impl Future<Output = Result<(), ReportError>> + Send;
     /// Whether an object exists.
     fn exists(&self, key: &str) -> impl Future<Output = Result<bool, ReportError>> + Send;
-    /// Keys under a prefix.
-    fn list_keys(
-        &self,
-        prefix: &str,
-    ) -> impl Future<Output = Result<Vec<String>, ReportError>> + Send;
-    /// Sub-prefixes directly under a prefix.
-    fn list_prefixes(
-        &self,
-        prefix: &str,
-    ) -> impl Future<Output = Result<Vec<String>, ReportError>> + Send;
     /// Deletes an object.
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), ReportError>> + Send;
 }
@@ -132,11 +126,19 @@ struct ListWriter {
 }
 
 impl ListWriter {
+    fn fresh_buffer(part_bytes: usize) -> Vec<u8> {
+        // Reserved whole so the buffer never doubles past the part size; untouched pages cost
+        // no memory.
+        let mut buf = Vec::with_capacity(part_bytes + 64 * 1024);
+        buf.extend_from_slice(&csv_row(&HEADER));
+        buf
+    }
+
     fn new(name: &'static str, day_dir: &str, part_bytes: usize) -> Self {
         Self {
             name,
             dir: format!("{day_dir}/{name}"),
-            buf: csv_row(&HEADER),
+            buf: Self::fresh_buffer(part_bytes),
             rows_in_part: 0,
             rows: 0,
             parts: Vec::new(),
@@ -156,7 +158,7 @@ impl ListWriter {
 
     async fn flush<S: ReportStore>(&mut self, store: &S) -> Result<(), ReportError> {
         let key = format!("{}/part-{:05}.csv", self.dir, self.parts.len() + 1);
-        let body = std::mem::replace(&mut self.buf, csv_row(&HEADER));
+        let body = std::mem::replace(&mut self.buf, Self::fresh_buffer(self.part_bytes));
         let w = Written {
             key: key.clone(),
             size: body.len() as u64,

@@ -90,7 +90,9 @@ pub fn csv_row(fields: &[impl AsRef<str>]) -> Vec<u8> {
         .from_writer(Vec::with_capacity(256));
     // Writing to a Vec cannot fail.
     let _ = w.write_record(fields.iter().map(|f| f.as_ref()));
-    w.into_inner().unwrap_or_default()
+    let mut row = w.into_inner().unwrap_or_default();
+    row.shrink_to_fit();
+    row
 }
 
 #[cfg(test)]

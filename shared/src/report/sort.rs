@@ -18,8 +18,13 @@ pub struct SortRow {
 }
 
 impl SortRow {
+    /// Heap bytes held, allocation slack included, plus the row's own size.
     fn size(&self) -> usize {
-        self.key.0.len() + self.key.1.len() + self.key.2.len() + self.csv.len() + 64
+        self.key.0.capacity()
+            + self.key.1.capacity()
+            + self.key.2.capacity()
+            + self.csv.capacity()
+            + 2 * std::mem::size_of::<Self>()
     }
 
     fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
@@ -120,6 +125,10 @@ impl ExternalSorter {
 
     /// Every row, in order.
     pub fn finish(mut self) -> io::Result<Merged> {
+        if !self.runs.is_empty() && !self.buffered.is_empty() {
+            // Spilled once already: spill the rest too, so the merge holds only read buffers.
+            self.spill()?;
+        }
         self.buffered.sort_unstable();
         let mut readers: Vec<BufReader<File>> = self
             .runs

@@ -1,7 +1,7 @@
 //! The report's real stores: the results store read from S3, reports written to the OSS
 //! destination bucket (and optionally copied to S3).
 
-use super::build::{RecordSource, ReportError, ReportStore};
+use super::build::{Listing, RecordSource, ReportError, ReportStore};
 use crate::oss::{BytesSource, ObjectMetadata, OssClient, UploadRequest};
 use crate::source::error_chain;
 use bytes::Bytes;
@@ -55,7 +55,7 @@ impl S3Records {
     }
 }
 
-impl RecordSource for S3Records {
+impl Listing for S3Records {
     async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
         Ok(self.list(prefix, false).await?.0)
     }
@@ -63,7 +63,9 @@ impl RecordSource for S3Records {
     async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
         Ok(self.list(prefix, true).await?.1)
     }
+}
 
+impl RecordSource for S3Records {
     async fn get(&self, key: &str) -> Result<Bytes, ReportError> {
         let out = self
             .client
@@ -136,6 +138,16 @@ fn content_type(key: &str) -> &'static str {
     }
 }
 
+impl Listing for OssReports {
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
+        Ok(self.list(prefix, false).await?.0)
+    }
+
+    async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
+        Ok(self.list(prefix, true).await?.1)
+    }
+}
+
 impl ReportStore for OssReports {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), ReportError> {
         let metadata = ObjectMetadata {
@@ -166,14 +178,6 @@ impl ReportStore for OssReports {
             .map_err(|e| ReportError::Destination(error_chain(&e)))
     }
 
-    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
-        Ok(self.list(prefix, false).await?.0)
-    }
-
-    async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
-        Ok(self.list(prefix, true).await?.1)
-    }
-
     async fn delete(&self, key: &str) -> Result<(), ReportError> {
         self.client
             .delete_object(&self.bucket, key)
@@ -194,6 +198,15 @@ pub struct WithCopy<P> {
     pub copy_bucket: String,
 }
 
+impl<P: ReportStore> Listing for WithCopy<P> {
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
+        self.primary.list_keys(prefix).await
+    }
+    async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
+        self.primary.list_prefixes(prefix).await
+    }
+}
+
 impl<P: ReportStore> ReportStore for WithCopy<P> {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), ReportError> {
         // The copy first, so the primary's manifest is never ahead of it.
@@ -210,12 +223,6 @@ impl<P: ReportStore> ReportStore for WithCopy<P> {
     }
     async fn exists(&self, key: &str) -> Result<bool, ReportError> {
         self.primary.exists(key).await
-    }
-    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
-        self.primary.list_keys(prefix).await
-    }
-    async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
-        self.primary.list_prefixes(prefix).await
     }
     async fn delete(&self, key: &str) -> Result<(), ReportError> {
         self.copy
