@@ -64,3 +64,19 @@ def test_a_finished_report_downloads_with_matching_md5s_and_the_manifest_is_writ
     assert {k: get(k) for k in before} == before
     journal2 = json.loads(urllib.request.urlopen(f"{emulator.endpoint}/_emulator/journal", timeout=10).read())
     assert not [e for e in journal2[len(journal):] if e["key"].startswith(day_dir)]
+
+
+def test_an_optional_s3_copy_holds_the_same_report(moto, emulator):
+    task = SyncTask(moto, emulator)
+    task.s3.create_bucket(Bucket="report-copy")
+    task.s3.put_object(Bucket=task.source, Key="a.txt", Body=b"a")
+    assert task.run() == 0
+    tomorrow = datetime.datetime.now(datetime.timezone.utc).date() + datetime.timedelta(days=1)
+    task.report(f"{tomorrow.isoformat()}T01:00:00Z", REPORT_S3_BUCKET="report-copy")
+    client = oss_client(emulator.endpoint)
+    listed = client.list_objects_v2(oss.ListObjectsV2Request(bucket=task.dest, prefix="reports/"))
+    in_oss = {o.key: client.get_object(oss.GetObjectRequest(bucket=task.dest, key=o.key)).body.read()
+              for o in listed.contents}
+    copy = task.s3.list_objects_v2(Bucket="report-copy")["Contents"]
+    in_s3 = {o["Key"]: task.s3.get_object(Bucket="report-copy", Key=o["Key"])["Body"].read() for o in copy}
+    assert in_s3 == in_oss and any(k.endswith("manifest.json") for k in in_s3)
