@@ -268,3 +268,39 @@ async fn awkward_keys_survive_the_csv() {
     want.sort();
     assert_eq!(got, want, "decoded, in key order");
 }
+
+#[tokio::test]
+async fn an_empty_day_after_the_last_complete_one_still_gets_its_report() {
+    let b = MemoryBucket::default();
+    let d20 = datetime!(2026-11-20 10:00 UTC);
+    file(&b, &[record("a", d20, OutcomeKind::Copied)], d20, "i1");
+    let s = settings("Z");
+    let r = Reporter {
+        settings: &s,
+        results: &b,
+        store: &b,
+    };
+    r.run(datetime!(2026-11-21 01:00 UTC)).await.unwrap();
+    check_manifest(&b, "reports/t1/2026-11-20");
+    let d22 = datetime!(2026-11-22 10:00 UTC);
+    file(&b, &[record("b", d22, OutcomeKind::Copied)], d22, "i2");
+    let runs = r.run(datetime!(2026-11-23 01:00 UTC)).await.unwrap();
+    let days: Vec<(String, &str)> = runs.iter().map(|d| (d.day.to_string(), d.state)).collect();
+    assert_eq!(
+        days[..2],
+        [
+            ("2026-11-21".into(), "complete"),
+            ("2026-11-22".into(), "complete")
+        ]
+    );
+    let m21 = check_manifest(&b, "reports/t1/2026-11-21");
+    assert_eq!(m21["records"], 0);
+    let empty = b
+        .object("reports/t1/2026-11-21/total_list/part-00001.csv")
+        .unwrap();
+    assert_eq!(
+        empty.iter().filter(|c| **c == b'\n').count(),
+        1,
+        "only the header row"
+    );
+}

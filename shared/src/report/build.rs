@@ -293,14 +293,17 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         let Some(first) = self.first_day().await? else {
             return Ok(Vec::new());
         };
-        let start = match self.last_complete_day().await? {
+        let last_complete = self.last_complete_day().await?;
+        let start = match last_complete {
             Some(d) => d.next_day().unwrap_or(d).max(first),
             None => first,
         };
         let today = day_of(now, self.settings.offset);
         let mut out = Vec::new();
         let mut day = start;
-        let mut before_first_record = true;
+        // Only leading days without records are left out (the first partition can name a day
+        // before the first record); once a day is reported, every later day is.
+        let mut before_first_record = last_complete.is_none();
         while day <= today {
             let (_, end) = window(day, self.settings.offset);
             let complete = now >= end + self.settings.grace;
