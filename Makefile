@@ -5,7 +5,7 @@ PYTHON  := $(VENV)/bin/python
 PYTEST  := env -u AWS_CA_BUNDLE $(PYTHON) -m pytest
 LOCAL   := env -u AWS_CA_BUNDLE
 
-.PHONY: demo test lint rust-test python-test bench venv stop clean
+.PHONY: demo test lint template-lint rust-test python-test bench venv stop clean
 
 ## demo: start the local stack, drive real S3 events, show what arrived
 demo: venv
@@ -13,11 +13,15 @@ demo: venv
 	$(LOCAL) $(PYTHON) scripts/demo.py
 
 ## test: formatting, lints, and every Rust and Python test (the stack starts and stops itself)
-test: lint rust-test python-test
+test: lint template-lint rust-test python-test
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+
+## template-lint: the SAM template through samtranslator, then cfn-lint on the result
+template-lint: venv
+	$(LOCAL) $(PYTHON) scripts/lint_template.py template.yaml
 
 rust-test:
 	$(LOCAL) cargo test --workspace
