@@ -1,0 +1,32 @@
+"""The notification merge keeps a bucket's other notifications and is idempotent (against moto)."""
+
+import subprocess
+import sys
+
+from stack import ROOT, local_env
+
+
+def run(moto, *args):
+    env = local_env()
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "add_notification.py"), "--endpoint-url",
+                           moto.endpoint, *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_merge_keeps_existing_configurations_and_is_idempotent(moto):
+    s3, sqs = moto.client("s3"), moto.client("sqs")
+    s3.create_bucket(Bucket="src")
+    other = sqs.get_queue_attributes(QueueUrl=sqs.create_queue(QueueName="other")["QueueUrl"],
+                                     AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    ours = sqs.get_queue_attributes(QueueUrl=sqs.create_queue(QueueName="task")["QueueUrl"],
+                                    AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(Bucket="src", NotificationConfiguration={
+        "QueueConfigurations": [{"Id": "existing", "QueueArn": other, "Events": ["s3:ObjectRestore:*"]}]})
+    for _ in range(2):
+        r = run(moto, "--bucket", "src", "--queue-arn", ours, "--prefix", "data/", "--deletes")
+        assert r.returncode == 0, r.stderr
+        assert "1 other configuration(s) kept" in r.stdout
+    queues = s3.get_bucket_notification_configuration(Bucket="src")["QueueConfigurations"]
+    assert sorted(q["Id"] for q in queues) == ["existing", "s3-oss-sync"]
+    mine = next(q for q in queues if q["Id"] == "s3-oss-sync")
+    assert mine["QueueArn"] == ours and "s3:ObjectRemoved:*" in mine["Events"]
+    assert mine["Filter"]["Key"]["FilterRules"][0]["Value"] == "data/"
