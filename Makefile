@@ -5,7 +5,7 @@ PYTHON  := $(VENV)/bin/python
 PYTEST  := env -u AWS_CA_BUNDLE $(PYTHON) -m pytest
 LOCAL   := env -u AWS_CA_BUNDLE
 
-.PHONY: demo test lint template-lint rust-test python-test bench venv stop clean
+.PHONY: demo test lint template-lint rust-test python-test bench build deploy venv stop clean
 
 ## demo: start the local stack, drive real S3 events, show what arrived
 demo: venv
@@ -33,6 +33,15 @@ python-test: venv
 ## bench: run the benchmarks on 127.0.0.1 and rewrite BENCHMARKS.md (reports, asserts nothing)
 bench:
 	scripts/bench.sh
+
+## build: release bootstraps of both functions with cargo-lambda (arm64 where the target is installed)
+build: venv
+	scripts/build_bootstraps.sh
+
+## deploy: sam build, then sam deploy --guided (needs the AWS SAM CLI and credentials)
+deploy:
+	sam build --beta-features
+	sam deploy --guided
 
 ## venv: the Python tools (moto, the official OSS SDK, ...) pinned in requirements-dev.txt
 venv: $(VENV)/.installed
