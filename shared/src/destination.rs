@@ -38,6 +38,11 @@ impl OssDestination {
             bucket: bucket.into(),
         }
     }
+
+    /// The client.
+    pub fn client(&self) -> &OssClient {
+        &self.client
+    }
 }
 
 impl DestinationStore for OssDestination {

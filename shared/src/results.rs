@@ -67,6 +67,16 @@ impl S3ResultsStore {
             bucket: bucket.into(),
         }
     }
+
+    /// The client.
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
 }
 
 impl ResultsStore for S3ResultsStore {

@@ -192,7 +192,7 @@ pub async fn run_report(
     now: time::OffsetDateTime,
 ) -> Result<Vec<crate::report::build::DayRun>, ReportRunError> {
     use crate::report::build::{ReportSettings, Reporter};
-    use crate::report::stores::{OssReports, S3Records, WithCopy};
+    use crate::report::stores::WithCopy;
     let s3 = s3_client(sdk, get)?;
     let credentials = oss_credentials(sdk, &config.oss.credentials).await?;
     let client = OssClient::new(OssConfig::new(
@@ -210,8 +210,8 @@ pub async fn run_report(
         sort_budget: config.sort_budget,
         parallel_reads: config.parallel_reads,
     };
-    let records = S3Records::new(s3.clone(), config.results_bucket.clone());
-    let oss = OssReports::new(client, config.dest_bucket.clone());
+    let records = S3ResultsStore::new(s3.clone(), config.results_bucket.clone());
+    let oss = OssDestination::new(client, config.dest_bucket.clone());
     let days = match &config.report_s3_bucket {
         None => {
             Reporter {

@@ -2,128 +2,104 @@
 //! destination bucket (and optionally copied to S3).
 
 use super::build::{Listing, RecordSource, ReportError, ReportStore};
-use crate::oss::{BytesSource, ObjectMetadata, OssClient, UploadRequest};
+use crate::destination::{DestinationStore, OssDestination};
+use crate::oss::{BytesSource, ObjectMetadata, UploadRequest};
+use crate::results::S3ResultsStore;
 use crate::source::error_chain;
 use bytes::Bytes;
+use md5::{Digest, Md5};
 
-/// An S3 bucket read as the results store.
-#[derive(Debug, Clone)]
-pub struct S3Records {
-    client: aws_sdk_s3::Client,
-    bucket: String,
-}
-
-impl S3Records {
-    /// A bucket reached through a client.
-    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
-        Self {
-            client,
-            bucket: bucket.into(),
-        }
-    }
-
-    async fn list(
-        &self,
-        prefix: &str,
-        delimiter: bool,
-    ) -> Result<(Vec<String>, Vec<String>), ReportError> {
-        let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .set_delimiter(delimiter.then(|| "/".to_owned()))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                ReportError::Results(format!("ListObjectsV2 {prefix}: {}", error_chain(&e)))
-            })?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
-            );
-            prefixes.extend(
-                page.common_prefixes()
-                    .iter()
-                    .filter_map(|p| p.prefix().map(str::to_owned)),
-            );
-        }
-        Ok((keys, prefixes))
-    }
-}
-
-impl Listing for S3Records {
+/// The results store, read back: the same [`S3ResultsStore`] the sync function writes to.
+impl Listing for S3ResultsStore {
     async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
-        Ok(self.list(prefix, false).await?.0)
+        Ok(list_s3(self, prefix, false).await?.0)
     }
 
     async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
-        Ok(self.list(prefix, true).await?.1)
+        Ok(list_s3(self, prefix, true).await?.1)
     }
 }
 
-impl RecordSource for S3Records {
+/// Keys and common prefixes under a prefix, every page.
+async fn list_s3(
+    store: &S3ResultsStore,
+    prefix: &str,
+    delimiter: bool,
+) -> Result<(Vec<String>, Vec<String>), ReportError> {
+    let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
+    let mut pages = store
+        .client()
+        .list_objects_v2()
+        .bucket(store.bucket())
+        .prefix(prefix)
+        .set_delimiter(delimiter.then(|| "/".to_owned()))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            ReportError::Results(format!("ListObjectsV2 {prefix}: {}", error_chain(&e)))
+        })?;
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        prefixes.extend(
+            page.common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_owned)),
+        );
+    }
+    Ok((keys, prefixes))
+}
+
+impl RecordSource for S3ResultsStore {
     async fn get(&self, key: &str) -> Result<Bytes, ReportError> {
+        let failed = |e: &dyn std::error::Error| {
+            ReportError::Results(format!("GetObject {key}: {}", error_chain(e)))
+        };
         let out = self
-            .client
+            .client()
             .get_object()
-            .bucket(&self.bucket)
+            .bucket(self.bucket())
             .key(key)
             .send()
             .await
-            .map_err(|e| ReportError::Results(format!("GetObject {key}: {}", error_chain(&e))))?;
-        let body =
-            out.body.collect().await.map_err(|e| {
-                ReportError::Results(format!("GetObject {key}: {}", error_chain(&e)))
-            })?;
-        Ok(body.into_bytes())
+            .map_err(|e| failed(&e))?;
+        Ok(out
+            .body
+            .collect()
+            .await
+            .map_err(|e| failed(&e))?
+            .into_bytes())
     }
 }
 
-/// The OSS destination bucket as the report store.
-#[derive(Debug, Clone)]
-pub struct OssReports {
-    client: OssClient,
-    bucket: String,
-}
-
-impl OssReports {
-    /// A bucket reached through a client.
-    pub fn new(client: OssClient, bucket: impl Into<String>) -> Self {
-        Self {
-            client,
-            bucket: bucket.into(),
-        }
-    }
-
-    async fn list(
-        &self,
-        prefix: &str,
-        delimiter: bool,
-    ) -> Result<(Vec<String>, Vec<String>), ReportError> {
-        let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_objects_v2(
-                    &self.bucket,
-                    prefix,
-                    delimiter.then_some("/"),
-                    token.as_deref(),
-                    1000,
-                )
-                .await
-                .map_err(|e| ReportError::Destination(error_chain(&e)))?;
-            keys.extend(page.objects.into_iter().map(|o| o.key));
-            prefixes.extend(page.prefixes);
-            match page.next_token {
-                Some(t) => token = Some(t),
-                None => return Ok((keys, prefixes)),
-            }
+/// Keys and common prefixes under a prefix in the OSS bucket, every page.
+async fn list_oss(
+    dest: &OssDestination,
+    prefix: &str,
+    delimiter: bool,
+) -> Result<(Vec<String>, Vec<String>), ReportError> {
+    let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
+    let mut token: Option<String> = None;
+    loop {
+        let page = dest
+            .client()
+            .list_objects_v2(
+                dest.bucket(),
+                prefix,
+                delimiter.then_some("/"),
+                token.as_deref(),
+                1000,
+            )
+            .await
+            .map_err(|e| ReportError::Destination(error_chain(&e)))?;
+        keys.extend(page.objects.into_iter().map(|o| o.key));
+        prefixes.extend(page.prefixes);
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => return Ok((keys, prefixes)),
         }
     }
 }
@@ -138,49 +114,45 @@ fn content_type(key: &str) -> &'static str {
     }
 }
 
-impl Listing for OssReports {
+/// Reports go to the same [`OssDestination`] the sync function copies into.
+impl Listing for OssDestination {
     async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
-        Ok(self.list(prefix, false).await?.0)
+        Ok(list_oss(self, prefix, false).await?.0)
     }
 
     async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
-        Ok(self.list(prefix, true).await?.1)
+        Ok(list_oss(self, prefix, true).await?.1)
     }
 }
 
-impl ReportStore for OssReports {
+impl ReportStore for OssDestination {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), ReportError> {
         let metadata = ObjectMetadata {
             content_type: Some(content_type(key).to_owned()),
             ..ObjectMetadata::default()
         };
-        let md5: [u8; 16] =
-            md5::Digest::finalize(<md5::Md5 as md5::Digest>::new_with_prefix(&body)).into();
         let req = UploadRequest {
-            bucket: &self.bucket,
+            bucket: self.bucket(),
             key,
             size: body.len() as u64,
             metadata: &metadata,
-            content_md5: Some(md5),
+            content_md5: Some(Md5::digest(&body).into()),
         };
-        self.client
-            .upload(&req, &BytesSource(body))
+        DestinationStore::upload(self, &req, &BytesSource(body))
             .await
             .map(|_| ())
             .map_err(|e| ReportError::Destination(error_chain(&e)))
     }
 
     async fn exists(&self, key: &str) -> Result<bool, ReportError> {
-        self.client
-            .head_object(&self.bucket, key)
+        DestinationStore::head(self, key)
             .await
             .map(|h| h.is_some())
             .map_err(|e| ReportError::Destination(error_chain(&e)))
     }
 
     async fn delete(&self, key: &str) -> Result<(), ReportError> {
-        self.client
-            .delete_object(&self.bucket, key)
+        DestinationStore::delete(self, key)
             .await
             .map_err(|e| ReportError::Destination(error_chain(&e)))
     }
