@@ -8,8 +8,8 @@
 //! `NoSuchKey`, never on a bare 404 from HEAD (which a missing bucket also gives).
 
 use crate::destination::DestinationStore;
-use crate::metadata::{holds_version, map_metadata, MARKER_ETAG};
-use crate::oss::{self, BodySource, ByteStream, ObjectHead, UploadRequest};
+use crate::metadata::{copied_version, holds_version, map_metadata};
+use crate::oss::{self, BodySource, ByteStream, UploadRequest};
 use crate::outcome::OutcomeKind;
 use crate::source::{error_chain, SourceError, SourceStore};
 use futures_util::future::BoxFuture;
@@ -197,15 +197,6 @@ impl<S: SourceStore> BodySource for PinnedBody<'_, S> {
     }
 }
 
-/// The source version the destination object is a copy of, from its sync marker.
-fn marker(head: &ObjectHead) -> Option<(String, u64)> {
-    head.metadata
-        .user
-        .iter()
-        .find(|(k, _)| k == MARKER_ETAG)
-        .map(|(_, v)| (v.clone(), head.size))
-}
-
 /// Runs jobs against a source and a destination.
 pub struct Copier<'a, S, D> {
     /// The source bucket.
@@ -246,7 +237,10 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
             }
         }
         let mut dest_exists = dest_head.is_some();
-        let mut dest_holds = dest_head.as_ref().and_then(marker);
+        let mut dest_holds: Option<(String, u64)> = dest_head
+            .as_ref()
+            .and_then(copied_version)
+            .map(|(etag, size)| (etag.to_owned(), size));
         let mut dest_crc = dest_head.as_ref().and_then(|h| h.crc64);
         for round in 1..=self.options.max_rounds {
             r.rounds = round;
@@ -294,7 +288,10 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
             r.source_etag = Some(head.etag.clone());
             r.version_id = head.version_id.clone();
             r.size = Some(head.size);
-            if dest_holds.as_ref() == Some(&(head.etag.clone(), head.size)) {
+            if dest_holds
+                .as_ref()
+                .is_some_and(|(etag, size)| *etag == head.etag && *size == head.size)
+            {
                 drop(stream);
                 r.crc64 = dest_crc;
                 return r.done(

@@ -129,14 +129,19 @@ fn tag_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// The source version a destination object is a copy of (source ETag and size), from its sync
+/// marker; `None` for objects the task did not write.
+pub fn copied_version(dest: &ObjectHead) -> Option<(&str, u64)> {
+    dest.metadata
+        .user
+        .iter()
+        .find(|(k, _)| k == MARKER_ETAG)
+        .map(|(_, v)| (v.trim_matches('"'), dest.size))
+}
+
 /// Whether the destination object is the copy of a source version with this ETag and size.
 pub fn holds_version(dest: &ObjectHead, etag: &str, size: u64) -> bool {
-    dest.size == size
-        && dest
-            .metadata
-            .user
-            .iter()
-            .any(|(k, v)| k == MARKER_ETAG && v.trim_matches('"') == etag)
+    copied_version(dest) == Some((etag, size))
 }
 
 #[cfg(test)]
