@@ -109,7 +109,7 @@ fn parse_value(v: &Value, depth: u8) -> Result<Message, ParseError> {
     }
     if obj.get("source").and_then(Value::as_str) == Some("aws.s3") && obj.contains_key("detail") {
         return Ok(Message::Events(vec![
-            eventbridge(obj).map_err(|reason| ParseError::BadRecord { index: 0, reason })
+            eventbridge(v).map_err(|reason| ParseError::BadRecord { index: 0, reason })
         ]));
     }
     Err(ParseError::UnknownShape(
@@ -185,26 +185,25 @@ fn s3_record(r: &Value) -> Result<ObjectEvent, String> {
     })
 }
 
-fn eventbridge(e: &serde_json::Map<String, Value>) -> Result<ObjectEvent, String> {
-    let v = Value::Object(e.clone());
-    let detail_type = required(&v, &["detail-type"])?;
+fn eventbridge(v: &Value) -> Result<ObjectEvent, String> {
+    let detail_type = required(v, &["detail-type"])?;
     let kind = match detail_type.as_str() {
         "Object Created" => EventKind::Created,
         "Object Deleted" => EventKind::Removed,
         _ => EventKind::Other,
     };
     // EventBridge keys are not URL-encoded.
-    let key = required(&v, &["detail", "object", "key"])?;
+    let key = required(v, &["detail", "object", "key"])?;
     Ok(ObjectEvent {
         name: detail_type,
         kind,
-        time: string_at(&v, &["time"])?,
-        bucket: required(&v, &["detail", "bucket", "name"])?,
+        time: string_at(v, &["time"])?,
+        bucket: required(v, &["detail", "bucket", "name"])?,
         key,
-        size: size_at(&v, &["detail", "object", "size"])?,
-        etag: string_at(&v, &["detail", "object", "etag"])?.map(|e| e.trim_matches('"').to_owned()),
-        version_id: string_at(&v, &["detail", "object", "version-id"])?,
-        sequencer: string_at(&v, &["detail", "object", "sequencer"])?,
+        size: size_at(v, &["detail", "object", "size"])?,
+        etag: string_at(v, &["detail", "object", "etag"])?.map(|e| e.trim_matches('"').to_owned()),
+        version_id: string_at(v, &["detail", "object", "version-id"])?,
+        sequencer: string_at(v, &["detail", "object", "sequencer"])?,
     })
 }
 
