@@ -254,15 +254,7 @@ impl OssClient {
                 actual: bytes,
             });
         }
-        if stored != crc {
-            self.remove_damaged(req.bucket, req.key).await;
-            return Err(Error::ChecksumMismatch {
-                key: req.key.to_owned(),
-                sent: crc,
-                stored,
-                request_id,
-            });
-        }
+        let request_id = self.verify_stored(req, crc, stored, request_id).await?;
         Ok(UploadOutcome {
             etag,
             crc64: crc,
@@ -272,10 +264,27 @@ impl OssClient {
         })
     }
 
-    async fn remove_damaged(&self, bucket: &str, key: &str) {
-        if let Err(e) = self.delete_object(bucket, key).await {
-            tracing::error!(key, error = %e, "could not delete an object whose CRC-64 did not match");
+    /// Compares the CRC-64 OSS reports for a finished object with what was sent; on a mismatch
+    /// deletes the object, so a damaged one is never left looking valid, and fails.
+    async fn verify_stored(
+        &self,
+        req: &UploadRequest<'_>,
+        sent: u64,
+        stored: u64,
+        request_id: String,
+    ) -> Result<String, Error> {
+        if stored == sent {
+            return Ok(request_id);
         }
+        if let Err(e) = self.delete_object(req.bucket, req.key).await {
+            tracing::error!(key = req.key, error = %e, "could not delete an object whose CRC-64 did not match");
+        }
+        Err(Error::ChecksumMismatch {
+            key: req.key.to_owned(),
+            sent,
+            stored,
+            request_id,
+        })
     }
 
     /// A multipart upload from a stream of exactly `req.size` bytes. Parts are read in order and
@@ -523,15 +532,7 @@ impl OssClient {
         })
         .await;
         let (etag, request_id, stored) = out.result?;
-        if stored != crc {
-            self.remove_damaged(req.bucket, req.key).await;
-            return Err(Error::ChecksumMismatch {
-                key: req.key.to_owned(),
-                sent: crc,
-                stored,
-                request_id,
-            });
-        }
+        let request_id = self.verify_stored(req, crc, stored, request_id).await?;
         Ok((etag, request_id, out.attempts))
     }
 }
