@@ -6,18 +6,15 @@ use futures_util::future::BoxFuture;
 use futures_util::{StreamExt, TryStreamExt};
 use oss_emulator::{Config, Emulator, FaultConfig};
 use s3_oss_sync::checksum::crc64;
-use s3_oss_sync::oss::signing::Credentials;
 use s3_oss_sync::oss::{
-    Addressing, BodySource, ByteStream, BytesSource, Endpoint, Error, ObjectMetadata, OssClient,
-    OssConfig, UploadRequest,
+    BodySource, ByteStream, BytesSource, Error, ObjectMetadata, OssClient, UploadRequest,
 };
-use s3_oss_sync::retry::RetryPolicy;
 use std::time::Duration;
 
-const AK: &str = "client-ak";
-const SK: &str = "client-secret-never-logged";
+mod common;
+use common::{client_with, AK, PART, SK};
+
 const BUCKET: &str = "dest";
-const PART: u64 = 1024 * 1024;
 
 async fn emulator(config: Config) -> Emulator {
     Emulator::start(config, "127.0.0.1:0".parse().unwrap())
@@ -25,23 +22,8 @@ async fn emulator(config: Config) -> Emulator {
         .unwrap()
 }
 
-fn client_with(emu: &Emulator, secret: &str, tweak: impl FnOnce(&mut OssConfig)) -> OssClient {
-    let endpoint = Endpoint::custom(&emu.endpoint(), Addressing::PathStyle, true).unwrap();
-    let mut cfg = OssConfig::new(endpoint, "cn-hangzhou", Credentials::new(AK, secret, None));
-    cfg.part_size = PART;
-    cfg.multipart_threshold = PART;
-    cfg.retry = RetryPolicy {
-        max_attempts: 8,
-        initial_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(50),
-        deadline: Duration::from_secs(60),
-    };
-    tweak(&mut cfg);
-    OssClient::new(cfg).unwrap()
-}
-
 fn client(emu: &Emulator) -> OssClient {
-    client_with(emu, SK, |_| {})
+    client_with(emu, SK, None, |_| {})
 }
 
 fn data(len: usize, seed: u64) -> Bytes {
@@ -291,7 +273,7 @@ async fn metadata_and_content_md5_are_sent() {
 #[tokio::test]
 async fn wrong_secret_gets_403_without_a_retry_storm() {
     let emu = emulator(Config::new(AK, SK)).await;
-    let c = client_with(&emu, "wrong-secret", |_| {});
+    let c = client_with(&emu, "wrong-secret", None, |_| {});
     let err = upload(&c, "k", &Bytes::from_static(b"x"))
         .await
         .unwrap_err();
@@ -380,7 +362,7 @@ async fn a_damaged_object_is_removed_and_never_left_looking_valid() {
         ..FaultConfig::default()
     };
     let emu = emulator(config).await;
-    let c = client_with(&emu, SK, |cfg| cfg.retry.max_attempts = 3);
+    let c = client_with(&emu, SK, None, |cfg| cfg.retry.max_attempts = 3);
     let err = upload(&c, "damaged", &data(1000, 1)).await.unwrap_err();
     assert_eq!(err.code(), "ChecksumMismatch");
     assert!(err.request_id().is_some());
@@ -461,7 +443,7 @@ async fn a_failing_source_aborts_the_multipart_upload() {
 #[tokio::test]
 async fn a_source_of_the_wrong_size_is_an_error() {
     let emu = emulator(Config::new(AK, SK)).await;
-    let c = client_with(&emu, SK, |cfg| cfg.retry.max_attempts = 2);
+    let c = client_with(&emu, SK, None, |cfg| cfg.retry.max_attempts = 2);
     let meta = ObjectMetadata::default();
     for (announced, actual) in [
         (100u64, 50usize),
@@ -560,7 +542,7 @@ async fn timeouts_are_retried_only_where_repeating_is_safe() {
         ..FaultConfig::default()
     };
     let emu = emulator(config).await;
-    let c = client_with(&emu, SK, |cfg| {
+    let c = client_with(&emu, SK, None, |cfg| {
         cfg.read_timeout = Duration::from_millis(100);
         cfg.retry.max_attempts = 3;
     });

@@ -3,33 +3,14 @@
 
 use bytes::Bytes;
 use oss_emulator::{Config, Emulator, FaultConfig};
-use s3_oss_sync::oss::signing::Credentials;
-use s3_oss_sync::oss::{
-    Addressing, BytesSource, Endpoint, ObjectMetadata, OssClient, OssConfig, UploadRequest,
-};
-use s3_oss_sync::retry::RetryPolicy;
-use std::time::Duration;
+use s3_oss_sync::oss::{BytesSource, ObjectMetadata, OssClient, UploadRequest};
 
-const AK: &str = "client-ak";
-const SK: &str = "client-secret-never-logged";
-const PART: u64 = 1024 * 1024;
+mod common;
+use common::{AK, PART, SK};
+use s3_oss_sync::oss::signing::Credentials;
 
 fn client_with(emu: &Emulator, secret: &str) -> OssClient {
-    let endpoint = Endpoint::custom(&emu.endpoint(), Addressing::PathStyle, true).unwrap();
-    let mut cfg = OssConfig::new(
-        endpoint,
-        "cn-hangzhou",
-        Credentials::new(AK, secret, Some("sts-token-never-logged".into())),
-    );
-    cfg.part_size = PART;
-    cfg.multipart_threshold = PART;
-    cfg.retry = RetryPolicy {
-        max_attempts: 8,
-        initial_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(50),
-        deadline: Duration::from_secs(60),
-    };
-    OssClient::new(cfg).unwrap()
+    common::client_with(emu, secret, Some("sts-token-never-logged"), |_| {})
 }
 
 async fn upload(
