@@ -60,3 +60,34 @@ def test_no_policy_grants_every_resource():
                 assert "*" not in resources, (name, json.dumps(st))
                 checked += 1
     assert checked >= 8, checked
+
+
+def test_queue_dlq_policy_alarms_and_retention_as_the_issue_asks():
+    from cfnlint.decode import decode_str
+
+    t, _ = decode_str((ROOT / "template.yaml").read_text())
+    params, res = t["Parameters"], t["Resources"]
+    # The visibility timeout is at least six times every timeout the function may be given.
+    timeouts = params["SyncTimeout"]["AllowedValues"]
+    mapping = t["Mappings"]["VisibilityForTimeout"]
+    assert sorted(mapping) == sorted(timeouts)
+    assert all(mapping[s]["Seconds"] >= 6 * int(s) for s in timeouts)
+    assert res["TaskQueue"]["Properties"]["VisibilityTimeout"] == \
+        {"Fn::FindInMap": ["VisibilityForTimeout", {"Ref": "SyncTimeout"}, "Seconds"]}
+    assert params["MaxReceiveCount"]["MinValue"] >= 5
+    redrive = res["TaskQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+    # Only the source bucket's notifications, from this account, may send to the queue.
+    [statement] = res["TaskQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
+    assert "SourceBucketName" in json.dumps(statement["Condition"]["ArnEquals"])
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    # Credentials only as a secret ARN; no parameter holds a key.
+    assert not [p for p in params if "Key" in p or "Password" in p]
+    # Alarms and log retention.
+    alarms = {r["Properties"]["MetricName"] for r in res.values() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "Errors"} <= alarms
+    groups = [r for r in res.values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert len(groups) == 2 and all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups)
+    sync = res["SyncFunction"]["Properties"]["Events"]["TaskQueue"]["Properties"]
+    assert sync["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
