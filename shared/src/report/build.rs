@@ -325,50 +325,50 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
     /// Reads a day's records into totals and the sorter.
     async fn read_day(&self, day: Date) -> Result<(DayTotals, ExternalSorter, u64), ReportError> {
         let (start, end) = window(day, self.settings.offset);
-        let mut keys = Vec::new();
+        let mut totals = DayTotals::default();
+        let mut sorter = ExternalSorter::new(self.settings.sort_budget);
+        let mut unreadable = 0u64;
+        let rfc3339 = &time::format_description::well_known::Rfc3339;
+        // One hour partition at a time, so only that hour's key list is held.
         for (date, hour) in hour_partitions(day, self.settings.offset, self.settings.grace) {
             let prefix = format!(
                 "{}dt={}/hr={hour:02}/",
                 self.task_results(),
                 format_day(date)
             );
-            keys.extend(self.results.list_keys(&prefix).await?);
-        }
-        let mut totals = DayTotals::default();
-        let mut sorter = ExternalSorter::new(self.settings.sort_budget);
-        let mut unreadable = 0u64;
-        let mut bodies = futures_util::stream::iter(keys.iter())
-            .map(|k| async move { self.results.get(k).await.map(|b| (k, b)) })
-            .buffered(self.settings.parallel_reads.max(1));
-        let rfc3339 = &time::format_description::well_known::Rfc3339;
-        while let Some(got) = bodies.next().await {
-            let (key, body) = got?;
-            for (n, line) in body.split(|b| *b == b'\n').enumerate() {
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                let o: Outcome = match serde_json::from_slice(line) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        unreadable += 1;
-                        tracing::error!(key = %key, line = n + 1, error = %e, "an outcome record cannot be read; it is counted as unreadable");
+            let keys = self.results.list_keys(&prefix).await?;
+            let mut bodies = futures_util::stream::iter(keys.iter())
+                .map(|k| async move { self.results.get(k).await.map(|b| (k, b)) })
+                .buffered(self.settings.parallel_reads.max(1));
+            while let Some(got) = bodies.next().await {
+                let (key, body) = got?;
+                for (n, line) in body.split(|b| *b == b'\n').enumerate() {
+                    if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                };
-                let at = OffsetDateTime::parse(&o.processed_at, rfc3339).ok();
-                if !at.is_some_and(|t| t >= start && t < end) {
-                    continue;
+                    let o: Outcome = match serde_json::from_slice(line) {
+                        Ok(o) => o,
+                        Err(e) => {
+                            unreadable += 1;
+                            tracing::error!(key = %key, line = n + 1, error = %e, "an outcome record cannot be read; it is counted as unreadable");
+                            continue;
+                        }
+                    };
+                    let at = OffsetDateTime::parse(&o.processed_at, rfc3339).ok();
+                    if !at.is_some_and(|t| t >= start && t < end) {
+                        continue;
+                    }
+                    totals.add(&o);
+                    let kind = OutcomeKind::ALL
+                        .iter()
+                        .position(|k| *k == o.outcome)
+                        .unwrap_or(0) as u8;
+                    sorter.push(SortRow {
+                        key: sort_key(&o),
+                        outcome: kind,
+                        csv: csv_row(&fields(&o)),
+                    })?;
                 }
-                totals.add(&o);
-                let kind = OutcomeKind::ALL
-                    .iter()
-                    .position(|k| *k == o.outcome)
-                    .unwrap_or(0) as u8;
-                sorter.push(SortRow {
-                    key: sort_key(&o),
-                    outcome: kind,
-                    csv: csv_row(&fields(&o)),
-                })?;
             }
         }
         Ok((totals, sorter, unreadable))
