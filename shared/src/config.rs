@@ -487,6 +487,16 @@ mod tests {
     }
 }
 
+/// Minutes from `30m`, `2h` or a bare number of minutes.
+fn parse_minutes(v: &str) -> Option<u64> {
+    let v = v.trim();
+    if let Some(h) = v.strip_suffix('h') {
+        h.parse::<u64>().ok()?.checked_mul(60)
+    } else {
+        v.strip_suffix('m').unwrap_or(v).parse().ok()
+    }
+}
+
 /// The report function's settings.
 #[derive(Debug, Clone)]
 pub struct ReportConfig {
@@ -504,7 +514,8 @@ pub struct ReportConfig {
     pub report_prefix: String,
     /// The offset days are counted in (`REPORT_UTC_OFFSET`, default `+00:00`).
     pub offset: time::UtcOffset,
-    /// Minutes after a day's end before it is complete (`REPORT_GRACE_MINUTES`, default 30); must
+    /// Minutes after a day's end before it is complete (`REPORT_GRACE`: `30m`, `1h` or minutes;
+    /// default 30 minutes); must
     /// be longer than the sync function's timeout.
     pub grace_minutes: u64,
     /// Largest CSV part (`REPORT_PART_MIB`, default 32).
@@ -551,7 +562,17 @@ impl ReportConfig {
                 .trim_matches('/')
                 .to_owned(),
             offset,
-            grace_minutes: number(&get, "REPORT_GRACE_MINUTES", 30, 1, 24 * 60)?,
+            grace_minutes: match get("REPORT_GRACE") {
+                None => 30,
+                Some(v) => parse_minutes(&v)
+                    .filter(|m| (1..=24 * 60).contains(m))
+                    .ok_or_else(|| {
+                        problem(
+                            "REPORT_GRACE",
+                            format!("{v:?} is not 1m to 24h (like 30m, 1h, 45)"),
+                        )
+                    })?,
+            },
             part_bytes: number(&get, "REPORT_PART_MIB", 32, 1, 1024)? as usize * (1 << 20),
             sort_budget: number(&get, "REPORT_SORT_MEMORY_MIB", 128, 8, 8192)? as usize * (1 << 20),
             parallel_reads: number(&get, "REPORT_PARALLEL_READS", 32, 1, 256)? as usize,
@@ -588,6 +609,12 @@ mod report_tests {
         };
         let c = env(&[]).unwrap();
         assert_eq!((c.report_prefix.as_str(), c.grace_minutes), ("reports", 30));
+        assert_eq!(env(&[("REPORT_GRACE", "1h")]).unwrap().grace_minutes, 60);
+        assert_eq!(env(&[("REPORT_GRACE", "45m")]).unwrap().grace_minutes, 45);
+        assert_eq!(
+            env(&[("REPORT_GRACE", "soon")]).unwrap_err().variable,
+            "REPORT_GRACE"
+        );
         assert_eq!(c.offset, time::UtcOffset::UTC);
         let c = env(&[("REPORT_UTC_OFFSET", "+08:00")]).unwrap();
         assert_eq!(c.offset.whole_hours(), 8);
@@ -596,8 +623,8 @@ mod report_tests {
             "REPORT_UTC_OFFSET"
         );
         assert_eq!(
-            env(&[("REPORT_GRACE_MINUTES", "0")]).unwrap_err().variable,
-            "REPORT_GRACE_MINUTES"
+            env(&[("REPORT_GRACE", "0")]).unwrap_err().variable,
+            "REPORT_GRACE"
         );
     }
 }
