@@ -67,11 +67,6 @@ impl MemorySource {
     pub fn delete(&self, key: &str) {
         lock(&self.objects).remove(key);
     }
-
-    /// An object's bytes.
-    pub fn body(&self, key: &str) -> Option<Bytes> {
-        lock(&self.objects).get(key).map(|(_, b, _)| b.clone())
-    }
 }
 
 impl SourceStore for MemorySource {
@@ -135,11 +130,6 @@ impl MemoryDestination {
     /// An object's head and bytes.
     pub fn get(&self, key: &str) -> Option<(ObjectHead, Bytes)> {
         lock(&self.objects).get(key).cloned()
-    }
-
-    /// The keys held.
-    pub fn keys(&self) -> Vec<String> {
-        lock(&self.objects).keys().cloned().collect()
     }
 }
 

@@ -186,6 +186,7 @@ async fn every_fixture_shape_gets_one_record_and_the_right_answer() {
         stored[0].0
     );
     assert!(stored[0].0.ends_with("/inv-1.jsonl"));
+    assert_eq!(stored[0].0, r.results_key);
     let back: Vec<Outcome> = std::str::from_utf8(&stored[0].1)
         .unwrap()
         .lines()
