@@ -1,26 +1,33 @@
 //! Checksums OSS reports: CRC-64/XZ ("crc64ecma" in OSS headers), computed while streaming.
+//!
+//! `crc-fast` computes it with carry-less multiplication (PCLMULQDQ/VPCLMULQDQ on x86-64, PMULL on
+//! ARM), tens of times faster than a byte-wise table: at a table's ~0.5 GB/s, checking every byte
+//! twice cost more CPU than the rest of a copy.
 
-use crc::{Crc, Digest, CRC_64_XZ};
-
-/// The CRC-64 variant OSS returns in `x-oss-hash-crc64ecma` (CRC-64/XZ, reflected ECMA-182).
-pub const OSS_CRC64: Crc<u64> = Crc::<u64>::new(&CRC_64_XZ);
+use crc_fast::CrcAlgorithm::Crc64Xz;
 
 /// CRC-64 of a whole buffer, as OSS computes it.
 pub fn crc64(data: &[u8]) -> u64 {
-    OSS_CRC64.checksum(data)
+    crc_fast::checksum(Crc64Xz, data)
+}
+
+/// The CRC-64 of `a` followed by `b`, from the CRC-64 of each and the length of `b`, so parts
+/// checksummed separately need not be read again for the whole.
+pub fn crc64_combine(a: u64, b: u64, b_len: u64) -> u64 {
+    crc_fast::checksum_combine(Crc64Xz, a, b, b_len)
 }
 
 /// An incremental CRC-64 over a stream of chunks.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub struct Crc64 {
-    digest: Digest<'static, u64>,
+    digest: crc_fast::Digest,
 }
 
 impl Crc64 {
     /// Starts an empty checksum.
     pub fn new() -> Self {
         Self {
-            digest: OSS_CRC64.digest(),
+            digest: crc_fast::Digest::new(Crc64Xz),
         }
     }
 
@@ -63,5 +70,22 @@ mod tests {
         c.update(CHECK);
         c.update(EBS);
         assert_eq!(c.finish(), 7_672_622_622_872_733_320);
+    }
+
+    #[test]
+    fn combined_parts_equal_the_whole() {
+        let whole: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        for cut in [0, 1, 4095, 65_536, 99_999, 100_000] {
+            let (a, b) = whole.split_at(cut);
+            assert_eq!(
+                crc64_combine(crc64(a), crc64(b), b.len() as u64),
+                crc64(&whole),
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(
+            crc64_combine(crc64(CHECK), crc64(EBS), EBS.len() as u64),
+            7_672_622_622_872_733_320
+        );
     }
 }

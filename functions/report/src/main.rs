@@ -42,6 +42,7 @@ async fn run_once(config: &ReportConfig, now: OffsetDateTime) -> Result<serde_js
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    telemetry::tune_allocator();
     telemetry::init_diagnostics();
     let cli = Cli::parse();
     let config = match ReportConfig::from_env() {

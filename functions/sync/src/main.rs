@@ -40,6 +40,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    telemetry::tune_allocator();
     telemetry::init_diagnostics();
     let cli = Cli::parse();
     let config = match SyncConfig::from_env() {

@@ -1,18 +1,20 @@
 //! Uploads: one streaming PutObject, or a multipart upload with a bounded number of parts in
 //! flight. Every byte is checked: CRC-64 computed while streaming and compared with what OSS
-//! reports, `Content-MD5` sent whenever the MD5 is known before sending.
+//! reports for each request (each part, and the whole object at completion), as the vendor's
+//! SDKs do; `Content-MD5` is sent when the MD5 is known without reading the body (an S3 ETag).
+//! Parts carry no `Content-MD5`: computing it would read every byte once more for a check the
+//! part's CRC-64 already makes.
 
 use super::client::{check_key, ByteStream, Call, ObjectMetadata, OssClient};
 use super::error::Error;
 use super::xml;
-use crate::checksum::Crc64;
+use crate::checksum::{crc64, crc64_combine, Crc64};
 use crate::retry::retry;
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use http::Method;
-use md5::{Digest, Md5};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -215,7 +217,7 @@ impl OssClient {
         let sent = self.send(&call, body).await;
         let (crc, bytes, overflow, ended, src_err) = {
             let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
-            let crc = t.crc.clone().finish();
+            let crc = t.crc.finish();
             (crc, t.bytes, t.overflow, t.ended, t.source_error.take())
         };
         if let Some(e) = src_err {
@@ -353,10 +355,14 @@ impl OssClient {
         mut stream: ByteStream,
     ) -> Result<UploadOutcome, Error> {
         let in_flight = Arc::new(Semaphore::new(self.config().parts_in_flight));
+        // Part buffers come back here once uploaded and are reused: a fresh 8 MiB buffer per
+        // part was a fresh mapping to fault in and unmap, a quarter of the copy's CPU
+        // (BENCHMARKS.md). At most `parts_in_flight` exist, one per permit.
+        let pool: Arc<Mutex<Vec<BytesMut>>> = Arc::default();
         let mut tasks: JoinSet<Result<(u32, String, u32), Error>> = JoinSet::new();
         let mut etags: Vec<(u32, String)> = Vec::new();
         let mut requests = 0u32;
-        let mut whole = Crc64::new();
+        let mut whole = crc64(&[]);
         let (mut read, mut number) = (0u64, 0u32);
         let mut leftover: Option<Bytes> = None;
         let mut finish =
@@ -383,7 +389,13 @@ impl OssClient {
                 finish(done, &mut etags)?;
             }
             let want = part_size.min(req.size - read) as usize;
-            let mut buf = BytesMut::with_capacity(want);
+            let mut buf = pool
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop()
+                .unwrap_or_default();
+            buf.clear();
+            buf.reserve(want);
             while buf.len() < want {
                 let chunk = match leftover.take() {
                     Some(c) => c,
@@ -409,17 +421,25 @@ impl OssClient {
                 });
             }
             let data = buf.freeze();
-            whole.update(&data);
+            let part_crc = crc64(&data);
+            whole = crc64_combine(whole, part_crc, data.len() as u64);
             read += data.len() as u64;
             number += 1;
-            let (client, bucket, key, id) = (
+            let (client, bucket, key, id, pool) = (
                 self.clone(),
                 req.bucket.to_owned(),
                 req.key.to_owned(),
                 upload_id.to_owned(),
+                pool.clone(),
             );
             tasks.spawn(async move {
-                let out = client.upload_part(&bucket, &key, &id, number, data).await;
+                let out = client
+                    .upload_part(&bucket, &key, &id, number, data.clone(), part_crc)
+                    .await;
+                // Every other holder of the buffer is gone once the request is done.
+                if let Ok(buf) = data.try_into_mut() {
+                    pool.lock().unwrap_or_else(|p| p.into_inner()).push(buf);
+                }
                 drop(permit);
                 out
             });
@@ -443,7 +463,7 @@ impl OssClient {
             finish(done, &mut etags)?;
         }
         etags.sort();
-        let crc = whole.finish();
+        let crc = whole;
         let (etag, request_id, complete_attempts) =
             self.complete(req, upload_id, &etags, crc).await?;
         Ok(UploadOutcome {
@@ -455,7 +475,7 @@ impl OssClient {
         })
     }
 
-    /// UploadPart with `Content-MD5`, retried from the buffer; its CRC-64 is checked.
+    /// UploadPart, retried from the buffer; the CRC-64 OSS reports must be `crc`, the part's.
     /// Returns (part number, ETag, attempts).
     async fn upload_part(
         &self,
@@ -464,14 +484,12 @@ impl OssClient {
         upload_id: &str,
         number: u32,
         data: Bytes,
+        crc: u64,
     ) -> Result<(u32, String, u32), Error> {
-        let md5 = B64.encode(Md5::digest(&data));
-        let crc = crate::checksum::crc64(&data);
         let call = Call::new("UploadPart", Method::PUT, bucket, Some(key))
             .query("partNumber", number.to_string())
             .query("uploadId", upload_id)
-            .header("content-length", data.len().to_string())
-            .header("content-md5", md5);
+            .header("content-length", data.len().to_string());
         let out = retry(&self.config().retry, "UploadPart", |_| async {
             let answer = self.exchange(&call, data.clone()).await?;
             let stored = crc_header(answer.header("x-oss-hash-crc64ecma"), "UploadPart")?;
@@ -568,10 +586,7 @@ mod tests {
         assert!(out.iter().all(Result::is_ok));
         {
             let t = tally.lock().unwrap();
-            assert_eq!(
-                (t.bytes, t.crc.clone().finish()),
-                (9, 11_051_210_869_376_104_954)
-            );
+            assert_eq!((t.bytes, t.crc.finish()), (9, 11_051_210_869_376_104_954));
             assert!(t.ended);
         }
         let tally = Arc::new(Mutex::new(Tally::default()));
