@@ -138,6 +138,11 @@ fn required(v: &Value, path: &[&str]) -> Result<String, String> {
         .ok_or_else(|| format!("{} is missing", path.join(".")))
 }
 
+/// An ETag without its quotes; an empty one is no ETag.
+fn etag_value(e: String) -> Option<String> {
+    Some(e.trim_matches('"').to_owned()).filter(|e| !e.is_empty())
+}
+
 fn size_at(v: &Value, path: &[&str]) -> Result<Option<u64>, String> {
     match value_at(v, path) {
         None => Ok(None),
@@ -179,7 +184,7 @@ fn s3_record(r: &Value) -> Result<ObjectEvent, String> {
         bucket: required(r, &["s3", "bucket", "name"])?,
         key,
         size: size_at(r, &["s3", "object", "size"])?,
-        etag: string_at(r, &["s3", "object", "eTag"])?.map(|e| e.trim_matches('"').to_owned()),
+        etag: string_at(r, &["s3", "object", "eTag"])?.and_then(etag_value),
         version_id: string_at(r, &["s3", "object", "versionId"])?,
         sequencer: string_at(r, &["s3", "object", "sequencer"])?,
     })
@@ -201,7 +206,7 @@ fn eventbridge(v: &Value) -> Result<ObjectEvent, String> {
         bucket: required(v, &["detail", "bucket", "name"])?,
         key,
         size: size_at(v, &["detail", "object", "size"])?,
-        etag: string_at(v, &["detail", "object", "etag"])?.map(|e| e.trim_matches('"').to_owned()),
+        etag: string_at(v, &["detail", "object", "etag"])?.and_then(etag_value),
         version_id: string_at(v, &["detail", "object", "version-id"])?,
         sequencer: string_at(v, &["detail", "object", "sequencer"])?,
     })
@@ -374,6 +379,16 @@ mod tests {
         );
         assert_eq!(e.sequencer.as_deref(), Some("0055AED6DCD90281E5"));
         assert_eq!(e.time.as_deref(), Some("1970-01-01T00:00:00.000Z"));
+    }
+
+    #[test]
+    fn an_empty_etag_is_no_etag() {
+        let body = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},
+            "object":{"key":"k","size":1,"eTag":"\"\""}}}]}"#;
+        let Ok(Message::Events(events)) = parse_message(body) else {
+            panic!("not parsed")
+        };
+        assert_eq!(events[0].as_ref().unwrap().etag, None);
     }
 
     #[test]

@@ -126,6 +126,19 @@ pub async fn oss_credentials(
     }
 }
 
+/// The OSS client the sync function uses: its endpoint, part size, parts in flight and retries.
+pub fn sync_oss_client(
+    config: &SyncConfig,
+    credentials: Credentials,
+) -> Result<OssClient, crate::oss::Error> {
+    let mut oss = OssConfig::new(config.oss_endpoint.clone(), &config.oss_region, credentials);
+    oss.part_size = config.part_size;
+    oss.multipart_threshold = config.part_size;
+    oss.parts_in_flight = config.parts_in_flight;
+    oss.retry.max_attempts = config.oss_max_attempts;
+    OssClient::new(oss)
+}
+
 /// Builds the sync service from its configuration.
 pub async fn sync_service(
     config: &SyncConfig,
@@ -135,12 +148,7 @@ pub async fn sync_service(
 ) -> Result<LiveSyncService, SetupError> {
     let s3 = s3_client(sdk, get)?;
     let credentials = oss_credentials(sdk, &config.oss_credentials).await?;
-    let mut oss = OssConfig::new(config.oss_endpoint.clone(), &config.oss_region, credentials);
-    oss.part_size = config.part_size;
-    oss.multipart_threshold = config.part_size;
-    oss.parts_in_flight = config.parts_in_flight;
-    oss.retry.max_attempts = config.oss_max_attempts;
-    let client = OssClient::new(oss)?;
+    let client = sync_oss_client(config, credentials)?;
     Ok(SyncService {
         task_id: config.task_id.clone(),
         binding: config.binding.clone(),
