@@ -32,7 +32,7 @@ python-test: venv
 
 ## bench: run the benchmarks on 127.0.0.1 and rewrite BENCHMARKS.md (reports, asserts nothing)
 bench:
-	scripts/bench.sh
+	python3 scripts/bench.py
 
 ## build: release bootstraps of both functions with cargo-lambda (arm64 where the target is installed)
 build: venv
