@@ -15,12 +15,9 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -141,10 +138,6 @@ class Runner:
         result["server_cpu_seconds"] = {k: round(after[k] - before[k], 3) for k in after}
         log("  " + json.dumps(result))
         return result
-
-
-def median(rows: list[dict], field: str) -> float:
-    return statistics.median(r[field] for r in rows)
 
 
 def large(r: Runner, s: Servers) -> dict:

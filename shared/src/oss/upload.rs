@@ -362,7 +362,8 @@ impl OssClient {
         let mut tasks: JoinSet<Result<(u32, String, u32), Error>> = JoinSet::new();
         let mut etags: Vec<(u32, String)> = Vec::new();
         let mut requests = 0u32;
-        let mut whole = crc64(&[]);
+        // CRC-64 of all parts so far (0 for none), combined from each part's.
+        let mut whole_crc = 0;
         let (mut read, mut number) = (0u64, 0u32);
         let mut leftover: Option<Bytes> = None;
         let mut finish =
@@ -422,7 +423,7 @@ impl OssClient {
             }
             let data = buf.freeze();
             let part_crc = crc64(&data);
-            whole = crc64_combine(whole, part_crc, data.len() as u64);
+            whole_crc = crc64_combine(whole_crc, part_crc, data.len() as u64);
             read += data.len() as u64;
             number += 1;
             let (client, bucket, key, id, pool) = (
@@ -463,12 +464,11 @@ impl OssClient {
             finish(done, &mut etags)?;
         }
         etags.sort();
-        let crc = whole;
         let (etag, request_id, complete_attempts) =
-            self.complete(req, upload_id, &etags, crc).await?;
+            self.complete(req, upload_id, &etags, whole_crc).await?;
         Ok(UploadOutcome {
             etag,
-            crc64: crc,
+            crc64: whole_crc,
             requests: requests + complete_attempts,
             parts: number,
             request_id,

@@ -17,11 +17,6 @@ pub fn peak_rss_bytes() -> Option<u64> {
     status_field("VmHWM:")
 }
 
-/// Current resident set size of this process, in bytes (`VmRSS`).
-pub fn rss_bytes() -> Option<u64> {
-    status_field("VmRSS:")
-}
-
 fn status_field(name: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(name))?;
@@ -69,8 +64,8 @@ pub fn pattern_stream(size: u64, seed: u8) -> ByteStream {
     .boxed()
 }
 
-/// The CRC-64 (as OSS reports it) and length of [`pattern_stream`]`(size, seed)`.
-pub fn pattern_crc(size: u64, seed: u8) -> (u64, u64) {
+/// The CRC-64 (as OSS reports it) of [`pattern_stream`]`(size, seed)`.
+pub fn pattern_crc(size: u64, seed: u8) -> u64 {
     let chunk = pattern(seed);
     let mut crc = Crc64::new();
     let mut left = size;
@@ -79,7 +74,7 @@ pub fn pattern_crc(size: u64, seed: u8) -> (u64, u64) {
         crc.update(&chunk[..n]);
         left -= n as u64;
     }
-    (crc.finish(), size)
+    crc.finish()
 }
 
 /// Counts the requests an S3 client sends, by method (and `tagging` sub-resource), retries

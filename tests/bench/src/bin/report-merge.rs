@@ -10,7 +10,7 @@ use s3_oss_sync::report::build::{
     Listing, RecordSource, ReportError, ReportSettings, ReportStore, Reporter,
 };
 use s3_oss_sync::results::{results_key, to_json_lines};
-use s3_oss_sync_bench::peak_rss_bytes;
+use s3_oss_sync_bench::{mib, peak_rss_bytes, round};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -194,13 +194,13 @@ async fn main() -> std::io::Result<()> {
         "{}",
         serde_json::json!({
             "records": merged,
-            "generate_s": (generated_s * 10.0).round() / 10.0,
-            "merge_s": (merge_s * 10.0).round() / 10.0,
+            "generate_s": round(generated_s, 1),
+            "merge_s": round(merge_s, 1),
             "records_per_s": (merged as f64 / merge_s).round(),
             "report_bytes": store.bytes.load(Ordering::Relaxed),
             "report_objects": store.objects.load(Ordering::Relaxed),
-            "peak_rss_mib": (peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0 * 10.0).round() / 10.0,
-            "peak_rss_before_merge_mib": (rss_before as f64 / 1048576.0 * 10.0).round() / 10.0,
+            "peak_rss_mib": round(mib(peak_rss_bytes().unwrap_or(0)), 1),
+            "peak_rss_before_merge_mib": round(mib(rss_before), 1),
             "sort_mib": a.sort_mib,
             "part_mib": a.part_mib,
         })

@@ -103,6 +103,17 @@ enum Command {
 
 type Service = setup::LiveSyncService;
 
+/// A source object as an event names it: key, size, ETag (unquoted).
+type Entry = (String, u64, String);
+
+/// A setting: the command line's override, else the environment.
+fn lookup(overrides: &BTreeMap<&'static str, String>, name: &str) -> Option<String> {
+    overrides
+        .get(name)
+        .cloned()
+        .or_else(|| std::env::var(name).ok())
+}
+
 struct Bench {
     config: SyncConfig,
     overrides: BTreeMap<&'static str, String>,
@@ -123,12 +134,7 @@ impl Bench {
         if let Some(p) = &cli.dest_prefix {
             overrides.insert("DEST_PREFIX", p.clone());
         }
-        let get = |name: &str| {
-            overrides
-                .get(name)
-                .cloned()
-                .or_else(|| std::env::var(name).ok())
-        };
+        let get = |name: &str| lookup(&overrides, name);
         let config = SyncConfig::from_lookup(get)?;
         let sdk = setup::aws_config().await;
         let s3_setup = setup::s3_client(&sdk, get)?;
@@ -151,10 +157,7 @@ impl Bench {
     }
 
     fn get(&self, name: &str) -> Option<String> {
-        self.overrides
-            .get(name)
-            .cloned()
-            .or_else(|| std::env::var(name).ok())
+        lookup(&self.overrides, name)
     }
 
     fn bucket(&self) -> &str {
@@ -187,7 +190,7 @@ impl Bench {
         &self,
         prefix: &str,
         count: usize,
-    ) -> Result<Vec<(String, u64, String)>, Box<dyn std::error::Error>> {
+    ) -> Result<Vec<Entry>, Box<dyn std::error::Error>> {
         let mut out = Vec::new();
         let mut pages = self
             .s3_setup
@@ -212,35 +215,17 @@ impl Bench {
             return Err(format!("only {} objects under {prefix:?}", out.len()).into());
         }
         // Some servers (s3s-fs) list no ETags; S3's events always carry one.
-        let missing: Vec<String> = out
-            .iter()
-            .filter(|o| o.2.is_empty())
-            .map(|o| o.0.clone())
-            .collect();
-        let heads: BTreeMap<String, String> = futures_util::stream::iter(missing)
-            .map(|key| async move {
-                let head = self
-                    .s3_setup
-                    .head_object()
-                    .bucket(self.bucket())
-                    .key(&key)
-                    .send()
-                    .await?;
-                let etag = head
-                    .e_tag()
-                    .unwrap_or_default()
-                    .trim_matches('"')
-                    .to_owned();
-                Ok::<_, Box<dyn std::error::Error>>((key, etag))
+        let out = futures_util::stream::iter(out)
+            .map(|entry| async move {
+                if entry.2.is_empty() {
+                    self.head_entry(&entry.0).await
+                } else {
+                    Ok(entry)
+                }
             })
-            .buffer_unordered(32)
+            .buffered(32)
             .try_collect()
             .await?;
-        for o in &mut out {
-            if let Some(etag) = heads.get(&o.0) {
-                o.2 = etag.clone();
-            }
-        }
         Ok(out)
     }
 }
@@ -330,29 +315,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 impl Bench {
-    async fn list_keys(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<(String, u64, String)>, Box<dyn std::error::Error>> {
+    async fn list_keys(&self, keys: &[String]) -> Result<Vec<Entry>, Box<dyn std::error::Error>> {
         let mut out = Vec::new();
         for k in keys {
-            let head = self
-                .s3_setup
-                .head_object()
-                .bucket(self.bucket())
-                .key(k)
-                .send()
-                .await?;
-            out.push((
-                k.clone(),
-                head.content_length().unwrap_or_default() as u64,
-                head.e_tag()
-                    .unwrap_or_default()
-                    .trim_matches('"')
-                    .to_owned(),
-            ));
+            out.push(self.head_entry(k).await?);
         }
         Ok(out)
+    }
+
+    /// (key, size, ETag) of one source object, from a HEAD the measurement does not count.
+    async fn head_entry(&self, key: &str) -> Result<Entry, Box<dyn std::error::Error>> {
+        let head = self
+            .s3_setup
+            .head_object()
+            .bucket(self.bucket())
+            .key(key)
+            .send()
+            .await?;
+        Ok((
+            key.to_owned(),
+            head.content_length().unwrap_or_default() as u64,
+            head.e_tag()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_owned(),
+        ))
     }
 }
 
@@ -478,7 +465,7 @@ async fn put_only(
     let credentials = setup::oss_credentials(&b.sdk, &config.oss_credentials).await?;
     let client = setup::sync_oss_client(&config, credentials)?;
     let size = size_mib << 20;
-    let (expected, _) = s3_oss_sync_bench::pattern_crc(size, 0);
+    let expected = s3_oss_sync_bench::pattern_crc(size, 0);
     let meta = ObjectMetadata::default();
     let key = format!("{}put-only.bin", config.binding.dest_prefix);
     let req = UploadRequest {
