@@ -6,6 +6,7 @@
 
 pub mod checksum;
 pub mod config;
+pub mod control;
 pub mod copy;
 pub mod destination;
 pub mod event;

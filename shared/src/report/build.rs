@@ -228,7 +228,8 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         )
     }
 
-    fn day_dir(&self, day: Date) -> String {
+    /// The folder of a day's report.
+    pub fn day_dir(&self, day: Date) -> String {
         format!("{}{}", self.task_reports(), format_day(day))
     }
 
@@ -262,7 +263,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
     }
 
     /// The newest day with a manifest.
-    async fn last_complete_day(&self) -> Result<Option<Date>, ReportError> {
+    pub async fn last_complete_day(&self) -> Result<Option<Date>, ReportError> {
         let mut days: Vec<Date> = self
             .store
             .list_prefixes(&self.task_reports())
@@ -322,11 +323,14 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         Ok(out)
     }
 
-    /// Reads a day's records into totals and the sorter.
-    async fn read_day(&self, day: Date) -> Result<(DayTotals, ExternalSorter, u64), ReportError> {
+    /// Calls `each` with every readable record processed within the day, and returns how many
+    /// records could not be read (each is logged with its object key).
+    async fn for_each_record(
+        &self,
+        day: Date,
+        mut each: impl FnMut(Outcome) -> Result<(), ReportError>,
+    ) -> Result<u64, ReportError> {
         let (start, end) = window(day, self.settings.offset);
-        let mut totals = DayTotals::default();
-        let mut sorter = ExternalSorter::new(self.settings.sort_budget);
         let mut unreadable = 0u64;
         let rfc3339 = &time::format_description::well_known::Rfc3339;
         // One hour partition at a time, so only that hour's key list is held.
@@ -355,22 +359,47 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
                         }
                     };
                     let at = OffsetDateTime::parse(&o.processed_at, rfc3339).ok();
-                    if !at.is_some_and(|t| t >= start && t < end) {
-                        continue;
+                    if at.is_some_and(|t| t >= start && t < end) {
+                        each(o)?;
                     }
-                    totals.add(&o);
-                    let kind = OutcomeKind::ALL
-                        .iter()
-                        .position(|k| *k == o.outcome)
-                        .unwrap_or(0) as u8;
-                    sorter.push(SortRow {
-                        key: sort_key(&o),
-                        outcome: kind,
-                        csv: csv_row(&fields(&o)),
-                    })?;
                 }
             }
         }
+        Ok(unreadable)
+    }
+
+    /// A day's totals so far, straight from the results store, and the records that could not
+    /// be read.
+    pub async fn day_totals(&self, day: Date) -> Result<(DayTotals, u64), ReportError> {
+        let mut totals = DayTotals::default();
+        let unreadable = self
+            .for_each_record(day, |o| {
+                totals.add(&o);
+                Ok(())
+            })
+            .await?;
+        Ok((totals, unreadable))
+    }
+
+    /// Reads a day's records into totals and the sorter.
+    async fn read_day(&self, day: Date) -> Result<(DayTotals, ExternalSorter, u64), ReportError> {
+        let mut totals = DayTotals::default();
+        let mut sorter = ExternalSorter::new(self.settings.sort_budget);
+        let unreadable = self
+            .for_each_record(day, |o| {
+                totals.add(&o);
+                let kind = OutcomeKind::ALL
+                    .iter()
+                    .position(|k| *k == o.outcome)
+                    .unwrap_or(0) as u8;
+                sorter.push(SortRow {
+                    key: sort_key(&o),
+                    outcome: kind,
+                    csv: csv_row(&fields(&o)),
+                })?;
+                Ok(())
+            })
+            .await?;
         Ok((totals, sorter, unreadable))
     }
 

@@ -125,6 +125,23 @@ impl Listing for OssDestination {
     }
 }
 
+/// Reports read back (`ctl retry-failed` reads a day's failed list from them).
+impl RecordSource for OssDestination {
+    async fn get(&self, key: &str) -> Result<Bytes, ReportError> {
+        use futures_util::TryStreamExt;
+        let failed = |e: &dyn std::error::Error| {
+            ReportError::Destination(format!("GetObject {key}: {}", error_chain(e)))
+        };
+        let (_, stream) = self
+            .client()
+            .get_object(self.bucket(), key, None)
+            .await
+            .map_err(|e| failed(&e))?;
+        let parts: Vec<Bytes> = stream.try_collect().await.map_err(|e| failed(&e))?;
+        Ok(parts.concat().into())
+    }
+}
+
 impl ReportStore for OssDestination {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), ReportError> {
         let metadata = ObjectMetadata {

@@ -1,0 +1,572 @@
+//! Backfill: every object under the task's prefix becomes an `ObjectCreated:Backfill` event in
+//! the task queue, in key order, batches of up to 10 sent a few at a time, the checkpoint saved
+//! after each batch the queue accepted (in order), so a stopped or killed backfill resumes after
+//! the last batch it knows was sent.
+
+use super::checkpoint::{Checkpoint, CheckpointStore, Position};
+use super::events::{event_body, SentEvent, BACKFILL_EVENT};
+use super::ControlError;
+use crate::outcome::format_time;
+use futures_util::stream::FuturesOrdered;
+use futures_util::StreamExt;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// SQS takes at most 10 messages per batch.
+pub const MAX_BATCH: usize = 10;
+
+/// One object to send an event for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The key.
+    pub key: String,
+    /// Its size.
+    pub size: Option<u64>,
+    /// Its ETag without quotes.
+    pub etag: Option<String>,
+    /// When it was last modified.
+    pub last_modified: Option<OffsetDateTime>,
+    /// The position once this object is handled.
+    pub position: Position,
+}
+
+/// A page of the listing: the objects, and the position after the page (which also covers rows
+/// left out, so a resumed backfill does not read them again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    /// Objects in order.
+    pub objects: Vec<Listed>,
+    /// Rows read but left out (not current versions, outside the prefix).
+    pub not_current: u64,
+    /// The position after the whole page, when it differs from the last object's.
+    pub end: Option<Position>,
+}
+
+/// Reads the objects to backfill, page by page, from a position.
+pub trait ObjectLister: Send + 'static {
+    /// The next page, or `None` at the end.
+    fn next_page(&mut self) -> impl Future<Output = Result<Option<Page>, ControlError>> + Send;
+}
+
+/// Where events go.
+pub trait EventQueue: Send + Sync {
+    /// Sends up to [`MAX_BATCH`] bodies; `Ok` only when every one was accepted.
+    fn send_batch(
+        &self,
+        bodies: Vec<String>,
+    ) -> impl Future<Output = Result<(), ControlError>> + Send;
+}
+
+/// How to backfill.
+#[derive(Debug, Clone)]
+pub struct BackfillOptions {
+    /// The source bucket named in the events.
+    pub bucket: String,
+    /// Only objects modified at or after this.
+    pub since: Option<OffsetDateTime>,
+    /// At most this many events per second.
+    pub rate: Option<f64>,
+    /// Batches in flight at once.
+    pub parallel: usize,
+    /// Events per batch (1 to [`MAX_BATCH`]).
+    pub batch_size: usize,
+}
+
+/// A batch: the objects to send and what handling it adds to the checkpoint.
+struct Batch {
+    objects: Vec<Listed>,
+    listed: u64,
+    before_since: u64,
+    not_current: u64,
+    end: Position,
+}
+
+fn batches(page: Page, opts: &BackfillOptions) -> Vec<Batch> {
+    let mut out = Vec::new();
+    let mut cur = Batch {
+        objects: Vec::new(),
+        listed: 0,
+        before_since: 0,
+        not_current: page.not_current,
+        end: Position::Start,
+    };
+    let size = opts.batch_size.clamp(1, MAX_BATCH);
+    for o in page.objects {
+        cur.listed += 1;
+        cur.end = o.position.clone();
+        let old = opts
+            .since
+            .is_some_and(|since| o.last_modified.is_some_and(|m| m < since));
+        if old {
+            cur.before_since += 1;
+        } else {
+            cur.objects.push(o);
+        }
+        if cur.objects.len() == size {
+            let end = cur.end.clone();
+            out.push(std::mem::replace(
+                &mut cur,
+                Batch {
+                    objects: Vec::new(),
+                    listed: 0,
+                    before_since: 0,
+                    not_current: 0,
+                    end,
+                },
+            ));
+        }
+    }
+    if let Some(end) = page.end {
+        cur.end = end;
+    }
+    if cur.listed > 0 || cur.not_current > 0 {
+        out.push(cur);
+    }
+    out
+}
+
+/// Runs (or resumes) a backfill from `cp`: the lister must start at `cp.position`. Returns the
+/// final checkpoint, `finished` unless `stop` was set, in which case the batches already in flight
+/// are waited for and saved first. `progress` is called after every checkpoint save.
+pub async fn run_backfill<L, Q, S>(
+    lister: L,
+    queue: &Q,
+    store: &S,
+    opts: &BackfillOptions,
+    mut cp: Checkpoint,
+    stop: &AtomicBool,
+    mut progress: impl FnMut(&Checkpoint),
+) -> Result<Checkpoint, ControlError>
+where
+    L: ObjectLister,
+    Q: EventQueue,
+    S: CheckpointStore,
+{
+    store.save(&cp)?;
+    // Pages are read ahead in their own task while batches are sent.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Page, ControlError>>(2);
+    let reader = tokio::spawn(async move {
+        let mut lister = lister;
+        loop {
+            let page = lister.next_page().await;
+            let end = !matches!(page, Ok(Some(_)));
+            let sent = match page {
+                Ok(Some(p)) => tx.send(Ok(p)).await,
+                Ok(None) => break,
+                Err(e) => tx.send(Err(e)).await,
+            };
+            if end || sent.is_err() {
+                break;
+            }
+        }
+    });
+    let parallel = opts.parallel.max(1);
+    let started = tokio::time::Instant::now();
+    let mut dispatched = 0u64;
+    let mut pending: VecDeque<Batch> = VecDeque::new();
+    let mut inflight = FuturesOrdered::new();
+    let mut pages_done = false;
+    let result = loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        while !stopping && inflight.len() < parallel {
+            let Some(batch) = pending.pop_front() else {
+                break;
+            };
+            if let Some(rate) = opts.rate.filter(|r| *r > 0.0) {
+                let at = started + Duration::from_secs_f64(dispatched as f64 / rate);
+                tokio::time::sleep_until(at).await;
+            }
+            dispatched += batch.objects.len() as u64;
+            let now = OffsetDateTime::now_utc();
+            let bodies: Vec<String> = batch
+                .objects
+                .iter()
+                .map(|o| {
+                    event_body(
+                        &SentEvent {
+                            name: BACKFILL_EVENT,
+                            bucket: &opts.bucket,
+                            key: &o.key,
+                            size: o.size,
+                            etag: o.etag.as_deref(),
+                        },
+                        now,
+                    )
+                })
+                .collect();
+            inflight.push_back(async move {
+                let r = if bodies.is_empty() {
+                    Ok(())
+                } else {
+                    queue.send_batch(bodies).await
+                };
+                (batch, r)
+            });
+        }
+        let want_page = !stopping && !pages_done && pending.is_empty();
+        if inflight.is_empty() && !want_page {
+            break Ok(());
+        }
+        tokio::select! {
+            done = inflight.next(), if !inflight.is_empty() => {
+                let Some((batch, r)) = done else { continue };
+                if let Err(e) = r {
+                    break Err(e);
+                }
+                cp.position = batch.end;
+                cp.counts.listed += batch.listed;
+                cp.counts.sent += batch.objects.len() as u64;
+                cp.counts.before_since += batch.before_since;
+                cp.counts.not_current += batch.not_current;
+                cp.updated_at = format_time(OffsetDateTime::now_utc());
+                if let Err(e) = store.save(&cp) {
+                    break Err(e);
+                }
+                progress(&cp);
+            }
+            page = rx.recv(), if want_page => match page {
+                Some(Ok(p)) => pending.extend(batches(p, opts)),
+                Some(Err(e)) => break Err(e),
+                None => pages_done = true,
+            },
+        }
+    };
+    reader.abort();
+    result?;
+    if !stop.load(Ordering::Relaxed) && pages_done && pending.is_empty() {
+        cp.finished = true;
+        cp.updated_at = format_time(OffsetDateTime::now_utc());
+        store.save(&cp)?;
+        progress(&cp);
+    }
+    Ok(cp)
+}
+
+/// Lists the source bucket with ListObjectsV2 (URL-encoded keys, so any key survives the XML),
+/// after the checkpoint's key.
+pub struct S3Lister {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+    start_after: Option<String>,
+    token: Option<String>,
+    done: bool,
+}
+
+impl S3Lister {
+    /// A listing of `bucket` under `prefix`, after `position` (a listing position or the start).
+    pub fn new(
+        client: aws_sdk_s3::Client,
+        bucket: &str,
+        prefix: &str,
+        position: &Position,
+    ) -> Result<Self, ControlError> {
+        let start_after = match position {
+            Position::Start => None,
+            Position::AfterKey { key } => Some(key.clone()),
+            Position::Inventory { .. } => {
+                return Err(ControlError::Input(
+                    "the checkpoint is an inventory backfill's; pass the same --inventory".into(),
+                ))
+            }
+        };
+        Ok(Self {
+            client,
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            start_after,
+            token: None,
+            done: false,
+        })
+    }
+}
+
+impl ObjectLister for S3Lister {
+    async fn next_page(&mut self) -> Result<Option<Page>, ControlError> {
+        if self.done {
+            return Ok(None);
+        }
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&self.prefix)
+            .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+            .set_start_after(self.start_after.clone())
+            .set_continuation_token(self.token.clone())
+            .send()
+            .await
+            .map_err(|e| ControlError::aws("S3", "ListObjectsV2", &e))?;
+        let encoded = out.encoding_type() == Some(&aws_sdk_s3::types::EncodingType::Url);
+        let mut objects = Vec::with_capacity(out.contents().len());
+        for o in out.contents() {
+            let raw = o.key().unwrap_or_default();
+            let key = if encoded {
+                crate::event::decode_form_key(raw).map_err(|e| {
+                    ControlError::Input(format!("ListObjectsV2 returned a key that {e}"))
+                })?
+            } else {
+                raw.to_owned()
+            };
+            objects.push(Listed {
+                position: Position::AfterKey { key: key.clone() },
+                key,
+                size: o.size().and_then(|s| u64::try_from(s).ok()),
+                etag: o.e_tag().map(|t| t.trim_matches('"').to_owned()),
+                last_modified: o
+                    .last_modified()
+                    .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok()),
+            });
+        }
+        self.token = out.next_continuation_token().map(str::to_owned);
+        self.done = !out.is_truncated().unwrap_or(false) || self.token.is_none();
+        if objects.is_empty() && self.done {
+            return Ok(None);
+        }
+        Ok(Some(Page {
+            objects,
+            ..Page::default()
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::checkpoint::{ObjectSource, Plan};
+    use std::sync::Mutex;
+
+    struct Pages(VecDeque<Result<Page, ControlError>>);
+    impl ObjectLister for Pages {
+        async fn next_page(&mut self) -> Result<Option<Page>, ControlError> {
+            self.0.pop_front().transpose()
+        }
+    }
+
+    /// Records every body; fails the batch numbered `fail_at` (0-based) once.
+    #[derive(Default)]
+    struct Queue {
+        sent: Mutex<Vec<String>>,
+        batches: Mutex<u32>,
+        fail_at: Option<u32>,
+    }
+    impl EventQueue for Queue {
+        async fn send_batch(&self, bodies: Vec<String>) -> Result<(), ControlError> {
+            let n = {
+                let mut b = self.batches.lock().unwrap();
+                *b += 1;
+                *b - 1
+            };
+            if Some(n) == self.fail_at {
+                return Err(ControlError::Input("injected".into()));
+            }
+            self.sent.lock().unwrap().extend(bodies);
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Saved(Mutex<Vec<Checkpoint>>);
+    impl CheckpointStore for Saved {
+        fn load(&self) -> Result<Option<Checkpoint>, ControlError> {
+            Ok(self.0.lock().unwrap().last().cloned())
+        }
+        fn save(&self, cp: &Checkpoint) -> Result<(), ControlError> {
+            self.0.lock().unwrap().push(cp.clone());
+            Ok(())
+        }
+    }
+
+    fn object(i: u32, age_days: i64) -> Listed {
+        let key = format!("k{i:05}");
+        Listed {
+            position: Position::AfterKey { key: key.clone() },
+            key,
+            size: Some(i as u64),
+            etag: Some(format!("e{i}")),
+            last_modified: Some(
+                time::macros::datetime!(2026-11-25 00:00 UTC) - time::Duration::days(age_days),
+            ),
+        }
+    }
+
+    fn pages(n: u32, per_page: u32) -> Pages {
+        let all: Vec<Listed> = (0..n).map(|i| object(i, (i % 3) as i64)).collect();
+        Pages(
+            all.chunks(per_page as usize)
+                .map(|c| {
+                    Ok(Page {
+                        objects: c.to_vec(),
+                        ..Page::default()
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    fn opts() -> BackfillOptions {
+        BackfillOptions {
+            bucket: "src".into(),
+            since: None,
+            rate: None,
+            parallel: 4,
+            batch_size: 10,
+        }
+    }
+
+    fn checkpoint() -> Checkpoint {
+        Checkpoint::new(
+            Plan {
+                task: "t".into(),
+                source_bucket: "src".into(),
+                prefix: String::new(),
+                since: None,
+                source: ObjectSource::List,
+                queue_url: "q".into(),
+            },
+            "t0",
+        )
+    }
+
+    fn keys(q: &Queue) -> Vec<String> {
+        q.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                let crate::event::Message::Events(e) = crate::event::parse_message(b).unwrap()
+                else {
+                    panic!()
+                };
+                e[0].as_ref().unwrap().key.clone()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_object_is_sent_once_in_order_and_the_checkpoint_follows() {
+        let (q, store, stop) = (Queue::default(), Saved::default(), AtomicBool::new(false));
+        let cp = run_backfill(
+            pages(1234, 100),
+            &q,
+            &store,
+            &opts(),
+            checkpoint(),
+            &stop,
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert!(cp.finished);
+        assert_eq!((cp.counts.listed, cp.counts.sent), (1234, 1234));
+        let k = keys(&q);
+        assert_eq!(k.len(), 1234);
+        assert!(k.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(
+            cp.position,
+            Position::AfterKey {
+                key: "k01233".into()
+            }
+        );
+        // Every saved checkpoint's position is a prefix of what was sent.
+        for saved in store.0.lock().unwrap().iter() {
+            assert!(saved.counts.sent <= 1234);
+            if let Position::AfterKey { key } = &saved.position {
+                assert_eq!(k[saved.counts.sent as usize - 1], *key);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn since_leaves_old_objects_out_but_moves_past_them() {
+        let (q, store, stop) = (Queue::default(), Saved::default(), AtomicBool::new(false));
+        let mut o = opts();
+        o.since = Some(time::macros::datetime!(2026-11-24 12:00 UTC));
+        let cp = run_backfill(pages(300, 100), &q, &store, &o, checkpoint(), &stop, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(cp.counts.sent, 100, "only the objects of age 0 days");
+        assert_eq!(cp.counts.before_since, 200);
+        assert_eq!(cp.counts.listed, 300);
+        assert!(cp.finished);
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_stops_the_backfill_at_the_last_batch_before_it() {
+        let q = Queue {
+            fail_at: Some(7),
+            ..Queue::default()
+        };
+        let (store, stop) = (Saved::default(), AtomicBool::new(false));
+        let mut o = opts();
+        o.parallel = 1;
+        let e = run_backfill(pages(200, 50), &q, &store, &o, checkpoint(), &stop, |_| {})
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("injected"));
+        let last = store.load().unwrap().unwrap();
+        assert!(!last.finished);
+        assert_eq!(last.counts.sent, 70);
+        assert_eq!(
+            last.position,
+            Position::AfterKey {
+                key: "k00069".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stop_drains_what_is_in_flight_and_saves_it() {
+        let (q, store, stop) = (Queue::default(), Saved::default(), AtomicBool::new(false));
+        let cp = run_backfill(
+            pages(500, 100),
+            &q,
+            &store,
+            &opts(),
+            checkpoint(),
+            &stop,
+            |cp| {
+                if cp.counts.sent >= 120 {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            },
+        )
+        .await
+        .unwrap();
+        assert!(!cp.finished);
+        // Everything sent is in the checkpoint, and nothing more.
+        assert_eq!(cp.counts.sent as usize, keys(&q).len());
+        assert!(cp.counts.sent < 500);
+        assert_eq!(store.load().unwrap().unwrap(), cp);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_is_kept() {
+        let (q, store, stop) = (Queue::default(), Saved::default(), AtomicBool::new(false));
+        let mut o = opts();
+        o.rate = Some(50.0);
+        let t = tokio::time::Instant::now();
+        run_backfill(pages(200, 100), &q, &store, &o, checkpoint(), &stop, |_| {})
+            .await
+            .unwrap();
+        // 200 events at 50/s: the last batch starts at 190/50 = 3.8 s.
+        let took = t.elapsed().as_secs_f64();
+        assert!((3.8..4.5).contains(&took), "{took}");
+    }
+
+    #[test]
+    fn rows_left_out_still_move_the_position() {
+        let page = Page {
+            objects: vec![],
+            not_current: 5,
+            end: Some(Position::Inventory { file: 1, rows: 0 }),
+        };
+        let b = batches(page, &opts());
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].not_current, 5);
+        assert_eq!(b[0].end, Position::Inventory { file: 1, rows: 0 });
+    }
+}

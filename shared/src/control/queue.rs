@@ -1,0 +1,299 @@
+//! The task queue and its dead-letter queue through SQS: sending events, reading depths, and
+//! moving dead-lettered messages back.
+
+use super::backfill::EventQueue;
+use super::ControlError;
+use crate::retry::{RetryPolicy, Transient};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
+};
+use std::collections::HashMap;
+
+/// A queue: its client and URL.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+    policy: RetryPolicy,
+}
+
+/// A queue's depths.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Depths {
+    /// Messages waiting.
+    pub visible: u64,
+    /// Messages received and not yet deleted (being handled).
+    pub in_flight: u64,
+    /// Messages sent with a delay not yet over.
+    pub delayed: u64,
+}
+
+impl SqsQueue {
+    /// The queue at `url`.
+    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        Self {
+            client,
+            url: url.into(),
+            policy: RetryPolicy::default(),
+        }
+    }
+
+    /// The queue's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn attributes(
+        &self,
+        names: &[QueueAttributeName],
+    ) -> Result<HashMap<QueueAttributeName, String>, ControlError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .set_attribute_names(Some(names.to_vec()))
+            .send()
+            .await
+            .map_err(|e| ControlError::aws("SQS", "GetQueueAttributes", &e))?;
+        Ok(out.attributes().cloned().unwrap_or_default())
+    }
+
+    /// The queue's ARN.
+    pub async fn arn(&self) -> Result<String, ControlError> {
+        self.attributes(&[QueueAttributeName::QueueArn])
+            .await?
+            .remove(&QueueAttributeName::QueueArn)
+            .ok_or_else(|| ControlError::Input(format!("queue {} has no QueueArn", self.url)))
+    }
+
+    /// Messages waiting, in flight and delayed.
+    pub async fn depths(&self) -> Result<Depths, ControlError> {
+        let a = self
+            .attributes(&[
+                QueueAttributeName::ApproximateNumberOfMessages,
+                QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+            ])
+            .await?;
+        let n = |k: QueueAttributeName| a.get(&k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok(Depths {
+            visible: n(QueueAttributeName::ApproximateNumberOfMessages),
+            in_flight: n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            delayed: n(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+        })
+    }
+
+    /// The dead-letter queue named by this queue's redrive policy, if it has one.
+    pub async fn dead_letter_queue(&self) -> Result<Option<SqsQueue>, ControlError> {
+        let a = self
+            .attributes(&[QueueAttributeName::RedrivePolicy])
+            .await?;
+        let Some(policy) = a.get(&QueueAttributeName::RedrivePolicy) else {
+            return Ok(None);
+        };
+        let arn = dead_letter_arn(policy)?;
+        let (account, name) = queue_name_of(&arn)?;
+        let out = self
+            .client
+            .get_queue_url()
+            .queue_name(name)
+            .queue_owner_aws_account_id(account)
+            .send()
+            .await
+            .map_err(|e| ControlError::aws("SQS", "GetQueueUrl", &e))?;
+        Ok(out
+            .queue_url()
+            .map(|u| SqsQueue::new(self.client.clone(), u)))
+    }
+
+    /// One SendMessageBatch attempt: the bodies SQS did not take, and whether SQS blamed them
+    /// (too large, malformed: sending again will not help).
+    async fn send_once(&self, bodies: &[String]) -> Result<Vec<usize>, ControlError> {
+        let entries = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(b)
+                    .build()
+                    .map_err(|e| ControlError::Input(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| ControlError::aws("SQS", "SendMessageBatch", &e))?;
+        if let Some(f) = out.failed().iter().find(|f| f.sender_fault()) {
+            return Err(ControlError::Aws {
+                service: "SQS",
+                op: "SendMessageBatch",
+                detail: format!("{}: {}", f.code(), f.message().unwrap_or_default()),
+                transient: false,
+            });
+        }
+        Ok(out
+            .failed()
+            .iter()
+            .filter_map(|f| f.id().parse().ok())
+            .collect())
+    }
+}
+
+impl EventQueue for SqsQueue {
+    /// Sends the bodies, retrying with backoff both failed calls that may succeed later and the
+    /// entries SQS did not take for its own reasons (throttling, internal errors).
+    async fn send_batch(&self, bodies: Vec<String>) -> Result<(), ControlError> {
+        let mut left = bodies;
+        let max = self.policy.max_attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            let error = match self.send_once(&left).await {
+                Ok(failed) if failed.is_empty() => return Ok(()),
+                Ok(failed) => {
+                    let n = left.len();
+                    left = failed
+                        .iter()
+                        .filter_map(|i| left.get(*i).cloned())
+                        .collect();
+                    ControlError::Aws {
+                        service: "SQS",
+                        op: "SendMessageBatch",
+                        detail: format!("{} of {n} entries not accepted", left.len()),
+                        transient: true,
+                    }
+                }
+                Err(e) => e,
+            };
+            if !error.is_transient() || attempt >= max {
+                return Err(error);
+            }
+            let wait = self.policy.backoff(attempt);
+            tracing::warn!(attempt, error = %error, backoff_ms = wait.as_millis() as u64, "SendMessageBatch: retrying");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+}
+
+fn dead_letter_arn(policy: &str) -> Result<String, ControlError> {
+    let v: serde_json::Value = serde_json::from_str(policy)
+        .map_err(|e| ControlError::Input(format!("the queue's RedrivePolicy is not JSON: {e}")))?;
+    v.get("deadLetterTargetArn")
+        .and_then(|a| a.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ControlError::Input("the queue's RedrivePolicy has no deadLetterTargetArn".into())
+        })
+}
+
+/// The account and name of an SQS queue ARN (`arn:aws:sqs:REGION:ACCOUNT:NAME`).
+pub fn queue_name_of(arn: &str) -> Result<(String, String), ControlError> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _, "sqs", _, account, name] if !name.is_empty() => {
+            Ok(((*account).to_owned(), (*name).to_owned()))
+        }
+        _ => Err(ControlError::Input(format!(
+            "{arn:?} is not an SQS queue ARN"
+        ))),
+    }
+}
+
+/// What a redrive did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Redriven {
+    /// Messages sent back to the task queue and deleted from the DLQ.
+    pub moved: u64,
+    /// Messages sent back whose DLQ copy could not be deleted (they will be moved again, and
+    /// the sync function skips what is already in OSS).
+    pub not_deleted: u64,
+}
+
+/// Moves every message of `dlq` back to `queue`, bodies unchanged: each batch is sent to the task
+/// queue first and deleted from the DLQ only once the task queue accepted it, so a failure at any
+/// point leaves a message in one queue or both, never in neither. Stops after `max` messages.
+pub async fn redrive(
+    dlq: &SqsQueue,
+    queue: &SqsQueue,
+    max: Option<u64>,
+    mut progress: impl FnMut(&Redriven),
+) -> Result<Redriven, ControlError> {
+    let mut done = Redriven::default();
+    let mut empty_receives = 0;
+    while max.is_none_or(|m| done.moved + done.not_deleted < m) && empty_receives < 2 {
+        let want = max
+            .map(|m| (m - done.moved - done.not_deleted).min(10))
+            .unwrap_or(10) as i32;
+        let out = dlq
+            .client
+            .receive_message()
+            .queue_url(&dlq.url)
+            .max_number_of_messages(want)
+            .wait_time_seconds(1)
+            .visibility_timeout(120)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| ControlError::aws("SQS", "ReceiveMessage", &e))?;
+        let messages = out.messages();
+        if messages.is_empty() {
+            empty_receives += 1;
+            continue;
+        }
+        empty_receives = 0;
+        let bodies: Vec<String> = messages
+            .iter()
+            .map(|m| m.body().unwrap_or_default().to_owned())
+            .collect();
+        queue.send_batch(bodies).await?;
+        let entries: Vec<DeleteMessageBatchRequestEntry> = messages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle()?)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let deleted = dlq
+            .client
+            .delete_message_batch()
+            .queue_url(&dlq.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| ControlError::aws("SQS", "DeleteMessageBatch", &e))?;
+        done.moved += deleted.successful().len() as u64;
+        done.not_deleted += (messages.len() - deleted.successful().len()) as u64;
+        progress(&done);
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letter_queues_are_found_from_the_policy() {
+        let arn = dead_letter_arn(
+            r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:t-dlq","maxReceiveCount":"5"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            queue_name_of(&arn).unwrap(),
+            ("123456789012".into(), "t-dlq".into())
+        );
+        assert!(dead_letter_arn("{}").is_err());
+        assert!(dead_letter_arn("nope").is_err());
+        assert!(queue_name_of("arn:aws:sns:us-east-1:1:x").is_err());
+    }
+}

@@ -1,0 +1,192 @@
+//! Retry of failed keys: a day's `failed_list` from the report, turned back into events for the
+//! task queue, one per key, so the same sync function converges each key again.
+
+use super::events::{event_body, SentEvent, RETRY_DELETE_EVENT, RETRY_EVENT};
+use super::ControlError;
+use crate::event::{kind_of, EventKind};
+use crate::report::build::RecordSource;
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+
+/// A key to retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryKey {
+    /// The source key.
+    pub key: String,
+    /// Whether the newest failure was of a delete event (retried as a delete, which copies the
+    /// object instead if it exists again).
+    pub delete: bool,
+}
+
+/// What a day's failed list holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailedList {
+    /// Keys to retry, in key order, each once.
+    pub keys: Vec<RetryKey>,
+    /// `failed` rows read.
+    pub failed_rows: u64,
+    /// `invalid` rows: messages that could not be understood. They are not retried from here:
+    /// their messages are in the DLQ (fix the sender, then `ctl redrive`).
+    pub invalid_rows: u64,
+    /// `failed` rows for another bucket or without a key (none are expected).
+    pub unusable_rows: u64,
+}
+
+/// Reads `failed_list` CSV parts (RFC 4180, header row in each part) into the keys to retry.
+/// A key that failed several times is retried once, as its newest failure's kind (rows are in key
+/// order, then time).
+pub fn parse_failed_parts(parts: &[Vec<u8>], bucket: &str) -> Result<FailedList, ControlError> {
+    let mut out = FailedList::default();
+    let mut keys: BTreeMap<String, bool> = BTreeMap::new();
+    for (n, part) in parts.iter().enumerate() {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(part.as_slice());
+        let header = reader
+            .headers()
+            .map_err(|e| ControlError::Input(format!("failed_list part {}: {e}", n + 1)))?
+            .clone();
+        let col = |name: &str| {
+            header.iter().position(|h| h == name).ok_or_else(|| {
+                ControlError::Input(format!("failed_list part {} has no {name:?} column", n + 1))
+            })
+        };
+        let (c_key, c_bucket, c_event, c_outcome) = (
+            col("source_key")?,
+            col("bucket")?,
+            col("event_name")?,
+            col("outcome")?,
+        );
+        for row in reader.records() {
+            let row =
+                row.map_err(|e| ControlError::Input(format!("failed_list part {}: {e}", n + 1)))?;
+            let field = |i: usize| row.get(i).unwrap_or_default();
+            match field(c_outcome) {
+                "failed" => out.failed_rows += 1,
+                "invalid" => {
+                    out.invalid_rows += 1;
+                    continue;
+                }
+                _ => continue,
+            }
+            let key = crate::event::decode_form_key(field(c_key)).unwrap_or_default();
+            if key.is_empty() || field(c_bucket) != bucket {
+                out.unusable_rows += 1;
+                continue;
+            }
+            let name = field(c_event);
+            let delete = kind_of(name) == EventKind::Removed || name == "Object Deleted";
+            keys.insert(key, delete);
+        }
+    }
+    out.keys = keys
+        .into_iter()
+        .map(|(key, delete)| RetryKey { key, delete })
+        .collect();
+    Ok(out)
+}
+
+/// Reads every `failed_list` part of a day's report folder (`day_dir`). A day without a report is
+/// an error that says so.
+pub async fn read_failed_list<R: RecordSource>(
+    reports: &R,
+    day_dir: &str,
+    bucket: &str,
+) -> Result<FailedList, ControlError> {
+    let map = |e: crate::report::build::ReportError| ControlError::Oss(e.to_string());
+    let mut keys = reports
+        .list_keys(&format!("{day_dir}/failed_list/"))
+        .await
+        .map_err(map)?;
+    if keys.is_empty() {
+        return Err(ControlError::Input(format!(
+            "no report at {day_dir}/ (the report function has not reported that day yet)"
+        )));
+    }
+    keys.sort();
+    let mut parts = Vec::with_capacity(keys.len());
+    for k in &keys {
+        parts.push(reports.get(k).await.map_err(map)?.to_vec());
+    }
+    parse_failed_parts(&parts, bucket)
+}
+
+/// The message bodies that retry the keys.
+pub fn retry_bodies(keys: &[RetryKey], bucket: &str, now: OffsetDateTime) -> Vec<String> {
+    keys.iter()
+        .map(|k| {
+            event_body(
+                &SentEvent {
+                    name: if k.delete {
+                        RETRY_DELETE_EVENT
+                    } else {
+                        RETRY_EVENT
+                    },
+                    bucket,
+                    key: &k.key,
+                    size: None,
+                    etag: None,
+                },
+                now,
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::rows::{csv_row, HEADER};
+
+    fn row(key: &str, bucket: &str, event: &str, outcome: &str) -> Vec<u8> {
+        let mut f: Vec<String> = vec![String::new(); HEADER.len()];
+        f[0] = crate::report::rows::encode_key(key);
+        f[2] = bucket.into();
+        f[3] = event.into();
+        f[8] = outcome.into();
+        f[10] = "a message, with \"quotes\"\nand a line break".into();
+        csv_row(&f)
+    }
+
+    #[test]
+    fn failed_rows_become_one_retry_per_key() {
+        let mut p1 = csv_row(&HEADER);
+        p1.extend(row("a b+c/ü", "src", "ObjectCreated:Put", "failed"));
+        p1.extend(row("a b+c/ü", "src", "ObjectCreated:Put", "failed"));
+        p1.extend(row("", "src", "", "invalid"));
+        let mut p2 = csv_row(&HEADER);
+        p2.extend(row("gone", "src", "ObjectRemoved:Delete", "failed"));
+        p2.extend(row("other", "elsewhere", "ObjectCreated:Put", "failed"));
+        let list = parse_failed_parts(&[p1, p2], "src").unwrap();
+        assert_eq!(
+            list.keys,
+            vec![
+                RetryKey {
+                    key: "a b+c/ü".into(),
+                    delete: false
+                },
+                RetryKey {
+                    key: "gone".into(),
+                    delete: true
+                },
+            ]
+        );
+        assert_eq!(
+            (list.failed_rows, list.invalid_rows, list.unusable_rows),
+            (4, 1, 1)
+        );
+        let bodies = retry_bodies(&list.keys, "src", OffsetDateTime::UNIX_EPOCH);
+        let crate::event::Message::Events(e) = crate::event::parse_message(&bodies[0]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(e[0].as_ref().unwrap().key, "a b+c/ü");
+        assert!(bodies[1].contains(RETRY_DELETE_EVENT));
+    }
+
+    #[test]
+    fn a_part_without_the_columns_is_refused() {
+        let e = parse_failed_parts(&[b"a,b\n1,2\n".to_vec()], "src").unwrap_err();
+        assert!(e.to_string().contains("source_key"), "{e}");
+    }
+}

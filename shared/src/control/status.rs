@@ -1,0 +1,224 @@
+//! `ctl status`: a task's state at a glance. Each part is read on its own; a part that cannot be
+//! read is reported as a problem beside the parts that could.
+
+use super::queue::Depths;
+use super::ControlError;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// The dead-letter queue's part of the status.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DlqStatus {
+    /// Its URL.
+    pub url: String,
+    /// Its depths.
+    pub depths: Depths,
+}
+
+/// Today's counts so far, read from the results store.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TodayStatus {
+    /// The day (in the report's offset).
+    pub day: String,
+    /// Outcome records so far.
+    pub records: u64,
+    /// Records per outcome.
+    pub counts: BTreeMap<&'static str, u64>,
+    /// Bytes written to OSS.
+    pub bytes: u64,
+    /// Results objects that could not be read.
+    pub unreadable: u64,
+}
+
+/// A task's state.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Status {
+    /// The task.
+    pub task: String,
+    /// The task queue's URL.
+    pub queue_url: String,
+    /// The task queue's depths.
+    pub queue: Option<Depths>,
+    /// The dead-letter queue, when the task queue has one.
+    pub dlq: Option<DlqStatus>,
+    /// Age of the oldest message in the task queue, seconds (CloudWatch
+    /// `ApproximateAgeOfOldestMessage`, the last datapoint of the past 15 minutes).
+    pub oldest_message_age_s: Option<u64>,
+    /// The sync function's event source mapping state (`Enabled`, `Disabled`, ...), when the
+    /// function is known.
+    pub delivery: Option<String>,
+    /// The newest day whose report is complete (has its manifest).
+    pub last_complete_day: Option<String>,
+    /// Today's counts so far.
+    pub today: Option<TodayStatus>,
+    /// Parts that could not be read, and why.
+    pub problems: Vec<String>,
+}
+
+impl Status {
+    /// Records a part that could not be read.
+    pub fn problem(&mut self, part: &str, e: impl std::fmt::Display) {
+        self.problems.push(format!("{part}: {e}"));
+    }
+
+    /// The status as a few aligned lines for a terminal.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let unknown = || "unknown".to_owned();
+        let depths = |d: &Option<Depths>| {
+            d.map(|d| {
+                format!(
+                    "{} waiting, {} in flight, {} delayed",
+                    d.visible, d.in_flight, d.delayed
+                )
+            })
+            .unwrap_or_else(unknown)
+        };
+        let _ = writeln!(s, "task              {}", self.task);
+        let _ = writeln!(s, "queue             {}", self.queue_url);
+        let _ = writeln!(s, "  messages        {}", depths(&self.queue));
+        let age = self
+            .oldest_message_age_s
+            .map(|a| format!("{a} s"))
+            .unwrap_or_else(|| "unknown (no CloudWatch datapoint)".into());
+        let _ = writeln!(s, "  oldest message  {age}");
+        match &self.dlq {
+            Some(d) => {
+                let _ = writeln!(s, "dead-letter queue {}", d.url);
+                let _ = writeln!(s, "  messages        {}", depths(&Some(d.depths)));
+            }
+            None => {
+                let _ = writeln!(s, "dead-letter queue none");
+            }
+        }
+        let delivery = match self.delivery.as_deref() {
+            Some(st) if super::mapping::delivers(st) => format!("running ({st})"),
+            Some(st) => format!("paused ({st})"),
+            None => unknown(),
+        };
+        let _ = writeln!(s, "delivery          {delivery}");
+        let _ = writeln!(
+            s,
+            "last complete day {}",
+            self.last_complete_day.as_deref().unwrap_or("none")
+        );
+        if let Some(t) = &self.today {
+            let counts: Vec<String> = t
+                .counts
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "today {}  {} records ({}), {} bytes written",
+                t.day,
+                t.records,
+                if counts.is_empty() {
+                    "none".to_owned()
+                } else {
+                    counts.join(", ")
+                },
+                t.bytes
+            );
+            if t.unreadable > 0 {
+                let _ = writeln!(s, "  unreadable      {} results objects", t.unreadable);
+            }
+        }
+        for p in &self.problems {
+            let _ = writeln!(s, "problem           {p}");
+        }
+        s
+    }
+}
+
+/// The task queue's `ApproximateAgeOfOldestMessage`: the newest datapoint (maximum over a
+/// minute) of the past 15 minutes, or `None` when CloudWatch has none (an idle queue, or a local
+/// stack without SQS metrics).
+pub async fn oldest_message_age(
+    client: &aws_sdk_cloudwatch::Client,
+    queue_name: &str,
+    now: time::OffsetDateTime,
+) -> Result<Option<u64>, ControlError> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+    let at = |t: time::OffsetDateTime| DateTime::from_secs(t.unix_timestamp());
+    let out = client
+        .get_metric_statistics()
+        .namespace("AWS/SQS")
+        .metric_name("ApproximateAgeOfOldestMessage")
+        .dimensions(
+            Dimension::builder()
+                .name("QueueName")
+                .value(queue_name)
+                .build(),
+        )
+        .start_time(at(now - time::Duration::minutes(15)))
+        .end_time(at(now))
+        .period(60)
+        .statistics(Statistic::Maximum)
+        .send()
+        .await
+        .map_err(|e| ControlError::aws("CloudWatch", "GetMetricStatistics", &e))?;
+    Ok(out
+        .datapoints()
+        .iter()
+        .filter_map(|d| Some((d.timestamp()?.secs(), d.maximum()?)))
+        .max_by_key(|(t, _)| *t)
+        .map(|(_, v)| v.max(0.0) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_shows_every_part_and_problems() {
+        let mut st = Status {
+            task: "t1".into(),
+            queue_url: "http://q/t1".into(),
+            queue: Some(Depths {
+                visible: 5,
+                in_flight: 2,
+                delayed: 0,
+            }),
+            dlq: Some(DlqStatus {
+                url: "http://q/t1-dlq".into(),
+                depths: Depths {
+                    visible: 1,
+                    ..Depths::default()
+                },
+            }),
+            delivery: Some("Disabled".into()),
+            last_complete_day: Some("2026-11-24".into()),
+            today: Some(TodayStatus {
+                day: "2026-11-25".into(),
+                records: 3,
+                counts: [("copied", 2), ("failed", 1), ("skipped", 0)]
+                    .into_iter()
+                    .collect(),
+                bytes: 10,
+                unreadable: 0,
+            }),
+            ..Status::default()
+        };
+        st.problem("oldest message", "access denied");
+        let text = st.render();
+        for want in [
+            "5 waiting, 2 in flight",
+            "t1-dlq",
+            "1 waiting",
+            "paused (Disabled)",
+            "2026-11-24",
+            "3 records (copied 2, failed 1)",
+            "problem           oldest message: access denied",
+            "unknown (no CloudWatch datapoint)",
+        ] {
+            assert!(text.contains(want), "{want:?} not in\n{text}");
+        }
+        let json = serde_json::to_value(&st).unwrap();
+        assert_eq!(json["queue"]["in_flight"], 2);
+        assert_eq!(json["today"]["counts"]["failed"], 1);
+    }
+}
