@@ -9,7 +9,7 @@ LOCAL   := env -u AWS_CA_BUNDLE
 
 ## demo: start the local stack, drive real S3 events, show what arrived
 demo: venv
-	cargo build -p oss-emulator -p sync -p report
+	cargo build -p oss-emulator -p sync -p report -p ctl
 	$(LOCAL) $(PYTHON) scripts/demo.py
 
 ## test: formatting, lints, and every Rust and Python test (the stack starts and stops itself)
@@ -27,7 +27,7 @@ rust-test:
 	$(LOCAL) cargo test --workspace
 
 python-test: venv
-	cargo build -p oss-emulator -p sync -p report
+	cargo build -p oss-emulator -p sync -p report -p ctl
 	$(PYTEST) -q tests/python
 
 ## bench: run the benchmarks on 127.0.0.1 and rewrite BENCHMARKS.md (reports, asserts nothing)

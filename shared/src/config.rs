@@ -584,6 +584,115 @@ impl ReportConfig {
     }
 }
 
+/// The task control command's settings: the task's own variables, read the same way as the
+/// functions read them, so one environment file serves all three.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    /// Task id (`TASK_ID`).
+    pub task_id: String,
+    /// The source bucket (`SOURCE_BUCKET`).
+    pub source_bucket: String,
+    /// The task's source prefix (`SOURCE_PREFIX`, may be empty).
+    pub source_prefix: String,
+    /// The task queue (`TASK_QUEUE_URL`).
+    pub queue_url: String,
+    /// The sync function (`SYNC_FUNCTION_NAME`): name or ARN; needed by pause, resume and the
+    /// delivery line of status.
+    pub function_name: Option<String>,
+}
+
+impl ControlConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through a lookup function.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let queue_url = required(&get, "TASK_QUEUE_URL", "the task queue's URL")?;
+        if !(queue_url.starts_with("https://") || queue_url.starts_with("http://")) {
+            return Err(problem(
+                "TASK_QUEUE_URL",
+                format!("{queue_url:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"),
+            ));
+        }
+        Ok(Self {
+            task_id: check_task_id("TASK_ID", &required(&get, "TASK_ID", "the task's id")?)?,
+            source_bucket: bucket(
+                "SOURCE_BUCKET",
+                &required(&get, "SOURCE_BUCKET", "an S3 bucket name")?,
+            )?,
+            source_prefix: prefix("SOURCE_PREFIX", get("SOURCE_PREFIX"))?,
+            queue_url,
+            function_name: get("SYNC_FUNCTION_NAME").filter(|v| !v.is_empty()),
+        })
+    }
+
+    /// The prefix a backfill lists: the task's prefix, narrowed by `--prefix`. A `--prefix`
+    /// outside the task's prefix is an error: the sync function would refuse every event.
+    pub fn backfill_prefix(&self, narrower: Option<&str>) -> Result<String, ConfigError> {
+        let Some(p) = narrower.filter(|p| !p.is_empty()) else {
+            return Ok(self.source_prefix.clone());
+        };
+        if p.starts_with(&self.source_prefix) {
+            Ok(p.to_owned())
+        } else if self.source_prefix.starts_with(p) {
+            Ok(self.source_prefix.clone())
+        } else {
+            Err(problem(
+                "--prefix",
+                format!(
+                    "{p:?} is outside the task's SOURCE_PREFIX {:?}",
+                    self.source_prefix
+                ),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod control_tests {
+    use super::*;
+
+    #[test]
+    fn control_settings_and_prefixes() {
+        let env = |extra: &[(&str, &str)]| {
+            let mut m: std::collections::HashMap<String, String> = [
+                ("TASK_ID", "t1"),
+                ("SOURCE_BUCKET", "src"),
+                ("TASK_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/1/t1"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            for (k, v) in extra {
+                m.insert(k.to_string(), v.to_string());
+            }
+            ControlConfig::from_lookup(move |k| m.get(k).cloned())
+        };
+        let c = env(&[]).unwrap();
+        assert_eq!(
+            (c.source_prefix.as_str(), c.function_name.as_deref()),
+            ("", None)
+        );
+        assert_eq!(c.backfill_prefix(Some("a/b")).unwrap(), "a/b");
+        let c = env(&[("SOURCE_PREFIX", "logs/"), ("SYNC_FUNCTION_NAME", "f")]).unwrap();
+        assert_eq!(c.function_name.as_deref(), Some("f"));
+        assert_eq!(c.backfill_prefix(None).unwrap(), "logs/");
+        assert_eq!(c.backfill_prefix(Some("logs/2026/")).unwrap(), "logs/2026/");
+        assert_eq!(c.backfill_prefix(Some("lo")).unwrap(), "logs/");
+        assert_eq!(
+            c.backfill_prefix(Some("other/")).unwrap_err().variable,
+            "--prefix"
+        );
+        assert_eq!(
+            env(&[("TASK_QUEUE_URL", "t1")]).unwrap_err().variable,
+            "TASK_QUEUE_URL"
+        );
+        assert_eq!(env(&[("TASK_ID", "")]).unwrap_err().variable, "TASK_ID");
+    }
+}
+
 #[cfg(test)]
 mod report_tests {
     use super::*;

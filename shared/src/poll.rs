@@ -3,6 +3,7 @@
 //! left alone, so they come back when their visibility timeout ends and move to the DLQ after
 //! `maxReceiveCount`: the contract of Lambda's SQS event source mapping.
 
+use crate::control::mapping::EventSourceMapping;
 use crate::source::error_chain;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{
@@ -25,6 +26,49 @@ pub struct PollOptions {
     pub max_duration: Option<Duration>,
     /// Long-poll wait per receive (seconds, 0–20).
     pub wait_seconds: i32,
+    /// The sync function's event source mapping: when given, nothing is received while it is
+    /// disabled, as Lambda delivers nothing then (`ctl pause` / `ctl resume` switch it).
+    pub mapping: Option<EventSourceMapping>,
+}
+
+/// How often the mapping's state is read again.
+const MAPPING_RECHECK: Duration = Duration::from_secs(1);
+
+/// Whether the mapping lets messages through, read at most once per [`MAPPING_RECHECK`]. A state
+/// that cannot be read keeps the last one known.
+struct Gate<'a> {
+    mapping: Option<&'a EventSourceMapping>,
+    open: bool,
+    checked: Option<Instant>,
+}
+
+impl Gate<'_> {
+    async fn open(&mut self) -> bool {
+        let Some(m) = self.mapping else {
+            return true;
+        };
+        if self.checked.is_some_and(|t| t.elapsed() < MAPPING_RECHECK) {
+            return self.open;
+        }
+        self.checked = Some(Instant::now());
+        match m.state().await {
+            Ok(state) => {
+                let open = crate::control::mapping::delivers(&state);
+                if open != self.open {
+                    if open {
+                        tracing::info!(mapping = m.uuid(), %state, "delivery resumed");
+                    } else {
+                        tracing::info!(mapping = m.uuid(), %state, "delivery paused: the event source mapping is disabled");
+                    }
+                }
+                self.open = open;
+            }
+            Err(e) => {
+                tracing::warn!(mapping = m.uuid(), error = %e, "could not read the event source mapping's state; keeping the last one");
+            }
+        }
+        self.open
+    }
 }
 
 /// What a polling run did.
@@ -110,16 +154,30 @@ where
     let region = queue_arn.split(':').nth(3).unwrap_or_default().to_owned();
     let started = Instant::now();
     let mut summary = PollSummary::default();
+    // With a mapping to follow, short waits, so a pause takes effect within about two seconds.
+    let wait_seconds = match opts.mapping {
+        Some(_) => opts.wait_seconds.clamp(0, 1),
+        None => opts.wait_seconds.clamp(0, 20),
+    };
+    let mut gate = Gate {
+        mapping: opts.mapping.as_ref(),
+        open: true,
+        checked: None,
+    };
     loop {
         if opts.max_duration.is_some_and(|d| started.elapsed() >= d) {
             tracing::warn!(queue_url = %opts.queue_url, "polling stopped: time limit reached");
             return Ok(summary);
         }
+        if !gate.open().await {
+            tokio::time::sleep(MAPPING_RECHECK).await;
+            continue;
+        }
         let received = sqs
             .receive_message()
             .queue_url(&opts.queue_url)
             .max_number_of_messages(opts.batch_size.clamp(1, 10))
-            .wait_time_seconds(opts.wait_seconds.clamp(0, 20))
+            .wait_time_seconds(wait_seconds)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await

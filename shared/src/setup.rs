@@ -191,16 +191,25 @@ mod tests {
     }
 }
 
-/// The report run as deployed: results from S3, reports to OSS (and an optional S3 copy), as of
-/// `now`. Returns the days reported.
-pub async fn run_report(
+/// What a report run (or `ctl`, reading reports) works with: the results store in S3, the OSS
+/// destination the reports are in, the report settings, and the S3 client.
+pub struct ReportParts {
+    /// The results store.
+    pub records: S3ResultsStore,
+    /// The OSS bucket holding the reports.
+    pub oss: OssDestination,
+    /// The report settings.
+    pub settings: crate::report::build::ReportSettings,
+    /// The S3 client (for the optional report copy).
+    pub s3: aws_sdk_s3::Client,
+}
+
+/// Builds the report's stores and settings from its configuration.
+pub async fn report_parts(
     config: &crate::config::ReportConfig,
     sdk: &aws_config::SdkConfig,
     get: impl Fn(&str) -> Option<String>,
-    now: time::OffsetDateTime,
-) -> Result<Vec<crate::report::build::DayRun>, ReportRunError> {
-    use crate::report::build::{ReportSettings, Reporter};
-    use crate::report::stores::WithCopy;
+) -> Result<ReportParts, ReportRunError> {
     let s3 = s3_client(sdk, get)?;
     let credentials = oss_credentials(sdk, &config.oss.credentials).await?;
     let client = OssClient::new(OssConfig::new(
@@ -208,7 +217,7 @@ pub async fn run_report(
         &config.oss.region,
         credentials,
     ))?;
-    let settings = ReportSettings {
+    let settings = crate::report::build::ReportSettings {
         task: config.task_id.clone(),
         results_prefix: config.results_prefix.clone(),
         report_prefix: config.report_prefix.clone(),
@@ -218,8 +227,30 @@ pub async fn run_report(
         sort_budget: config.sort_budget,
         parallel_reads: config.parallel_reads,
     };
-    let records = S3ResultsStore::new(s3.clone(), config.results_bucket.clone());
-    let oss = OssDestination::new(client, config.dest_bucket.clone());
+    Ok(ReportParts {
+        records: S3ResultsStore::new(s3.clone(), config.results_bucket.clone()),
+        oss: OssDestination::new(client, config.dest_bucket.clone()),
+        settings,
+        s3,
+    })
+}
+
+/// The report run as deployed: results from S3, reports to OSS (and an optional S3 copy), as of
+/// `now`. Returns the days reported.
+pub async fn run_report(
+    config: &crate::config::ReportConfig,
+    sdk: &aws_config::SdkConfig,
+    get: impl Fn(&str) -> Option<String>,
+    now: time::OffsetDateTime,
+) -> Result<Vec<crate::report::build::DayRun>, ReportRunError> {
+    use crate::report::build::Reporter;
+    use crate::report::stores::WithCopy;
+    let ReportParts {
+        records,
+        oss,
+        settings,
+        s3,
+    } = report_parts(config, sdk, get).await?;
     let days = match &config.report_s3_bucket {
         None => {
             Reporter {

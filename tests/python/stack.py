@@ -159,6 +159,35 @@ class SyncTask:
             "QueueConfigurations": [{"Id": "s3-oss-sync", "QueueArn": self.queue_arn(self.queue_url),
                                      "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]})
 
+    def attach_function(self, name: str = "s3-oss-sync-sync") -> str:
+        """Registers a sync function and its event source mapping on the task queue in moto, so
+        `ctl pause` / `ctl resume` have a mapping to switch and `sync poll --function-name`
+        follows it. Returns the function's name.
+
+        moto emulates an enabled mapping by itself receiving the queue's messages on every send
+        and invoking the function (in Docker). The local poller is the event source here, so the
+        queue is then deleted and created again under the same name, attributes and ARN: moto
+        keeps the mapping (its state, its UUID) but no longer feeds it."""
+        import io
+        import zipfile
+
+        iam, lam = self.moto.client("iam"), self.moto.client("lambda")
+        role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                    "Principal": {"Service": "lambda.amazonaws.com"}}]}))
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as z:
+            z.writestr("bootstrap", "#!/bin/sh\n")
+        lam.create_function(FunctionName=name, Runtime="provided.al2023", Handler="bootstrap",
+                            Role=role["Role"]["Arn"], Code={"ZipFile": code.getvalue()})
+        attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["All"])["Attributes"]
+        lam.create_event_source_mapping(FunctionName=name, EventSourceArn=attrs["QueueArn"], BatchSize=10)
+        self.sqs.delete_queue(QueueUrl=self.queue_url)
+        keep = {k: v for k, v in attrs.items() if k in ("VisibilityTimeout", "RedrivePolicy")}
+        self.queue_url = self.sqs.create_queue(QueueName=self.task_id, Attributes=keep)["QueueUrl"]
+        self.function_name = name
+        return name
+
     def queue_arn(self, url: str) -> str:
         return self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
@@ -169,17 +198,34 @@ class SyncTask:
                    OSS_ENDPOINT=self.emulator.endpoint, OSS_ALLOW_HTTP="true", OSS_REGION=OSS_REGION,
                    OSS_ACCESS_KEY_ID=OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET=OSS_ACCESS_KEY_SECRET,
                    RUST_LOG="warn")
+        env.update(TASK_QUEUE_URL=self.queue_url)
+        if getattr(self, "function_name", None):
+            env.update(SYNC_FUNCTION_NAME=self.function_name)
         env.update(self.settings)
         return env
 
-    def poll(self, max_seconds: int = 300, batch_size: int = 10, log: Path | None = None) -> subprocess.Popen:
-        """Starts `sync poll --until-empty`; stdout (outcome and metric lines) goes to `log`."""
+    def ctl(self, *args: str, timeout: int = 600, check: bool = True, **settings: str):
+        """Runs `ctl ARGS` with the task's settings; returns the finished process (stdout: the
+        JSON summary). `check` raises on a non-zero exit."""
+        env = self.env()
+        env.update(settings)
+        p = subprocess.run([str(binary("ctl")), *args], capture_output=True, text=True, env=env,
+                           timeout=timeout)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"ctl {' '.join(args)} exited {p.returncode}: {p.stderr}")
+        return p
+
+    def poll(self, max_seconds: int = 300, batch_size: int = 10, log: Path | None = None,
+             until_empty: bool = True) -> subprocess.Popen:
+        """Starts `sync poll --until-empty` (or, with `until_empty=False`, a poller that runs until
+        stopped or `max_seconds`); stdout (outcome and metric lines) goes to `log`."""
         STACK_DIR.mkdir(exist_ok=True)
         self.polls = getattr(self, "polls", 0) + 1
         self.log = log or STACK_DIR / f"sync-{self.task_id}-{self.polls}.log"
         out = open(self.log, "w")
-        return subprocess.Popen([str(binary("sync")), "poll", "--queue-url", self.queue_url, "--until-empty",
-                                 "--batch-size", str(batch_size), "--max-seconds", str(max_seconds)],
+        follow = ["--function-name", self.function_name] if getattr(self, "function_name", None) else []
+        return subprocess.Popen([str(binary("sync")), "poll", "--queue-url", self.queue_url,
+                                 *(["--until-empty"] if until_empty else []), "--batch-size", str(batch_size), "--max-seconds", str(max_seconds), *follow],
                                 stdout=out, stderr=subprocess.STDOUT, env=self.env())
 
     def run(self, max_seconds: int = 300, **kw) -> int:
@@ -205,6 +251,14 @@ class SyncTask:
                 body = self.s3.get_object(Bucket=self.results, Key=o["Key"])["Body"].read().decode()
                 out.extend(json.loads(line) for line in body.splitlines())
         return out
+
+    def wait_empty(self, timeout: float = 600):
+        """Waits until the task queue holds no message, visible or in flight."""
+        deadline = time.time() + timeout
+        while self.queue_depths(self.queue_url) != (0, 0):
+            if time.time() > deadline:
+                raise AssertionError(f"the queue is not empty after {timeout} s: {self.queue_depths(self.queue_url)}")
+            time.sleep(0.5)
 
     def queue_depths(self, url: str) -> tuple[int, int]:
         a = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[

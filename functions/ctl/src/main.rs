@@ -1,1 +1,524 @@
-fn main() {}
+//! `ctl`: the task control command. Backfills objects that existed before the notifications,
+//! retries a day's failed keys, redrives the DLQ, pauses and resumes delivery, and shows a task's
+//! state. Settings come from the same environment variables as the functions'; the logic is in
+//! `shared/src/control`.
+//!
+//! Exit codes: 0 done, 1 an AWS or OSS call failed (trying again may help), 2 bad settings or
+//! input, 130 interrupted (a backfill's checkpoint is saved first).
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use s3_oss_sync::config::{ControlConfig, ReportConfig};
+use s3_oss_sync::control::backfill::{run_backfill, BackfillOptions, EventQueue, S3Lister};
+use s3_oss_sync::control::checkpoint::{
+    resume, Checkpoint, CheckpointStore, FileCheckpoint, ObjectSource, Plan, Resume,
+};
+use s3_oss_sync::control::inventory::InventoryLister;
+use s3_oss_sync::control::mapping::EventSourceMapping;
+use s3_oss_sync::control::queue::{queue_name_of, redrive, SqsQueue};
+use s3_oss_sync::control::retry::{read_failed_list, retry_bodies};
+use s3_oss_sync::control::status::{oldest_message_age, DlqStatus, Status, TodayStatus};
+use s3_oss_sync::control::ControlError;
+use s3_oss_sync::outcome::format_time;
+use s3_oss_sync::report::build::Reporter;
+use s3_oss_sync::report::day::{day_of, format_day, parse_day};
+use s3_oss_sync::setup;
+use serde_json::json;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+#[derive(Parser)]
+#[command(
+    about = "s3-oss-sync task control: backfill, retry-failed, redrive, pause, resume, status",
+    after_help = "Settings: TASK_ID, SOURCE_BUCKET, SOURCE_PREFIX, TASK_QUEUE_URL, \
+                  SYNC_FUNCTION_NAME (pause, resume, status), and the report function's variables \
+                  (RESULTS_BUCKET, DEST_BUCKET, OSS_*) for retry-failed and status.\n\
+                  Exit codes: 0 done, 1 an AWS or OSS call failed, 2 bad settings or input, \
+                  130 interrupted."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Send an event for every object already in the source bucket (under the task's prefix),
+    /// so the sync function copies what is missing and skips what is there. Resumable.
+    Backfill(BackfillArgs),
+    /// Re-send the keys a day's report lists as failed (failed_list), once each.
+    RetryFailed {
+        /// The day (YYYY-MM-DD, in the report's REPORT_UTC_OFFSET).
+        #[arg(long, value_parser = |s: &str| parse_day(s).ok_or_else(|| format!("{s:?} is not YYYY-MM-DD")))]
+        day: time::Date,
+        /// List the keys without sending anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Move the dead-letter queue's messages back to the task queue.
+    Redrive {
+        /// Move at most this many.
+        #[arg(long)]
+        max: Option<u64>,
+    },
+    /// Disable the sync function's event source mapping: messages wait in the queue.
+    Pause {
+        /// Wait at most this long for the mapping to settle.
+        #[arg(long, default_value_t = 120)]
+        wait_seconds: u64,
+    },
+    /// Enable the sync function's event source mapping again.
+    Resume {
+        /// Wait at most this long for the mapping to settle.
+        #[arg(long, default_value_t = 120)]
+        wait_seconds: u64,
+    },
+    /// Queue depths, oldest message age, delivery state, last complete report day, today's counts.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_since(s: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .or_else(|| parse_day(s).map(|d| d.midnight().assume_utc()))
+        .ok_or_else(|| format!("{s:?} is neither RFC 3339 (2026-11-01T00:00:00Z) nor a date"))
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s
+        .trim_end_matches("/s")
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of events per second"))?;
+    if r.is_finite() && r > 0.0 {
+        Ok(r)
+    } else {
+        Err(format!("{s:?} must be above 0"))
+    }
+}
+
+/// A command's failure, with its exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<ControlError> for Failure {
+    fn from(e: ControlError) -> Self {
+        let code = match e {
+            ControlError::Aws { .. } | ControlError::Oss(_) => 1,
+            ControlError::Input(_) | ControlError::Checkpoint { .. } => 2,
+        };
+        Self {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn config_failure(e: impl std::fmt::Display) -> Failure {
+    Failure {
+        code: 2,
+        message: format!("invalid configuration: {e}"),
+    }
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn spinner(message: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar.set_message(message.to_owned());
+    bar
+}
+
+/// A stop flag set by Ctrl-C or SIGTERM.
+fn stop_on_signal() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("ctl: stopping: waiting for the batches in flight, then saving the checkpoint");
+        flag.store(true, Ordering::Relaxed);
+    });
+    stop
+}
+
+/// `ctl backfill`'s options.
+#[derive(clap::Args)]
+struct BackfillArgs {
+    /// Only keys under this prefix (inside the task's SOURCE_PREFIX).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Only objects modified at or after this instant (RFC 3339, or a date: its midnight UTC).
+    #[arg(long, value_parser = parse_since)]
+    since: Option<OffsetDateTime>,
+    /// At most this many events per second.
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
+    /// Read the objects from an S3 Inventory (CSV) manifest, s3://bucket/key/manifest.json,
+    /// instead of listing the bucket.
+    #[arg(long)]
+    inventory: Option<String>,
+    /// The checkpoint file [default: backfill-TASK_ID.checkpoint.json].
+    #[arg(long)]
+    checkpoint: Option<String>,
+    /// Start over even if an unfinished backfill is checkpointed.
+    #[arg(long)]
+    restart: bool,
+    /// Batches of 10 in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    parallel: u16,
+    /// Hold sending while more than this many messages wait in the task queue, so live
+    /// events are not queued behind the backfill.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_waiting: Option<u64>,
+}
+
+async fn backfill(
+    config: &ControlConfig,
+    sdk: &aws_config::SdkConfig,
+    a: BackfillArgs,
+) -> Result<serde_json::Value, Failure> {
+    let prefix = config
+        .backfill_prefix(a.prefix.as_deref())
+        .map_err(config_failure)?;
+    let plan = Plan {
+        task: config.task_id.clone(),
+        source_bucket: config.source_bucket.clone(),
+        prefix: prefix.clone(),
+        since: a.since.map(format_time),
+        source: match &a.inventory {
+            None => ObjectSource::List,
+            Some(m) => ObjectSource::Inventory {
+                manifest: m.clone(),
+            },
+        },
+        queue_url: config.queue_url.clone(),
+    };
+    let store = FileCheckpoint::new(
+        a.checkpoint
+            .unwrap_or_else(|| format!("backfill-{}.checkpoint.json", config.task_id)),
+    );
+    let started = format_time(now());
+    let cp = match resume(store.load()?, plan, a.restart, &started)? {
+        Resume::Fresh(cp) => cp,
+        Resume::Continue(cp) => {
+            eprintln!(
+                "ctl: resuming the backfill checkpointed in {} ({} events sent so far)",
+                store.path().display(),
+                cp.counts.sent
+            );
+            cp
+        }
+    };
+    let s3 = setup::s3_client(sdk, |n| std::env::var(n).ok()).map_err(config_failure)?;
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
+    let opts = BackfillOptions {
+        bucket: config.source_bucket.clone(),
+        since: a.since,
+        rate: a.rate,
+        parallel: a.parallel as usize,
+        batch_size: 10,
+        max_waiting: a.max_waiting,
+    };
+    let stop = stop_on_signal();
+    let bar = spinner("listing");
+    let progress = |cp: &Checkpoint| {
+        bar.set_message(format!(
+            "listed {}  sent {}  older than --since {}  left out {}",
+            cp.counts.listed, cp.counts.sent, cp.counts.before_since, cp.counts.not_current
+        ))
+    };
+    let out = match &a.inventory {
+        None => {
+            let lister = S3Lister::new(s3, &config.source_bucket, &prefix, &cp.position)?;
+            run_backfill(lister, &queue, &store, &opts, cp, &stop, progress).await
+        }
+        Some(manifest) => {
+            let lister =
+                InventoryLister::open(s3, manifest, &config.source_bucket, &prefix, &cp.position)
+                    .await?;
+            run_backfill(lister, &queue, &store, &opts, cp, &stop, progress).await
+        }
+    };
+    bar.finish_and_clear();
+    let cp = out?;
+    let summary = json!({
+        "finished": cp.finished,
+        "checkpoint": store.path().display().to_string(),
+        "prefix": prefix,
+        "counts": cp.counts,
+        "runs": cp.runs,
+    });
+    if !cp.finished {
+        println!("{summary}");
+        return Err(Failure {
+            code: 130,
+            message: format!(
+                "interrupted; run the same command again to resume from {}",
+                store.path().display()
+            ),
+        });
+    }
+    Ok(summary)
+}
+
+async fn retry_failed(
+    config: &ControlConfig,
+    sdk: &aws_config::SdkConfig,
+    day: time::Date,
+    dry_run: bool,
+) -> Result<serde_json::Value, Failure> {
+    let report = ReportConfig::from_env().map_err(config_failure)?;
+    let parts = setup::report_parts(&report, sdk, |n| std::env::var(n).ok())
+        .await
+        .map_err(config_failure)?;
+    let reporter = Reporter {
+        settings: &parts.settings,
+        results: &parts.records,
+        store: &parts.oss,
+    };
+    let list = read_failed_list(&parts.oss, &reporter.day_dir(day), &config.source_bucket).await?;
+    let mut summary = json!({
+        "day": format_day(day),
+        "keys": list.keys.len(),
+        "deletes": list.keys.iter().filter(|k| k.delete).count(),
+        "failed_rows": list.failed_rows,
+        "rows_for_other_buckets_or_unusable": list.invalid_rows + list.unusable_rows,
+    });
+    if dry_run {
+        summary["dry_run"] = json!(true);
+        summary["key_list"] = json!(list.keys.iter().map(|k| &k.key).collect::<Vec<_>>());
+        return Ok(summary);
+    }
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
+    let bar = ProgressBar::new(list.keys.len() as u64);
+    let mut sent = 0;
+    for chunk in retry_bodies(&list.keys, &config.source_bucket, now()).chunks(10) {
+        if let Err(e) = queue.send_batch(chunk.to_vec()).await {
+            bar.abandon();
+            return Err(Failure {
+                code: 1,
+                message: format!("{e} (after {sent} of {} keys were sent)", list.keys.len()),
+            });
+        }
+        sent += chunk.len();
+        bar.set_position(sent as u64);
+    }
+    bar.finish_and_clear();
+    summary["sent"] = json!(sent);
+    Ok(summary)
+}
+
+async fn redrive_dlq(
+    config: &ControlConfig,
+    sdk: &aws_config::SdkConfig,
+    max: Option<u64>,
+) -> Result<serde_json::Value, Failure> {
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
+    let Some(dlq) = queue.dead_letter_queue().await? else {
+        return Err(ControlError::Input(format!(
+            "the queue {} has no redrive policy, so no dead-letter queue",
+            config.queue_url
+        ))
+        .into());
+    };
+    let bar = spinner("receiving");
+    let moved = redrive(&dlq, &queue, max, |r| {
+        bar.set_message(format!("moved {}", r.moved))
+    })
+    .await;
+    bar.finish_and_clear();
+    let moved = moved?;
+    Ok(
+        json!({"dlq": dlq.url(), "queue": queue.url(), "moved": moved.moved, "not_deleted": moved.not_deleted}),
+    )
+}
+
+async fn switch(
+    config: &ControlConfig,
+    sdk: &aws_config::SdkConfig,
+    enabled: bool,
+    wait: Duration,
+) -> Result<serde_json::Value, Failure> {
+    let function = config.function_name.as_deref().ok_or_else(|| {
+        config_failure("SYNC_FUNCTION_NAME is not set (the sync function's name or ARN)")
+    })?;
+    let mapping = EventSourceMapping::for_queue(sdk, function, &config.queue_url).await?;
+    let state = mapping.set_enabled(enabled, wait).await?;
+    let target = if enabled { "Enabled" } else { "Disabled" };
+    let summary = json!({"mapping": mapping.uuid(), "state": state});
+    if state != target {
+        println!("{summary}");
+        return Err(Failure {
+            code: 1,
+            message: format!(
+                "the mapping is {state}, not yet {target}, after {} s",
+                wait.as_secs()
+            ),
+        });
+    }
+    Ok(summary)
+}
+
+async fn status(config: &ControlConfig, sdk: &aws_config::SdkConfig) -> Status {
+    let mut st = Status {
+        task: config.task_id.clone(),
+        queue_url: config.queue_url.clone(),
+        ..Status::default()
+    };
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
+    match queue.depths().await {
+        Ok(d) => st.queue = Some(d),
+        Err(e) => st.problem("queue", e),
+    }
+    match queue.dead_letter_queue().await {
+        Ok(None) => {}
+        Ok(Some(dlq)) => match dlq.depths().await {
+            Ok(depths) => {
+                st.dlq = Some(DlqStatus {
+                    url: dlq.url().to_owned(),
+                    depths,
+                })
+            }
+            Err(e) => st.problem("dead-letter queue", e),
+        },
+        Err(e) => st.problem("dead-letter queue", e),
+    }
+    let arn = queue.arn().await;
+    match &arn {
+        Ok(arn) => {
+            let cw = aws_sdk_cloudwatch::Client::new(sdk);
+            let age = match queue_name_of(arn) {
+                Ok((_, name)) => oldest_message_age(&cw, &name, now()).await,
+                Err(e) => Err(e),
+            };
+            match age {
+                Ok(a) => st.oldest_message_age_s = a,
+                Err(e) => st.unavailable("oldest message", e),
+            }
+        }
+        Err(e) => st.problem("queue ARN", e),
+    }
+    if let (Some(f), Ok(arn)) = (&config.function_name, &arn) {
+        let lambda = aws_sdk_lambda::Client::new(sdk);
+        let state = match EventSourceMapping::find(lambda, f, arn).await {
+            Ok(m) => m.state().await,
+            Err(e) => Err(e),
+        };
+        match state {
+            Ok(s) => st.delivery = Some(s),
+            Err(e) => st.problem("delivery", e),
+        }
+    }
+    let report = match ReportConfig::from_env() {
+        Ok(r) => r,
+        Err(e) => {
+            st.problem("reports", format!("not read: {e}"));
+            return st;
+        }
+    };
+    let parts = match setup::report_parts(&report, sdk, |n| std::env::var(n).ok()).await {
+        Ok(p) => p,
+        Err(e) => {
+            st.problem("reports", e);
+            return st;
+        }
+    };
+    let reporter = Reporter {
+        settings: &parts.settings,
+        results: &parts.records,
+        store: &parts.oss,
+    };
+    match reporter.last_complete_day().await {
+        Ok(d) => st.last_complete_day = d.map(format_day),
+        Err(e) => st.problem("last complete day", e),
+    }
+    let today = day_of(now(), report.offset);
+    match reporter.day_totals(today).await {
+        Ok((totals, unreadable)) => {
+            st.today = Some(TodayStatus {
+                day: format_day(today),
+                records: totals.records,
+                counts: totals.count_map(),
+                bytes: totals.bytes,
+                unreadable,
+            })
+        }
+        Err(e) => st.problem("today", e),
+    }
+    st
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = match ControlConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ctl: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let sdk = setup::aws_config().await;
+    let result = match cli.command {
+        Command::Backfill(args) => backfill(&config, &sdk, args).await,
+        Command::RetryFailed { day, dry_run } => retry_failed(&config, &sdk, day, dry_run).await,
+        Command::Redrive { max } => redrive_dlq(&config, &sdk, max).await,
+        Command::Pause { wait_seconds } => {
+            switch(&config, &sdk, false, Duration::from_secs(wait_seconds)).await
+        }
+        Command::Resume { wait_seconds } => {
+            switch(&config, &sdk, true, Duration::from_secs(wait_seconds)).await
+        }
+        Command::Status { json } => {
+            let st = status(&config, &sdk).await;
+            if json {
+                println!("{}", serde_json::to_string(&st).unwrap_or_default());
+            } else {
+                print!("{}", st.render());
+            }
+            return if st.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
+    };
+    match result {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            eprintln!("ctl: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -5,6 +5,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, LambdaEvent};
 use s3_oss_sync::config::SyncConfig;
+use s3_oss_sync::control::mapping::EventSourceMapping;
 use s3_oss_sync::poll::{poll, PollOptions};
 use s3_oss_sync::{setup, telemetry};
 use std::process::ExitCode;
@@ -35,6 +36,10 @@ enum Command {
         /// Stop after this many seconds whatever is left.
         #[arg(long)]
         max_seconds: Option<u64>,
+        /// Follow this function's event source mapping on the queue: receive nothing while it
+        /// is disabled (`ctl pause`), as Lambda would.
+        #[arg(long)]
+        function_name: Option<String>,
     },
 }
 
@@ -65,8 +70,20 @@ async fn main() -> ExitCode {
             batch_size,
             until_empty,
             max_seconds,
+            function_name,
         }) => {
+            let mapping = match function_name {
+                None => None,
+                Some(f) => match EventSourceMapping::for_queue(&sdk, &f, &queue_url).await {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot follow the event source mapping");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
             let opts = PollOptions {
+                mapping,
                 queue_url,
                 batch_size,
                 until_empty,

@@ -58,6 +58,8 @@ pub trait EventQueue: Send + Sync {
         &self,
         bodies: Vec<String>,
     ) -> impl Future<Output = Result<(), ControlError>> + Send;
+    /// Messages waiting in the queue (approximate), for holding a backfill back.
+    fn waiting(&self) -> impl Future<Output = Result<u64, ControlError>> + Send;
 }
 
 /// How to backfill.
@@ -73,7 +75,13 @@ pub struct BackfillOptions {
     pub parallel: usize,
     /// Events per batch (1 to [`MAX_BATCH`]).
     pub batch_size: usize,
+    /// Hold sending while more than this many messages wait in the queue, so live events are
+    /// not stuck behind a long backfill (checked every second, and after every half of it sent).
+    pub max_waiting: Option<u64>,
 }
+
+/// How long a backfill holds before looking at the queue again.
+const HOLD: Duration = Duration::from_secs(1);
 
 /// A batch: the objects to send and what handling it adds to the checkpoint.
 struct Batch {
@@ -128,6 +136,31 @@ fn batches(page: Page, opts: &BackfillOptions) -> Vec<Batch> {
     out
 }
 
+/// Sending slots for a rate: event n goes at `start + n / rate`.
+struct Pace {
+    rate: Option<f64>,
+    start: tokio::time::Instant,
+    events: u64,
+}
+
+impl Pace {
+    fn new(rate: Option<f64>) -> Self {
+        Self {
+            rate: rate.filter(|r| *r > 0.0),
+            start: tokio::time::Instant::now(),
+            events: 0,
+        }
+    }
+
+    /// When a batch of `n` events may go (none without a rate).
+    fn slot(&mut self, n: u64) -> Option<tokio::time::Instant> {
+        let rate = self.rate?;
+        let at = self.start + Duration::from_secs_f64(self.events as f64 / rate);
+        self.events += n;
+        Some(at)
+    }
+}
+
 /// Runs (or resumes) a backfill from `cp`: the lister must start at `cp.position`. Returns the
 /// final checkpoint, `finished` unless `stop` was set, in which case the batches already in flight
 /// are waited for and saved first. `progress` is called after every checkpoint save.
@@ -164,22 +197,46 @@ where
         }
     });
     let parallel = opts.parallel.max(1);
-    let started = tokio::time::Instant::now();
-    let mut dispatched = 0u64;
+    let mut pace = Pace::new(opts.rate);
+    let mut hold: Option<tokio::time::Instant> = None;
+    let mut since_check: Option<(tokio::time::Instant, u64)> = None;
     let mut pending: VecDeque<Batch> = VecDeque::new();
     let mut inflight = FuturesOrdered::new();
     let mut pages_done = false;
     let result = loop {
         let stopping = stop.load(Ordering::Relaxed);
-        while !stopping && inflight.len() < parallel {
+        if hold.is_some_and(|t| tokio::time::Instant::now() >= t) {
+            hold = None;
+        }
+        while !stopping && hold.is_none() && inflight.len() < parallel && !pending.is_empty() {
+            if let Some(max) = opts.max_waiting {
+                let due = since_check.is_none_or(|(at, sent)| {
+                    at.elapsed() >= HOLD || sent.saturating_mul(2) >= max.max(1)
+                });
+                if due {
+                    match queue.waiting().await {
+                        Ok(n) if n > max => {
+                            hold = Some(tokio::time::Instant::now() + HOLD);
+                            pace = Pace::new(opts.rate);
+                            since_check = None;
+                            break;
+                        }
+                        Ok(_) => since_check = Some((tokio::time::Instant::now(), 0)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not read the queue's depth; holding");
+                            hold = Some(tokio::time::Instant::now() + HOLD);
+                            break;
+                        }
+                    }
+                }
+            }
             let Some(batch) = pending.pop_front() else {
                 break;
             };
-            if let Some(rate) = opts.rate.filter(|r| *r > 0.0) {
-                let at = started + Duration::from_secs_f64(dispatched as f64 / rate);
-                tokio::time::sleep_until(at).await;
+            let at = pace.slot(batch.objects.len() as u64);
+            if let Some((_, sent)) = &mut since_check {
+                *sent += batch.objects.len() as u64;
             }
-            dispatched += batch.objects.len() as u64;
             let now = OffsetDateTime::now_utc();
             let bodies: Vec<String> = batch
                 .objects
@@ -198,6 +255,10 @@ where
                 })
                 .collect();
             inflight.push_back(async move {
+                // Paced inside the future, so batches already in flight go on meanwhile.
+                if let Some(at) = at {
+                    tokio::time::sleep_until(at).await;
+                }
                 let r = if bodies.is_empty() {
                     Ok(())
                 } else {
@@ -207,7 +268,8 @@ where
             });
         }
         let want_page = !stopping && !pages_done && pending.is_empty();
-        if inflight.is_empty() && !want_page {
+        let held = !stopping && hold.is_some() && !pending.is_empty();
+        if inflight.is_empty() && !want_page && !held {
             break Ok(());
         }
         tokio::select! {
@@ -232,6 +294,7 @@ where
                 Some(Err(e)) => break Err(e),
                 None => pages_done = true,
             },
+            _ = tokio::time::sleep_until(hold.unwrap_or_else(tokio::time::Instant::now)), if held => {}
         }
     };
     reader.abort();
@@ -346,12 +409,24 @@ mod tests {
         }
     }
 
-    /// Records every body; fails the batch numbered `fail_at` (0-based) once.
+    /// Records every body; fails the batch numbered `fail_at` (0-based) once. With
+    /// `consumed_per_s`, a consumer takes that many messages a second off the queue.
     #[derive(Default)]
     struct Queue {
         sent: Mutex<Vec<String>>,
         batches: Mutex<u32>,
         fail_at: Option<u32>,
+        consumed_per_s: Option<(tokio::time::Instant, f64)>,
+        most_waiting: Mutex<u64>,
+    }
+    impl Queue {
+        fn depth(&self) -> u64 {
+            let sent = self.sent.lock().unwrap().len() as f64;
+            let consumed = self
+                .consumed_per_s
+                .map_or(0.0, |(t0, r)| t0.elapsed().as_secs_f64() * r);
+            (sent - consumed).max(0.0) as u64
+        }
     }
     impl EventQueue for Queue {
         async fn send_batch(&self, bodies: Vec<String>) -> Result<(), ControlError> {
@@ -364,7 +439,13 @@ mod tests {
                 return Err(ControlError::Input("injected".into()));
             }
             self.sent.lock().unwrap().extend(bodies);
+            let d = self.depth();
+            let mut most = self.most_waiting.lock().unwrap();
+            *most = (*most).max(d);
             Ok(())
+        }
+        async fn waiting(&self) -> Result<u64, ControlError> {
+            Ok(self.depth())
         }
     }
 
@@ -414,6 +495,7 @@ mod tests {
             rate: None,
             parallel: 4,
             batch_size: 10,
+            max_waiting: None,
         }
     }
 
@@ -555,6 +637,29 @@ mod tests {
         // 200 events at 50/s: the last batch starts at 190/50 = 3.8 s.
         let took = t.elapsed().as_secs_f64();
         assert!((3.8..4.5).contains(&took), "{took}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_holds_the_backfill_back() {
+        let q = Queue {
+            consumed_per_s: Some((tokio::time::Instant::now(), 20.0)),
+            ..Queue::default()
+        };
+        let (store, stop) = (Saved::default(), AtomicBool::new(false));
+        let mut o = opts();
+        o.max_waiting = Some(50);
+        let t = tokio::time::Instant::now();
+        let cp = run_backfill(pages(400, 100), &q, &store, &o, checkpoint(), &stop, |_| {})
+            .await
+            .unwrap();
+        assert!(cp.finished && cp.counts.sent == 400);
+        // Sending waits for the consumer: 400 events at 20/s, less the 50 allowed to wait.
+        let took = t.elapsed().as_secs_f64();
+        assert!(took >= (400.0 - 50.0 - 40.0) / 20.0, "{took}");
+        // At most one check's worth (half the limit) and the batches in flight beyond it.
+        let most = *q.most_waiting.lock().unwrap();
+        assert!(most <= 50 + 25 + 4 * 10, "{most}");
+        assert!(most > 20, "{most}");
     }
 
     #[test]

@@ -65,6 +65,17 @@ impl EventSourceMapping {
         }
     }
 
+    /// The mapping from the queue at `queue_url` to `function`, with clients built from `sdk`.
+    pub async fn for_queue(
+        sdk: &aws_config::SdkConfig,
+        function: &str,
+        queue_url: &str,
+    ) -> Result<Self, ControlError> {
+        let queue = super::queue::SqsQueue::new(aws_sdk_sqs::Client::new(sdk), queue_url);
+        let arn = queue.arn().await?;
+        Self::find(aws_sdk_lambda::Client::new(sdk), function, &arn).await
+    }
+
     /// The mapping's id.
     pub fn uuid(&self) -> &str {
         &self.uuid

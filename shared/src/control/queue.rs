@@ -179,6 +179,10 @@ impl EventQueue for SqsQueue {
             attempt += 1;
         }
     }
+
+    async fn waiting(&self) -> Result<u64, ControlError> {
+        Ok(self.depths().await?.visible)
+    }
 }
 
 fn dead_letter_arn(policy: &str) -> Result<String, ControlError> {

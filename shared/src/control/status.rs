@@ -52,14 +52,22 @@ pub struct Status {
     pub last_complete_day: Option<String>,
     /// Today's counts so far.
     pub today: Option<TodayStatus>,
-    /// Parts that could not be read, and why.
+    /// Parts that could not be read, and why (`ctl status` exits 1 when there are any).
     pub problems: Vec<String>,
+    /// Parts left out without failing the status: the oldest message's age when CloudWatch
+    /// cannot be asked (no permission, or a local stack that does not speak its protocol).
+    pub unavailable: Vec<String>,
 }
 
 impl Status {
     /// Records a part that could not be read.
     pub fn problem(&mut self, part: &str, e: impl std::fmt::Display) {
         self.problems.push(format!("{part}: {e}"));
+    }
+
+    /// Records a part left out.
+    pub fn unavailable(&mut self, part: &str, e: impl std::fmt::Display) {
+        self.unavailable.push(format!("{part}: {e}"));
     }
 
     /// The status as a few aligned lines for a terminal.
@@ -128,6 +136,9 @@ impl Status {
         }
         for p in &self.problems {
             let _ = writeln!(s, "problem           {p}");
+        }
+        for p in &self.unavailable {
+            let _ = writeln!(s, "unavailable       {p}");
         }
         s
     }
@@ -203,7 +214,8 @@ mod tests {
             }),
             ..Status::default()
         };
-        st.problem("oldest message", "access denied");
+        st.problem("today", "access denied");
+        st.unavailable("oldest message", "CloudWatch: no answer");
         let text = st.render();
         for want in [
             "5 waiting, 2 in flight",
@@ -212,7 +224,8 @@ mod tests {
             "paused (Disabled)",
             "2026-11-24",
             "3 records (copied 2, failed 1)",
-            "problem           oldest message: access denied",
+            "problem           today: access denied",
+            "unavailable       oldest message: CloudWatch: no answer",
             "unknown (no CloudWatch datapoint)",
         ] {
             assert!(text.contains(want), "{want:?} not in\n{text}");
