@@ -119,6 +119,10 @@ def main():
             print("demo: manifest.checksum does not match manifest.json", file=sys.stderr)
             return 1
         print("    every MD5 in the manifest matches; manifest.checksum matches manifest.json")
+
+        step("ctl status (the operator's view of the task)")
+        status = task.ctl("status", check=False)
+        print("    " + status.stdout.rstrip().replace("\n", "\n    "))
         return 0
     finally:
         for part in (emulator, moto):

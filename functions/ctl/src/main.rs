@@ -419,6 +419,9 @@ async fn status(config: &ControlConfig, sdk: &aws_config::SdkConfig) -> Status {
         }
         Err(e) => st.problem("queue ARN", e),
     }
+    if config.function_name.is_none() {
+        st.unavailable("delivery", "SYNC_FUNCTION_NAME is not set");
+    }
     if let (Some(f), Ok(arn)) = (&config.function_name, &arn) {
         let lambda = aws_sdk_lambda::Client::new(sdk);
         let state = match EventSourceMapping::find(lambda, f, arn).await {

@@ -86,10 +86,17 @@ impl Status {
         let _ = writeln!(s, "task              {}", self.task);
         let _ = writeln!(s, "queue             {}", self.queue_url);
         let _ = writeln!(s, "  messages        {}", depths(&self.queue));
-        let age = self
-            .oldest_message_age_s
-            .map(|a| format!("{a} s"))
-            .unwrap_or_else(|| "unknown (no CloudWatch datapoint)".into());
+        let explained = |part: &str| {
+            self.unavailable
+                .iter()
+                .chain(&self.problems)
+                .any(|u| u.starts_with(&format!("{part}:")))
+        };
+        let age = match self.oldest_message_age_s {
+            Some(a) => format!("{a} s"),
+            None if explained("oldest message") => "unknown (see below)".into(),
+            None => "none (no CloudWatch datapoint in the past 15 minutes)".into(),
+        };
         let _ = writeln!(s, "  oldest message  {age}");
         match &self.dlq {
             Some(d) => {
@@ -103,6 +110,7 @@ impl Status {
         let delivery = match self.delivery.as_deref() {
             Some(st) if super::mapping::delivers(st) => format!("running ({st})"),
             Some(st) => format!("paused ({st})"),
+            None if explained("delivery") => "unknown (see below)".into(),
             None => unknown(),
         };
         let _ = writeln!(s, "delivery          {delivery}");
@@ -215,7 +223,7 @@ mod tests {
             ..Status::default()
         };
         st.problem("today", "access denied");
-        st.unavailable("oldest message", "CloudWatch: no answer");
+        st.unavailable("delivery", "SYNC_FUNCTION_NAME is not set");
         let text = st.render();
         for want in [
             "5 waiting, 2 in flight",
@@ -225,8 +233,8 @@ mod tests {
             "2026-11-24",
             "3 records (copied 2, failed 1)",
             "problem           today: access denied",
-            "unavailable       oldest message: CloudWatch: no answer",
-            "unknown (no CloudWatch datapoint)",
+            "unavailable       delivery: SYNC_FUNCTION_NAME is not set",
+            "oldest message  none (no CloudWatch datapoint",
         ] {
             assert!(text.contains(want), "{want:?} not in\n{text}");
         }
