@@ -131,6 +131,11 @@ impl MemoryDestination {
     pub fn get(&self, key: &str) -> Option<(ObjectHead, Bytes)> {
         lock(&self.objects).get(key).cloned()
     }
+
+    /// Every key held, in order.
+    pub fn keys(&self) -> Vec<String> {
+        lock(&self.objects).keys().cloned().collect()
+    }
 }
 
 impl DestinationStore for MemoryDestination {
