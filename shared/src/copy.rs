@@ -8,7 +8,9 @@
 //! `NoSuchKey`, never on a bare 404 from HEAD (which a missing bucket also gives).
 
 use crate::destination::DestinationStore;
-use crate::metadata::{copied_version, holds_version, map_metadata};
+use crate::metadata::{
+    copied_fingerprint, copied_version, holds_event, map_metadata, metadata_fingerprint,
+};
 use crate::oss::{self, BodySource, ByteStream, UploadRequest};
 use crate::outcome::OutcomeKind;
 use crate::source::{error_chain, SourceError, SourceStore};
@@ -62,6 +64,8 @@ pub struct Job<'a> {
     pub etag: Option<&'a str>,
     /// The event's size, if it gave one.
     pub size: Option<u64>,
+    /// The event's S3 sequencer, if it gave one.
+    pub sequencer: Option<&'a str>,
 }
 
 /// Why a job failed.
@@ -228,7 +232,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
         if let (JobKind::Create, Some(etag), Some(size), Some(h)) =
             (job.kind, job.etag, job.size, &dest_head)
         {
-            if holds_version(h, etag, size) {
+            if holds_event(h, etag, size, job.sequencer) {
                 r.crc64 = h.crc64;
                 return r.done(
                     OutcomeKind::Skipped,
@@ -237,10 +241,16 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
             }
         }
         let mut dest_exists = dest_head.is_some();
-        let mut dest_holds: Option<(String, u64)> = dest_head
-            .as_ref()
-            .and_then(copied_version)
-            .map(|(etag, size)| (etag.to_owned(), size));
+        // The source version the destination holds: ETag, size, metadata fingerprint.
+        let mut dest_holds: Option<(String, u64, Option<String>)> =
+            dest_head.as_ref().and_then(|h| {
+                let (etag, size) = copied_version(h)?;
+                Some((
+                    etag.to_owned(),
+                    size,
+                    copied_fingerprint(h).map(str::to_owned),
+                ))
+            });
         let mut dest_crc = dest_head.as_ref().and_then(|h| h.crc64);
         for round in 1..=self.options.max_rounds {
             r.rounds = round;
@@ -288,10 +298,12 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
             r.source_etag = Some(head.etag.clone());
             r.version_id = head.version_id.clone();
             r.size = Some(head.size);
-            if dest_holds
-                .as_ref()
-                .is_some_and(|(etag, size)| *etag == head.etag && *size == head.size)
-            {
+            let fingerprint = metadata_fingerprint(&head.metadata);
+            if dest_holds.as_ref().is_some_and(|(etag, size, meta)| {
+                *etag == head.etag
+                    && *size == head.size
+                    && meta.as_deref() == Some(fingerprint.as_str())
+            }) {
                 drop(stream);
                 r.crc64 = dest_crc;
                 return r.done(
@@ -312,7 +324,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
             } else {
                 Vec::new()
             };
-            let mapped = map_metadata(&head, &tags, &self.options.storage_classes);
+            let mapped = map_metadata(&head, &tags, &self.options.storage_classes, job.sequencer);
             r.dropped_metadata = mapped.dropped;
             let body = PinnedBody {
                 source: self.source,
@@ -337,7 +349,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                     r.request_ids.push(up.request_id);
                     r.crc64 = Some(up.crc64);
                     dest_exists = true;
-                    dest_holds = Some((head.etag.clone(), head.size));
+                    dest_holds = Some((head.etag.clone(), head.size, Some(fingerprint.clone())));
                     dest_crc = Some(up.crc64);
                 }
                 Err(e) if moved(&e) => continue,
@@ -348,7 +360,10 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
             r.requests += 1;
             match self.source.head(job.source_key).await {
                 Err(e) => return r.source_failed(&e),
-                Ok(Some(now)) if now.etag == head.etag => {
+                Ok(Some(now))
+                    if now.etag == head.etag
+                        && metadata_fingerprint(&now.metadata) == fingerprint =>
+                {
                     return r.done(OutcomeKind::Copied, None);
                 }
                 Ok(Some(_)) => continue,
@@ -386,6 +401,7 @@ mod tests {
             dest_key: key,
             etag,
             size,
+            sequencer: None,
         }
     }
 

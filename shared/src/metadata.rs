@@ -9,6 +9,12 @@ use crate::source::{SourceMetadata, SourceObject};
 pub const MARKER_ETAG: &str = "s3sync-source-etag";
 /// User-metadata name holding the source version id, when the source bucket is versioned.
 pub const MARKER_VERSION: &str = "s3sync-source-version-id";
+/// User-metadata name holding a fingerprint of the source version's metadata (content headers,
+/// user metadata, storage class), so a change of metadata alone, which keeps the ETag, is seen.
+pub const MARKER_META: &str = "s3sync-source-meta";
+/// User-metadata name holding the S3 `sequencer` of the event the copy was made for, when it had
+/// one: a later event with a sequencer not above it needs nothing.
+pub const MARKER_SEQUENCER: &str = "s3sync-source-sequencer";
 /// User-metadata names starting with this are the product's own; a source name with it is
 /// reported and not copied.
 pub const MARKER_PREFIX: &str = "s3sync-";
@@ -46,11 +52,52 @@ fn tag_ok(s: &str, min: usize, max: usize) -> bool {
             .all(|c| c.is_alphanumeric() || " +-=._:/@".contains(c))
 }
 
-/// Maps a source version's metadata (and tags, if copied) for the destination.
+/// A short fingerprint (hex) of a source version's metadata: what S3 can change without
+/// changing the ETag (`CopyObject` onto itself with new metadata, or a PUT of the same bytes).
+pub fn metadata_fingerprint(m: &SourceMetadata) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut field = |v: Option<&str>| {
+        match v {
+            None => h.update([0u8]),
+            Some(v) => {
+                h.update([1u8]);
+                h.update((v.len() as u64).to_be_bytes());
+                h.update(v.as_bytes());
+            }
+        };
+    };
+    for v in [
+        &m.content_type,
+        &m.cache_control,
+        &m.content_disposition,
+        &m.content_encoding,
+        &m.content_language,
+        &m.expires,
+        &m.storage_class,
+    ] {
+        field(v.as_deref());
+    }
+    let mut user: Vec<(String, &str)> = m
+        .user
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str()))
+        .collect();
+    user.sort();
+    for (k, v) in &user {
+        field(Some(k));
+        field(Some(v));
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+/// Maps a source version's metadata (and tags, if copied) for the destination. `sequencer` is
+/// the S3 sequencer of the event the copy is made for, if it had one.
 pub fn map_metadata(
     src: &SourceObject,
     tags: &[(String, String)],
     storage_classes: &[(String, String)],
+    sequencer: Option<&str>,
 ) -> Mapped {
     let m: &SourceMetadata = &src.metadata;
     let mut dropped = Vec::new();
@@ -72,9 +119,15 @@ pub fn map_metadata(
         expires: standard("expires", &m.expires),
         ..ObjectMetadata::default()
     };
-    let mut user = vec![(MARKER_ETAG.to_owned(), src.etag.clone())];
+    let mut user = vec![
+        (MARKER_ETAG.to_owned(), src.etag.clone()),
+        (MARKER_META.to_owned(), metadata_fingerprint(m)),
+    ];
     if let Some(v) = &src.version_id {
         user.push((MARKER_VERSION.to_owned(), v.clone()));
+    }
+    if let Some(seq) = sequencer.filter(|s| header_safe(s) && !s.is_empty()) {
+        user.push((MARKER_SEQUENCER.to_owned(), seq.to_owned()));
     }
     let mut budget: usize = user.iter().map(|(k, v)| k.len() + v.len()).sum();
     for (name, value) in &m.user {
@@ -139,9 +192,36 @@ pub fn copied_version(dest: &ObjectHead) -> Option<(&str, u64)> {
         .map(|(_, v)| (v.trim_matches('"'), dest.size))
 }
 
+fn marker<'a>(dest: &'a ObjectHead, name: &str) -> Option<&'a str> {
+    dest.metadata
+        .user
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// Whether the destination object is the copy of a source version with this ETag and size.
 pub fn holds_version(dest: &ObjectHead, etag: &str, size: u64) -> bool {
     copied_version(dest) == Some((etag, size))
+}
+
+/// Whether an event (its ETag, size and sequencer) needs nothing, from the destination's HEAD
+/// alone: the destination holds a version with that ETag and size, copied for an event whose
+/// sequencer is not below this one's. Without sequencers this cannot be known (the same ETag may
+/// come with other metadata), and the caller reads the source.
+pub fn holds_event(dest: &ObjectHead, etag: &str, size: u64, sequencer: Option<&str>) -> bool {
+    holds_version(dest, etag, size)
+        && match (sequencer, marker(dest, MARKER_SEQUENCER)) {
+            (Some(ev), Some(copied)) => {
+                crate::event::sequencer_cmp(copied, ev) != std::cmp::Ordering::Less
+            }
+            _ => false,
+        }
+}
+
+/// The metadata fingerprint the destination object was copied with.
+pub fn copied_fingerprint(dest: &ObjectHead) -> Option<&str> {
+    marker(dest, MARKER_META)
 }
 
 #[cfg(test)]
@@ -176,7 +256,7 @@ mod tests {
 
     #[test]
     fn standard_headers_user_metadata_and_marker() {
-        let m = map_metadata(&src(), &[], &[("STANDARD_IA".into(), "IA".into())]);
+        let m = map_metadata(&src(), &[], &[("STANDARD_IA".into(), "IA".into())], None);
         let md = &m.metadata;
         assert_eq!(
             md.content_type.as_deref(),
@@ -186,7 +266,16 @@ mod tests {
         assert_eq!(md.content_disposition, None);
         assert_eq!(md.storage_class.as_deref(), Some("IA"));
         let names: Vec<&str> = md.user.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(names, ["author", MARKER_ETAG, MARKER_VERSION, "title-case"]);
+        assert_eq!(
+            names,
+            [
+                "author",
+                MARKER_ETAG,
+                MARKER_META,
+                MARKER_VERSION,
+                "title-case"
+            ]
+        );
         assert!(md.user.contains(&(MARKER_ETAG.into(), src().etag)));
         assert_eq!(m.dropped.len(), 3, "{:?}", m.dropped);
         assert!(m.dropped[0].starts_with("content-disposition"));
@@ -196,7 +285,10 @@ mod tests {
 
     #[test]
     fn unmapped_storage_class_gets_the_bucket_default() {
-        assert_eq!(map_metadata(&src(), &[], &[]).metadata.storage_class, None);
+        assert_eq!(
+            map_metadata(&src(), &[], &[], None).metadata.storage_class,
+            None
+        );
     }
 
     #[test]
@@ -205,8 +297,9 @@ mod tests {
         s.metadata.user = (0..10)
             .map(|i| (format!("k{i}"), "v".repeat(1000)))
             .collect();
-        let m = map_metadata(&s, &[], &[]);
-        assert_eq!(m.metadata.user.len(), 2 + 8);
+        let m = map_metadata(&s, &[], &[], None);
+        // Three markers (ETag, metadata fingerprint, version id) and eight of the ten.
+        assert_eq!(m.metadata.user.len(), 3 + 8);
         assert_eq!(m.dropped.iter().filter(|d| d.contains("8 KB")).count(), 2);
     }
 
@@ -218,7 +311,7 @@ mod tests {
             ("k".into(), "x".repeat(257)),
         ];
         tags.extend((0..10).map(|i| (format!("t{i}"), "v".into())));
-        let m = map_metadata(&src(), &tags, &[]);
+        let m = map_metadata(&src(), &tags, &[], None);
         let t = m.metadata.tagging.unwrap();
         assert!(t.starts_with("team=data%20eng&t0=v"), "{t}");
         assert_eq!(t.split('&').count(), 10);
@@ -230,7 +323,7 @@ mod tests {
 
     #[test]
     fn holds_version_needs_marker_and_size() {
-        let mapped = map_metadata(&src(), &[], &[]);
+        let mapped = map_metadata(&src(), &[], &[], None);
         let head = ObjectHead {
             size: 5,
             etag: "\"X\"".into(),
@@ -244,5 +337,47 @@ mod tests {
         assert!(holds_version(&head, &src().etag, 5));
         assert!(!holds_version(&head, &src().etag, 6));
         assert!(!holds_version(&head, "other", 5));
+        // Without a sequencer on both sides, the HEAD alone does not decide.
+        assert!(!holds_event(&head, &src().etag, 5, Some("0055")));
+    }
+
+    #[test]
+    fn metadata_changes_change_the_fingerprint_and_sequencers_order_events() {
+        let a = src();
+        let mut b = src();
+        assert_eq!(
+            metadata_fingerprint(&a.metadata),
+            metadata_fingerprint(&b.metadata)
+        );
+        b.metadata.user[0].1.push('!');
+        assert_ne!(
+            metadata_fingerprint(&a.metadata),
+            metadata_fingerprint(&b.metadata)
+        );
+        let mut c = src();
+        c.metadata.content_type = None;
+        assert_ne!(
+            metadata_fingerprint(&a.metadata),
+            metadata_fingerprint(&c.metadata)
+        );
+        let mapped = map_metadata(&a, &[], &[], Some("0055B988C5A8B2A6D9"));
+        let head = ObjectHead {
+            size: 5,
+            etag: "\"X\"".into(),
+            crc64: None,
+            last_modified: None,
+            object_type: None,
+            tagging_count: 0,
+            metadata: mapped.metadata,
+            request_id: String::new(),
+        };
+        assert_eq!(
+            copied_fingerprint(&head),
+            Some(metadata_fingerprint(&a.metadata).as_str())
+        );
+        assert!(holds_event(&head, &a.etag, 5, Some("0055B988C5A8B2A6D9")));
+        assert!(holds_event(&head, &a.etag, 5, Some("0055B988C5A8B2A6D8")));
+        assert!(!holds_event(&head, &a.etag, 5, Some("0055B988C5A8B2A6DA")));
+        assert!(!holds_event(&head, &a.etag, 5, None));
     }
 }

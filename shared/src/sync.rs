@@ -248,6 +248,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
                         dest_key: &slot.dest_key,
                         etag: slot.event.etag.as_deref(),
                         size: slot.event.size,
+                        sequencer: slot.event.sequencer.as_deref(),
                     };
                     let report = copier.run(&job).await;
                     let o = self.job_record(info, slot, report, started);

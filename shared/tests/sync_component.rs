@@ -216,7 +216,8 @@ async fn a_duplicate_event_is_skipped_after_one_request() {
     let source = MemorySource::default();
     let etag = source.put("a", &b"hello"[..], meta());
     let (svc, _) = service(source, CopyOptions::default());
-    let ev = batch(vec![message("m1", &created("a", &etag, 5, None))]);
+    let seq = Some("0055AED6DCD90281E5");
+    let ev = batch(vec![message("m1", &created("a", &etag, 5, seq))]);
     assert_eq!(kinds(&svc.handle(&ev, "1").await), [OutcomeKind::Copied]);
     let again = svc.handle(&ev, "2").await;
     assert_eq!(kinds(&again), [OutcomeKind::Skipped]);
@@ -227,6 +228,43 @@ async fn a_duplicate_event_is_skipped_after_one_request() {
         "no second read of the source"
     );
     assert_eq!(svc.dest.uploads.load(Ordering::Relaxed), 1);
+    // Without a sequencer the destination's HEAD cannot tell a duplicate from a metadata change:
+    // the source's headers decide, and nothing is uploaded.
+    let plain = batch(vec![message("m2", &created("a", &etag, 5, None))]);
+    let third = svc.handle(&plain, "3").await;
+    assert_eq!(kinds(&third), [OutcomeKind::Skipped]);
+    assert_eq!(third.outcomes[0].requests, 2);
+    assert_eq!(svc.dest.uploads.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn new_metadata_on_the_same_bytes_is_copied_again() {
+    // S3 keeps the ETag when only metadata changes (CopyObject onto itself with REPLACE, or a PUT
+    // of the same bytes); the copy must still take the new metadata.
+    let source = MemorySource::default();
+    let etag = source.put("a", &b"hello"[..], meta());
+    let (svc, _) = service(source, CopyOptions::default());
+    let first = batch(vec![message(
+        "m1",
+        &created("a", &etag, 5, Some("0055AED6DCD90281E5")),
+    )]);
+    assert_eq!(kinds(&svc.handle(&first, "1").await), [OutcomeKind::Copied]);
+    for (id, seq) in [("m2", Some("0055AED6DCD90281F0")), ("m3", None)] {
+        let mut changed = meta();
+        changed.user = vec![("author".into(), format!("bob-{id}"))];
+        assert_eq!(svc.source.put("a", &b"hello"[..], changed), etag);
+        let ev = batch(vec![message(id, &created("a", &etag, 5, seq))]);
+        let r = svc.handle(&ev, id).await;
+        assert_eq!(kinds(&r), [OutcomeKind::Copied], "{seq:?}");
+        let (head, _) = svc.dest.get("mirror/a").unwrap();
+        assert!(head
+            .metadata
+            .user
+            .contains(&("author".into(), format!("bob-{id}"))));
+        // Delivered again, it finds the destination up to date.
+        assert_eq!(kinds(&svc.handle(&ev, id).await), [OutcomeKind::Skipped]);
+    }
+    assert_eq!(svc.dest.uploads.load(Ordering::Relaxed), 3);
 }
 
 #[tokio::test]
