@@ -5,7 +5,7 @@ PYTHON  := $(VENV)/bin/python
 PYTEST  := env -u AWS_CA_BUNDLE $(PYTHON) -m pytest
 LOCAL   := env -u AWS_CA_BUNDLE
 
-.PHONY: demo test lint template-lint rust-test python-test bench build deploy venv stop clean
+.PHONY: soak demo test lint template-lint rust-test python-test bench build deploy venv stop clean
 
 ## demo: start the local stack, drive real S3 events, show what arrived
 demo: venv
@@ -29,6 +29,11 @@ rust-test:
 python-test: venv
 	cargo build -p oss-emulator -p sync -p report -p ctl
 	$(PYTEST) -q tests/python
+
+## soak: 10,000 events under chaos on 127.0.0.1, then the invariants (about 10 minutes)
+soak: venv
+	cargo build -p oss-emulator -p sync -p report
+	$(LOCAL) $(PYTHON) scripts/soak.py
 
 ## bench: run the benchmarks on 127.0.0.1 and rewrite BENCHMARKS.md (reports, asserts nothing)
 bench:
