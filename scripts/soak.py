@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "python"))
 
 from conftest import oss_client  # noqa: E402
-from stack import STACK_DIR, Moto, OssEmulator, SyncTask, binary  # noqa: E402
+from stack import OSS_ACCESS_KEY_SECRET, STACK_DIR, Moto, OssEmulator, SyncTask  # noqa: E402
 
 AWKWARD = ["plain.txt", "a dir/with space.txt", "plus+sign", "percent%41", "ü/日本語.txt", "q?x=1&y#z",
            "tab\tkey", "semi;colon,comma", "emoji-😀", "~tilde*star'quote", "(paren)[bracket]"]
@@ -124,7 +124,7 @@ def main() -> int:
     try:
         moto, emulator = Moto(), OssEmulator()
         task = SyncTask(moto, emulator, task_id="soak", SYNC_DELETES="true", visibility=5, max_receive=10,
-                        RUST_LOG="error")
+                        RUST_LOG="warn")
         s3, sqs = task.s3, task.sqs
         # Real notifications go to an intake queue; the soak forwards them with duplicates.
         intake = sqs.create_queue(QueueName="soak-intake")["QueueUrl"]
@@ -164,6 +164,15 @@ def main() -> int:
                 elif r < 0.85:
                     s3.delete_object(Bucket=task.source, Key=k)
                     ops["delete"] += 1
+                elif r < 0.92:
+                    # New metadata, same bytes: S3 keeps the ETag (CopyObject onto itself).
+                    try:
+                        s3.copy_object(Bucket=task.source, Key=k, CopySource={"Bucket": task.source, "Key": k},
+                                       MetadataDirective="REPLACE", ContentType="application/x-soak",
+                                       Metadata={"v": f"meta{n}"})
+                        ops["metadata only"] += 1
+                    except s3.exceptions.NoSuchKey:
+                        ops["metadata only, absent"] += 1
                 else:
                     s3.delete_object(Bucket=task.source, Key=k)
                     s3.put_object(Bucket=task.source, Key=k, Body=body(n, 300), Metadata={"v": f"re{n}"})
@@ -269,6 +278,21 @@ def main() -> int:
             problems.append(f"the report says {summary['records']} records {got_counts}, "
                             f"the records are {len(todays)} {dict(want)}")
 
+        # No secret in any log line, record or report file.
+        secret_hits = 0
+        log_lines = 0
+        for log in STACK_DIR.glob("soak-poll-*.log"):
+            for line in log.read_text(errors="replace").splitlines():
+                log_lines += 1
+                secret_hits += OSS_ACCESS_KEY_SECRET in line
+        secret_hits += sum(OSS_ACCESS_KEY_SECRET in json.dumps(r) for r in records)
+        r = client.list_objects_v2(oss.ListObjectsV2Request(bucket=task.dest, prefix="reports/"))
+        for o in r.contents or []:
+            text = client.get_object(oss.GetObjectRequest(bucket=task.dest, key=o.key)).body.read()
+            secret_hits += OSS_ACCESS_KEY_SECRET.encode() in text
+        if secret_hits:
+            problems.append(f"the OSS secret appears {secret_hits} times in logs, records or reports")
+
         stats = json.loads(urllib.request.urlopen(f"{emulator.endpoint}/_emulator/stats", timeout=10).read())
         figures = {
             "events_sent": len(sent_ids),
@@ -285,6 +309,8 @@ def main() -> int:
             # without a record is both a lost record and a silently acknowledged message.
             "records_lost": len(silently_acked),
             "messages_acknowledged_without_record": len(silently_acked),
+            "log_lines_checked_for_secrets": log_lines,
+            "secrets_found": secret_hits,
             "seconds": round(time.time() - started),
         }
         print(json.dumps(figures, indent=2, ensure_ascii=False))
