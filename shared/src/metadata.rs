@@ -321,19 +321,24 @@ mod tests {
         );
     }
 
-    #[test]
-    fn holds_version_needs_marker_and_size() {
-        let mapped = map_metadata(&src(), &[], &[], None);
-        let head = ObjectHead {
+    /// A destination HEAD of 5 bytes with this metadata.
+    fn head_with(metadata: ObjectMetadata) -> ObjectHead {
+        ObjectHead {
             size: 5,
             etag: "\"X\"".into(),
             crc64: None,
             last_modified: None,
             object_type: None,
             tagging_count: 0,
-            metadata: mapped.metadata,
+            metadata,
             request_id: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn holds_version_needs_marker_and_size() {
+        let mapped = map_metadata(&src(), &[], &[], None);
+        let head = head_with(mapped.metadata);
         assert!(holds_version(&head, &src().etag, 5));
         assert!(!holds_version(&head, &src().etag, 6));
         assert!(!holds_version(&head, "other", 5));
@@ -361,16 +366,7 @@ mod tests {
             metadata_fingerprint(&c.metadata)
         );
         let mapped = map_metadata(&a, &[], &[], Some("0055B988C5A8B2A6D9"));
-        let head = ObjectHead {
-            size: 5,
-            etag: "\"X\"".into(),
-            crc64: None,
-            last_modified: None,
-            object_type: None,
-            tagging_count: 0,
-            metadata: mapped.metadata,
-            request_id: String::new(),
-        };
+        let head = head_with(mapped.metadata);
         assert_eq!(
             copied_fingerprint(&head),
             Some(metadata_fingerprint(&a.metadata).as_str())

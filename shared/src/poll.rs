@@ -213,18 +213,11 @@ where
             .iter()
             .map(|f| f.item_identifier.as_str())
             .collect();
-        let entries: Vec<DeleteMessageBatchRequestEntry> = messages
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| !failed.contains(m.message_id().unwrap_or_default()))
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle()?)
-                    .build()
-                    .ok()
-            })
-            .collect();
+        let entries = delete_entries(
+            messages
+                .iter()
+                .filter(|m| !failed.contains(m.message_id().unwrap_or_default())),
+        );
         summary.batches += 1;
         summary.received += messages.len() as u64;
         summary.failed += (messages.len() - entries.len()) as u64;
@@ -246,6 +239,23 @@ where
             }
         }
     }
+}
+
+/// DeleteMessageBatch entries for received messages (ids are their positions; a message without
+/// a receipt handle is left out).
+pub(crate) fn delete_entries<'a>(
+    messages: impl Iterator<Item = &'a aws_sdk_sqs::types::Message>,
+) -> Vec<DeleteMessageBatchRequestEntry> {
+    messages
+        .enumerate()
+        .filter_map(|(i, m)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(m.receipt_handle()?)
+                .build()
+                .ok()
+        })
+        .collect()
 }
 
 async fn queue_is_empty(

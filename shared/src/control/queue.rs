@@ -5,8 +5,7 @@ use super::backfill::EventQueue;
 use super::ControlError;
 use crate::retry::{RetryPolicy, Transient};
 use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
-    SendMessageBatchRequestEntry,
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use std::collections::HashMap;
 
@@ -256,17 +255,7 @@ pub async fn redrive(
             .map(|m| m.body().unwrap_or_default().to_owned())
             .collect();
         queue.send_batch(bodies).await?;
-        let entries: Vec<DeleteMessageBatchRequestEntry> = messages
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle()?)
-                    .build()
-                    .ok()
-            })
-            .collect();
+        let entries = crate::poll::delete_entries(messages.iter());
         let deleted = dlq
             .client
             .delete_message_batch()
