@@ -208,21 +208,17 @@ impl InventoryLister {
         })
     }
 
-    /// Opens the current data file: fetched whole, checked against its MD5, read through gunzip.
+    /// Opens the current data file: streamed to a temporary file while its MD5 is computed, checked
+    /// against the manifest, then read through gunzip. Data files can be large; none is held in
+    /// memory.
     async fn open_file(&mut self) -> Result<(), ControlError> {
         let f = &self.manifest.files[self.file];
-        let body = get_object(&self.client, &self.files_bucket, &f.key).await?;
-        let md5 = hex::encode(Md5::digest(&body));
-        if !md5.eq_ignore_ascii_case(&f.md5) {
-            return Err(ControlError::Input(format!(
-                "inventory file {} has MD5 {md5}, the manifest says {}",
-                f.key, f.md5
-            )));
-        }
+        let file = download_checked(&self.client, &self.files_bucket, &f.key, &f.md5).await?;
+        let file = std::io::BufReader::new(file);
         let input: Box<dyn Read + Send> = if f.key.ends_with(".gz") {
-            Box::new(flate2::read::GzDecoder::new(std::io::Cursor::new(body)))
+            Box::new(flate2::read::GzDecoder::new(file))
         } else {
-            Box::new(std::io::Cursor::new(body))
+            Box::new(file)
         };
         let reader = csv::ReaderBuilder::new()
             .has_headers(false)
@@ -231,6 +227,47 @@ impl InventoryLister {
         self.reader = Some((reader, 0));
         Ok(())
     }
+}
+
+/// An S3 object streamed into an unnamed temporary file, its MD5 checked against `md5` (hex);
+/// the file is returned rewound.
+async fn download_checked(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    md5: &str,
+) -> Result<std::fs::File, ControlError> {
+    use std::io::{Seek, Write};
+    let read_failed = |detail: String| ControlError::Aws {
+        service: "S3",
+        op: "GetObject",
+        detail: format!("s3://{bucket}/{key}: {detail}"),
+        transient: true,
+    };
+    let spool_failed =
+        |e: std::io::Error| ControlError::Input(format!("inventory file {key}: {e}"));
+    let mut out = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| ControlError::aws("S3", "GetObject", &e))?;
+    let mut file = tempfile::tempfile().map_err(spool_failed)?;
+    let mut hash = Md5::new();
+    while let Some(chunk) = out.body.next().await {
+        let chunk = chunk.map_err(|e| read_failed(crate::source::error_chain(&e)))?;
+        hash.update(&chunk);
+        file.write_all(&chunk).map_err(spool_failed)?;
+    }
+    let got = hex::encode(hash.finalize());
+    if !got.eq_ignore_ascii_case(md5) {
+        return Err(ControlError::Input(format!(
+            "inventory file {key} has MD5 {got}, the manifest says {md5}"
+        )));
+    }
+    file.rewind().map_err(spool_failed)?;
+    Ok(file)
 }
 
 async fn get_object(
