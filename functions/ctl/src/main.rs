@@ -15,13 +15,13 @@ use s3_oss_sync::control::checkpoint::{
 };
 use s3_oss_sync::control::inventory::InventoryLister;
 use s3_oss_sync::control::mapping::EventSourceMapping;
-use s3_oss_sync::control::queue::{queue_name_of, redrive, SqsQueue};
+use s3_oss_sync::control::queue::{redrive, SqsQueue};
 use s3_oss_sync::control::retry::{read_failed_list, retry_bodies};
-use s3_oss_sync::control::status::{oldest_message_age, DlqStatus, Status, TodayStatus};
+use s3_oss_sync::control::status::gather;
 use s3_oss_sync::control::ControlError;
 use s3_oss_sync::outcome::format_time;
 use s3_oss_sync::report::build::Reporter;
-use s3_oss_sync::report::day::{day_of, format_day, parse_day};
+use s3_oss_sync::report::day::{format_day, parse_day};
 use s3_oss_sync::setup;
 use serde_json::json;
 use std::process::ExitCode;
@@ -380,98 +380,6 @@ async fn switch(
     Ok(summary)
 }
 
-async fn status(config: &ControlConfig, sdk: &aws_config::SdkConfig) -> Status {
-    let mut st = Status {
-        task: config.task_id.clone(),
-        queue_url: config.queue_url.clone(),
-        ..Status::default()
-    };
-    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
-    match queue.depths().await {
-        Ok(d) => st.queue = Some(d),
-        Err(e) => st.problem("queue", e),
-    }
-    match queue.dead_letter_queue().await {
-        Ok(None) => {}
-        Ok(Some(dlq)) => match dlq.depths().await {
-            Ok(depths) => {
-                st.dlq = Some(DlqStatus {
-                    url: dlq.url().to_owned(),
-                    depths,
-                })
-            }
-            Err(e) => st.problem("dead-letter queue", e),
-        },
-        Err(e) => st.problem("dead-letter queue", e),
-    }
-    let arn = queue.arn().await;
-    match &arn {
-        Ok(arn) => {
-            let cw = aws_sdk_cloudwatch::Client::new(sdk);
-            let age = match queue_name_of(arn) {
-                Ok((_, name)) => oldest_message_age(&cw, &name, now()).await,
-                Err(e) => Err(e),
-            };
-            match age {
-                Ok(a) => st.oldest_message_age_s = a,
-                Err(e) => st.unavailable("oldest message", e),
-            }
-        }
-        Err(e) => st.problem("queue ARN", e),
-    }
-    if config.function_name.is_none() {
-        st.unavailable("delivery", "SYNC_FUNCTION_NAME is not set");
-    }
-    if let (Some(f), Ok(arn)) = (&config.function_name, &arn) {
-        let lambda = aws_sdk_lambda::Client::new(sdk);
-        let state = match EventSourceMapping::find(lambda, f, arn).await {
-            Ok(m) => m.state().await,
-            Err(e) => Err(e),
-        };
-        match state {
-            Ok(s) => st.delivery = Some(s),
-            Err(e) => st.problem("delivery", e),
-        }
-    }
-    let report = match ReportConfig::from_env() {
-        Ok(r) => r,
-        Err(e) => {
-            st.problem("reports", format!("not read: {e}"));
-            return st;
-        }
-    };
-    let parts = match setup::report_parts(&report, sdk, |n| std::env::var(n).ok()).await {
-        Ok(p) => p,
-        Err(e) => {
-            st.problem("reports", e);
-            return st;
-        }
-    };
-    let reporter = Reporter {
-        settings: &parts.settings,
-        results: &parts.records,
-        store: &parts.oss,
-    };
-    match reporter.last_complete_day().await {
-        Ok(d) => st.last_complete_day = d.map(format_day),
-        Err(e) => st.problem("last complete day", e),
-    }
-    let today = day_of(now(), report.offset);
-    match reporter.day_totals(today).await {
-        Ok((totals, unreadable)) => {
-            st.today = Some(TodayStatus {
-                day: format_day(today),
-                records: totals.records,
-                counts: totals.count_map(),
-                bytes: totals.bytes,
-                unreadable,
-            })
-        }
-        Err(e) => st.problem("today", e),
-    }
-    st
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -501,7 +409,7 @@ async fn main() -> ExitCode {
             switch(&config, &sdk, true, Duration::from_secs(wait_seconds)).await
         }
         Command::Status { json } => {
-            let st = status(&config, &sdk).await;
+            let st = gather(&config, &sdk, |n| std::env::var(n).ok()).await;
             if json {
                 println!("{}", serde_json::to_string(&st).unwrap_or_default());
             } else {

@@ -1,8 +1,13 @@
 //! `ctl status`: a task's state at a glance. Each part is read on its own; a part that cannot be
 //! read is reported as a problem beside the parts that could.
 
-use super::queue::Depths;
+use super::mapping::EventSourceMapping;
+use super::queue::{queue_name_of, Depths, SqsQueue};
 use super::ControlError;
+use crate::config::{ControlConfig, ReportConfig};
+use crate::report::build::Reporter;
+use crate::report::day::{day_of, format_day};
+use crate::setup;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -186,6 +191,106 @@ pub async fn oldest_message_age(
         .filter_map(|d| Some((d.timestamp()?.secs(), d.maximum()?)))
         .max_by_key(|(t, _)| *t)
         .map(|(_, v)| v.max(0.0) as u64))
+}
+
+/// Reads every part of a task's status; `get` looks up the report function's settings (the
+/// environment, in `ctl`). A part that cannot be read becomes a problem beside the others.
+pub async fn gather(
+    config: &ControlConfig,
+    sdk: &aws_config::SdkConfig,
+    get: impl Fn(&str) -> Option<String>,
+) -> Status {
+    let mut st = Status {
+        task: config.task_id.clone(),
+        queue_url: config.queue_url.clone(),
+        ..Status::default()
+    };
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
+    match queue.depths().await {
+        Ok(d) => st.queue = Some(d),
+        Err(e) => st.problem("queue", e),
+    }
+    match queue.dead_letter_queue().await {
+        Ok(None) => {}
+        Ok(Some(dlq)) => match dlq.depths().await {
+            Ok(depths) => {
+                st.dlq = Some(DlqStatus {
+                    url: dlq.url().to_owned(),
+                    depths,
+                })
+            }
+            Err(e) => st.problem("dead-letter queue", e),
+        },
+        Err(e) => st.problem("dead-letter queue", e),
+    }
+    let arn = queue.arn().await;
+    match &arn {
+        Ok(arn) => {
+            let cw = aws_sdk_cloudwatch::Client::new(sdk);
+            let age = match queue_name_of(arn) {
+                Ok((_, name)) => {
+                    oldest_message_age(&cw, &name, time::OffsetDateTime::now_utc()).await
+                }
+                Err(e) => Err(e),
+            };
+            match age {
+                Ok(a) => st.oldest_message_age_s = a,
+                Err(e) => st.unavailable("oldest message", e),
+            }
+        }
+        Err(e) => st.problem("queue ARN", e),
+    }
+    if config.function_name.is_none() {
+        st.unavailable("delivery", "SYNC_FUNCTION_NAME is not set");
+    }
+    if let (Some(f), Ok(arn)) = (&config.function_name, &arn) {
+        let lambda = aws_sdk_lambda::Client::new(sdk);
+        let state = match EventSourceMapping::find(lambda, f, arn).await {
+            Ok(m) => m.state().await,
+            Err(e) => Err(e),
+        };
+        match state {
+            Ok(s) => st.delivery = Some(s),
+            Err(e) => st.problem("delivery", e),
+        }
+    }
+    let report = match ReportConfig::from_lookup(&get) {
+        Ok(r) => r,
+        Err(e) => {
+            st.problem("reports", format!("not read: {e}"));
+            return st;
+        }
+    };
+    let parts = match setup::report_parts(&report, sdk, &get).await {
+        Ok(p) => p,
+        Err(e) => {
+            st.problem("reports", e);
+            return st;
+        }
+    };
+    let reporter = Reporter {
+        settings: &parts.settings,
+        results: &parts.records,
+        store: &parts.oss,
+    };
+    match reporter.last_complete_day().await {
+        Ok(d) => st.last_complete_day = d.map(format_day),
+        Err(e) => st.problem("last complete day", e),
+    }
+    let today = day_of(time::OffsetDateTime::now_utc(), report.offset);
+    match reporter.day_totals(today).await {
+        Ok((totals, unreadable)) => {
+            st.today = Some(TodayStatus {
+                day: format_day(today),
+                records: totals.records,
+                counts: totals.count_map(),
+                bytes: totals.bytes,
+                unreadable,
+            })
+        }
+        Err(e) => st.problem("today", e),
+    }
+    st
 }
 
 #[cfg(test)]
