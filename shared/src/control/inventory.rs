@@ -238,25 +238,13 @@ async fn download_checked(
     md5: &str,
 ) -> Result<std::fs::File, ControlError> {
     use std::io::{Seek, Write};
-    let read_failed = |detail: String| ControlError::Aws {
-        service: "S3",
-        op: "GetObject",
-        detail: format!("s3://{bucket}/{key}: {detail}"),
-        transient: true,
-    };
     let spool_failed =
         |e: std::io::Error| ControlError::Input(format!("inventory file {key}: {e}"));
-    let mut out = client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| ControlError::aws("S3", "GetObject", &e))?;
+    let mut body = open_body(client, bucket, key).await?;
     let mut file = tempfile::tempfile().map_err(spool_failed)?;
     let mut hash = Md5::new();
-    while let Some(chunk) = out.body.next().await {
-        let chunk = chunk.map_err(|e| read_failed(crate::source::error_chain(&e)))?;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| body_failed(bucket, key, &e))?;
         hash.update(&chunk);
         file.write_all(&chunk).map_err(spool_failed)?;
     }
@@ -270,11 +258,12 @@ async fn download_checked(
     Ok(file)
 }
 
-async fn get_object(
+/// GetObject's body, not yet read.
+async fn open_body(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
-) -> Result<Bytes, ControlError> {
+) -> Result<aws_sdk_s3::primitives::ByteStream, ControlError> {
     let out = client
         .get_object()
         .bucket(bucket)
@@ -282,16 +271,30 @@ async fn get_object(
         .send()
         .await
         .map_err(|e| ControlError::aws("S3", "GetObject", &e))?;
-    Ok(out
-        .body
+    Ok(out.body)
+}
+
+/// A body cut off while read: trying again may help.
+fn body_failed(bucket: &str, key: &str, e: &dyn std::error::Error) -> ControlError {
+    ControlError::Aws {
+        service: "S3",
+        op: "GetObject",
+        detail: format!("s3://{bucket}/{key}: {}", crate::source::error_chain(e)),
+        transient: true,
+    }
+}
+
+/// A small object (the manifest) whole.
+async fn get_object(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Bytes, ControlError> {
+    Ok(open_body(client, bucket, key)
+        .await?
         .collect()
         .await
-        .map_err(|e| ControlError::Aws {
-            service: "S3",
-            op: "GetObject",
-            detail: format!("s3://{bucket}/{key}: {}", crate::source::error_chain(&e)),
-            transient: true,
-        })?
+        .map_err(|e| body_failed(bucket, key, &e))?
         .into_bytes())
 }
 
