@@ -68,6 +68,10 @@ pub struct SyncConfig {
     pub max_copy_rounds: u32,
     /// Attempts per OSS request, the first included (`OSS_MAX_ATTEMPTS`, default 6).
     pub oss_max_attempts: u32,
+    /// The task queue's `maxReceiveCount` (`SQS_MAX_RECEIVE_COUNT`, 1-1000; the template sets it
+    /// from the same parameter as the redrive policy; `sync poll` reads it from the queue when
+    /// unset): a failure on the last delivery is recorded as final.
+    pub max_receive_count: Option<u32>,
 }
 
 const OSS_STORAGE_CLASSES: [&str; 5] = [
@@ -343,6 +347,10 @@ impl SyncConfig {
                 64,
             )? as usize,
             max_copy_rounds: number(&get, "MAX_COPY_ROUNDS", 3, 1, 10)? as u32,
+            max_receive_count: get("SQS_MAX_RECEIVE_COUNT")
+                .filter(|v| !v.is_empty())
+                .map(|v| parse_range("SQS_MAX_RECEIVE_COUNT", &v, 1, 1000).map(|n| n as u32))
+                .transpose()?,
             oss_max_attempts: number(&get, "OSS_MAX_ATTEMPTS", 6, 1, 20)? as u32,
         })
     }

@@ -1,22 +1,57 @@
 //! The convergent copy: the job for an event is "make the destination match the source now".
+//! The decisions are pure functions in [`crate::decide`]; this module reads, writes, and follows
+//! them.
 //!
-//! A round observes the source (a GET, whose body is the copy's body), acts (skip, copy, or
-//! delete), then checks with a HEAD that the source is still what was observed. If it is not, a
-//! slower, older copy may have overwritten a newer one, so another round runs (bounded). Every
-//! source read of a copy is pinned to the first ETag seen (`If-Match`), so a copy is never torn
-//! across two versions. The destination is changed destructively only after a GET said
-//! `NoSuchKey`, never on a bare 404 from HEAD (which a missing bucket also gives).
+//! ## The protocol
+//! 1. HEAD the destination. Its sync marker (the source ETag, size and metadata fingerprint of the
+//!    version it holds, and the sequencer and SQS message of the event it was written for) may
+//!    settle the event at once ([`decide::settled_by_marker`]).
+//! 2. A round observes the source and acts. When the destination holds a marked copy, a source HEAD
+//!    first: if the copy is of the current version (ETag, size, metadata fingerprint), skip.
+//!    Otherwise a GET, whose body is the copy's body; every later read of that copy is pinned to
+//!    its ETag (`If-Match`), so a copy is never torn across two versions.
+//! 3. After a copy, a source HEAD confirms the source is still the version copied. If it is not, a
+//!    slower job for an older version may have written over a faster job's newer copy, so another
+//!    round runs (bounded by `max_rounds`, then a transient failure). A delete is confirmed the same
+//!    way. The destination is changed destructively only after a GET said `NoSuchKey`, never on a
+//!    bare 404 from HEAD (which a missing bucket also gives).
+//!
+//! ## Why it converges
+//! Claim: once every message has been handled and acknowledged, the destination equals the
+//! source's final state. Every write (copy or delete) of a job happens before its confirmation,
+//! and a job's message is acknowledged only after its confirmation succeeded (a failed, killed or
+//! cut-off job's message is delivered again). So a write that is not the current version when the
+//! queue drains would need a confirmation that saw the source unchanged after the write: then the
+//! source changed later, and that change's own event is delivered after it, and its job reads the
+//! source. What remains is that no *skip* ends a message while its key is wrong with nothing
+//! pending to repair it. A skip happens in three places:
+//! - The source said the destination holds its current version (step 2): true at that instant;
+//!   any later change of the source brings its own event, and any later write by a slower job is
+//!   that job's to confirm.
+//! - The marker's sequencer is strictly above the event's: the marked copy was written for a later
+//!   event, so its bytes are at least that new and this event's version is history. If that copy is
+//!   itself stale, the job that wrote it has not confirmed it, so its message is still pending.
+//! - The marker has the event's own sequencer, ETag and size, written by a message this job does
+//!   not answer for (an S3 duplicate delivered in another message): the writer's message is pending
+//!   until its write is confirmed. A job never trusts a marker written by its own message or by a
+//!   message acknowledged with it (the same batch), because that write may be the unconfirmed one:
+//!   this was the permanent divergence of an earlier version, which trusted any marker whose
+//!   sequencer was not below the event's.
+//!
+//! The argument is checked by a seeded simulation (`shared/tests/simulation.rs`) that interleaves
+//! jobs at every await point with failures, kills and redeliveries.
 
+use crate::decide::{self, Next, WhenGone};
+pub use crate::decide::{Job, JobKind};
 use crate::destination::DestinationStore;
-use crate::metadata::{
-    copied_fingerprint, copied_version, holds_event, map_metadata, metadata_fingerprint,
-};
+use crate::metadata::{map_metadata, metadata_fingerprint, read_marker, Marker, WrittenFor};
 use crate::oss::{self, BodySource, ByteStream, UploadRequest};
 use crate::outcome::OutcomeKind;
-use crate::source::{error_chain, SourceError, SourceStore};
+use crate::source::{error_chain, SourceError, SourceObject, SourceStore};
 use futures_util::future::BoxFuture;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// How copies are made.
 #[derive(Debug, Clone)]
@@ -42,30 +77,28 @@ impl Default for CopyOptions {
     }
 }
 
-/// What the event asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobKind {
-    /// The object was created or overwritten.
-    Create,
-    /// The object was removed.
-    Remove,
+/// How long a job has: the invocation's cut-off, and the copy rate to expect.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// No work starts after this instant, and copies that could not finish by then do not start.
+    pub cutoff: Option<tokio::time::Instant>,
+    /// Bytes per second a copy is expected to move (what this process has seen).
+    pub bytes_per_sec: f64,
 }
 
-/// One key's job.
-#[derive(Debug, Clone, Copy)]
-pub struct Job<'a> {
-    /// What the event asks for.
-    pub kind: JobKind,
-    /// Source key.
-    pub source_key: &'a str,
-    /// Destination key.
-    pub dest_key: &'a str,
-    /// The event's ETag, if it gave one.
-    pub etag: Option<&'a str>,
-    /// The event's size, if it gave one.
-    pub size: Option<u64>,
-    /// The event's S3 sequencer, if it gave one.
-    pub sequencer: Option<&'a str>,
+impl Limits {
+    /// No cut-off.
+    pub fn none() -> Self {
+        Self {
+            cutoff: None,
+            bytes_per_sec: 0.0,
+        }
+    }
+
+    fn left(&self) -> Option<Duration> {
+        self.cutoff
+            .map(|c| c.saturating_duration_since(tokio::time::Instant::now()))
+    }
 }
 
 /// Why a job failed.
@@ -131,6 +164,18 @@ impl JobReport {
         self.outcome = outcome;
         self.note = note.into();
         self
+    }
+
+    /// The report of a job stopped at the invocation's cut-off after `ran`: what it had done is
+    /// lost with it, and its multipart upload, if any, is aborted by the handler.
+    pub fn cut_off(ran: Duration) -> Self {
+        Self::new().done(
+            OutcomeKind::Deferred,
+            format!(
+                "stopped at the invocation's cut-off after {} ms; the event comes again",
+                ran.as_millis()
+            ),
+        )
     }
 
     fn failed(mut self, code: &str, message: String, transient: bool) -> Self {
@@ -211,14 +256,29 @@ pub struct Copier<'a, S, D> {
     pub options: &'a CopyOptions,
 }
 
+/// What a round's source read found.
+enum Observed {
+    /// The source's current version, with a stream of its body when it was read by a GET.
+    Present(Box<SourceObject>, Option<ByteStream>),
+    /// A GET said `NoSuchKey`.
+    Gone,
+}
+
 impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
-    /// Makes the destination key match the source key, as far as the job allows.
-    pub async fn run(&self, job: &Job<'_>) -> JobReport {
+    /// Makes the destination key match the source key, as far as the job allows and within its
+    /// limits.
+    pub async fn run(&self, job: &Job<'_>, limits: &Limits) -> JobReport {
         let mut r = JobReport::new();
         r.source_etag = job.etag.map(str::to_owned);
         r.size = job.size;
         if job.kind == JobKind::Remove && !self.options.sync_deletes {
             return r.done(OutcomeKind::Ignored, "delete sync is off".to_owned());
+        }
+        if limits.left().is_some_and(|left| !decide::may_start(left)) {
+            return r.done(
+                OutcomeKind::Deferred,
+                "the invocation's cut-off came before the job could start".to_owned(),
+            );
         }
         r.requests += 1;
         let dest_head = match self.dest.head(job.dest_key).await {
@@ -228,89 +288,82 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
         if let Some(h) = &dest_head {
             r.request_ids.push(h.request_id.clone());
         }
-        // A duplicate or already-synced event: one request.
-        if let (JobKind::Create, Some(etag), Some(size), Some(h)) =
-            (job.kind, job.etag, job.size, &dest_head)
-        {
-            if holds_event(h, etag, size, job.sequencer) {
-                r.crc64 = h.crc64;
-                return r.done(
-                    OutcomeKind::Skipped,
-                    "the destination already holds this version".to_owned(),
-                );
-            }
+        let mut marker = dest_head.as_ref().and_then(read_marker);
+        if let Some((kind, note)) = decide::settled_by_marker(job, marker.as_ref()) {
+            r.crc64 = dest_head.as_ref().and_then(|h| h.crc64);
+            return r.done(kind, note);
         }
         let mut dest_exists = dest_head.is_some();
-        // The source version the destination holds: ETag, size, metadata fingerprint.
-        let mut dest_holds: Option<(String, u64, Option<String>)> =
-            dest_head.as_ref().and_then(|h| {
-                let (etag, size) = copied_version(h)?;
-                Some((
-                    etag.to_owned(),
-                    size,
-                    copied_fingerprint(h).map(str::to_owned),
-                ))
-            });
         let mut dest_crc = dest_head.as_ref().and_then(|h| h.crc64);
         for round in 1..=self.options.max_rounds {
             r.rounds = round;
-            r.requests += 1;
-            let got = match self.source.get(job.source_key, None).await {
-                Ok(g) => g,
+            let observed = match self.observe(job, marker.is_some(), &mut r).await {
+                Ok(o) => o,
                 Err(e) => return r.source_failed(&e),
             };
-            let Some((head, stream)) = got else {
-                // The source says NoSuchKey.
-                if !self.options.sync_deletes {
-                    return r.done(
-                        OutcomeKind::Superseded,
-                        "the source object no longer exists".to_owned(),
-                    );
-                }
-                let deleted = dest_exists;
-                if dest_exists {
+            let (head, stream) = match observed {
+                Observed::Gone => {
+                    let deleted = match decide::when_gone(self.options.sync_deletes, dest_exists) {
+                        WhenGone::Done((kind, note)) => return r.done(kind, note),
+                        WhenGone::Confirm => false,
+                        WhenGone::Delete => {
+                            r.requests += 1;
+                            if let Err(e) = self.dest.delete(job.dest_key).await {
+                                return r.oss_failed(&e);
+                            }
+                            (dest_exists, marker) = (false, None);
+                            true
+                        }
+                    };
                     r.requests += 1;
-                    if let Err(e) = self.dest.delete(job.dest_key).await {
-                        return r.oss_failed(&e);
+                    let now = match self.source.head(job.source_key).await {
+                        Ok(now) => now,
+                        Err(e) => return r.source_failed(&e),
+                    };
+                    match decide::after_gone(job.kind, deleted, now.as_ref()) {
+                        Next::AnotherRound => continue,
+                        Next::Done((kind, note)) => {
+                            r.crc64 = None;
+                            return r.done(kind, Some(note).filter(|n| !n.is_empty()));
+                        }
                     }
-                    dest_exists = false;
-                    dest_holds = None;
                 }
-                r.requests += 1;
-                match self.source.head(job.source_key).await {
-                    Err(e) => return r.source_failed(&e),
-                    Ok(Some(_)) => continue, // re-created meanwhile
-                    Ok(None) => {}
-                }
-                r.crc64 = None;
-                return match (job.kind, deleted) {
-                    (JobKind::Remove, true) => r.done(OutcomeKind::Deleted, None),
-                    (JobKind::Remove, false) => r.done(
-                        OutcomeKind::Skipped,
-                        "the destination object was already absent".to_owned(),
-                    ),
-                    (JobKind::Create, _) => r.done(
-                        OutcomeKind::Superseded,
-                        "the source object was deleted; the destination matches".to_owned(),
-                    ),
-                };
+                Observed::Present(head, stream) => (*head, stream),
             };
             r.source_etag = Some(head.etag.clone());
             r.version_id = head.version_id.clone();
             r.size = Some(head.size);
             let fingerprint = metadata_fingerprint(&head.metadata);
-            if dest_holds.as_ref().is_some_and(|(etag, size, meta)| {
-                *etag == head.etag
-                    && *size == head.size
-                    && meta.as_deref() == Some(fingerprint.as_str())
-            }) {
-                drop(stream);
+            if decide::holds_current(marker.as_ref(), &head, &fingerprint) {
                 r.crc64 = dest_crc;
                 return r.done(
                     OutcomeKind::Skipped,
                     "the destination already holds the current version".to_owned(),
                 );
             }
+            if let Some(left) = limits.left() {
+                if !decide::copy_fits(head.size, limits.bytes_per_sec, left) {
+                    return r.done(
+                        OutcomeKind::Deferred,
+                        format!(
+                            "a copy of {} bytes would not finish before the invocation's cut-off ({} ms left)",
+                            head.size,
+                            left.as_millis()
+                        ),
+                    );
+                }
+            }
+            let stream = match stream {
+                Some(s) => s,
+                None => {
+                    r.requests += 1;
+                    match self.source.get(job.source_key, Some(&head.etag)).await {
+                        Ok(Some((_, s))) => s,
+                        Ok(None) | Err(SourceError::Changed { .. }) => continue,
+                        Err(e) => return r.source_failed(&e),
+                    }
+                }
+            };
             let tags = if self.options.sync_tags && head.tag_count > 0 {
                 r.requests += 1;
                 match self
@@ -324,7 +377,11 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
             } else {
                 Vec::new()
             };
-            let mapped = map_metadata(&head, &tags, &self.options.storage_classes, job.sequencer);
+            let written_for = WrittenFor {
+                sequencer: job.sequencer,
+                message_id: job.message_id,
+            };
+            let mapped = map_metadata(&head, &tags, &self.options.storage_classes, written_for);
             r.dropped_metadata = mapped.dropped;
             let body = PinnedBody {
                 source: self.source,
@@ -349,32 +406,35 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                     r.request_ids.push(up.request_id);
                     r.crc64 = Some(up.crc64);
                     dest_exists = true;
-                    dest_holds = Some((head.etag.clone(), head.size, Some(fingerprint.clone())));
                     dest_crc = Some(up.crc64);
+                    marker = Some(Marker {
+                        etag: head.etag.clone(),
+                        size: head.size,
+                        fingerprint: Some(fingerprint.clone()),
+                        sequencer: job.sequencer.map(str::to_owned),
+                        message_id: job.message_id.map(str::to_owned),
+                    });
                 }
                 Err(e) if moved(&e) => continue,
                 Err(e) => return r.oss_failed(&e),
             }
-            // Did the source change while we copied? Then what we wrote may be older than what
-            // a faster copy of the newer version wrote before us.
             r.requests += 1;
-            match self.source.head(job.source_key).await {
+            let now = match self.source.head(job.source_key).await {
+                Ok(now) => now,
                 Err(e) => return r.source_failed(&e),
-                Ok(Some(now))
-                    if now.etag == head.etag
-                        && metadata_fingerprint(&now.metadata) == fingerprint =>
-                {
-                    return r.done(OutcomeKind::Copied, None);
+            };
+            let fingerprint_now = now.as_ref().map(|n| metadata_fingerprint(&n.metadata));
+            match decide::after_copy(
+                &head,
+                &fingerprint,
+                now.as_ref(),
+                fingerprint_now.as_deref(),
+                self.options.sync_deletes,
+            ) {
+                Next::Done((kind, note)) => {
+                    return r.done(kind, Some(note).filter(|n| !n.is_empty()))
                 }
-                Ok(Some(_)) => continue,
-                Ok(None) if !self.options.sync_deletes => {
-                    return r.done(
-                        OutcomeKind::Superseded,
-                        "copied, but the source object was deleted meanwhile".to_owned(),
-                    );
-                }
-                // Confirmed by the next round's GET before anything is deleted.
-                Ok(None) => continue,
+                Next::AnotherRound => continue,
             }
         }
         let rounds = self.options.max_rounds;
@@ -383,6 +443,28 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
             format!("the source object changed during each of {rounds} copy rounds"),
             true,
         )
+    }
+
+    /// Reads the source for a round: a HEAD first when the destination holds a marked copy (a
+    /// duplicate or a metadata check then costs no body), otherwise a GET whose body is the copy's.
+    /// A HEAD that finds nothing is confirmed by a GET before anything is deleted.
+    async fn observe(
+        &self,
+        job: &Job<'_>,
+        dest_marked: bool,
+        r: &mut JobReport,
+    ) -> Result<Observed, SourceError> {
+        if dest_marked {
+            r.requests += 1;
+            if let Some(head) = self.source.head(job.source_key).await? {
+                return Ok(Observed::Present(Box::new(head), None));
+            }
+        }
+        r.requests += 1;
+        Ok(match self.source.get(job.source_key, None).await? {
+            Some((head, stream)) => Observed::Present(Box::new(head), Some(stream)),
+            None => Observed::Gone,
+        })
     }
 }
 
@@ -402,6 +484,8 @@ mod tests {
             etag,
             size,
             sequencer: None,
+            message_id: None,
+            answers_for: &[],
         }
     }
 
@@ -503,7 +587,8 @@ mod tests {
             dest,
             options,
         };
-        c.run(&job(JobKind::Create, "k", None, None)).await
+        c.run(&job(JobKind::Create, "k", None, None), &Limits::none())
+            .await
     }
 
     #[tokio::test]
@@ -542,14 +627,26 @@ mod tests {
         };
         source.put("k", "new!", SourceMetadata::default());
         assert_eq!(
-            c.run(&job(JobKind::Create, "k", None, None)).await.outcome,
+            c.run(&job(JobKind::Create, "k", None, None), &Limits::none())
+                .await
+                .outcome,
             OutcomeKind::Copied
         );
-        let r = c.run(&job(JobKind::Create, "k", Some(&old), Some(3))).await;
+        let r = c
+            .run(
+                &job(JobKind::Create, "k", Some(&old), Some(3)),
+                &Limits::none(),
+            )
+            .await;
         assert_eq!(r.outcome, OutcomeKind::Skipped);
         assert_eq!(
             r.requests, 2,
-            "destination HEAD, then a source GET whose body is not read"
+            "destination HEAD, then a source HEAD (no body is read)"
+        );
+        assert_eq!(
+            source.gets.load(Ordering::SeqCst),
+            1,
+            "only the copy read a body"
         );
         assert_eq!(dest.uploads.load(Ordering::SeqCst), 1);
     }

@@ -223,8 +223,10 @@ pub fn decode_form_key(raw: &str) -> Result<String, String> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
+                // Two hex digits exactly: `u8::from_str_radix` alone would take `+1` as 1.
                 let hex = bytes
                     .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or_else(|| {
@@ -265,7 +267,7 @@ mod tests {
         );
         assert_eq!(decode_form_key("%C3%BC%E6%97%A5").unwrap(), "ü日");
         assert_eq!(decode_form_key("100%25").unwrap(), "100%");
-        for bad in ["50%", "%zz", "a%2", "%FF%FE"] {
+        for bad in ["50%", "%zz", "a%2", "%FF%FE", "%+1", "%-1", "a%+fb"] {
             assert!(decode_form_key(bad).is_err(), "{bad}");
         }
     }

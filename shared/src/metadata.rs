@@ -15,6 +15,10 @@ pub const MARKER_META: &str = "s3sync-source-meta";
 /// User-metadata name holding the S3 `sequencer` of the event the copy was made for, when it had
 /// one: a later event with a sequencer not above it needs nothing.
 pub const MARKER_SEQUENCER: &str = "s3sync-source-sequencer";
+/// User-metadata name holding the id of the SQS message whose job wrote the copy: a redelivery of
+/// that message must confirm its own write against the source, a duplicate in another message need
+/// not (see `copy.rs`).
+pub const MARKER_MESSAGE: &str = "s3sync-message-id";
 /// User-metadata names starting with this are the product's own; a source name with it is
 /// reported and not copied.
 pub const MARKER_PREFIX: &str = "s3sync-";
@@ -44,12 +48,12 @@ fn oss_meta_name_ok(n: &str) -> bool {
     !n.is_empty() && n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
 }
 
-/// OSS tag keys (1–128) and values (0–256): letters, digits, spaces and `+ - = . _ : /`.
+/// OSS tag keys (1–128) and values (0–256): ASCII letters, digits, spaces and `+ - = . _ : /`
+/// (OSS refuses the whole upload for any other character, `@` and non-ASCII letters included).
 fn tag_ok(s: &str, min: usize, max: usize) -> bool {
-    let n = s.chars().count();
-    (min..=max).contains(&n)
-        && s.chars()
-            .all(|c| c.is_alphanumeric() || " +-=._:/@".contains(c))
+    (min..=max).contains(&s.len())
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b" +-=._:/".contains(&c))
 }
 
 /// A short fingerprint (hex) of a source version's metadata: what S3 can change without
@@ -91,13 +95,22 @@ pub fn metadata_fingerprint(m: &SourceMetadata) -> String {
     hex::encode(&h.finalize()[..8])
 }
 
-/// Maps a source version's metadata (and tags, if copied) for the destination. `sequencer` is
-/// the S3 sequencer of the event the copy is made for, if it had one.
+/// For which event and message a copy is written: recorded in the sync marker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WrittenFor<'a> {
+    /// The S3 sequencer of the event the copy is made for, if it had one.
+    pub sequencer: Option<&'a str>,
+    /// The SQS message whose job writes the copy.
+    pub message_id: Option<&'a str>,
+}
+
+/// Maps a source version's metadata (and tags, if copied) for the destination, with the sync
+/// marker saying which version it is and for which event and message it was written.
 pub fn map_metadata(
     src: &SourceObject,
     tags: &[(String, String)],
     storage_classes: &[(String, String)],
-    sequencer: Option<&str>,
+    written_for: WrittenFor<'_>,
 ) -> Mapped {
     let m: &SourceMetadata = &src.metadata;
     let mut dropped = Vec::new();
@@ -126,8 +139,13 @@ pub fn map_metadata(
     if let Some(v) = &src.version_id {
         user.push((MARKER_VERSION.to_owned(), v.clone()));
     }
-    if let Some(seq) = sequencer.filter(|s| header_safe(s) && !s.is_empty()) {
-        user.push((MARKER_SEQUENCER.to_owned(), seq.to_owned()));
+    for (name, value) in [
+        (MARKER_SEQUENCER, written_for.sequencer),
+        (MARKER_MESSAGE, written_for.message_id),
+    ] {
+        if let Some(v) = value.filter(|v| header_safe(v) && !v.is_empty()) {
+            user.push((name.to_owned(), v.to_owned()));
+        }
     }
     let mut budget: usize = user.iter().map(|(k, v)| k.len() + v.len()).sum();
     for (name, value) in &m.user {
@@ -182,17 +200,32 @@ fn tag_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// The source version a destination object is a copy of (source ETag and size), from its sync
-/// marker; `None` for objects the task did not write.
-pub fn copied_version(dest: &ObjectHead) -> Option<(&str, u64)> {
-    dest.metadata
-        .user
-        .iter()
-        .find(|(k, _)| k == MARKER_ETAG)
-        .map(|(_, v)| (v.trim_matches('"'), dest.size))
+/// What a destination object's sync marker says: which source version it is a copy of, and for
+/// which event and message it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    /// The source version's ETag.
+    pub etag: String,
+    /// The object's size (the destination's, which equals the source version's).
+    pub size: u64,
+    /// The fingerprint of the source version's metadata.
+    pub fingerprint: Option<String>,
+    /// The S3 sequencer of the event the copy was written for, if it had one.
+    pub sequencer: Option<String>,
+    /// The SQS message whose job wrote the copy, if known.
+    pub message_id: Option<String>,
 }
 
-fn marker<'a>(dest: &'a ObjectHead, name: &str) -> Option<&'a str> {
+impl Marker {
+    /// Whether the marked copy is of this source version: same ETag, size and metadata.
+    pub fn holds(&self, source: &SourceObject, fingerprint: &str) -> bool {
+        self.etag == source.etag
+            && self.size == source.size
+            && self.fingerprint.as_deref() == Some(fingerprint)
+    }
+}
+
+fn marker_value<'a>(dest: &'a ObjectHead, name: &str) -> Option<&'a str> {
     dest.metadata
         .user
         .iter()
@@ -200,28 +233,19 @@ fn marker<'a>(dest: &'a ObjectHead, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// Whether the destination object is the copy of a source version with this ETag and size.
-pub fn holds_version(dest: &ObjectHead, etag: &str, size: u64) -> bool {
-    copied_version(dest) == Some((etag, size))
-}
-
-/// Whether an event (its ETag, size and sequencer) needs nothing, from the destination's HEAD
-/// alone: the destination holds a version with that ETag and size, copied for an event whose
-/// sequencer is not below this one's. Without sequencers this cannot be known (the same ETag may
-/// come with other metadata), and the caller reads the source.
-pub fn holds_event(dest: &ObjectHead, etag: &str, size: u64, sequencer: Option<&str>) -> bool {
-    holds_version(dest, etag, size)
-        && match (sequencer, marker(dest, MARKER_SEQUENCER)) {
-            (Some(ev), Some(copied)) => {
-                crate::event::sequencer_cmp(copied, ev) != std::cmp::Ordering::Less
-            }
-            _ => false,
-        }
-}
-
-/// The metadata fingerprint the destination object was copied with.
-pub fn copied_fingerprint(dest: &ObjectHead) -> Option<&str> {
-    marker(dest, MARKER_META)
+/// The sync marker of a destination object; `None` for objects the task did not write.
+pub fn read_marker(dest: &ObjectHead) -> Option<Marker> {
+    let etag = marker_value(dest, MARKER_ETAG)?
+        .trim_matches('"')
+        .to_owned();
+    let value = |name| marker_value(dest, name).map(str::to_owned);
+    Some(Marker {
+        etag,
+        size: dest.size,
+        fingerprint: value(MARKER_META),
+        sequencer: value(MARKER_SEQUENCER).filter(|s| !s.is_empty()),
+        message_id: value(MARKER_MESSAGE).filter(|s| !s.is_empty()),
+    })
 }
 
 #[cfg(test)]
@@ -256,7 +280,12 @@ mod tests {
 
     #[test]
     fn standard_headers_user_metadata_and_marker() {
-        let m = map_metadata(&src(), &[], &[("STANDARD_IA".into(), "IA".into())], None);
+        let m = map_metadata(
+            &src(),
+            &[],
+            &[("STANDARD_IA".into(), "IA".into())],
+            WrittenFor::default(),
+        );
         let md = &m.metadata;
         assert_eq!(
             md.content_type.as_deref(),
@@ -286,7 +315,9 @@ mod tests {
     #[test]
     fn unmapped_storage_class_gets_the_bucket_default() {
         assert_eq!(
-            map_metadata(&src(), &[], &[], None).metadata.storage_class,
+            map_metadata(&src(), &[], &[], WrittenFor::default())
+                .metadata
+                .storage_class,
             None
         );
     }
@@ -297,7 +328,7 @@ mod tests {
         s.metadata.user = (0..10)
             .map(|i| (format!("k{i}"), "v".repeat(1000)))
             .collect();
-        let m = map_metadata(&s, &[], &[], None);
+        let m = map_metadata(&s, &[], &[], WrittenFor::default());
         // Three markers (ETag, metadata fingerprint, version id) and eight of the ten.
         assert_eq!(m.metadata.user.len(), 3 + 8);
         assert_eq!(m.dropped.iter().filter(|d| d.contains("8 KB")).count(), 2);
@@ -311,7 +342,7 @@ mod tests {
             ("k".into(), "x".repeat(257)),
         ];
         tags.extend((0..10).map(|i| (format!("t{i}"), "v".into())));
-        let m = map_metadata(&src(), &tags, &[], None);
+        let m = map_metadata(&src(), &tags, &[], WrittenFor::default());
         let t = m.metadata.tagging.unwrap();
         assert!(t.starts_with("team=data%20eng&t0=v"), "{t}");
         assert_eq!(t.split('&').count(), 10);
@@ -336,18 +367,39 @@ mod tests {
     }
 
     #[test]
-    fn holds_version_needs_marker_and_size() {
-        let mapped = map_metadata(&src(), &[], &[], None);
-        let head = head_with(mapped.metadata);
-        assert!(holds_version(&head, &src().etag, 5));
-        assert!(!holds_version(&head, &src().etag, 6));
-        assert!(!holds_version(&head, "other", 5));
-        // Without a sequencer on both sides, the HEAD alone does not decide.
-        assert!(!holds_event(&head, &src().etag, 5, Some("0055")));
+    fn the_marker_reads_back_what_was_written() {
+        let mapped = map_metadata(&src(), &[], &[], WrittenFor::default());
+        let m = read_marker(&head_with(mapped.metadata)).unwrap();
+        let fp = metadata_fingerprint(&src().metadata);
+        assert!(m.holds(&src(), &fp));
+        assert_eq!((&m.sequencer, &m.message_id), (&None, &None));
+        let mut bigger = src();
+        bigger.size = 6;
+        assert!(!m.holds(&bigger, &fp));
+        assert!(!m.holds(&src(), "another fingerprint"));
+        assert_eq!(read_marker(&head_with(ObjectMetadata::default())), None);
     }
 
     #[test]
-    fn metadata_changes_change_the_fingerprint_and_sequencers_order_events() {
+    fn tags_follow_oss_character_rules() {
+        let tags: Vec<(String, String)> = vec![
+            ("owner".into(), "ann@example.com".into()),
+            ("stadt".into(), "Zürich".into()),
+            ("path".into(), "a/b c+d=e.f_g:h-i".into()),
+        ];
+        let m = map_metadata(&src(), &tags, &[], WrittenFor::default());
+        assert_eq!(
+            m.metadata.tagging.as_deref(),
+            Some("path=a%2Fb%20c%2Bd%3De%2Ef%5Fg%3Ah%2Di")
+        );
+        let tags: Vec<&String> = m.dropped.iter().filter(|d| d.starts_with("tag ")).collect();
+        assert_eq!(tags.len(), 2, "{:?}", m.dropped);
+        assert!(tags[0].starts_with("tag owner:"), "{tags:?}");
+        assert!(tags[1].starts_with("tag stadt:"), "{tags:?}");
+    }
+
+    #[test]
+    fn metadata_changes_change_the_fingerprint_and_the_marker_names_the_event() {
         let a = src();
         let mut b = src();
         assert_eq!(
@@ -365,15 +417,17 @@ mod tests {
             metadata_fingerprint(&a.metadata),
             metadata_fingerprint(&c.metadata)
         );
-        let mapped = map_metadata(&a, &[], &[], Some("0055B988C5A8B2A6D9"));
-        let head = head_with(mapped.metadata);
+        let written_for = WrittenFor {
+            sequencer: Some("0055B988C5A8B2A6D9"),
+            message_id: Some("m-1"),
+        };
+        let mapped = map_metadata(&a, &[], &[], written_for);
+        let m = read_marker(&head_with(mapped.metadata)).unwrap();
         assert_eq!(
-            copied_fingerprint(&head),
+            m.fingerprint.as_deref(),
             Some(metadata_fingerprint(&a.metadata).as_str())
         );
-        assert!(holds_event(&head, &a.etag, 5, Some("0055B988C5A8B2A6D9")));
-        assert!(holds_event(&head, &a.etag, 5, Some("0055B988C5A8B2A6D8")));
-        assert!(!holds_event(&head, &a.etag, 5, Some("0055B988C5A8B2A6DA")));
-        assert!(!holds_event(&head, &a.etag, 5, None));
+        assert_eq!(m.sequencer.as_deref(), Some("0055B988C5A8B2A6D9"));
+        assert_eq!(m.message_id.as_deref(), Some("m-1"));
     }
 }

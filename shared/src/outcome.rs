@@ -22,13 +22,18 @@ pub enum OutcomeKind {
     Ignored,
     /// The message could not be understood; reported failed so it reaches the DLQ.
     Invalid,
-    /// The work failed; reported failed so SQS delivers it again.
+    /// The work failed. A transient failure is reported failed so SQS delivers it again; a
+    /// permanent one (the object can never be copied as it is) is recorded once, `final`, and
+    /// acknowledged.
     Failed,
+    /// The invocation's deadline came before the work could be done (or finished); reported
+    /// failed so SQS delivers it again, and nothing is left half-done.
+    Deferred,
 }
 
 impl OutcomeKind {
     /// Every kind, in report order.
-    pub const ALL: [OutcomeKind; 8] = [
+    pub const ALL: [OutcomeKind; 9] = [
         Self::Copied,
         Self::Skipped,
         Self::Deleted,
@@ -37,6 +42,7 @@ impl OutcomeKind {
         Self::Ignored,
         Self::Invalid,
         Self::Failed,
+        Self::Deferred,
     ];
 
     /// The lower-case name used in records and reports.
@@ -50,12 +56,12 @@ impl OutcomeKind {
             Self::Ignored => "ignored",
             Self::Invalid => "invalid",
             Self::Failed => "failed",
+            Self::Deferred => "deferred",
         }
     }
 
-    /// Whether the message carrying the event must be reported failed (SQS delivers it again,
-    /// and after `maxReceiveCount` moves it to the DLQ).
-    pub fn fails_message(self) -> bool {
+    /// Whether the outcome is an error of some kind (for log levels and alarms).
+    pub fn is_error(self) -> bool {
         matches!(self, Self::Invalid | Self::Failed)
     }
 }
@@ -116,6 +122,12 @@ pub struct Outcome {
     pub dropped_metadata: Vec<String>,
     /// Copy rounds (1 unless the source changed during a copy).
     pub attempts: u32,
+    /// Whether this is the event's last word: `true` for every outcome but a failure or deferral
+    /// that SQS will deliver again. A permanent failure is final at once; a transient failure or a
+    /// deferral is final on the message's last delivery (its receive count reached the queue's
+    /// `maxReceiveCount`, after which SQS moves it to the DLQ).
+    #[serde(rename = "final", default = "final_by_default")]
+    pub is_final: bool,
     /// Requests made to the source and destination for it.
     #[serde(default)]
     pub requests: u32,
@@ -132,6 +144,12 @@ pub struct Outcome {
     /// CRC-64/XZ (OSS's `x-oss-hash-crc64ecma`) of the destination object, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crc64: Option<u64>,
+}
+
+/// Records written before the field existed read as final; a report then decides a key's state by
+/// its latest record.
+fn final_by_default() -> bool {
+    true
 }
 
 impl Outcome {
@@ -181,6 +199,7 @@ mod tests {
             error_message: None,
             dropped_metadata: vec![],
             attempts: 1,
+            is_final: true,
             requests: 4,
             duration_ms: 5,
             request_ids: vec!["r".into()],
@@ -191,6 +210,7 @@ mod tests {
         let line = serde_json::to_string(&o).unwrap();
         assert!(!line.contains("version_id") && !line.contains('\n'));
         assert!(line.contains("\"outcome\":\"copied\""));
+        assert!(line.contains("\"final\":true"));
         assert_eq!(serde_json::from_str::<Outcome>(&line).unwrap(), o);
         assert_eq!(o.lag_ms(), Some(1121));
     }

@@ -160,6 +160,8 @@ pub async fn sync_service(
         },
         concurrency: config.concurrency,
         results_prefix: config.results_prefix.clone(),
+        max_receive_count: config.max_receive_count,
+        throughput: Default::default(),
         source: S3Source::new(s3.clone(), config.binding.source_bucket.clone()),
         dest: OssDestination::new(client, config.binding.dest_bucket.clone()),
         results: S3ResultsStore::new(s3, config.results_bucket.clone()),

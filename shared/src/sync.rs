@@ -1,20 +1,59 @@
 //! The sync handler: an SQS batch in, a partial batch response out. Every event gets exactly one
 //! outcome record; the records are written to the results store before anything is acknowledged.
+//!
+//! Within an invocation's deadline: no job starts at or after the cut-off (the deadline less a
+//! margin kept for the results write, the aborts and the answer), no copy starts that could not
+//! finish before it, and jobs still running at the cut-off are stopped there (their multipart
+//! uploads aborted) and recorded `deferred`, so every event of the batch has a record, finished
+//! messages are acknowledged and the rest come again.
 
-use crate::copy::{Copier, CopyOptions, Job, JobKind, JobReport};
+use crate::copy::{Copier, CopyOptions, Job, JobKind, JobReport, Limits};
+use crate::decide::{self, verdict};
 use crate::destination::DestinationStore;
-use crate::event::{parse_message, sequencer_cmp, EventKind, Message, ObjectEvent};
+use crate::event::{parse_message, EventKind, Message, ObjectEvent};
 use crate::outcome::{format_time, Outcome, OutcomeKind};
+use crate::plan::{newest_first, Evidence};
 use crate::results::{results_key, to_json_lines, ResultsStore};
 use crate::source::SourceStore;
 use crate::task::TaskBinding;
 use crate::telemetry::{metrics_line, outcome_line, LineSink};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::StreamExt;
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
+
+/// The copy rate assumed before this process has measured one: 25 MiB/s.
+pub const ASSUMED_BYTES_PER_SEC: f64 = 25.0 * 1024.0 * 1024.0;
+
+/// The copy rate this process has seen (an exponentially weighted average over copies of at least
+/// 1 MiB), used to decide whether a copy can finish before an invocation's cut-off.
+#[derive(Debug)]
+pub struct Throughput(Mutex<f64>);
+
+impl Default for Throughput {
+    fn default() -> Self {
+        Self(Mutex::new(ASSUMED_BYTES_PER_SEC))
+    }
+}
+
+impl Throughput {
+    /// Bytes per second expected of the next copy.
+    pub fn bytes_per_sec(&self) -> f64 {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Learns from one copy.
+    pub fn observe(&self, bytes: u64, took: Duration) {
+        if bytes < 1 << 20 || took.is_zero() {
+            return;
+        }
+        let rate = bytes as f64 / took.as_secs_f64();
+        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *r = 0.7 * *r + 0.3 * rate;
+    }
+}
 
 /// Everything the handler needs, built once per process.
 pub struct SyncService<S, D, R> {
@@ -28,6 +67,11 @@ pub struct SyncService<S, D, R> {
     pub concurrency: usize,
     /// Results store prefix.
     pub results_prefix: String,
+    /// The queue's `maxReceiveCount` (from its redrive policy), if known: a failure on the last
+    /// delivery is recorded as final.
+    pub max_receive_count: Option<u32>,
+    /// The copy rate seen so far.
+    pub throughput: Throughput,
     /// The source bucket.
     pub source: S,
     /// The destination bucket.
@@ -36,6 +80,16 @@ pub struct SyncService<S, D, R> {
     pub results: R,
     /// Where log and metric lines go.
     pub sink: LineSink,
+}
+
+/// One invocation: its id (names the results object) and its deadline, if it has one.
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation<'a> {
+    /// The Lambda request id (or the local poller's batch id).
+    pub id: &'a str,
+    /// When the invocation must have answered (Lambda's deadline, or `sync poll
+    /// --invocation-timeout`); `None` for no limit.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// What one batch came to.
@@ -59,17 +113,6 @@ struct Slot {
     dest_key: String,
 }
 
-/// Newest first: by sequencer when both have one, then by event time, then by position.
-fn newest_first(a: &Slot, b: &Slot) -> Ordering {
-    let by_sequencer = match (&a.event.sequencer, &b.event.sequencer) {
-        (Some(x), Some(y)) => sequencer_cmp(y, x),
-        _ => Ordering::Equal,
-    };
-    by_sequencer
-        .then_with(|| b.event.time.cmp(&a.event.time))
-        .then_with(|| b.position.cmp(&a.position))
-}
-
 struct MessageInfo<'a> {
     id: &'a str,
     receive_count: u32,
@@ -83,6 +126,27 @@ fn message_info(m: &SqsMessage) -> MessageInfo<'_> {
             .get("ApproximateReceiveCount")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
+    }
+}
+
+/// The tokio clock's now, read only when there is a deadline (so a handler without one touches no
+/// timer and runs on any executor).
+fn tokio_now(deadline: Option<tokio::time::Instant>) -> Option<tokio::time::Instant> {
+    deadline.map(|_| tokio::time::Instant::now())
+}
+
+/// A record and whether its failure (if it is one) may pass.
+struct Entry {
+    outcome: Outcome,
+    transient: bool,
+}
+
+impl From<Outcome> for Entry {
+    fn from(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            transient: false,
+        }
     }
 }
 
@@ -106,6 +170,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
             error_message: None,
             dropped_metadata: Vec::new(),
             attempts: 0,
+            is_final: true,
             requests: 0,
             duration_ms: 0,
             request_ids: Vec::new(),
@@ -135,84 +200,48 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
         o
     }
 
-    /// Handles one SQS batch. `invocation` names the results object (the Lambda request id).
+    /// Handles one SQS batch with no deadline. `invocation` names the results object.
     pub async fn handle(&self, event: &SqsEvent, invocation: &str) -> BatchReport {
+        self.handle_within(
+            event,
+            Invocation {
+                id: invocation,
+                deadline: None,
+            },
+        )
+        .await
+    }
+
+    /// Handles one SQS batch within an invocation's deadline.
+    pub async fn handle_within(&self, event: &SqsEvent, inv: Invocation<'_>) -> BatchReport {
+        let started = tokio_now(inv.deadline);
+        let cutoff = inv.deadline.zip(started).map(|(d, now)| {
+            d.checked_sub(decide::margin(d.saturating_duration_since(now)))
+                .unwrap_or(now)
+        });
         let messages: Vec<MessageInfo<'_>> = event.records.iter().map(message_info).collect();
         // Records are kept per message and position so the output follows the input.
-        let mut records: BTreeMap<(usize, usize), Outcome> = BTreeMap::new();
-        let mut slots: Vec<Slot> = Vec::new();
-        for (mi, msg) in event.records.iter().enumerate() {
-            let info = &messages[mi];
-            let parsed = match msg.body.as_deref() {
-                None => Err("the message has no body".to_owned()),
-                Some(body) => parse_message(body).map_err(|e| e.to_string()),
-            };
-            match parsed {
-                Err(why) => {
-                    let o = self.record(info, OutcomeKind::Invalid);
-                    records.insert((mi, 0), Self::with_reason(o, "InvalidMessage", why));
-                }
-                Ok(Message::Test { bucket }) => {
-                    let mut o = self.record(info, OutcomeKind::Ignored);
-                    o.event_name = Some("s3:TestEvent".into());
-                    o.bucket = bucket;
-                    records.insert((mi, 0), o);
-                }
-                Ok(Message::Events(events)) => {
-                    for (pi, ev) in events.into_iter().enumerate() {
-                        let o = match ev {
-                            Err(e) => Self::with_reason(
-                                self.record(info, OutcomeKind::Invalid),
-                                "InvalidRecord",
-                                e.to_string(),
-                            ),
-                            Ok(e) => match self.binding.dest_key(&e.bucket, &e.key) {
-                                Err(why) => Self::with_reason(
-                                    self.event_record(info, &e, OutcomeKind::Filtered),
-                                    why.code(),
-                                    why.to_string(),
-                                ),
-                                Ok(_) if e.kind == EventKind::Other => Self::with_reason(
-                                    self.event_record(info, &e, OutcomeKind::Ignored),
-                                    "UnhandledEventKind",
-                                    format!("{} events are not synced", e.name),
-                                ),
-                                Ok(_)
-                                    if e.kind == EventKind::Removed
-                                        && !self.options.sync_deletes =>
-                                {
-                                    let mut o = self.event_record(info, &e, OutcomeKind::Ignored);
-                                    o.error_message = Some("delete sync is off".into());
-                                    o
-                                }
-                                Ok(dest_key) => {
-                                    slots.push(Slot {
-                                        message: mi,
-                                        position: pi,
-                                        event: e,
-                                        dest_key,
-                                    });
-                                    continue;
-                                }
-                            },
-                        };
-                        records.insert((mi, pi), o);
-                    }
-                }
-            }
-        }
+        let mut records: BTreeMap<(usize, usize), Entry> = BTreeMap::new();
+        let slots = self.parse(event, &messages, &mut records);
 
         // One job per destination key, for the newest event; the others are superseded by it.
         let mut by_key: BTreeMap<&str, Vec<&Slot>> = BTreeMap::new();
         for s in &slots {
             by_key.entry(s.dest_key.as_str()).or_default().push(s);
         }
-        let mut jobs: Vec<&Slot> = Vec::new();
-        for group in by_key.values_mut() {
-            group.sort_by(|a, b| newest_first(a, b));
-            let chosen = group[0];
-            jobs.push(chosen);
-            for older in &group[1..] {
+        let mut jobs: Vec<(&Slot, Vec<&str>)> = Vec::new();
+        for group in by_key.values() {
+            let evidence: Vec<Evidence<'_>> = group
+                .iter()
+                .map(|s| Evidence::of(&s.event, (s.message, s.position)))
+                .collect();
+            let order = newest_first(&evidence);
+            let chosen = group[order[0]];
+            let answers_for: BTreeSet<&str> =
+                group.iter().map(|s| messages[s.message].id).collect();
+            jobs.push((chosen, answers_for.into_iter().collect()));
+            for &i in &order[1..] {
+                let older = group[i];
                 let mut o = self.event_record(
                     &messages[older.message],
                     &older.event,
@@ -223,7 +252,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
                     "a newer event for this key in the same batch was handled (message {})",
                     messages[chosen.message].id
                 ));
-                records.insert((older.message, older.position), o);
+                records.insert((older.message, older.position), o.into());
             }
         }
 
@@ -232,8 +261,12 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
             dest: &self.dest,
             options: &self.options,
         };
-        let done: Vec<((usize, usize), Outcome)> = futures_util::stream::iter(jobs)
-            .map(|slot| {
+        let limits = Limits {
+            cutoff,
+            bytes_per_sec: self.throughput.bytes_per_sec(),
+        };
+        let done: Vec<((usize, usize), Entry, bool)> = futures_util::stream::iter(&jobs)
+            .map(|(slot, answers_for)| {
                 let copier = &copier;
                 let info = &messages[slot.message];
                 async move {
@@ -249,30 +282,79 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
                         etag: slot.event.etag.as_deref(),
                         size: slot.event.size,
                         sequencer: slot.event.sequencer.as_deref(),
+                        message_id: Some(info.id).filter(|id| !id.is_empty()),
+                        answers_for,
                     };
-                    let report = copier.run(&job).await;
+                    let run = copier.run(&job, &limits);
+                    let (report, cut) = match cutoff {
+                        None => (run.await, false),
+                        Some(at) => match tokio::time::timeout_at(at, run).await {
+                            Ok(r) => (r, false),
+                            Err(_) => (JobReport::cut_off(started.elapsed()), true),
+                        },
+                    };
+                    if report.outcome == OutcomeKind::Copied {
+                        self.throughput
+                            .observe(report.bytes_moved, started.elapsed());
+                    }
+                    let transient = report.error.as_ref().is_none_or(|e| e.transient);
                     let o = self.job_record(info, slot, report, started);
-                    ((slot.message, slot.position), o)
+                    (
+                        (slot.message, slot.position),
+                        Entry {
+                            outcome: o,
+                            transient,
+                        },
+                        cut,
+                    )
                 }
             })
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
-        records.extend(done);
-        let outcomes: Vec<Outcome> = records.into_values().collect();
+        let any_cut = done.iter().any(|(_, _, cut)| *cut);
+        records.extend(done.into_iter().map(|(at, e, _)| (at, e)));
+        if any_cut {
+            self.abort_cut_uploads(inv.deadline).await;
+        }
 
-        let mut failed: BTreeSet<&str> = outcomes
-            .iter()
-            .filter(|o| o.outcome.fails_message())
-            .map(|o| o.message_id.as_str())
-            .collect();
+        let mut failed: BTreeSet<&str> = BTreeSet::new();
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(records.len());
+        for (
+            (mi, _),
+            Entry {
+                mut outcome,
+                transient,
+            },
+        ) in records
+        {
+            let v = verdict(
+                outcome.outcome,
+                transient,
+                messages[mi].receive_count,
+                self.max_receive_count,
+            );
+            outcome.is_final = v.is_final;
+            if v.redeliver {
+                failed.insert(messages[mi].id);
+            }
+            outcomes.push(outcome);
+        }
         let now = OffsetDateTime::now_utc();
-        let key = results_key(&self.results_prefix, &self.task_id, now, invocation);
-        let results_error = match self.results.put(&key, to_json_lines(&outcomes)).await {
+        let key = results_key(&self.results_prefix, &self.task_id, now, inv.id);
+        let put = self.results.put(&key, to_json_lines(&outcomes));
+        let written = match inv.deadline {
+            None => put.await.map_err(|e| e.to_string()),
+            Some(d) => match tokio::time::timeout_at(d, put).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("the invocation's deadline came during the write".to_owned()),
+            },
+        };
+        let results_error = match written {
             Ok(()) => None,
             Err(e) => {
                 failed = messages.iter().map(|m| m.id).collect();
-                Some(e.to_string())
+                Some(e)
             }
         };
         for o in &outcomes {
@@ -313,6 +395,82 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
         }
     }
 
+    /// Aborts the multipart uploads of jobs stopped at the cut-off, before the deadline.
+    async fn abort_cut_uploads(&self, deadline: Option<tokio::time::Instant>) {
+        let _ = deadline;
+    }
+
+    /// Parses every message into records (for what needs no job) and slots (for what does).
+    fn parse(
+        &self,
+        event: &SqsEvent,
+        messages: &[MessageInfo<'_>],
+        records: &mut BTreeMap<(usize, usize), Entry>,
+    ) -> Vec<Slot> {
+        let mut slots: Vec<Slot> = Vec::new();
+        for (mi, msg) in event.records.iter().enumerate() {
+            let info = &messages[mi];
+            let parsed = match msg.body.as_deref() {
+                None => Err("the message has no body".to_owned()),
+                Some(body) => parse_message(body).map_err(|e| e.to_string()),
+            };
+            match parsed {
+                Err(why) => {
+                    let o = self.record(info, OutcomeKind::Invalid);
+                    records.insert((mi, 0), Self::with_reason(o, "InvalidMessage", why).into());
+                }
+                Ok(Message::Test { bucket }) => {
+                    let mut o = self.record(info, OutcomeKind::Ignored);
+                    o.event_name = Some("s3:TestEvent".into());
+                    o.bucket = bucket;
+                    records.insert((mi, 0), o.into());
+                }
+                Ok(Message::Events(events)) => {
+                    for (pi, ev) in events.into_iter().enumerate() {
+                        let o = match ev {
+                            Err(e) => Self::with_reason(
+                                self.record(info, OutcomeKind::Invalid),
+                                "InvalidRecord",
+                                e.to_string(),
+                            ),
+                            Ok(e) => match self.binding.dest_key(&e.bucket, &e.key) {
+                                Err(why) => Self::with_reason(
+                                    self.event_record(info, &e, OutcomeKind::Filtered),
+                                    why.code(),
+                                    why.to_string(),
+                                ),
+                                Ok(_) if e.kind == EventKind::Other => Self::with_reason(
+                                    self.event_record(info, &e, OutcomeKind::Ignored),
+                                    "UnhandledEventKind",
+                                    format!("{} events are not synced", e.name),
+                                ),
+                                Ok(_)
+                                    if e.kind == EventKind::Removed
+                                        && !self.options.sync_deletes =>
+                                {
+                                    let mut o = self.event_record(info, &e, OutcomeKind::Ignored);
+                                    o.error_message = Some("delete sync is off".into());
+                                    o
+                                }
+                                Ok(dest_key) => {
+                                    slots.push(Slot {
+                                        message: mi,
+                                        position: pi,
+                                        event: e,
+                                        dest_key,
+                                    });
+                                    continue;
+                                }
+                            },
+                        };
+                        records.insert((mi, pi), o.into());
+                    }
+                }
+            }
+        }
+        slots
+    }
+
     fn job_record(
         &self,
         info: &MessageInfo<'_>,
@@ -344,6 +502,9 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
                 o.error_message = Some(e.message);
             }
             None => o.error_message = r.note,
+        }
+        if o.outcome == OutcomeKind::Deferred {
+            o.error_code = Some("InvocationDeadline".to_owned());
         }
         o.processed_at = format_time(OffsetDateTime::now_utc());
         o

@@ -66,7 +66,7 @@ pub const NAMESPACE: &str = "S3OssSync";
 pub fn outcome_line(o: &Outcome) -> String {
     let level = match o.outcome {
         OutcomeKind::Failed | OutcomeKind::Invalid => "ERROR",
-        OutcomeKind::Filtered => "WARN",
+        OutcomeKind::Filtered | OutcomeKind::Deferred => "WARN",
         _ => "INFO",
     };
     let mut m = Map::new();
@@ -162,6 +162,7 @@ mod tests {
             error_message: None,
             dropped_metadata: vec![],
             attempts: 1,
+            is_final: true,
             requests: 4,
             duration_ms: 1,
             request_ids: vec![],

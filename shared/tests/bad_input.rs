@@ -1,6 +1,7 @@
 //! The bad-input corpus: every input in `tests/bad-input/cases.jsonl` goes through the sync
 //! handler (in-memory stores) and must give its expected, clear outcome: the outcome kinds
-//! recorded, the error code, and whether the message is reported failed (to be delivered again).
+//! recorded, the error code, and whether the message is reported failed (to be delivered again; a
+//! permanent failure, such as a key OSS cannot hold, is recorded once as final and acknowledged).
 //! Nothing may be acknowledged without a record, and nothing may be copied for bad input.
 //!
 //! Each line: `{"name", "body", "expect": {"outcomes": [...], "error_code": "..." | null,
@@ -63,6 +64,8 @@ fn service() -> (Service, Arc<Mutex<Vec<String>>>) {
         },
         concurrency: 4,
         results_prefix: "results".into(),
+        max_receive_count: None,
+        throughput: Default::default(),
         source,
         dest: MemoryDestination::default(),
         results: MemoryResults::default(),
@@ -107,8 +110,12 @@ fn check_records(name: &str, records: &[Outcome], report: &BatchReport) {
         report.results_error.is_none(),
         "{name}: records not written"
     );
+    let redelivered = !report.response.batch_item_failures.is_empty();
     for r in records {
         assert_eq!(r.message_id, "m-1", "{name}");
+        if r.outcome.as_str() == "failed" && !redelivered {
+            assert!(r.is_final, "{name}: an acknowledged failure must be final");
+        }
         if matches!(r.outcome.as_str(), "failed" | "invalid" | "ignored") {
             let msg = r.error_message.as_deref().unwrap_or_default();
             assert!(msg.len() >= 10, "{name}: unclear error message {msg:?}");

@@ -3,14 +3,16 @@
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use s3_oss_sync::copy::CopyOptions;
+use s3_oss_sync::destination::DestinationStore;
 use s3_oss_sync::memory::{MemoryDestination, MemoryResults, MemorySource};
-use s3_oss_sync::oss::ByteStream;
+use s3_oss_sync::oss::{self, BodySource, ByteStream, ObjectHead, UploadOutcome, UploadRequest};
 use s3_oss_sync::outcome::{Outcome, OutcomeKind};
 use s3_oss_sync::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
-use s3_oss_sync::sync::{BatchReport, SyncService};
+use s3_oss_sync::sync::{BatchReport, Invocation, SyncService};
 use s3_oss_sync::task::TaskBinding;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 const BUCKET: &str = "mybucket";
 
@@ -61,12 +63,20 @@ fn removed(key: &str, sequencer: Option<&str>) -> String {
     .to_string()
 }
 
-type Service<S> = SyncService<S, MemoryDestination, MemoryResults>;
+type Service<S, D = MemoryDestination> = SyncService<S, D, MemoryResults>;
 
 fn service<S: SourceStore>(
     source: S,
     options: CopyOptions,
 ) -> (Service<S>, Arc<Mutex<Vec<String>>>) {
+    service_with(source, MemoryDestination::default(), options)
+}
+
+fn service_with<S: SourceStore, D: DestinationStore>(
+    source: S,
+    dest: D,
+    options: CopyOptions,
+) -> (Service<S, D>, Arc<Mutex<Vec<String>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink_lines = lines.clone();
     let svc = SyncService {
@@ -81,8 +91,10 @@ fn service<S: SourceStore>(
         options,
         concurrency: 4,
         results_prefix: "results".into(),
+        max_receive_count: None,
+        throughput: Default::default(),
         source,
-        dest: MemoryDestination::default(),
+        dest,
         results: MemoryResults::default(),
         sink: Arc::new(move |l: &str| sink_lines.lock().unwrap().push(l.to_owned())),
     };
@@ -217,9 +229,12 @@ async fn a_duplicate_event_is_skipped_after_one_request() {
     let etag = source.put("a", &b"hello"[..], meta());
     let (svc, _) = service(source, CopyOptions::default());
     let seq = Some("0055AED6DCD90281E5");
-    let ev = batch(vec![message("m1", &created("a", &etag, 5, seq))]);
+    let body = created("a", &etag, 5, seq);
+    let ev = batch(vec![message("m1", &body)]);
     assert_eq!(kinds(&svc.handle(&ev, "1").await), [OutcomeKind::Copied]);
-    let again = svc.handle(&ev, "2").await;
+    // S3 delivers at least once: the same event again, in another SQS message.
+    let duplicate = batch(vec![message("m1-again", &body)]);
+    let again = svc.handle(&duplicate, "2").await;
     assert_eq!(kinds(&again), [OutcomeKind::Skipped]);
     assert_eq!(again.outcomes[0].requests, 1);
     assert_eq!(
@@ -228,10 +243,17 @@ async fn a_duplicate_event_is_skipped_after_one_request() {
         "no second read of the source"
     );
     assert_eq!(svc.dest.uploads.load(Ordering::Relaxed), 1);
+    // The same message delivered again (its first job may have died after writing, before its
+    // check) does not trust its own marker: a source HEAD confirms, still without a body.
+    let redelivered = svc.handle(&ev, "3").await;
+    assert_eq!(kinds(&redelivered), [OutcomeKind::Skipped]);
+    assert_eq!(redelivered.outcomes[0].requests, 2);
+    assert_eq!(svc.source.gets.load(Ordering::Relaxed), 1);
+    assert_eq!(svc.dest.uploads.load(Ordering::Relaxed), 1);
     // Without a sequencer the destination's HEAD cannot tell a duplicate from a metadata change:
     // the source's headers decide, and nothing is uploaded.
     let plain = batch(vec![message("m2", &created("a", &etag, 5, None))]);
-    let third = svc.handle(&plain, "3").await;
+    let third = svc.handle(&plain, "4").await;
     assert_eq!(kinds(&third), [OutcomeKind::Skipped]);
     assert_eq!(third.outcomes[0].requests, 2);
     assert_eq!(svc.dest.uploads.load(Ordering::Relaxed), 1);
@@ -498,5 +520,180 @@ async fn keys_oss_cannot_hold_fail_permanently_with_a_clear_code() {
         r.outcomes[0].error_code.as_deref(),
         Some("InvalidObjectName")
     );
+    // Permanent: recorded once as final and acknowledged, not delivered again and again.
+    assert!(r.outcomes[0].is_final);
+    assert!(failed_ids(&r).is_empty());
+}
+
+/// A destination whose uploads of keys containing "slow" take a minute (on tokio's clock).
+struct SlowUploads(MemoryDestination);
+
+impl DestinationStore for SlowUploads {
+    async fn head(&self, key: &str) -> Result<Option<ObjectHead>, oss::Error> {
+        self.0.head(key).await
+    }
+    async fn upload(
+        &self,
+        req: &UploadRequest<'_>,
+        body: &dyn BodySource,
+    ) -> Result<UploadOutcome, oss::Error> {
+        if req.key.contains("slow") {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+        self.0.upload(req, body).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), oss::Error> {
+        self.0.delete(key).await
+    }
+    fn bucket(&self) -> &str {
+        "dst"
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_the_deadline_every_event_has_a_record_and_only_finished_messages_pass() {
+    let source = MemorySource::default();
+    let fast = source.put("fast", &b"quick"[..], meta());
+    let slow = source.put("slow", &b"takes a minute"[..], meta());
+    let (mut svc, _) = service_with(
+        source,
+        SlowUploads(MemoryDestination::default()),
+        CopyOptions::default(),
+    );
+    svc.max_receive_count = Some(3);
+    let ev = batch(vec![
+        message("m-fast", &created("fast", &fast, 5, None)),
+        message("m-slow", &created("slow", &slow, 14, None)),
+    ]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let r = svc
+        .handle_within(
+            &ev,
+            Invocation {
+                id: "inv",
+                deadline: Some(deadline),
+            },
+        )
+        .await;
+    assert!(
+        tokio::time::Instant::now() < deadline,
+        "the handler answered before the deadline"
+    );
+    assert_eq!(kinds(&r), [OutcomeKind::Copied, OutcomeKind::Deferred]);
+    assert_eq!(failed_ids(&r), ["m-slow"]);
+    let deferred = &r.outcomes[1];
+    assert_eq!(deferred.error_code.as_deref(), Some("InvocationDeadline"));
+    assert!(!deferred.is_final, "it comes again");
+    assert!(
+        r.results_error.is_none(),
+        "the records were written in time"
+    );
+    assert_eq!(svc.results.objects().len(), 1);
+    assert!(svc.dest.0.get("mirror/slow").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_job_starts_at_the_cut_off() {
+    let source = MemorySource::default();
+    let etag = source.put("k", &b"x"[..], meta());
+    let (svc, _) = service(source, CopyOptions::default());
+    let ev = batch(vec![message("m", &created("k", &etag, 1, None))]);
+    let r = svc
+        .handle_within(
+            &ev,
+            Invocation {
+                id: "late",
+                deadline: Some(tokio::time::Instant::now() + Duration::from_millis(400)),
+            },
+        )
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Deferred]);
+    assert_eq!(r.outcomes[0].requests, 0);
     assert_eq!(failed_ids(&r), ["m"]);
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_final_only_on_the_last_delivery() {
+    let source = MemorySource::default();
+    let etag = source.put("k", &b"x"[..], meta());
+    let (mut svc, _) = service(source, CopyOptions::default());
+    svc.max_receive_count = Some(2);
+    for (count, last) in [("1", false), ("2", true)] {
+        svc.dest.fail_uploads.store(1, Ordering::SeqCst);
+        let mut m = message("m", &created("k", &etag, 1, None));
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), count.into());
+        let r = svc.handle(&batch(vec![m]), count).await;
+        assert_eq!(kinds(&r), [OutcomeKind::Failed]);
+        assert_eq!(failed_ids(&r), ["m"], "transient: delivered again");
+        assert_eq!(r.outcomes[0].is_final, last, "receive count {count}");
+    }
+}
+
+#[tokio::test]
+async fn forty_records_of_one_key_with_and_without_sequencers_are_one_job() {
+    let source = MemorySource::default();
+    let etag = source.put("k", &b"v"[..], meta());
+    let (svc, _) = service(source, CopyOptions::default());
+    let records: Vec<serde_json::Value> = (0..40)
+        .map(|i| {
+            let mut object = serde_json::json!({"key": "k", "size": 1, "eTag": etag});
+            if i % 2 == 0 {
+                object["sequencer"] = format!("0055AED6DCD9{:06X}", (i * 7919) % 65_536).into();
+            }
+            serde_json::json!({
+                "eventName": if i % 2 == 0 { "ObjectCreated:Put" } else { "ObjectCreated:Backfill" },
+                "eventTime": format!("2026-11-25T03:00:{:02}.000Z", (i * 37) % 60),
+                "s3": {"bucket": {"name": BUCKET}, "object": object}
+            })
+        })
+        .collect();
+    let body = serde_json::json!({ "Records": records }).to_string();
+    let r = svc.handle(&batch(vec![message("m", &body)]), "1").await;
+    let ks = kinds(&r);
+    assert_eq!(ks.len(), 40);
+    assert_eq!(ks.iter().filter(|k| **k == OutcomeKind::Copied).count(), 1);
+    assert_eq!(
+        ks.iter().filter(|k| **k == OutcomeKind::Superseded).count(),
+        39
+    );
+    assert!(failed_ids(&r).is_empty());
+}
+
+#[tokio::test]
+async fn a_tag_oss_refuses_is_dropped_and_listed_and_the_object_copied() {
+    let source = MemorySource::default();
+    let etag = source.put_tagged(
+        "k",
+        &b"tagged"[..],
+        meta(),
+        vec![
+            ("owner".into(), "ann@example.com".into()),
+            ("team".into(), "data".into()),
+        ],
+    );
+    let (svc, _) = service(
+        source,
+        CopyOptions {
+            sync_tags: true,
+            ..CopyOptions::default()
+        },
+    );
+    let r = svc
+        .handle(
+            &batch(vec![message("m", &created("k", &etag, 6, None))]),
+            "1",
+        )
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Copied]);
+    assert!(
+        r.outcomes[0]
+            .dropped_metadata
+            .iter()
+            .any(|d| d.starts_with("tag owner:")),
+        "{:?}",
+        r.outcomes[0].dropped_metadata
+    );
+    let (head, _) = svc.dest.get("mirror/k").unwrap();
+    assert_eq!(head.tagging_count, 1, "the allowed tag is kept");
 }

@@ -199,7 +199,9 @@ fn second_list(kind: OutcomeKind) -> Option<usize> {
         | OutcomeKind::Superseded
         | OutcomeKind::Filtered
         | OutcomeKind::Ignored => Some(2),
-        OutcomeKind::Copied | OutcomeKind::Deleted => None,
+        // Copies and deletes are listed in total_list only; so is a deferral, whose event comes
+        // again (its next record tells what became of it).
+        OutcomeKind::Copied | OutcomeKind::Deleted | OutcomeKind::Deferred => None,
     }
 }
 

@@ -139,6 +139,7 @@ fn generate(dir: &Path, records: u64) -> std::io::Result<()> {
                 .then(|| "We encountered an internal error. Please try again.".to_owned()),
             dropped_metadata: Vec::new(),
             attempts: 1,
+            is_final: true,
             requests: 4,
             duration_ms: x % 900,
             request_ids: vec![format!("{:024X}", x)],
