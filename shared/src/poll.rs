@@ -29,6 +29,9 @@ pub struct PollOptions {
     /// The sync function's event source mapping: when given, nothing is received while it is
     /// disabled, as Lambda delivers nothing then (`ctl pause` / `ctl resume` switch it).
     pub mapping: Option<EventSourceMapping>,
+    /// How long each batch may take, as a Lambda function's timeout does; `None` for the queue's
+    /// visibility timeout ÷ 6 (the ratio AWS recommends between the two).
+    pub invocation_timeout: Option<Duration>,
 }
 
 /// How often the mapping's state is read again.
@@ -115,14 +118,46 @@ fn to_lambda_message(m: &aws_sdk_sqs::types::Message, queue_arn: &str, region: &
     out
 }
 
-/// Polls until told to stop, calling `handler` with each batch.
+/// The queue's `maxReceiveCount`, from its redrive policy; `None` without one.
+pub async fn max_receive_count(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> Result<Option<u32>, PollError> {
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .map_err(|e| PollError {
+            op: "GetQueueAttributes",
+            queue_url: queue_url.to_owned(),
+            detail: error_chain(&e),
+        })?;
+    Ok(attrs
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+        .and_then(|p| redrive_max_receive_count(p)))
+}
+
+/// `maxReceiveCount` from a redrive policy's JSON (a number, or a string as some tools write it).
+fn redrive_max_receive_count(policy: &str) -> Option<u32> {
+    let v: serde_json::Value = serde_json::from_str(policy).ok()?;
+    match v.get("maxReceiveCount")? {
+        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Polls until told to stop, calling `handler` with each batch and the deadline it must meet.
 pub async fn poll<F, Fut>(
     sqs: &aws_sdk_sqs::Client,
     opts: &PollOptions,
     handler: F,
 ) -> Result<PollSummary, PollError>
 where
-    F: Fn(SqsEvent) -> Fut,
+    F: Fn(SqsEvent, tokio::time::Instant) -> Fut,
     Fut: Future<Output = SqsBatchResponse>,
 {
     let err = |op: &'static str, e: &dyn std::error::Error| PollError {
@@ -152,6 +187,10 @@ where
             .unwrap_or(30),
     );
     let region = queue_arn.split(':').nth(3).unwrap_or_default().to_owned();
+    let invocation_timeout = opts
+        .invocation_timeout
+        .unwrap_or(visibility / 6)
+        .max(Duration::from_secs(1));
     let started = Instant::now();
     let mut summary = PollSummary::default();
     // With a mapping to follow, short waits, so a pause takes effect within about two seconds.
@@ -200,7 +239,7 @@ where
                 .map(|m| to_lambda_message(m, &queue_arn, &region))
                 .collect(),
         };
-        let response = handler(event).await;
+        let response = handler(event, tokio::time::Instant::now() + invocation_timeout).await;
         if batch_started.elapsed() > visibility {
             tracing::warn!(
                 elapsed_ms = batch_started.elapsed().as_millis() as u64,
@@ -276,4 +315,19 @@ async fn queue_is_empty(
         .send()
         .await?;
     Ok(a.attributes().is_none_or(|m| m.values().all(|v| v == "0")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redrive_policies_in_both_forms() {
+        let p = r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:1:dlq","maxReceiveCount":5}"#;
+        assert_eq!(redrive_max_receive_count(p), Some(5));
+        let p = r#"{"deadLetterTargetArn":"arn","maxReceiveCount":"7"}"#;
+        assert_eq!(redrive_max_receive_count(p), Some(7));
+        assert_eq!(redrive_max_receive_count("{}"), None);
+        assert_eq!(redrive_max_receive_count("not json"), None);
+    }
 }

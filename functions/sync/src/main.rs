@@ -6,7 +6,8 @@ use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, LambdaEvent};
 use s3_oss_sync::config::SyncConfig;
 use s3_oss_sync::control::mapping::EventSourceMapping;
-use s3_oss_sync::poll::{poll, PollOptions};
+use s3_oss_sync::poll::{max_receive_count, poll, PollOptions};
+use s3_oss_sync::sync::Invocation;
 use s3_oss_sync::{setup, telemetry};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -40,7 +41,19 @@ enum Command {
         /// is disabled (`ctl pause`), as Lambda would.
         #[arg(long)]
         function_name: Option<String>,
+        /// Seconds each batch may take, as the function's timeout in Lambda (default: the queue's
+        /// visibility timeout ÷ 6). Jobs still running near it are stopped and recorded deferred.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=900))]
+        invocation_timeout: Option<u64>,
     },
+}
+
+/// Lambda's deadline (milliseconds since the epoch) on tokio's clock.
+fn lambda_deadline(deadline_ms: u64) -> tokio::time::Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    tokio::time::Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
 #[tokio::main]
@@ -57,8 +70,9 @@ async fn main() -> ExitCode {
     };
     let sdk = setup::aws_config().await;
     let env = |name: &str| std::env::var(name).ok();
-    let service = match setup::sync_service(&config, &sdk, env, telemetry::stdout_sink()).await {
-        Ok(s) => Arc::new(s),
+    let mut service = match setup::sync_service(&config, &sdk, env, telemetry::stdout_sink()).await
+    {
+        Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "start-up failed");
             return ExitCode::from(2);
@@ -71,7 +85,18 @@ async fn main() -> ExitCode {
             until_empty,
             max_seconds,
             function_name,
+            invocation_timeout,
         }) => {
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            if service.max_receive_count.is_none() {
+                match max_receive_count(&sqs, &queue_url).await {
+                    Ok(n) => service.max_receive_count = n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the queue's redrive policy; no failure is recorded as final on its last delivery")
+                    }
+                }
+            }
+            let service = Arc::new(service);
             let mapping = match function_name {
                 None => None,
                 Some(f) => match EventSourceMapping::for_queue(&sdk, &f, &queue_url).await {
@@ -89,13 +114,17 @@ async fn main() -> ExitCode {
                 until_empty,
                 max_duration: max_seconds.map(Duration::from_secs),
                 wait_seconds: if until_empty { 1 } else { 20 },
+                invocation_timeout: invocation_timeout.map(Duration::from_secs),
             };
-            let sqs = aws_sdk_sqs::Client::new(&sdk);
-            let handler = |event: SqsEvent| {
+            let handler = |event: SqsEvent, deadline| {
                 let service = service.clone();
                 async move {
-                    let invocation = format!("poll-{:016x}", rand::random::<u64>());
-                    service.handle(&event, &invocation).await.response
+                    let id = format!("poll-{:016x}", rand::random::<u64>());
+                    let inv = Invocation {
+                        id: &id,
+                        deadline: Some(deadline),
+                    };
+                    service.handle_within(&event, inv).await.response
                 }
             };
             match poll(&sqs, &opts, handler).await {
@@ -114,10 +143,15 @@ async fn main() -> ExitCode {
                 tracing::error!("not inside Lambda (no AWS_LAMBDA_RUNTIME_API); use 'sync poll --queue-url URL' locally");
                 return ExitCode::from(2);
             }
+            let service = Arc::new(service);
             let run = lambda_runtime::run(service_fn(|ev: LambdaEvent<SqsEvent>| {
                 let service = service.clone();
                 async move {
-                    let report = service.handle(&ev.payload, &ev.context.request_id).await;
+                    let inv = Invocation {
+                        id: &ev.context.request_id,
+                        deadline: Some(lambda_deadline(ev.context.deadline)),
+                    };
+                    let report = service.handle_within(&ev.payload, inv).await;
                     Ok::<_, lambda_runtime::Error>(report.response)
                 }
             }));
