@@ -353,12 +353,17 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                     );
                 }
             }
-            let stream = match stream {
-                Some(s) => s,
+            let (head, fingerprint, stream) = match stream {
+                Some(s) => (head, fingerprint, s),
                 None => {
                     r.requests += 1;
                     match self.source.get(job.source_key, Some(&head.etag)).await {
-                        Ok(Some((_, s))) => s,
+                        // The GET's headers are the copy's: the metadata may have changed since
+                        // the HEAD while the ETag did not.
+                        Ok(Some((got, s))) => {
+                            let fingerprint = metadata_fingerprint(&got.metadata);
+                            (got, fingerprint, s)
+                        }
                         Ok(None) | Err(SourceError::Changed { .. }) => continue,
                         Err(e) => return r.source_failed(&e),
                     }

@@ -93,6 +93,7 @@ pub fn metrics_line(
     let mut metrics = vec![
         json!({"Name": "BytesCopied", "Unit": "Bytes"}),
         json!({"Name": "FailedMessages", "Unit": "Count"}),
+        json!({"Name": "FailedFinal", "Unit": "Count"}),
         json!({"Name": "ReplicationLag", "Unit": "Milliseconds"}),
     ];
     let mut doc = Map::new();
@@ -106,6 +107,12 @@ pub fn metrics_line(
     let bytes: u64 = outcomes.iter().map(|o| o.bytes_moved).sum();
     doc.insert("BytesCopied".into(), json!(bytes));
     doc.insert("FailedMessages".into(), json!(failed_messages));
+    // Files that failed for good (permanent, or on their last delivery): what needs a person.
+    let failed_final = outcomes
+        .iter()
+        .filter(|o| o.outcome == OutcomeKind::Failed && o.is_final)
+        .count();
+    doc.insert("FailedFinal".into(), json!(failed_final));
     let mut lags: Vec<i64> = outcomes
         .iter()
         .filter(|o| matches!(o.outcome, OutcomeKind::Copied | OutcomeKind::Deleted))
@@ -183,6 +190,7 @@ mod tests {
         assert_eq!(v["ObjectsCopied"], 2);
         assert_eq!(v["ObjectsSkipped"], 1);
         assert_eq!(v["ObjectsFailed"], 0);
+        assert_eq!(v["FailedFinal"], 0);
         assert_eq!(v["BytesCopied"], 20);
         assert_eq!(v["ReplicationLag"], json!([1500, 1000]));
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
