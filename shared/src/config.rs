@@ -534,6 +534,26 @@ pub struct ReportConfig {
     pub parallel_reads: usize,
     /// An S3 bucket that receives a second copy of every report file (`REPORT_S3_BUCKET`).
     pub report_s3_bucket: Option<String>,
+    /// The task's destination prefix (`DEST_PREFIX`, may be empty): where the upload sweep that
+    /// follows every report run looks.
+    pub dest_prefix: String,
+    /// Hours after which a multipart upload under the destination prefix is stale and aborted by
+    /// that sweep (`UPLOAD_SWEEP_AGE_HOURS`, 1 to 720, default 24).
+    pub upload_sweep_age_hours: u64,
+}
+
+/// `UPLOAD_SWEEP_AGE_HOURS`: whole hours from [`crate::sweep::MIN_AGE_HOURS`] (above the longest
+/// sync invocation) to [`crate::sweep::MAX_AGE_HOURS`], default
+/// [`crate::sweep::DEFAULT_AGE_HOURS`].
+fn upload_sweep_age_hours(get: &impl Fn(&str) -> Option<String>) -> Result<u64, ConfigError> {
+    use crate::sweep::{DEFAULT_AGE_HOURS, MAX_AGE_HOURS, MIN_AGE_HOURS};
+    number(
+        get,
+        "UPLOAD_SWEEP_AGE_HOURS",
+        DEFAULT_AGE_HOURS,
+        MIN_AGE_HOURS,
+        MAX_AGE_HOURS,
+    )
 }
 
 impl ReportConfig {
@@ -588,6 +608,8 @@ impl ReportConfig {
                 .filter(|v| !v.is_empty())
                 .map(|v| bucket("REPORT_S3_BUCKET", &v))
                 .transpose()?,
+            dest_prefix: prefix("DEST_PREFIX", get("DEST_PREFIX"))?,
+            upload_sweep_age_hours: upload_sweep_age_hours(&get)?,
         })
     }
 }
@@ -607,6 +629,12 @@ pub struct ControlConfig {
     /// The sync function (`SYNC_FUNCTION_NAME`): name or ARN; needed by pause, resume and the
     /// delivery line of status.
     pub function_name: Option<String>,
+    /// The OSS bucket (`DEST_BUCKET`); needed by sweep-uploads (with the `OSS_*` variables).
+    pub dest_bucket: Option<String>,
+    /// The task's destination prefix (`DEST_PREFIX`, may be empty): what sweep-uploads sweeps.
+    pub dest_prefix: String,
+    /// sweep-uploads' default age in hours (`UPLOAD_SWEEP_AGE_HOURS`, 1 to 720, default 24).
+    pub upload_sweep_age_hours: u64,
 }
 
 impl ControlConfig {
@@ -633,6 +661,12 @@ impl ControlConfig {
             source_prefix: prefix("SOURCE_PREFIX", get("SOURCE_PREFIX"))?,
             queue_url,
             function_name: get("SYNC_FUNCTION_NAME").filter(|v| !v.is_empty()),
+            dest_bucket: get("DEST_BUCKET")
+                .filter(|v| !v.is_empty())
+                .map(|v| bucket("DEST_BUCKET", &v))
+                .transpose()?,
+            dest_prefix: prefix("DEST_PREFIX", get("DEST_PREFIX"))?,
+            upload_sweep_age_hours: upload_sweep_age_hours(&get)?,
         })
     }
 
@@ -699,6 +733,54 @@ mod control_tests {
         );
         assert_eq!(env(&[("TASK_ID", "")]).unwrap_err().variable, "TASK_ID");
     }
+
+    #[test]
+    fn control_sweep_settings() {
+        let env = |extra: &[(&str, &str)]| {
+            let mut m: std::collections::HashMap<String, String> = [
+                ("TASK_ID", "t1"),
+                ("SOURCE_BUCKET", "src"),
+                ("TASK_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/1/t1"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            for (k, v) in extra {
+                m.insert(k.to_string(), v.to_string());
+            }
+            ControlConfig::from_lookup(move |k| m.get(k).cloned())
+        };
+        let c = env(&[]).unwrap();
+        assert_eq!(
+            (
+                c.dest_bucket.as_deref(),
+                c.dest_prefix.as_str(),
+                c.upload_sweep_age_hours
+            ),
+            (None, "", 24)
+        );
+        let c = env(&[
+            ("DEST_BUCKET", "dst"),
+            ("DEST_PREFIX", "mirror/"),
+            ("UPLOAD_SWEEP_AGE_HOURS", "720"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.dest_bucket.as_deref(),
+                c.dest_prefix.as_str(),
+                c.upload_sweep_age_hours
+            ),
+            (Some("dst"), "mirror/", 720)
+        );
+        for (var, value) in [
+            ("DEST_BUCKET", "Bad_Bucket"),
+            ("DEST_PREFIX", "/x"),
+            ("UPLOAD_SWEEP_AGE_HOURS", "721"),
+        ] {
+            assert_eq!(env(&[(var, value)]).unwrap_err().variable, var);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -742,6 +824,47 @@ mod report_tests {
         assert_eq!(
             env(&[("REPORT_GRACE", "0")]).unwrap_err().variable,
             "REPORT_GRACE"
+        );
+    }
+
+    #[test]
+    fn report_sweep_settings() {
+        let env = |extra: &[(&str, &str)]| {
+            let mut m: std::collections::HashMap<String, String> = [
+                ("TASK_ID", "t1"),
+                ("RESULTS_BUCKET", "results-bucket"),
+                ("DEST_BUCKET", "dst"),
+                ("OSS_REGION", "cn-hangzhou"),
+                ("OSS_ACCESS_KEY_ID", "AK"),
+                ("OSS_ACCESS_KEY_SECRET", "SK"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            for (k, v) in extra {
+                m.insert(k.to_string(), v.to_string());
+            }
+            ReportConfig::from_lookup(move |k| m.get(k).cloned())
+        };
+        let c = env(&[]).unwrap();
+        assert_eq!((c.dest_prefix.as_str(), c.upload_sweep_age_hours), ("", 24));
+        let c = env(&[("DEST_PREFIX", "mirror/"), ("UPLOAD_SWEEP_AGE_HOURS", "1")]).unwrap();
+        assert_eq!(
+            (c.dest_prefix.as_str(), c.upload_sweep_age_hours),
+            ("mirror/", 1)
+        );
+        for bad in ["0", "721", "24h", ""] {
+            assert_eq!(
+                env(&[("UPLOAD_SWEEP_AGE_HOURS", bad)])
+                    .unwrap_err()
+                    .variable,
+                "UPLOAD_SWEEP_AGE_HOURS",
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            env(&[("DEST_PREFIX", "\\x")]).unwrap_err().variable,
+            "DEST_PREFIX"
         );
     }
 }

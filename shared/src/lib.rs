@@ -22,6 +22,7 @@ pub mod results;
 pub mod retry;
 pub mod setup;
 pub mod source;
+pub mod sweep;
 pub mod sync;
 pub mod task;
 pub mod telemetry;

@@ -8,6 +8,9 @@ use crate::oss::signing::Credentials;
 use crate::oss::{Endpoint, OssClient, OssConfig};
 use crate::results::S3ResultsStore;
 use crate::source::{error_chain, S3Source};
+use crate::sweep::{
+    self, OssUploads, SweepError, SweepLimits, SweepOptions, SweepRule, SweepSummary,
+};
 use crate::sync::SyncService;
 use crate::telemetry::LineSink;
 
@@ -237,14 +240,80 @@ pub async fn report_parts(
     })
 }
 
+/// What a report run did: the days reported, and the sweep of stale multipart uploads that
+/// followed.
+#[derive(Debug)]
+pub struct ReportRun {
+    /// The days reported.
+    pub days: Vec<crate::report::build::DayRun>,
+    /// The sweep; its failure never fails the run.
+    pub sweep: Result<SweepSummary, SweepError>,
+}
+
+/// Time kept free before the invocation's deadline when the sweep is bounded.
+const SWEEP_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The sweep that follows every report run: uploads under `DEST_PREFIX` older than
+/// `UPLOAD_SWEEP_AGE_HOURS` are aborted, within the default limits and ending before `deadline`
+/// (the invocation's). The outcome is logged and one metric line goes to `sink`.
+pub async fn sweep_after_report(
+    config: &crate::config::ReportConfig,
+    client: OssClient,
+    now: time::OffsetDateTime,
+    deadline: Option<std::time::SystemTime>,
+    sink: &LineSink,
+) -> Result<SweepSummary, SweepError> {
+    let defaults = SweepLimits::default();
+    let limits = SweepLimits {
+        time_budget: sweep::time_left(
+            defaults.time_budget,
+            deadline,
+            std::time::SystemTime::now(),
+            SWEEP_MARGIN,
+        ),
+        ..defaults
+    };
+    let options = SweepOptions {
+        rule: SweepRule {
+            prefix: config.dest_prefix.clone(),
+            older_than: std::time::Duration::from_secs(config.upload_sweep_age_hours * 3600),
+            now,
+        },
+        dry_run: false,
+        limits,
+    };
+    let store = OssUploads::new(client, config.dest_bucket.clone());
+    let outcome = sweep::sweep_uploads(&store, &options).await;
+    match &outcome {
+        Ok(s) => tracing::info!(
+            listed = s.listed,
+            aborted = s.aborted,
+            failed = s.failed.len(),
+            oldest_age_secs = ?s.oldest_age_secs,
+            stopped = ?s.stopped,
+            "swept stale multipart uploads"
+        ),
+        Err(e) => tracing::warn!(
+            error = %error_chain(e),
+            "the sweep of stale multipart uploads failed; the next report run tries again"
+        ),
+    }
+    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    sink(&sweep::metrics_line(&config.task_id, &outcome, now_ms));
+    outcome
+}
+
 /// The report run as deployed: results from S3, reports to OSS (and an optional S3 copy), as of
-/// `now`. Returns the days reported.
+/// `now`; then, whatever the report's outcome, the sweep of stale multipart uploads
+/// ([`sweep_after_report`], on the real clock), ending before `deadline`.
 pub async fn run_report(
     config: &crate::config::ReportConfig,
     sdk: &aws_config::SdkConfig,
     get: impl Fn(&str) -> Option<String>,
     now: time::OffsetDateTime,
-) -> Result<Vec<crate::report::build::DayRun>, ReportRunError> {
+    deadline: Option<std::time::SystemTime>,
+    sink: &LineSink,
+) -> Result<ReportRun, ReportRunError> {
     use crate::report::build::Reporter;
     use crate::report::stores::WithCopy;
     let ReportParts {
@@ -253,7 +322,8 @@ pub async fn run_report(
         settings,
         s3,
     } = report_parts(config, sdk, get).await?;
-    let days = match &config.report_s3_bucket {
+    let client = oss.client().clone();
+    let report = match &config.report_s3_bucket {
         None => {
             Reporter {
                 settings: &settings,
@@ -261,7 +331,7 @@ pub async fn run_report(
                 store: &oss,
             }
             .run(now)
-            .await?
+            .await
         }
         Some(bucket) => {
             let store = WithCopy {
@@ -275,10 +345,23 @@ pub async fn run_report(
                 store: &store,
             }
             .run(now)
-            .await?
+            .await
         }
     };
-    Ok(days)
+    // Ages are measured on the real clock, never the report's "as of" instant: a run as of a
+    // later day must not make live uploads look stale.
+    let sweep = sweep_after_report(
+        config,
+        client,
+        time::OffsetDateTime::now_utc(),
+        deadline,
+        sink,
+    )
+    .await;
+    Ok(ReportRun {
+        days: report?,
+        sweep,
+    })
 }
 
 /// Why a report run failed.

@@ -1,6 +1,6 @@
 //! `ctl`: the task control command. Backfills objects that existed before the notifications,
-//! retries a day's failed keys, redrives the DLQ, pauses and resumes delivery, and shows a task's
-//! state. Settings come from the same environment variables as the functions'; the logic is in
+//! retries a day's failed keys, redrives the DLQ, pauses and resumes delivery, shows a task's
+//! state, and aborts stale multipart uploads. Settings come from the same environment variables as the functions'; the logic is in
 //! `shared/src/control`.
 //!
 //! Exit codes: 0 done, 1 an AWS or OSS call failed (trying again may help), 2 bad settings or
@@ -18,6 +18,7 @@ use s3_oss_sync::control::mapping::EventSourceMapping;
 use s3_oss_sync::control::queue::{redrive, SqsQueue};
 use s3_oss_sync::control::retry::{read_failed_list, retry_bodies};
 use s3_oss_sync::control::status::gather;
+use s3_oss_sync::control::sweep::{sweep_task_uploads, SweepRequest};
 use s3_oss_sync::control::ControlError;
 use s3_oss_sync::outcome::format_time;
 use s3_oss_sync::report::build::Reporter;
@@ -33,10 +34,12 @@ use time::OffsetDateTime;
 
 #[derive(Parser)]
 #[command(
-    about = "s3-oss-sync task control: backfill, retry-failed, redrive, pause, resume, status",
+    about = "s3-oss-sync task control: backfill, retry-failed, redrive, pause, resume, status, \
+             sweep-uploads",
     after_help = "Settings: TASK_ID, SOURCE_BUCKET, SOURCE_PREFIX, TASK_QUEUE_URL, \
-                  SYNC_FUNCTION_NAME (pause, resume, status), and the report function's variables \
-                  (RESULTS_BUCKET, DEST_BUCKET, OSS_*) for retry-failed and status.\n\
+                  SYNC_FUNCTION_NAME (pause, resume, status), the report function's variables \
+                  (RESULTS_BUCKET, DEST_BUCKET, OSS_*) for retry-failed and status, and \
+                  DEST_BUCKET, DEST_PREFIX, UPLOAD_SWEEP_AGE_HOURS and OSS_* for sweep-uploads.\n\
                   Exit codes: 0 done, 1 an AWS or OSS call failed, 2 bad settings or input, \
                   130 interrupted."
 )]
@@ -79,6 +82,19 @@ enum Command {
     },
     /// Queue depths, oldest message age, delivery state, last complete report day, today's counts.
     Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Abort the multipart uploads under the task's DEST_PREFIX that were initiated longer ago
+    /// than --older-than (uploads a killed or timed-out sync left open, whose parts OSS bills).
+    SweepUploads {
+        /// Age in hours, 1 to 720 [default: UPLOAD_SWEEP_AGE_HOURS, or 24].
+        #[arg(long, value_name = "HOURS", value_parser = clap::value_parser!(u64).range(1..=720))]
+        older_than: Option<u64>,
+        /// List what would be aborted; abort nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -407,6 +423,34 @@ async fn main() -> ExitCode {
         }
         Command::Resume { wait_seconds } => {
             switch(&config, &sdk, true, Duration::from_secs(wait_seconds)).await
+        }
+        Command::SweepUploads {
+            older_than,
+            dry_run,
+            json,
+        } => {
+            let request = SweepRequest {
+                older_than_hours: older_than,
+                dry_run,
+            };
+            let swept = sweep_task_uploads(&config, &sdk, |n| std::env::var(n).ok(), request).await;
+            let summary = match swept {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("ctl: {e}");
+                    return ExitCode::from(Failure::from(e).code);
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            } else {
+                print!("{}", summary.render());
+            }
+            return if summary.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
         }
         Command::Status { json } => {
             let st = gather(&config, &sdk, |n| std::env::var(n).ok()).await;

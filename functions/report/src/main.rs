@@ -1,13 +1,18 @@
 //! The report function: on a schedule, merges outcome records into daily reports in the
-//! destination bucket, days strictly oldest first, `manifest.json` last. `report run` runs it once
-//! locally, optionally "as of" another instant.
+//! destination bucket, days strictly oldest first, `manifest.json` last, then aborts the
+//! multipart uploads under the task's prefix older than `UPLOAD_SWEEP_AGE_HOURS` (a failed
+//! sweep is logged and counted, never fails the run). `report run` runs it once locally,
+//! optionally "as of" another instant.
 
 use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, LambdaEvent};
 use s3_oss_sync::config::ReportConfig;
 use s3_oss_sync::report::day::format_day;
+use s3_oss_sync::telemetry::LineSink;
 use s3_oss_sync::{setup, telemetry};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::SystemTime;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -28,16 +33,26 @@ enum Command {
     },
 }
 
-async fn run_once(config: &ReportConfig, now: OffsetDateTime) -> Result<serde_json::Value, String> {
+async fn run_once(
+    config: &ReportConfig,
+    now: OffsetDateTime,
+    deadline: Option<SystemTime>,
+    sink: &LineSink,
+) -> Result<serde_json::Value, String> {
     let sdk = setup::aws_config().await;
-    let days = setup::run_report(config, &sdk, |n| std::env::var(n).ok(), now)
+    let run = setup::run_report(config, &sdk, |n| std::env::var(n).ok(), now, deadline, sink)
         .await
         .map_err(|e| e.to_string())?;
-    let days: Vec<serde_json::Value> = days
+    let days: Vec<serde_json::Value> = run
+        .days
         .iter()
         .map(|d| serde_json::json!({"day": format_day(d.day), "state": d.state, "records": d.records}))
         .collect();
-    Ok(serde_json::json!({ "days": days }))
+    let sweep = match &run.sweep {
+        Ok(s) => serde_json::to_value(s).unwrap_or_default(),
+        Err(e) => serde_json::json!({ "error": e.to_string() }),
+    };
+    Ok(serde_json::json!({ "days": days, "upload_sweep": sweep }))
 }
 
 #[tokio::main]
@@ -54,7 +69,10 @@ async fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Run { now }) => {
-            match run_once(&config, now.unwrap_or_else(OffsetDateTime::now_utc)).await {
+            // Locally, stdout is the run's JSON alone; the metric line goes to stderr.
+            let sink: LineSink = Arc::new(|line: &str| eprintln!("{line}"));
+            let now = now.unwrap_or_else(OffsetDateTime::now_utc);
+            match run_once(&config, now, None, &sink).await {
                 Ok(out) => {
                     println!("{out}");
                     ExitCode::SUCCESS
@@ -71,12 +89,19 @@ async fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             let config = &config;
-            let run =
-                lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| async move {
-                    run_once(config, OffsetDateTime::now_utc())
-                        .await
-                        .map_err(lambda_runtime::Error::from)
-                }));
+            let sink = &telemetry::stdout_sink();
+            let run = lambda_runtime::run(service_fn(
+                |ev: LambdaEvent<serde_json::Value>| async move {
+                    run_once(
+                        config,
+                        OffsetDateTime::now_utc(),
+                        Some(ev.context.deadline()),
+                        sink,
+                    )
+                    .await
+                    .map_err(lambda_runtime::Error::from)
+                },
+            ));
             match run.await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

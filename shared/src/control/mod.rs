@@ -1,7 +1,8 @@
 //! Task control: what the `ctl` command does, as a library. Backfill sends S3-shaped events for
 //! objects that existed before the notifications did; retry re-sends the keys a day's report lists
 //! as failed; redrive moves dead-lettered messages back; pause and resume switch the sync
-//! function's event source mapping; status reads the task's queues, reports and records.
+//! function's event source mapping; status reads the task's queues, reports and records;
+//! sweep-uploads aborts the stale multipart uploads under the task's destination prefix.
 //!
 //! Every event `ctl` sends is handled by the same sync function as S3's own, so what is already in
 //! OSS is skipped after one request and nothing is copied twice.
@@ -16,6 +17,7 @@ pub mod queue;
 pub mod retry;
 #[cfg(feature = "control")]
 pub mod status;
+pub mod sweep;
 
 use crate::retry::Transient;
 use aws_sdk_sqs::config::http::HttpResponse;

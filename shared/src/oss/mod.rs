@@ -3,6 +3,7 @@
 pub mod client;
 pub mod endpoint;
 pub mod error;
+pub mod multipart_list;
 pub mod signing;
 pub mod upload;
 pub mod xml;
@@ -10,4 +11,5 @@ pub mod xml;
 pub use client::{ByteStream, ObjectHead, ObjectMetadata, OssClient, OssConfig};
 pub use endpoint::{Addressing, Endpoint, Network};
 pub use error::{Error, ServiceError};
+pub use multipart_list::{MultipartUpload, UploadsPage};
 pub use upload::{BodySource, BytesSource, UploadOutcome, UploadRequest};

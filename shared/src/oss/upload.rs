@@ -332,19 +332,27 @@ impl OssClient {
                 Ok(outcome)
             }
             Err(e) => {
-                self.abort(req.bucket, req.key, &upload_id).await;
+                if let Err(abort) = self.abort_upload(req.bucket, req.key, &upload_id).await {
+                    tracing::error!(key = req.key, upload_id, error = %abort, "could not abort a failed multipart upload");
+                }
                 Err(e)
             }
         }
     }
 
-    /// AbortMultipartUpload, best effort: failures are logged, the caller's error stands.
-    async fn abort(&self, bucket: &str, key: &str, upload_id: &str) {
+    /// AbortMultipartUpload: discards an upload and the parts it holds.
+    pub async fn abort_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), Error> {
         let call = Call::new("AbortMultipartUpload", Method::DELETE, bucket, Some(key))
             .query("uploadId", upload_id);
-        if let Err(e) = self.exchange_retried(&call, Bytes::new()).await.result {
-            tracing::error!(key, upload_id, error = %e, "could not abort a failed multipart upload");
-        }
+        self.exchange_retried(&call, Bytes::new())
+            .await
+            .result
+            .map(|_| ())
     }
 
     async fn parts_and_complete(

@@ -81,7 +81,7 @@ pub struct ListPage {
     pub next_token: Option<String>,
 }
 
-fn decode(s: String, url: bool) -> Result<String, String> {
+pub(crate) fn decode(s: String, url: bool) -> Result<String, String> {
     if !url {
         return Ok(s);
     }

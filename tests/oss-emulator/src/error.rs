@@ -47,6 +47,7 @@ impl OssError {
             "NoSuchKey" => "0026-00000001",
             "InvalidObjectName" => "0016-00000005",
             "InvalidDigest" => "0016-00000201",
+            "InvalidTag" => "0010-00000217",
             "EntityTooLarge" => "0016-00000102",
             "FileAlreadyExists" => "0016-00000401",
             "EntityTooSmall" => "0042-00000303",

@@ -91,6 +91,12 @@ impl Emulator {
         self.state.faults.stats()
     }
 
+    /// Makes the multipart uploads in progress under `prefix` look `by` older (as
+    /// `POST /_emulator/uploads?age=SECONDS&prefix=P` does); returns how many.
+    pub fn age_uploads(&self, prefix: &str, by: std::time::Duration) -> usize {
+        self.state.age_uploads(prefix, by)
+    }
+
     /// Stops accepting connections and waits for the accept loop to end.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);

@@ -220,22 +220,43 @@ pub fn given_meta(headers: &[(String, String)]) -> Result<GivenMeta, OssError> {
     })
 }
 
-/// Parses and checks `x-oss-tagging` (`k1=v1&k2=v2`, URL-encoded).
+/// Whether a character may appear in a tag key or value: ASCII letters and digits, space, and
+/// `+ - = . _ : /` (OSS's rule, error EC 0010-00000217).
+pub fn tag_char_ok(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, ' ' | '+' | '-' | '=' | '.' | '_' | ':' | '/')
+}
+
+fn invalid_tag(msg: impl Into<String>) -> OssError {
+    OssError::new(StatusCode::BAD_REQUEST, "InvalidTag", msg)
+}
+
+/// Parses and checks `x-oss-tagging` (`k1=v1&k2=v2`, URL-encoded) as OSS does for PutObject,
+/// InitiateMultipartUpload and CopyObject: at most 10 tags with distinct keys of 1 to 128
+/// characters and values of 0 to 256, of letters, digits, space and `+ - = . _ : /`, each pair
+/// `key` or `key=value` (a second raw `=` is refused). Any breach is 400 `InvalidTag`.
 pub fn parse_tagging(raw: &str) -> Result<Vec<(String, String)>, OssError> {
-    let tags = parse_query(Some(raw))?;
+    if let Some(pair) = raw.split('&').find(|p| p.matches('=').count() > 1) {
+        return Err(invalid_tag(format!(
+            "The tag {pair:?} is not in key or key=value format."
+        )));
+    }
+    let tags = parse_query(Some(raw)).map_err(|_| invalid_tag("A tag is not valid UTF-8."))?;
     if tags.len() > MAX_TAGS {
-        return Err(errors::invalid_argument(
-            "An object can have at most 10 tags.",
-        ));
+        return Err(invalid_tag("An object can have at most 10 tags."));
     }
     for (i, (k, v)) in tags.iter().enumerate() {
         if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
-            return Err(errors::invalid_argument(
+            return Err(invalid_tag(
                 "Tag keys must be 1 to 128 characters and values at most 256.",
             ));
         }
+        if !k.chars().chain(v.chars()).all(tag_char_ok) {
+            return Err(invalid_tag(format!(
+                "The tag {k:?} has a character outside letters, digits, space and + - = . _ : /."
+            )));
+        }
         if tags[..i].iter().any(|(other, _)| other == k) {
-            return Err(errors::invalid_argument(format!("Duplicate tag key: {k}")));
+            return Err(invalid_tag(format!("Duplicate tag key: {k}")));
         }
     }
     Ok(tags)
@@ -368,8 +389,48 @@ mod tests {
             .map(|i| format!("k{i}=v"))
             .collect::<Vec<_>>()
             .join("&");
-        assert_eq!(code(&[("x-oss-tagging", &many)]), "InvalidArgument");
-        assert_eq!(code(&[("x-oss-tagging", "a=1&a=2")]), "InvalidArgument");
+        assert_eq!(code(&[("x-oss-tagging", &many)]), "InvalidTag");
+        assert_eq!(code(&[("x-oss-tagging", "a=1&a=2")]), "InvalidTag");
+    }
+
+    #[test]
+    fn tags_follow_oss_rules() {
+        let ten = (0..10)
+            .map(|i| format!("k{i}=v"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let k128 = "k".repeat(128);
+        let v256 = format!("k={}", "v".repeat(256));
+        for ok in [
+            "a",
+            "a=",
+            "a=1&b=2",
+            "A-z_0.9:/+=x%3D",
+            "a%20b=c%20d",
+            ten.as_str(),
+            k128.as_str(),
+            v256.as_str(),
+        ] {
+            assert!(parse_tagging(ok).is_ok(), "{ok:?}");
+        }
+        let k129 = "k".repeat(129);
+        let v257 = format!("k={}", "v".repeat(257));
+        let eleven = format!("{ten}&k10=v");
+        for bad in [
+            "=v",
+            k129.as_str(),
+            v257.as_str(),
+            eleven.as_str(),
+            "a=1&a=2",
+            "aa=bb=cc",
+            "a=b%40c",
+            "a%23=b",
+            "a=%C3%A9",
+            "a=b%26c%3Dd%3Ce",
+        ] {
+            let e = parse_tagging(bad).unwrap_err();
+            assert_eq!((e.status.as_u16(), e.code), (400, "InvalidTag"), "{bad:?}");
+        }
     }
 
     #[test]

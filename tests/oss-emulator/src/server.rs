@@ -4,7 +4,9 @@ use crate::auth::Verifier;
 use crate::error::{errors, OssError};
 use crate::faults::{Fault, FaultConfig, Faults};
 use crate::request::{self, RangeRequest, Target};
-use crate::store::{slice_segments, Disk, Object, ObjectMeta, ObjectType, Part, Store};
+use crate::store::{
+    slice_segments, Disk, Object, ObjectMeta, ObjectType, Part, Store, UploadEntry,
+};
 use crate::xml::{self, Doc};
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use bytes::Bytes;
@@ -94,6 +96,11 @@ impl State {
             faults: Faults::new(config.faults.clone()),
             config,
         })
+    }
+
+    /// Makes the uploads in progress under `prefix` look `by` older; returns how many.
+    pub fn age_uploads(&self, prefix: &str, by: Duration) -> usize {
+        self.store().age_uploads(prefix, by)
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
@@ -293,7 +300,7 @@ impl Parsed {
 /// Query parameters the emulator understands; anything else is `NotImplemented`, so a client
 /// never gets an object back for a sub-resource request it did not mean.
 fn known_param(name: &str) -> bool {
-    const KNOWN: [&str; 15] = [
+    const KNOWN: [&str; 18] = [
         "uploads",
         "uploadId",
         "partNumber",
@@ -309,6 +316,9 @@ fn known_param(name: &str) -> bool {
         "part-number-marker",
         "tagging",
         "versionId",
+        "key-marker",
+        "upload-id-marker",
+        "max-uploads",
     ];
     KNOWN.contains(&name) || name.starts_with("x-oss-") || name.starts_with("response-")
 }
@@ -382,9 +392,14 @@ impl Ctx<'_> {
         match (&p.method, p.key.clone()) {
             (&Method::PUT, None) => Ok(Reply::new(StatusCode::OK)),
             (&Method::GET, None) if p.q("list-type") == Some("2") => self.list_v2(&p),
+            (&Method::GET, None) if p.q("uploads").is_some() => self.list_uploads(&p),
             (&Method::PUT, Some(k)) if p.q("uploadId").is_some() => self.upload_part(p, &k).await,
             (&Method::PUT, Some(k)) if p.h("x-oss-copy-source").is_some() => {
                 let _ = k;
+                // Tags are checked first, as OSS does, so a bad x-oss-tagging is refused alike.
+                if let Some(tags) = p.h("x-oss-tagging") {
+                    request::parse_tagging(tags)?;
+                }
                 Err(not_implemented("CopyObject").into())
             }
             (&Method::PUT, Some(k)) => self.put_object(p, &k).await,
@@ -749,6 +764,84 @@ impl Ctx<'_> {
         Ok(Reply::xml(d.finish()))
     }
 
+    /// ListMultipartUploads: uploads in progress under `prefix`, by key then upload id, after
+    /// `key-marker` (and, for that key, after `upload-id-marker`); with a delimiter, keys that
+    /// contain it after the prefix are rolled up into `CommonPrefixes`.
+    fn list_uploads(&self, p: &Parsed) -> Handled {
+        let prefix = p.q("prefix").unwrap_or_default();
+        let delimiter = p.q("delimiter").unwrap_or_default();
+        let key_marker = p.q("key-marker").unwrap_or_default();
+        // As in S3: the upload-id marker means nothing without a key marker.
+        let id_marker = p.q("upload-id-marker").filter(|_| !key_marker.is_empty());
+        let max: usize = parse_bounded(p.q("max-uploads"), 1000, 1000, "max-uploads")?;
+        if max == 0 {
+            return Err(errors::invalid_argument("Argument max-uploads is invalid: 0").into());
+        }
+        let all = self.state.store().uploads_in(&p.bucket, prefix);
+        let after = |u: &&UploadEntry| match id_marker {
+            Some(id) if u.key == key_marker => u.upload_id.as_str() > id,
+            _ => u.key.as_str() > key_marker,
+        };
+        let (mut uploads, mut common): (Vec<&UploadEntry>, Vec<String>) = (Vec::new(), Vec::new());
+        let mut next: Option<(String, String)> = None;
+        let mut truncated = false;
+        for u in all.iter().filter(after) {
+            let group = (!delimiter.is_empty())
+                .then(|| u.key[prefix.len()..].find(delimiter))
+                .flatten()
+                .map(|i| u.key[..prefix.len() + i + delimiter.len()].to_owned());
+            if let Some(g) = &group {
+                if common.last() == Some(g) || g == key_marker {
+                    continue;
+                }
+            }
+            if uploads.len() + common.len() == max {
+                truncated = true;
+                break;
+            }
+            match group {
+                Some(g) => {
+                    next = Some((g.clone(), String::new()));
+                    common.push(g);
+                }
+                None => {
+                    next = Some((u.key.clone(), u.upload_id.clone()));
+                    uploads.push(u);
+                }
+            }
+        }
+        let url = p.url_encoding();
+        let (next_key, next_id) = next.unwrap_or_default();
+        let mut d = Doc::new("ListMultipartUploadsResult");
+        d.field("Bucket", &p.bucket)
+            .field("KeyMarker", encode_if(key_marker, url))
+            .field("UploadIdMarker", id_marker.unwrap_or_default())
+            .field("NextKeyMarker", encode_if(&next_key, url))
+            .field("NextUploadIdMarker", next_id)
+            .field("Delimiter", encode_if(delimiter, url))
+            .field("Prefix", encode_if(prefix, url))
+            .field("MaxUploads", max)
+            .field("IsTruncated", truncated);
+        if url {
+            d.field("EncodingType", "url");
+        }
+        for u in &uploads {
+            d.group(
+                "Upload",
+                &[
+                    ("Key", encode_if(&u.key, url)),
+                    ("UploadId", u.upload_id.clone()),
+                    ("StorageClass", "Standard".to_owned()),
+                    ("Initiated", xml::iso8601(u.initiated)),
+                ],
+            );
+        }
+        for cp in &common {
+            d.group("CommonPrefixes", &[("Prefix", encode_if(cp, url))]);
+        }
+        Ok(Reply::xml(d.finish()))
+    }
+
     fn lookup(&self, p: &Parsed, key: &str) -> Result<Object, OssError> {
         self.state
             .store()
@@ -1079,6 +1172,18 @@ fn stream_body(segments: Vec<Bytes>, trickle: Option<u64>, reset_at: Option<u64>
     StreamBody::new(s).boxed()
 }
 
+/// `POST /_emulator/uploads?age=SECONDS[&prefix=P]`: makes the uploads in progress (under `P`)
+/// look `SECONDS` older, for tests of what sweeps stale uploads.
+fn age_uploads(state: &State, query: Option<&str>) -> Result<usize, String> {
+    let q = request::parse_query(query).map_err(|e| e.message)?;
+    let get = |n: &str| q.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let secs: u64 = get("age")
+        .and_then(|v| v.parse().ok())
+        .ok_or("age=SECONDS is required")?;
+    let prefix = get("prefix").unwrap_or_default();
+    Ok(state.age_uploads(prefix, Duration::from_secs(secs)))
+}
+
 async fn admin(state: &State, req: hyper::Request<Incoming>) -> Reply {
     let json = |v: String| {
         Reply::new(StatusCode::OK)
@@ -1120,6 +1225,10 @@ async fn admin(state: &State, req: hyper::Request<Incoming>) -> Reply {
             "{{\"in_progress\":{}}}",
             state.store().uploads_in_progress()
         )),
+        (Method::POST, "/_emulator/uploads") => match age_uploads(state, req.uri().query()) {
+            Ok(n) => json(format!("{{\"aged\":{n}}}")),
+            Err(e) => bad(e),
+        },
         (Method::GET, "/_emulator/journal") => {
             json(serde_json::to_string(state.store().journal()).unwrap_or_default())
         }

@@ -90,6 +90,19 @@ pub struct Upload {
     pub meta: ObjectMeta,
     /// Parts by number.
     pub parts: BTreeMap<u32, Part>,
+    /// When it was initiated (ListMultipartUploads' `Initiated`).
+    pub initiated: SystemTime,
+}
+
+/// One upload in progress, as ListMultipartUploads reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadEntry {
+    /// Key.
+    pub key: String,
+    /// Upload id.
+    pub upload_id: String,
+    /// When it was initiated.
+    pub initiated: SystemTime,
 }
 
 /// One committed write, for tests that check the order in which objects were written.
@@ -189,6 +202,7 @@ impl Store {
                 key: key.to_owned(),
                 meta,
                 parts: BTreeMap::new(),
+                initiated: SystemTime::now(),
             },
         );
         id
@@ -215,6 +229,39 @@ impl Store {
     /// Removes an upload and returns it.
     pub fn take_upload(&mut self, id: &str) -> Option<Upload> {
         self.uploads.remove(id)
+    }
+
+    /// The uploads in progress in a bucket under `prefix`, ordered by key, then upload id (the
+    /// order the key and upload-id markers of ListMultipartUploads page through).
+    pub fn uploads_in(&self, bucket: &str, prefix: &str) -> Vec<UploadEntry> {
+        let mut out: Vec<UploadEntry> = self
+            .uploads
+            .iter()
+            .filter(|(_, u)| u.bucket == bucket && u.key.starts_with(prefix))
+            .map(|(id, u)| UploadEntry {
+                key: u.key.clone(),
+                upload_id: id.clone(),
+                initiated: u.initiated,
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
+        out
+    }
+
+    /// Moves the initiation time of every upload in progress whose key starts with `prefix`
+    /// back by `by` (so tests can make uploads look old); returns how many were moved.
+    pub fn age_uploads(&mut self, prefix: &str, by: std::time::Duration) -> usize {
+        let mut n = 0;
+        for u in self.uploads.values_mut() {
+            if u.key.starts_with(prefix) {
+                u.initiated = u
+                    .initiated
+                    .checked_sub(by)
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// How many multipart uploads are in progress.

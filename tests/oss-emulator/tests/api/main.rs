@@ -6,3 +6,4 @@ mod listing;
 mod multipart;
 mod objects;
 mod support;
+mod uploads;
