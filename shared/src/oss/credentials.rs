@@ -99,6 +99,11 @@ impl CredentialRefresh {
         self.clock = clock;
         self
     }
+
+    /// Reads the source now, whatever the interval.
+    pub async fn read(&self) -> Result<Credentials, RefreshError> {
+        self.source.refresh().await
+    }
 }
 
 impl fmt::Debug for CredentialRefresh {
@@ -181,7 +186,7 @@ impl CredentialStore {
             return false;
         }
         *last = Some(now);
-        match refresh.source.refresh().await {
+        match refresh.read().await {
             Ok(fresh) if fresh == *used.credentials => {
                 tracing::warn!(
                     access_key_id = %fresh.access_key_id,
