@@ -32,6 +32,9 @@ use std::time::{Duration, Instant};
 /// The shortest time between two re-reads of the credentials, by default.
 pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The longest a re-read may take; requests refused meanwhile wait for it.
+pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why credentials could not be re-read. Never carries the secret.
 #[derive(Debug, thiserror::Error)]
 #[error("re-reading the OSS credentials failed: {0}")]
@@ -186,7 +189,14 @@ impl CredentialStore {
             return false;
         }
         *last = Some(now);
-        match refresh.read().await {
+        let read = tokio::time::timeout(REFRESH_TIMEOUT, refresh.read())
+            .await
+            .unwrap_or_else(|_| {
+                Err(RefreshError(
+                    format!("no answer within {} s", REFRESH_TIMEOUT.as_secs()).into(),
+                ))
+            });
+        match read {
             Ok(fresh) if fresh == *used.credentials => {
                 tracing::warn!(
                     access_key_id = %fresh.access_key_id,
