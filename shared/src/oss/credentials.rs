@@ -2,7 +2,7 @@
 //!
 //! A key pair read once at start-up goes stale when it is rotated or when its STS token expires;
 //! every request then fails with a credential error until the process restarts. So the client
-//! holds its credentials in a [`CredentialStore`], and may be given a [`CredentialRefresh`]: a
+//! holds its credentials in a store, and may be given a [`CredentialRefresh`]: a
 //! [`RefreshCredentials`] source (the Secrets Manager secret they came from) and a minimum
 //! interval between two re-reads.
 //!
