@@ -101,6 +101,10 @@ impl State {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn verifier(&self) -> std::sync::RwLockReadGuard<'_, Verifier> {
+        self.verifier.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Replaces the accepted credentials at once: requests signed with any other key id are
     /// refused with `InvalidAccessKeyId`, with another secret `SignatureDoesNotMatch`.
     pub fn set_credentials(&self, credentials: Vec<Credentials>) {
@@ -353,21 +357,17 @@ impl Ctx<'_> {
             headers.push((name.as_str().to_owned(), value.to_owned()));
         }
         let method = parts.method.as_str().to_owned();
-        self.state
-            .verifier
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .verify(
-                &RequestParts {
-                    method: &method,
-                    bucket: bucket.as_deref(),
-                    key: key.as_deref(),
-                    query: &query,
-                    headers: &headers,
-                    additional_headers: &[],
-                },
-                time::OffsetDateTime::now_utc(),
-            )?;
+        self.state.verifier().verify(
+            &RequestParts {
+                method: &method,
+                bucket: bucket.as_deref(),
+                key: key.as_deref(),
+                query: &query,
+                headers: &headers,
+                additional_headers: &[],
+            },
+            time::OffsetDateTime::now_utc(),
+        )?;
         if let Some((name, _)) = query.iter().find(|(n, _)| !known_param(n)) {
             return Err(not_implemented(&format!("sub-resource ?{name}")).into());
         }
