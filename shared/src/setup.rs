@@ -5,7 +5,7 @@ use crate::config::{ConfigError, CredentialSource, SyncConfig};
 use crate::copy::CopyOptions;
 use crate::destination::OssDestination;
 use crate::oss::signing::Credentials;
-use crate::oss::{Endpoint, OssClient, OssConfig};
+use crate::oss::{CredentialRefresh, Endpoint, OssClient, OssConfig, RefreshError};
 use crate::results::S3ResultsStore;
 use crate::source::{error_chain, S3Source};
 use crate::sweep::{
@@ -102,7 +102,7 @@ pub fn parse_secret(secret_id: &str, json: &str) -> Result<Credentials, SetupErr
     ))
 }
 
-/// Resolves the OSS credentials: as given, or read once from Secrets Manager.
+/// Resolves the OSS credentials at start-up: as given, or read from Secrets Manager.
 pub async fn oss_credentials(
     sdk: &aws_config::SdkConfig,
     source: &CredentialSource,
@@ -110,22 +110,66 @@ pub async fn oss_credentials(
     match source {
         CredentialSource::Static(c) => Ok(c.clone()),
         CredentialSource::SecretsManager(id) => {
-            let client = aws_sdk_secretsmanager::Client::new(sdk);
-            let out = client
-                .get_secret_value()
-                .secret_id(id)
-                .send()
-                .await
-                .map_err(|e| SetupError::Secret {
-                    secret_id: id.clone(),
-                    detail: error_chain(&e),
-                })?;
-            let json = out.secret_string().ok_or_else(|| SetupError::Secret {
-                secret_id: id.clone(),
-                detail: "the secret has no string value".into(),
-            })?;
-            parse_secret(id, json)
+            read_secret(&aws_sdk_secretsmanager::Client::new(sdk), id).await
         }
+    }
+}
+
+/// Reads and parses a credentials secret (`GetSecretValue`). Errors never quote the value.
+async fn read_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<Credentials, SetupError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| SetupError::Secret {
+            secret_id: secret_id.to_owned(),
+            detail: error_chain(&e),
+        })?;
+    let json = out.secret_string().ok_or_else(|| SetupError::Secret {
+        secret_id: secret_id.to_owned(),
+        detail: "the secret has no string value".into(),
+    })?;
+    parse_secret(secret_id, json)
+}
+
+/// How the OSS client re-reads its credentials when OSS refuses them (a rotated key, an expired
+/// STS token): from the secret they came from, at most once a minute. Static credentials have
+/// none: a running function's environment cannot change, so reading it again could only give
+/// the key OSS just refused; rotating them takes a redeploy.
+pub fn credential_refresh(
+    sdk: &aws_config::SdkConfig,
+    source: &CredentialSource,
+) -> Option<CredentialRefresh> {
+    match source {
+        CredentialSource::Static(_) => None,
+        CredentialSource::SecretsManager(id) => {
+            let client = aws_sdk_secretsmanager::Client::new(sdk);
+            let id = id.clone();
+            Some(CredentialRefresh::new(move || {
+                let (client, id) = (client.clone(), id.clone());
+                async move {
+                    read_secret(&client, &id)
+                        .await
+                        .map_err(|e| RefreshError(Box::new(e)))
+                }
+            }))
+        }
+    }
+}
+
+/// `client`, given the [`credential_refresh`] of `source` if it has one.
+pub fn with_credential_refresh(
+    client: OssClient,
+    sdk: &aws_config::SdkConfig,
+    source: &CredentialSource,
+) -> OssClient {
+    match credential_refresh(sdk, source) {
+        Some(refresh) => client.with_credential_refresh(refresh),
+        None => client,
     }
 }
 
@@ -151,7 +195,11 @@ pub async fn sync_service(
 ) -> Result<LiveSyncService, SetupError> {
     let s3 = s3_client(sdk, get)?;
     let credentials = oss_credentials(sdk, &config.oss_credentials).await?;
-    let client = sync_oss_client(config, credentials)?;
+    let client = with_credential_refresh(
+        sync_oss_client(config, credentials)?,
+        sdk,
+        &config.oss_credentials,
+    );
     Ok(SyncService {
         task_id: config.task_id.clone(),
         binding: config.binding.clone(),
@@ -194,6 +242,36 @@ mod tests {
         let e = parse_secret("s", "SK-value-not-json").unwrap_err();
         assert!(!e.to_string().contains("SK-value"), "{e}");
     }
+
+    #[tokio::test]
+    async fn only_a_secret_is_re_read_and_a_failed_read_names_it() {
+        // Nothing listens on port 1: the read fails at once, without leaving this machine.
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        let fixed = CredentialSource::Static(Credentials::new("AK", "SK-value", None));
+        assert!(credential_refresh(&sdk, &fixed).is_none());
+        let secret = CredentialSource::SecretsManager("oss/creds".into());
+        let refresh = credential_refresh(&sdk, &secret).expect("a secret is re-read");
+        let client = OssClient::new(OssConfig::new(
+            Endpoint::custom(
+                "http://127.0.0.1:1",
+                crate::oss::Addressing::PathStyle,
+                true,
+            )
+            .unwrap(),
+            "cn-hangzhou",
+            Credentials::new("AK", "SK-value", None),
+        ))
+        .unwrap()
+        .with_credential_refresh(refresh.clone());
+        assert!(!format!("{client:?} {refresh:?}").contains("SK-value"));
+        let e = refresh.read().await.unwrap_err().to_string();
+        assert!(e.contains("oss/creds") && !e.contains("SK-value"), "{e}");
+    }
 }
 
 /// What a report run (or `ctl`, reading reports) works with: the results store in S3, the OSS
@@ -217,11 +295,15 @@ pub async fn report_parts(
 ) -> Result<ReportParts, ReportRunError> {
     let s3 = s3_client(sdk, get)?;
     let credentials = oss_credentials(sdk, &config.oss.credentials).await?;
-    let client = OssClient::new(OssConfig::new(
-        config.oss.endpoint.clone(),
-        &config.oss.region,
-        credentials,
-    ))?;
+    let client = with_credential_refresh(
+        OssClient::new(OssConfig::new(
+            config.oss.endpoint.clone(),
+            &config.oss.region,
+            credentials,
+        ))?,
+        sdk,
+        &config.oss.credentials,
+    );
     let settings = crate::report::build::ReportSettings {
         task: config.task_id.clone(),
         results_prefix: config.results_prefix.clone(),

@@ -1,9 +1,10 @@
-//! Secrets never reach the logs: a run full of retries and a rejected signature, with every log
-//! line captured (its own test binary, so the global subscriber sees every event).
+//! Secrets never reach the logs: a run full of retries, a rejected signature and a key rotated
+//! under the client (re-read through its refresher), with every log line captured (its own test
+//! binary, so the global subscriber sees every event).
 
 use bytes::Bytes;
 use oss_emulator::{Config, Emulator, FaultConfig};
-use s3_oss_sync::oss::{BytesSource, ObjectMetadata, OssClient, UploadRequest};
+use s3_oss_sync::oss::{BytesSource, CredentialRefresh, ObjectMetadata, OssClient, UploadRequest};
 
 mod common;
 use common::{AK, PART, SK};
@@ -80,12 +81,38 @@ async fn secrets_never_reach_the_logs() {
         .await
         .unwrap_err();
     tracing::error!(error = %err, debug = ?err, client = ?c, "final error");
+
+    // The key rotates; the refresher reads the new one (with its token) and the upload goes on.
+    emu.set_faults(FaultConfig::default());
+    let rotated = Credentials::new(
+        "rotated-ak",
+        "rotated-secret-never-logged",
+        Some("rotated-token-never-logged".into()),
+    );
+    let fresh = rotated.clone();
+    let refreshing =
+        client_with(&emu, SK).with_credential_refresh(CredentialRefresh::new(move || {
+            let c = fresh.clone();
+            async move { Ok(c) }
+        }));
+    emu.set_credentials(vec![rotated]);
+    upload(&refreshing, "rotated", data(3 * PART as usize, 9))
+        .await
+        .unwrap();
+    tracing::info!(client = ?refreshing, "after the rotation");
+
     let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("retrying"), "retries were logged");
     assert!(logs.contains("attempt 1 of 8"), "{logs}");
     assert!(!logs.contains(SK), "the secret leaked into the logs");
     assert!(!logs.contains("another-secret-value"));
     assert!(!logs.contains("sts-token-never-logged"));
+    assert!(
+        logs.contains("re-read them and replaced them") && logs.contains("rotated-ak"),
+        "the refresh is logged, with the key id: {logs}"
+    );
+    assert!(!logs.contains("rotated-secret-never-logged"));
+    assert!(!logs.contains("rotated-token-never-logged"));
     assert!(
         logs.contains("SignatureDoesNotMatch"),
         "the rejection itself is logged"

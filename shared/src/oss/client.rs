@@ -1,8 +1,9 @@
 //! The OSS client: signs every request (V4), reads OSS errors, retries what is transient, and
 //! offers head, get, delete and list. Uploads live in [`super::upload`].
 
+use super::credentials::{CredentialRefresh, CredentialStore};
 use super::endpoint::{encode_query, Endpoint};
-use super::error::{Error, ServiceError};
+use super::error::{is_credential_code, Error, ServiceError};
 use super::signing::{self, Credentials, RequestParts, Scope, PRODUCT_OSS};
 use super::xml::{self, ListPage};
 use crate::retry::{retry, Attempted, RetryPolicy};
@@ -33,7 +34,8 @@ pub struct OssConfig {
     pub region: String,
     /// Product for the signature scope (`oss`).
     pub product: String,
-    /// Key pair (and STS token).
+    /// Key pair (and STS token) the client starts with; see
+    /// [`OssClient::with_credential_refresh`] for replacing them at run time.
     pub credentials: Credentials,
     /// Retry policy for every call.
     pub retry: RetryPolicy,
@@ -270,6 +272,8 @@ impl Answer {
 
 struct Inner {
     http: reqwest::Client,
+    /// What requests are signed with: `config.credentials` until they are replaced.
+    credentials: CredentialStore,
     config: OssConfig,
     /// Seconds to add to the local clock, learnt from `RequestTimeTooSkewed`.
     clock_offset: AtomicI64,
@@ -285,6 +289,7 @@ impl fmt::Debug for OssClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OssClient")
             .field("config", &self.inner.config)
+            .field("credentials", &self.credentials())
             .finish()
     }
 }
@@ -329,6 +334,7 @@ impl OssClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
+                credentials: CredentialStore::new(config.credentials.clone()),
                 config,
                 clock_offset: AtomicI64::new(0),
             }),
@@ -338,6 +344,21 @@ impl OssClient {
     /// The configuration.
     pub fn config(&self) -> &OssConfig {
         &self.inner.config
+    }
+
+    /// Gives the client a way to re-read its credentials when OSS refuses them (rotated key,
+    /// expired STS token): at most once per the refresh's interval, one read shared by
+    /// concurrent requests, and a request refused for the old credentials is repeated once
+    /// with the new ones. See [`super::credentials`]. Clones share the credentials and the
+    /// refresher; setting it again replaces it.
+    pub fn with_credential_refresh(self, refresh: CredentialRefresh) -> Self {
+        self.inner.credentials.set_refresh(refresh);
+        self
+    }
+
+    /// The credentials the next request will be signed with.
+    pub fn credentials(&self) -> Arc<Credentials> {
+        self.inner.credentials.current().credentials
     }
 
     /// Shifts the signing clock by `secs` (normally learnt from OSS; settable for tests).
@@ -365,10 +386,11 @@ impl OssClient {
     ) -> Result<reqwest::Response, Error> {
         let cfg = &self.inner.config;
         let now = self.now();
+        let signed = self.inner.credentials.current();
         let mut headers = call.headers.clone();
-        headers.extend(signing::signing_headers(&cfg.credentials, now));
+        headers.extend(signing::signing_headers(&signed.credentials, now));
         let auth = signing::authorization(
-            &cfg.credentials,
+            &signed.credentials,
             now,
             self.scope(),
             &RequestParts {
@@ -420,6 +442,9 @@ impl OssClient {
                 );
                 self.set_clock_offset(offset);
             }
+        }
+        if is_credential_code(&err.code) && self.inner.credentials.renew(&signed).await {
+            return Err(Error::CredentialsReplaced(Box::new(err)));
         }
         Err(Error::Service(Box::new(err)))
     }
@@ -545,9 +570,10 @@ impl OssClient {
         }
         let cfg = &self.inner.config;
         let now = self.now();
-        let mut query = signing::presign_query(&cfg.credentials, now, self.scope(), secs, &[]);
+        let credentials = self.credentials();
+        let mut query = signing::presign_query(&credentials, now, self.scope(), secs, &[]);
         let sig = signing::presign_signature(
-            &cfg.credentials,
+            &credentials,
             now,
             self.scope(),
             &RequestParts {

@@ -94,6 +94,21 @@ pub fn is_transient_status_or_code(status: u16, code: &str) -> bool {
         )
 }
 
+/// Whether OSS refused the request for the credentials it was signed with: an unknown or
+/// disabled key id, a secret that does not match it, or an STS token that is invalid, expired or
+/// not the key's. Permanent for the same credentials; re-reading them may help (see
+/// [`super::credentials`]).
+pub fn is_credential_code(code: &str) -> bool {
+    matches!(
+        code,
+        "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "SecurityTokenExpired"
+            | "InvalidSecurityToken"
+            | "AccessKeyIdAndSecurityTokenNotMatch"
+    )
+}
+
 impl fmt::Display for ServiceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -114,6 +129,10 @@ pub enum Error {
     /// OSS answered with an error document.
     #[error("{0}")]
     Service(Box<ServiceError>),
+    /// OSS refused the credentials the request was signed with ([`is_credential_code`]), and
+    /// the client has since replaced them: the same request, signed again, may succeed.
+    #[error("{0} (the credentials were re-read and have changed; the request is worth repeating)")]
+    CredentialsReplaced(Box<ServiceError>),
     /// The request could not be sent or the answer not read.
     #[error("OSS request {op} failed: {source}")]
     Transport {
@@ -196,6 +215,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Service(e) => e.is_transient(),
+            Self::CredentialsReplaced(_) => true,
             Self::Transport {
                 idempotent, source, ..
             } => {
@@ -223,7 +243,7 @@ impl Error {
     /// The OSS error code, or a short name for client-side errors.
     pub fn code(&self) -> &str {
         match self {
-            Self::Service(e) => &e.code,
+            Self::Service(e) | Self::CredentialsReplaced(e) => &e.code,
             Self::Transport { .. } => "TransportError",
             Self::Source { .. } => "SourceReadError",
             Self::SizeMismatch { .. } => "SourceSizeMismatch",
@@ -238,7 +258,7 @@ impl Error {
     /// The OSS request id, when OSS answered.
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            Self::Service(e) => Some(&e.request_id),
+            Self::Service(e) | Self::CredentialsReplaced(e) => Some(&e.request_id),
             Self::ChecksumMismatch { request_id, .. } => Some(request_id),
             _ => None,
         }
@@ -247,7 +267,7 @@ impl Error {
     /// The service error, if OSS answered with one.
     pub fn service(&self) -> Option<&ServiceError> {
         match self {
-            Self::Service(e) => Some(e),
+            Self::Service(e) | Self::CredentialsReplaced(e) => Some(e),
             _ => None,
         }
     }
@@ -312,6 +332,34 @@ mod tests {
                 transient,
                 "{status} {code}"
             );
+        }
+    }
+
+    #[test]
+    fn credential_refusals_are_permanent_until_the_credentials_change() {
+        for code in [
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "SecurityTokenExpired",
+            "InvalidSecurityToken",
+            "AccessKeyIdAndSecurityTokenNotMatch",
+        ] {
+            assert!(is_credential_code(code), "{code}");
+            let e = ServiceError {
+                status: 403,
+                code: code.into(),
+                ..ServiceError::default()
+            };
+            assert!(
+                !Error::Service(Box::new(e.clone())).is_transient(),
+                "{code}"
+            );
+            let replaced = Error::CredentialsReplaced(Box::new(e));
+            assert!(replaced.is_transient(), "{code}");
+            assert_eq!(replaced.code(), code);
+        }
+        for code in ["AccessDenied", "RequestTimeTooSkewed", "NoSuchKey"] {
+            assert!(!is_credential_code(code), "{code}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Alibaba Cloud OSS: request signing, endpoints, errors, and the client the product writes with.
 
 pub mod client;
+pub mod credentials;
 pub mod endpoint;
 pub mod error;
 pub mod multipart_list;
@@ -9,6 +10,7 @@ pub mod upload;
 pub mod xml;
 
 pub use client::{ByteStream, ObjectHead, ObjectMetadata, OssClient, OssConfig};
+pub use credentials::{CredentialRefresh, RefreshCredentials, RefreshError};
 pub use endpoint::{Addressing, Endpoint, Network};
 pub use error::{Error, ServiceError};
 pub use multipart_list::{MultipartUpload, UploadsPage};

@@ -218,6 +218,48 @@ impl Verifier {
     }
 }
 
+/// One key pair as the admin endpoint `PUT /_emulator/credentials` takes it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyPair {
+    access_key_id: String,
+    access_key_secret: String,
+    #[serde(default)]
+    security_token: Option<String>,
+}
+
+/// One key pair or a list of them.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum KeyPairs {
+    One(KeyPair),
+    Many(Vec<KeyPair>),
+}
+
+/// Parses the body of `PUT /_emulator/credentials`: `{"access_key_id": ..., "access_key_secret":
+/// ..., "security_token": null}`, or a list of those. At least one key pair; errors never quote
+/// a secret.
+pub fn parse_credentials(json: &[u8]) -> Result<Vec<Credentials>, String> {
+    let pairs = match serde_json::from_slice::<KeyPairs>(json) {
+        Ok(KeyPairs::One(p)) => vec![p],
+        Ok(KeyPairs::Many(ps)) => ps,
+        Err(e) => {
+            return Err(format!(
+                "expected {{\"access_key_id\": ..., \"access_key_secret\": ..., \"security_token\": ...}} or a list of them (error at line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        }
+    };
+    if pairs.is_empty() || pairs.iter().any(|p| p.access_key_id.is_empty()) {
+        return Err("at least one key pair, each with an access_key_id, is required".into());
+    }
+    Ok(pairs
+        .into_iter()
+        .map(|p| Credentials::new(p.access_key_id, p.access_key_secret, p.security_token))
+        .collect())
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -294,5 +336,29 @@ mod tests {
             code(&signed_headers(&token, now), now),
             "InvalidSecurityToken"
         );
+    }
+
+    #[test]
+    fn admin_credentials_one_or_many_and_never_quoted() {
+        let one = parse_credentials(
+            br#"{"access_key_id":"a","access_key_secret":"s","security_token":null}"#,
+        )
+        .unwrap();
+        assert_eq!(one, vec![Credentials::new("a", "s", None)]);
+        let many = parse_credentials(
+            br#"[{"access_key_id":"a","access_key_secret":"s"},
+                 {"access_key_id":"b","access_key_secret":"t","security_token":"tok"}]"#,
+        )
+        .unwrap();
+        assert_eq!(many[1], Credentials::new("b", "t", Some("tok".into())));
+        for bad in [
+            &b"[]"[..],
+            br#"{"access_key_id":"","access_key_secret":"s"}"#,
+            br#"{"access_key_id":"a","secret":"very-secret"}"#,
+            b"very-secret",
+        ] {
+            let e = parse_credentials(bad).unwrap_err();
+            assert!(!e.contains("very-secret"), "{e}");
+        }
     }
 }

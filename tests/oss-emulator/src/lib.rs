@@ -20,6 +20,7 @@ pub use server::Config;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use s3_oss_sync::oss::signing::Credentials;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -84,6 +85,12 @@ impl Emulator {
     /// Replaces the fault configuration.
     pub fn set_faults(&self, faults: FaultConfig) {
         self.state.faults.set(faults);
+    }
+
+    /// Replaces the accepted credentials at once (as `PUT /_emulator/credentials` does): a key
+    /// rotated under a client.
+    pub fn set_credentials(&self, credentials: Vec<Credentials>) {
+        self.state.set_credentials(credentials);
     }
 
     /// Counts of requests and injected faults so far.

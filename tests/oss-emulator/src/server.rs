@@ -20,7 +20,7 @@ use s3_oss_sync::oss::signing::{uri_encode, Credentials, RequestParts};
 use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 /// A response body: whole or streamed, possibly failing mid-way (an injected reset).
@@ -61,7 +61,8 @@ impl Config {
 pub struct State {
     store: Mutex<Store>,
     disk: Option<Disk>,
-    verifier: Verifier,
+    /// Replaceable at run time (`PUT /_emulator/credentials`), to rotate keys under a client.
+    verifier: RwLock<Verifier>,
     /// Live fault settings.
     pub faults: Faults,
     config: Config,
@@ -89,10 +90,10 @@ impl State {
         Ok(Self {
             store: Mutex::new(store),
             disk,
-            verifier: Verifier {
+            verifier: RwLock::new(Verifier {
                 credentials: config.credentials.clone(),
                 region: config.region.clone(),
-            },
+            }),
             faults: Faults::new(config.faults.clone()),
             config,
         })
@@ -105,6 +106,19 @@ impl State {
 
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn verifier(&self) -> std::sync::RwLockReadGuard<'_, Verifier> {
+        self.verifier.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Replaces the accepted credentials at once: requests signed with any other key id are
+    /// refused with `InvalidAccessKeyId`, with another secret `SignatureDoesNotMatch`.
+    pub fn set_credentials(&self, credentials: Vec<Credentials>) {
+        self.verifier
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .credentials = credentials;
     }
 }
 
@@ -353,7 +367,7 @@ impl Ctx<'_> {
             headers.push((name.as_str().to_owned(), value.to_owned()));
         }
         let method = parts.method.as_str().to_owned();
-        self.state.verifier.verify(
+        self.state.verifier().verify(
             &RequestParts {
                 method: &method,
                 bucket: bucket.as_deref(),
@@ -1218,6 +1232,19 @@ async fn admin(state: &State, req: hyper::Request<Incoming>) -> Reply {
                 Err(e) => bad(format!("invalid fault configuration: {e}")),
             }
         }
+        (Method::PUT, "/_emulator/credentials") => {
+            let body = match req.into_body().collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return bad(format!("unreadable body: {e}")),
+            };
+            match crate::auth::parse_credentials(&body) {
+                Ok(c) => {
+                    state.set_credentials(c);
+                    Reply::new(StatusCode::NO_CONTENT)
+                }
+                Err(e) => bad(format!("invalid credentials: {e}")),
+            }
+        }
         (Method::GET, "/_emulator/stats") => {
             json(serde_json::to_string(&state.faults.stats()).unwrap_or_default())
         }
@@ -1247,6 +1274,7 @@ async fn admin(state: &State, req: hyper::Request<Incoming>) -> Reply {
                 }
             }
             state.faults.set(FaultConfig::default());
+            state.set_credentials(state.config.credentials.clone());
             Reply::new(StatusCode::NO_CONTENT)
         }
         _ => bad(format!("unknown admin endpoint {path}")),

@@ -131,3 +131,51 @@ async fn v1_signatures_are_refused_clearly() {
     assert_eq!(code_of(&xml), "InvalidArgument");
     assert!(element(&xml, "Message").contains("V1"));
 }
+
+#[tokio::test]
+async fn credentials_rotate_at_run_time_and_reset_restores_them() {
+    let emu = start().await;
+    let old = Client::new(&emu);
+    assert_eq!(
+        old.send(Req::new("PUT", Some("k")).body("x"))
+            .await
+            .status(),
+        200
+    );
+    let admin = |body: &'static str| {
+        reqwest::Client::new()
+            .put(format!("{}/_emulator/credentials", emu.endpoint()))
+            .body(body)
+            .send()
+    };
+    let r =
+        admin(r#"{"access_key_id":"new-ak","access_key_secret":"new-sk","security_token":null}"#)
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        code(old.send(Req::new("GET", Some("k"))).await).await,
+        (403, "InvalidAccessKeyId".into())
+    );
+    let new = Client::with_creds(&emu, Credentials::new("new-ak", "new-sk", None));
+    assert_eq!(new.send(Req::new("GET", Some("k"))).await.status(), 200);
+    // The same key id with a new secret: the old secret no longer signs.
+    emu.set_credentials(vec![Credentials::new("new-ak", "newer-sk", None)]);
+    assert_eq!(
+        code(new.send(Req::new("GET", Some("k"))).await).await,
+        (403, "SignatureDoesNotMatch".into())
+    );
+    assert_eq!(admin("[]").await.unwrap().status(), 400);
+    let r = reqwest::Client::new()
+        .post(format!("{}/_emulator/reset", emu.endpoint()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        old.send(Req::new("PUT", Some("k")).body("x"))
+            .await
+            .status(),
+        200
+    );
+}
