@@ -65,10 +65,19 @@ fn seeded_schedules_converge() {
     }
 }
 
-/// Seeds that diverged on the protocol before sequencers were trusted only when strictly newer
-/// (defect 1). They depend on the handler's exact await points, so a restructuring may make them
-/// pass for the wrong reason: the scripted scenarios below are the durable regression tests.
-const REGRESSION_SEEDS: &[u64] = &[];
+/// Seeds that diverged on the protocol that skipped on a marker whose sequencer was not below the
+/// event's (defect 1): a late write of an older version, then a failure before the job could
+/// answer, then the redelivery skipped on the marker that late write left. Which failure:
+/// the post-upload source HEAD's 503 (1748, 4989, 7022, 8489, 4153), OSS's answer to the PUT
+/// lost after it committed (696, 1607, 4697), a kill (1389, 9777, 6383); the same with a
+/// metadata-only change (3327) and with a delete that the late write undid (1407, 2533, 4042).
+/// They depend on the handler's exact await points and on how many store calls it makes (each
+/// draws from the seed's generator), so a restructuring may make them stop reproducing, passing
+/// for no reason of their own: the scripted `defect_1_*` scenarios are the durable regression
+/// tests.
+const REGRESSION_SEEDS: &[u64] = &[
+    696, 1389, 1407, 1607, 1748, 2533, 3327, 4042, 4153, 4697, 4989, 6383, 7022, 8489, 9777,
+];
 
 #[test]
 fn regression_seeds_converge() {

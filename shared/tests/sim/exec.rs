@@ -241,6 +241,7 @@ impl<'a> Sim<'a> {
         let live = self.live.remove(i);
         self.killed += 1;
         let mut w = lock(&self.world);
+        w.actor = "lambda".into();
         for d in &live.delivered {
             let again = w.now + 1 + w.rng.below(self.visibility);
             for k in &d.keys {

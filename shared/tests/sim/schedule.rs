@@ -30,8 +30,12 @@ pub struct Params {
     pub batch: usize,
     /// Most `Pending`s before a store call takes effect.
     pub max_delay: u32,
+    /// Bytes per chunk of a source body.
+    pub chunk: usize,
     /// Fault rates.
     pub faults: Faults,
+    /// Chance, per step, that a user writes (while writes are left).
+    pub pace: f64,
     /// Chance, per turn of an invocation, that it is killed instead.
     pub kill: f64,
     /// Chance a batch also gets a message already in flight elsewhere.
@@ -44,16 +48,20 @@ impl Params {
     /// The parameters of a seed.
     pub fn of(seed: u64) -> Self {
         let mut r = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xA5A5);
+        // A third of the schedules race: few keys and writes, several invocations at once, slow
+        // store calls, and failures after the write (where defect 1 lives).
+        let race = r.chance(0.35);
         let f = [0.0, 0.02, 0.05, 0.1][r.index(4)];
         let f = |r: &mut Rng, scale: f64| f * scale * (0.5 + r.below(100) as f64 / 100.0);
-        Self {
+        let mut p = Self {
             keys: r.range(1, 3) as usize,
-            writes: r.range(2, 24) as u32,
+            writes: r.range(2, 16) as u32,
             sync_deletes: r.chance(0.75),
             concurrency: r.range(1, 4) as usize,
             lambdas: r.range(1, 4) as usize,
             batch: [1, 2, 3, 5, 10][r.index(5)],
             max_delay: r.range(0, 4) as u32,
+            chunk: 8,
             faults: Faults {
                 source_head: f(&mut r, 1.5),
                 source_get: f(&mut r, 1.0),
@@ -64,6 +72,7 @@ impl Params {
                 dest_delete: f(&mut r, 1.0),
                 results: f(&mut r, 0.5),
             },
+            pace: [0.1, 0.3, 0.6][r.index(3)],
             kill: [0.0, 0.0, 0.003, 0.01, 0.03][r.index(5)],
             redeliver: [0.0, 0.02, 0.1][r.index(3)],
             delivery: Delivery {
@@ -72,7 +81,21 @@ impl Params {
                 group: [0.0, 0.1, 0.3][r.index(3)],
                 operator: [0.0, 0.05, 0.15][r.index(3)],
             },
+        };
+        if race {
+            p.keys = r.range(1, 2) as usize;
+            p.writes = r.range(2, 4) as u32;
+            p.lambdas = r.range(2, 4) as usize;
+            p.batch = r.range(1, 2) as usize;
+            p.max_delay = r.range(2, 6) as u32;
+            p.chunk = r.range(2, 6) as usize;
+            p.faults.source_head = [0.05, 0.15, 0.3][r.index(3)];
+            p.faults.dest_upload_lost = [0.0, 0.05, 0.15][r.index(3)];
+            p.kill = [0.0, 0.01, 0.03][r.index(3)];
+            p.pace = [0.01, 0.03, 0.1][r.index(3)];
+            p.delivery.late = [0, 5, 20][r.index(3)];
         }
+        p
     }
 }
 
@@ -129,6 +152,7 @@ pub fn run(seed: u64, tracing: bool) -> (Result<Stats, Failure>, World) {
     let mut world = World::new(seed, tracing);
     world.faults = p.faults.clone();
     world.max_delay = p.max_delay;
+    world.chunk = p.chunk;
     let world = world.shared();
     let svc = service(&world, p.sync_deletes, p.concurrency);
     let mut sim = Sim::new(world.clone(), &svc);
@@ -160,23 +184,22 @@ fn drive(sim: &mut Sim<'_>, p: &Params) -> Result<(), Failure> {
             }
             continue;
         }
-        let user_weight = if writing { 2 } else { 0 };
-        let poller_weight = u64::from(can_start);
-        let total = user_weight + poller_weight + 4 * sim.live.len() as u64;
-        let (pick, kill, batch) = {
+        let busy = can_start || !sim.live.is_empty();
+        let (user, pick, kill, batch) = {
             let mut w = lock(&sim.world);
             (
-                w.rng.below(total),
+                writing && (!busy || w.rng.chance(p.pace)),
+                w.rng.below(u64::from(can_start) + sim.live.len() as u64),
                 w.rng.chance(p.kill),
                 w.rng.range(1, p.batch as u64) as usize,
             )
         };
-        if pick < user_weight {
+        if user {
             users.step(sim, &p.delivery);
-        } else if pick < user_weight + poller_weight {
+        } else if can_start && pick == 0 {
             sim.start_batch(batch, p.redeliver);
         } else {
-            let i = ((pick - user_weight - poller_weight) / 4) as usize;
+            let i = (pick - u64::from(can_start)) as usize;
             if kill {
                 sim.kill(i);
             } else {

@@ -119,7 +119,6 @@ impl SourceStore for SimSource {
 /// A GET's body: a snapshot of the version, read in small chunks, each an await point that may
 /// fail (a reset connection).
 fn body(world: Shared, key: String, bytes: Bytes) -> ByteStream {
-    const CHUNK: usize = 8;
     futures_util::stream::unfold(Some(0usize), move |at| {
         let (world, key, bytes) = (world.clone(), key.clone(), bytes.clone());
         async move {
@@ -133,7 +132,7 @@ fn body(world: Shared, key: String, bytes: Bytes) -> ByteStream {
                 w.note(Op::SourceBody, Some(&key), || "S3 body read reset".into());
                 return Some((Err(std::io::Error::other("injected reset")), None));
             }
-            let end = bytes.len().min(at + CHUNK);
+            let end = bytes.len().min(at + w.chunk.max(1));
             Some((Ok(bytes.slice(at..end)), Some(end)))
         }
     })

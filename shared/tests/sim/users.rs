@@ -86,9 +86,6 @@ pub fn record(
         "awsRegion": "us-west-2",
         "eventTime": event_time(now),
         "eventName": name,
-        "userIdentity": {"principalId": "AIDAJDPLRKLG7UEXAMPLE"},
-        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810"},
         "s3": {
             "s3SchemaVersion": "1.0",
             "configurationId": "sim",

@@ -153,6 +153,8 @@ pub struct World {
     pub armed: Vec<(Op, String)>,
     /// Most `Pending`s before a store call takes effect (each call draws 0..=this).
     pub max_delay: u32,
+    /// Bytes per chunk of a source body (each chunk is an await point).
+    pub chunk: usize,
     /// When set, every store call is `Pending` exactly this many times (scripted scenarios).
     pub fixed_delay: Option<u32>,
     /// The S3 source: the current version of each key.
@@ -185,6 +187,7 @@ impl World {
             faults: Faults::default(),
             armed: Vec::new(),
             max_delay: 0,
+            chunk: 8,
             fixed_delay: None,
             source: BTreeMap::new(),
             sequencers: BTreeMap::new(),
