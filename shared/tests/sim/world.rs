@@ -4,6 +4,7 @@
 use super::rng::Rng;
 use bytes::Bytes;
 use md5::{Digest, Md5};
+use s3_oss_sync::event::sequencer_cmp;
 use s3_oss_sync::oss::ObjectHead;
 use s3_oss_sync::source::{SourceMetadata, SourceObject};
 use std::collections::BTreeMap;
@@ -245,11 +246,18 @@ impl World {
         let n = self.sequencers.entry(key.to_owned()).or_insert(start);
         *n += 1 + self.rng.below(3) * 0x10;
         let n = *n;
-        let s = format!("{n:016X}");
-        if self.rng.chance(0.3) {
-            s.trim_end_matches('0').to_owned()
+        let full = format!("{n:016X}");
+        let s = if self.rng.chance(0.3) {
+            full.trim_end_matches('0').to_owned()
         } else {
-            s
-        }
+            full
+        };
+        let before = format!("{:016X}", n - 1);
+        assert_eq!(
+            sequencer_cmp(&s, &before),
+            std::cmp::Ordering::Greater,
+            "the model's sequencers must increase per key as S3's do"
+        );
+        s
     }
 }
