@@ -226,3 +226,58 @@ fn defect_1_a_late_write_then_a_kill_is_repaired() {
     drain(&mut d.sim);
     assert_holds_b(&d);
 }
+
+/// Found by the simulation beyond defect 1 (seeds 15213, 18320 with only the marker rule fixed):
+/// SQS delivers A's message again while its first delivery is still in flight (at-least-once; a
+/// visibility timeout shorter than the work). The first job reads A; the key is deleted and the
+/// delete synced; the second delivery of A's message finds nothing to do and acknowledges it;
+/// then the first job's write of A lands and its confirming source HEAD fails (503). Its failure
+/// report brings nothing back (the message is gone), so nothing repairs the late write unless
+/// the job that wrote confirms it itself.
+#[test]
+fn defect_2_a_late_write_whose_message_was_acknowledged_by_a_second_delivery_is_repaired() {
+    let world = scripted();
+    let svc = service(&world, true, 4);
+    let mut sim = Sim::new(world.clone(), &svc);
+    let ev_a = put(&sim, KEY, bytes_of(KEY, 1), meta_of(0), "ObjectCreated:Put");
+    sim.queue.send(body(&[ev_a]), vec![KEY.into()], 0);
+    let first = sim.start_batch(10, 0.0).expect("A's message is visible");
+    let read_a = sim.run_until(&first, |w| {
+        w.trace
+            .iter()
+            .any(|t| t.actor == first && t.op == Op::SourceGet && t.text.starts_with("S3 GET →"))
+    });
+    assert!(read_a, "the first job never read the source");
+
+    let ev_delete = sim::users::delete(&sim, KEY);
+    sim.queue.send(body(&[ev_delete]), vec![KEY.into()], 0);
+    let deleting = sim
+        .start_batch(10, 0.0)
+        .expect("the delete's message is visible");
+    sim.run_to_end(&deleting);
+    // A's message again, while the first delivery still holds it.
+    let second = sim
+        .start_batch(10, 1.0)
+        .expect("A's message is delivered again");
+    let answer = sim.run_to_end(&second);
+    assert!(
+        answer.report.response.batch_item_failures.is_empty(),
+        "the second delivery has nothing to do: {:?}",
+        answer.report.outcomes
+    );
+
+    lock(&world).armed.push((Op::SourceHead, KEY.into()));
+    sim.run_to_end(&first);
+    drain(&mut sim);
+    let w = lock(&world);
+    let trace: Vec<String> = w
+        .trace
+        .iter()
+        .map(|t| format!("t={} {} {}", t.now, t.actor, t.text))
+        .collect();
+    assert!(
+        !w.dest.contains_key(KEY),
+        "the source object is deleted and the queue drained, yet OSS holds it; trace:\n{}",
+        trace.join("\n")
+    );
+}
