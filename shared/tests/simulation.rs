@@ -113,7 +113,8 @@ fn scripted() -> Shared {
 
 const KEY: &str = "hot/a.txt";
 
-/// What the test of a scripted scenario needs: the world, and the ETags of versions A and B.
+/// A defect-1 scenario under way: the executor, the ETags of versions A and B, and the id of the
+/// invocation whose job still holds A.
 struct Defect1<'a> {
     sim: Sim<'a>,
     a: String,
