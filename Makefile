@@ -38,7 +38,7 @@ audit:
 fuzz:
 	FUZZ_CASES=1000000 cargo test --release -p s3-oss-sync-shared --test fuzz
 
-## sim: the seeded protocol simulation for 1,000,000 schedules in release (make test runs 10,000)
+## sim: the seeded protocol simulation, 1,000,000 schedules in release (make test runs 10,000; about 5 CPU-minutes)
 sim:
 	SIM_SCHEDULES=1000000 cargo test --release -p s3-oss-sync-shared --test simulation
 
