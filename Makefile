@@ -5,7 +5,7 @@ PYTHON  := $(VENV)/bin/python
 PYTEST  := env -u AWS_CA_BUNDLE $(PYTHON) -m pytest
 LOCAL   := env -u AWS_CA_BUNDLE
 
-.PHONY: audit fuzz soak demo test lint template-lint rust-test python-test bench build deploy venv stop clean
+.PHONY: audit fuzz sim soak demo test lint template-lint rust-test python-test bench build deploy venv stop clean
 
 ## demo: start the local stack, drive real S3 events, show what arrived
 demo: venv
@@ -37,6 +37,10 @@ audit:
 ## fuzz: the property-test fuzz targets for 1,000,000 cases each (make test runs 2,000; a few minutes)
 fuzz:
 	FUZZ_CASES=1000000 cargo test --release -p s3-oss-sync-shared --test fuzz
+
+## sim: the seeded protocol simulation, 1,000,000 schedules in release (make test runs 10,000; about 5 CPU-minutes)
+sim:
+	SIM_SCHEDULES=1000000 cargo test --release -p s3-oss-sync-shared --test simulation
 
 ## soak: 10,000 events under chaos on 127.0.0.1, then the invariants (about 10 minutes)
 soak: venv

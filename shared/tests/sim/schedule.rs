@@ -1,0 +1,431 @@
+//! One seeded schedule: its parameters, the scheduling loop (users, the Lambda poller and the
+//! live invocations take turns by chance; invocations are sometimes killed), and the checks once
+//! the users stop and the queue drains.
+
+use super::exec::{service, Sim};
+use super::rng::Rng;
+use super::users::{Delivery, Users};
+use super::world::{lock, short, Faults, World};
+use s3_oss_sync::metadata::{copied_fingerprint, copied_version, metadata_fingerprint};
+use s3_oss_sync::outcome::{Outcome, OutcomeKind};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Steps after which a schedule that has not drained fails.
+const MAX_STEPS: u64 = 300_000;
+
+/// What a seed chooses for a schedule.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Hot keys (1–3).
+    pub keys: usize,
+    /// User writes.
+    pub writes: u32,
+    /// `CopyOptions.sync_deletes`.
+    pub sync_deletes: bool,
+    /// Jobs run at once inside an invocation.
+    pub concurrency: usize,
+    /// Invocations at once (Lambda scaling out).
+    pub lambdas: usize,
+    /// Most messages in a batch.
+    pub batch: usize,
+    /// Most `Pending`s before a store call takes effect.
+    pub max_delay: u32,
+    /// Bytes per chunk of a source body.
+    pub chunk: usize,
+    /// Fault rates.
+    pub faults: Faults,
+    /// Chance, per step, that a user writes (while writes are left).
+    pub pace: f64,
+    /// Chance, per turn of an invocation, that it is killed instead.
+    pub kill: f64,
+    /// Chance a batch also gets a message already in flight elsewhere.
+    pub redeliver: f64,
+    /// How events travel.
+    pub delivery: Delivery,
+}
+
+impl Params {
+    /// The parameters of a seed.
+    pub fn of(seed: u64) -> Self {
+        let mut r = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xA5A5);
+        // A third of the schedules race: few keys and writes, several invocations at once, slow
+        // store calls, and failures after the write (where defect 1 lives).
+        let race = r.chance(0.35);
+        let f = [0.0, 0.02, 0.05, 0.1][r.index(4)];
+        let f = |r: &mut Rng, scale: f64| f * scale * (0.5 + r.below(100) as f64 / 100.0);
+        let mut p = Self {
+            keys: r.range(1, 3) as usize,
+            writes: r.range(2, 16) as u32,
+            sync_deletes: r.chance(0.75),
+            concurrency: r.range(1, 4) as usize,
+            lambdas: r.range(1, 4) as usize,
+            batch: [1, 2, 3, 5, 10][r.index(5)],
+            max_delay: r.range(0, 4) as u32,
+            chunk: 8,
+            faults: Faults {
+                source_head: f(&mut r, 1.5),
+                source_get: f(&mut r, 1.0),
+                source_body: f(&mut r, 0.3),
+                dest_head: f(&mut r, 1.0),
+                dest_upload: f(&mut r, 1.0),
+                dest_upload_lost: f(&mut r, 0.5),
+                dest_delete: f(&mut r, 1.0),
+                results: f(&mut r, 0.5),
+            },
+            pace: [0.1, 0.3, 0.6][r.index(3)],
+            kill: [0.0, 0.0, 0.003, 0.01, 0.03][r.index(5)],
+            redeliver: [0.0, 0.02, 0.1][r.index(3)],
+            delivery: Delivery {
+                late: [0, 5, 40, 200][r.index(4)],
+                duplicate: [0.0, 0.05, 0.2][r.index(3)],
+                group: [0.0, 0.1, 0.3][r.index(3)],
+                operator: [0.0, 0.05, 0.15][r.index(3)],
+            },
+        };
+        if race {
+            p.keys = r.range(1, 2) as usize;
+            p.writes = r.range(2, 4) as u32;
+            p.lambdas = r.range(2, 4) as usize;
+            p.batch = r.range(1, 2) as usize;
+            p.max_delay = r.range(2, 6) as u32;
+            p.chunk = r.range(2, 6) as usize;
+            p.faults.source_head = [0.05, 0.15, 0.3][r.index(3)];
+            p.faults.dest_upload_lost = [0.0, 0.05, 0.15][r.index(3)];
+            p.kill = [0.0, 0.01, 0.03][r.index(3)];
+            p.pace = [0.01, 0.03, 0.1][r.index(3)];
+            p.delivery.late = [0, 5, 20][r.index(3)];
+        }
+        p
+    }
+}
+
+/// What a schedule did, summed over schedules.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    /// Schedules run.
+    pub schedules: u64,
+    /// Messages sent.
+    pub messages: u64,
+    /// Deliveries to invocations.
+    pub deliveries: u64,
+    /// Invocations that ended.
+    pub invocations: u64,
+    /// Invocations killed.
+    pub killed: u64,
+    /// Records by outcome.
+    pub outcomes: BTreeMap<OutcomeKind, u64>,
+}
+
+impl Stats {
+    /// Adds another's counts.
+    pub fn add(&mut self, o: &Stats) {
+        self.schedules += o.schedules;
+        self.messages += o.messages;
+        self.deliveries += o.deliveries;
+        self.invocations += o.invocations;
+        self.killed += o.killed;
+        for (k, n) in &o.outcomes {
+            *self.outcomes.entry(*k).or_default() += n;
+        }
+    }
+}
+
+/// Why a schedule failed: what, and the key it concerns (for the trace).
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The key concerned, if one.
+    pub key: Option<String>,
+    /// What went wrong.
+    pub what: String,
+}
+
+fn fail<T>(key: Option<&str>, what: String) -> Result<T, Failure> {
+    Err(Failure {
+        key: key.map(str::to_owned),
+        what,
+    })
+}
+
+/// Runs the schedule of `seed`; with `tracing`, the world keeps its trace, returned either way.
+pub fn run(seed: u64, tracing: bool) -> (Result<Stats, Failure>, World) {
+    let p = Params::of(seed);
+    let mut world = World::new(seed, tracing);
+    world.faults = p.faults.clone();
+    world.max_delay = p.max_delay;
+    world.chunk = p.chunk;
+    let world = world.shared();
+    let svc = service(&world, p.sync_deletes, p.concurrency);
+    let mut sim = Sim::new(world.clone(), &svc);
+    let result = drive(&mut sim, &p).and_then(|()| check(&sim, &p));
+    drop(sim);
+    drop(svc);
+    let world = std::sync::Arc::try_unwrap(world)
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .unwrap_or_else(|_| panic!("the world is still shared after the schedule"));
+    (result, world)
+}
+
+/// The scheduling loop: until the users are done, nothing is in flight and the queue drained.
+fn drive(sim: &mut Sim<'_>, p: &Params) -> Result<(), Failure> {
+    let mut users = Users::new(p.keys, p.writes);
+    for _ in 0..MAX_STEPS {
+        let now = {
+            let mut w = lock(&sim.world);
+            w.now += 1;
+            w.now
+        };
+        let writing = users.left > 0;
+        let can_start = sim.live.len() < p.lambdas && sim.queue.any_visible(now);
+        if !writing && !can_start && sim.live.is_empty() {
+            match sim.queue.next_visible() {
+                Some(at) => lock(&sim.world).now = at.max(now),
+                None if sim.queue.drained() => return Ok(()),
+                None => return fail(None, "messages are in flight with no invocation".into()),
+            }
+            continue;
+        }
+        let busy = can_start || !sim.live.is_empty();
+        let (user, pick, kill, batch) = {
+            let mut w = lock(&sim.world);
+            (
+                writing && (!busy || w.rng.chance(p.pace)),
+                w.rng.below(u64::from(can_start) + sim.live.len() as u64),
+                w.rng.chance(p.kill),
+                w.rng.range(1, p.batch as u64) as usize,
+            )
+        };
+        if user {
+            users.step(sim, &p.delivery);
+        } else if can_start && pick == 0 {
+            sim.start_batch(batch, p.redeliver);
+        } else {
+            let i = (pick - u64::from(can_start)) as usize;
+            if kill {
+                sim.kill(i);
+            } else {
+                sim.poll(i);
+            }
+        }
+    }
+    fail(
+        None,
+        format!("the queue did not drain in {MAX_STEPS} steps (a livelock, or a message that always fails)"),
+    )
+}
+
+/// The checks once the queue drained.
+fn check(sim: &Sim<'_>, p: &Params) -> Result<Stats, Failure> {
+    let w = lock(&sim.world);
+    if let Some(v) = w.violations.first() {
+        return fail(None, v.clone());
+    }
+    let mut stats = Stats {
+        schedules: 1,
+        messages: sim.queue.sent,
+        deliveries: sim.queue.deliveries,
+        invocations: sim.finished.len() as u64,
+        killed: sim.killed,
+        ..Stats::default()
+    };
+    let stored: BTreeMap<&str, &[u8]> = w
+        .results
+        .iter()
+        .map(|(k, b)| (k.as_str(), b.as_ref()))
+        .collect();
+    for f in &sim.finished {
+        let r = &f.report;
+        let failed: BTreeSet<&str> = r
+            .response
+            .batch_item_failures
+            .iter()
+            .map(|x| x.item_identifier.as_str())
+            .collect();
+        // Exactly one record per event record of every message delivered.
+        let mut expected: Vec<(&str, u32, &str)> = Vec::new();
+        for d in &f.delivered {
+            for k in &d.keys {
+                expected.push((&d.message_id, d.receive_count, k));
+            }
+        }
+        let mut got: Vec<(&str, u32, &str)> = r
+            .outcomes
+            .iter()
+            .map(|o| {
+                (
+                    o.message_id.as_str(),
+                    o.receive_count,
+                    o.source_key.as_deref().unwrap_or("<none>"),
+                )
+            })
+            .collect();
+        expected.sort();
+        got.sort();
+        if expected != got {
+            let key = expected.first().map(|e| e.2);
+            return fail(
+                key,
+                format!(
+                    "{}: records {got:?}, but the event records delivered were {expected:?}",
+                    f.id
+                ),
+            );
+        }
+        for o in &r.outcomes {
+            *stats.outcomes.entry(o.outcome).or_default() += 1;
+            if matches!(o.outcome, OutcomeKind::Invalid | OutcomeKind::Filtered) {
+                return fail(
+                    o.source_key.as_deref(),
+                    format!(
+                        "{}: a well-formed event of the task was recorded {}",
+                        f.id, o.outcome
+                    ),
+                );
+            }
+            // A record says failed only for a message reported failed.
+            if o.outcome.fails_message() && !failed.contains(o.message_id.as_str()) {
+                return fail(
+                    o.source_key.as_deref(),
+                    format!(
+                        "{}: {}#{} is recorded {} but was acknowledged",
+                        f.id, o.message_id, o.receive_count, o.outcome
+                    ),
+                );
+            }
+        }
+        // Nothing is acknowledged without its records in the results store.
+        match &r.results_error {
+            Some(_) => {
+                for d in &f.delivered {
+                    if !failed.contains(d.message_id.as_str()) {
+                        return fail(
+                            d.keys.first().map(String::as_str),
+                            format!(
+                                "{}: the records were not written, yet {} was acknowledged",
+                                f.id, d.message_id
+                            ),
+                        );
+                    }
+                }
+            }
+            None => {
+                let Some(body) = stored.get(r.results_key.as_str()) else {
+                    return fail(
+                        None,
+                        format!("{}: no results object at {}", f.id, r.results_key),
+                    );
+                };
+                let back: Result<Vec<Outcome>, _> = body
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(serde_json::from_slice::<Outcome>)
+                    .collect();
+                if back.as_ref().ok() != Some(&r.outcomes) {
+                    return fail(
+                        None,
+                        format!(
+                            "{}: the results object does not hold the invocation's records",
+                            f.id
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    // Every key: the destination is the source's final state.
+    let keys: BTreeSet<&str> = w
+        .source
+        .keys()
+        .chain(w.dest.keys())
+        .map(String::as_str)
+        .collect();
+    for key in keys {
+        match (w.source.get(key), w.dest.get(key)) {
+            (None, None) => {}
+            (None, Some(_)) if !p.sync_deletes => {}
+            (None, Some(d)) => {
+                return fail(
+                    Some(key),
+                    format!(
+                        "the source object is deleted, but OSS still holds {} marker {:?}",
+                        short(&super::world::md5_hex(&d.bytes)),
+                        d.head.metadata.user
+                    ),
+                );
+            }
+            (Some(s), None) => {
+                return fail(
+                    Some(key),
+                    format!("the source holds {} but OSS holds nothing", short(&s.etag)),
+                );
+            }
+            (Some(s), Some(d)) => {
+                let h = &d.head;
+                let user = |u: &[(String, String)]| -> Vec<(String, String)> {
+                    u.iter()
+                        .filter(|(k, _)| !k.starts_with(s3_oss_sync::metadata::MARKER_PREFIX))
+                        .cloned()
+                        .collect()
+                };
+                let same = d.bytes == s.bytes
+                    && copied_version(h) == Some((s.etag.as_str(), s.bytes.len() as u64))
+                    && copied_fingerprint(h) == Some(metadata_fingerprint(&s.meta).as_str())
+                    && h.metadata.content_type == s.meta.content_type
+                    && user(&h.metadata.user) == user(&s.meta.user);
+                if !same {
+                    return fail(
+                        Some(key),
+                        format!(
+                            "the source holds {} rev {:?} (seq {}), OSS holds {} {:?} marker {:?}",
+                            short(&s.etag),
+                            s.meta.user,
+                            s.sequencer,
+                            short(&super::world::md5_hex(&d.bytes)),
+                            h.metadata.content_type,
+                            h.metadata.user
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// Runs a seed; on failure replays it with the trace on and describes it.
+pub fn run_or_describe(seed: u64) -> Result<Stats, String> {
+    match run(seed, false).0 {
+        Ok(s) => Ok(s),
+        Err(_) => Err(describe(seed)),
+    }
+}
+
+/// A failing seed's description: what failed, the parameters, and the trace of the key.
+pub fn describe(seed: u64) -> String {
+    let (result, world) = run(seed, true);
+    let Err(f) = result else {
+        return format!(
+            "seed {seed} failed untraced but passed traced: the schedule is not deterministic"
+        );
+    };
+    let mut out = format!(
+        "schedule seed {seed} failed: {}\n  replay: SIM_SEED={seed} cargo test -p s3-oss-sync-shared --test simulation\n  {:?}\n",
+        f.what,
+        Params::of(seed)
+    );
+    let lines: Vec<_> = world
+        .trace
+        .iter()
+        .filter(|t| f.key.is_none() || t.key == f.key)
+        .collect();
+    let skip = lines.len().saturating_sub(150);
+    out.push_str(&format!(
+        "  trace of {} ({} lines, the last {}):\n",
+        f.key.as_deref().unwrap_or("every key"),
+        lines.len(),
+        lines.len() - skip
+    ));
+    for t in &lines[skip..] {
+        out.push_str(&format!("    t={:<6} {:<8} {}\n", t.now, t.actor, t.text));
+    }
+    out
+}

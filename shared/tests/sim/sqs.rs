@@ -1,0 +1,149 @@
+//! The SQS queue: at-least-once, late and reordered delivery, receive counts, visibility after a
+//! failure or a kill, and (rarely) a message delivered again while still in flight.
+
+use super::rng::Rng;
+use aws_lambda_events::event::sqs::SqsMessage;
+
+/// Where a message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting to become visible at this time.
+    Waiting(u64),
+    /// Held by this many invocations.
+    InFlight(u32),
+    /// Deleted (acknowledged).
+    Deleted,
+}
+
+/// One message.
+#[derive(Debug, Clone)]
+struct Queued {
+    id: String,
+    body: String,
+    keys: Vec<String>,
+    receives: u32,
+    state: State,
+}
+
+/// A message as delivered to one invocation: what its records must account for.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// SQS message id.
+    pub message_id: String,
+    /// `ApproximateReceiveCount` of this delivery.
+    pub receive_count: u32,
+    /// The source key of each event record in the body, in order.
+    pub keys: Vec<String>,
+}
+
+/// The queue.
+#[derive(Debug, Default)]
+pub struct Queue {
+    messages: Vec<Queued>,
+    /// Messages sent.
+    pub sent: u64,
+    /// Deliveries made.
+    pub deliveries: u64,
+}
+
+impl Queue {
+    /// Sends a message, visible at `at`; `keys` are the source keys of its records.
+    pub fn send(&mut self, body: String, keys: Vec<String>, at: u64) -> String {
+        self.sent += 1;
+        let id = format!("m{}", self.sent);
+        self.messages.push(Queued {
+            id: id.clone(),
+            body,
+            keys,
+            receives: 0,
+            state: State::Waiting(at),
+        });
+        id
+    }
+
+    /// Whether every message is deleted.
+    pub fn drained(&self) -> bool {
+        self.messages.iter().all(|m| m.state == State::Deleted)
+    }
+
+    /// Whether a message is visible at `now`.
+    pub fn any_visible(&self, now: u64) -> bool {
+        self.messages
+            .iter()
+            .any(|m| matches!(m.state, State::Waiting(at) if at <= now))
+    }
+
+    /// When the next waiting message becomes visible.
+    pub fn next_visible(&self) -> Option<u64> {
+        self.messages
+            .iter()
+            .filter_map(|m| match m.state {
+                State::Waiting(at) => Some(at),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Receives up to `max` visible messages in random order; with probability `redeliver`, one
+    /// message already in flight elsewhere comes too (at-least-once).
+    pub fn receive(
+        &mut self,
+        rng: &mut Rng,
+        now: u64,
+        max: usize,
+        redeliver: f64,
+    ) -> (Vec<SqsMessage>, Vec<Delivered>) {
+        let mut visible: Vec<usize> = (0..self.messages.len())
+            .filter(|&i| matches!(self.messages[i].state, State::Waiting(at) if at <= now))
+            .collect();
+        rng.shuffle(&mut visible);
+        visible.truncate(max);
+        if rng.chance(redeliver) {
+            let flying: Vec<usize> = (0..self.messages.len())
+                .filter(|&i| matches!(self.messages[i].state, State::InFlight(_)))
+                .collect();
+            if !flying.is_empty() {
+                visible.push(flying[rng.index(flying.len())]);
+            }
+        }
+        let mut out = Vec::new();
+        let mut delivered = Vec::new();
+        for i in visible {
+            let m = &mut self.messages[i];
+            m.receives += 1;
+            m.state = match m.state {
+                State::InFlight(n) => State::InFlight(n + 1),
+                _ => State::InFlight(1),
+            };
+            self.deliveries += 1;
+            let mut msg = SqsMessage {
+                message_id: Some(m.id.clone()),
+                body: Some(m.body.clone()),
+                event_source: Some("aws:sqs".into()),
+                ..SqsMessage::default()
+            };
+            msg.attributes
+                .insert("ApproximateReceiveCount".into(), m.receives.to_string());
+            out.push(msg);
+            delivered.push(Delivered {
+                message_id: m.id.clone(),
+                receive_count: m.receives,
+                keys: m.keys.clone(),
+            });
+        }
+        (out, delivered)
+    }
+
+    /// The end of one delivery of a message: deleted if acknowledged; otherwise visible again
+    /// at `again` once no invocation holds it.
+    pub fn settle(&mut self, id: &str, acknowledged: bool, again: u64) {
+        let Some(m) = self.messages.iter_mut().find(|m| m.id == id) else {
+            return;
+        };
+        m.state = match (m.state, acknowledged) {
+            (State::Deleted, _) | (_, true) => State::Deleted,
+            (State::InFlight(n), false) if n > 1 => State::InFlight(n - 1),
+            _ => State::Waiting(again),
+        };
+    }
+}

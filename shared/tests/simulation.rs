@@ -1,0 +1,293 @@
+//! A seeded, deterministic simulation of the whole sync protocol: users write to an in-memory
+//! S3 with per-key sequencers, events reach an SQS model late, reordered and duplicated, batches
+//! go to several concurrent invocations of `SyncService::handle` that a single-threaded
+//! executor interleaves at every await point, store calls fail and invocations are killed; once
+//! the users stop and the queue drains, every key's OSS object must be the source's final state,
+//! and every delivery must have exactly its records.
+//!
+//! `SIM_SCHEDULES` (default 10,000) schedules from `SIM_SEED_BASE` (default 0); `SIM_SEED=n`
+//! replays one. A failing schedule is replayed with its trace, which the panic shows.
+
+mod sim;
+
+use sim::exec::{service, Sim};
+use sim::schedule::{describe, run, run_or_describe, Stats};
+use sim::users::{body, bytes_of, meta_of, put};
+use sim::world::{lock, Op, Shared, World};
+use std::time::Instant;
+
+fn env_u64(name: &str) -> Option<u64> {
+    let v = std::env::var(name).ok()?;
+    Some(
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a whole number, not {v:?}")),
+    )
+}
+
+#[test]
+fn seeded_schedules_converge() {
+    let seeds = match env_u64("SIM_SEED") {
+        Some(seed) => seed..seed + 1,
+        None => {
+            let base = env_u64("SIM_SEED_BASE").unwrap_or(0);
+            base..base + env_u64("SIM_SCHEDULES").unwrap_or(10_000)
+        }
+    };
+    let started = Instant::now();
+    let mut stats = Stats::default();
+    let mut failing = Vec::new();
+    for seed in seeds.clone() {
+        match run(seed, false).0 {
+            Ok(s) => stats.add(&s),
+            Err(_) => failing.push(seed),
+        }
+    }
+    eprintln!(
+        "simulation: {} schedules (seeds {seeds:?}) in {:.1?}, {} failed; {} messages, {} deliveries, {} invocations, {} killed; records {:?}",
+        seeds.end - seeds.start,
+        started.elapsed(),
+        failing.len(),
+        stats.messages,
+        stats.deliveries,
+        stats.invocations,
+        stats.killed,
+        stats.outcomes
+    );
+    if let Some(&first) = failing.first() {
+        panic!(
+            "{} of {} schedules failed; the first seeds: {:?}\n{}",
+            failing.len(),
+            seeds.end - seeds.start,
+            &failing[..failing.len().min(20)],
+            describe(first)
+        );
+    }
+}
+
+/// Seeds that diverged on the protocol that skipped on a marker whose sequencer was not below the
+/// event's (defect 1): a late write of an older version, then a failure before the job could
+/// answer, then the redelivery skipped on the marker that late write left. Which failure:
+/// the post-upload source HEAD's 503 (1748, 4989, 7022, 8489, 4153), OSS's answer to the PUT
+/// lost after it committed (696, 1607, 4697), a kill (1389, 9777, 6383); the same with a
+/// metadata-only change (3327) and with a delete that the late write undid (1407, 2533, 4042).
+/// They depend on the handler's exact await points and on how many store calls it makes (each
+/// draws from the seed's generator), so a restructuring may make them stop reproducing, passing
+/// for no reason of their own: the scripted `defect_1_*` scenarios are the durable regression
+/// tests.
+const REGRESSION_SEEDS: &[u64] = &[
+    696, 1389, 1407, 1607, 1748, 2533, 3327, 4042, 4153, 4697, 4989, 6383, 7022, 8489, 9777,
+];
+
+/// Seeds that still diverged with the marker rule fixed (defect 2, see its scripted scenario): a
+/// message delivered again while its first delivery was in flight.
+const REDELIVERY_SEEDS: &[u64] = &[15213, 18320];
+
+#[test]
+fn regression_seeds_converge() {
+    let seeds: Vec<u64> = REGRESSION_SEEDS
+        .iter()
+        .chain(REDELIVERY_SEEDS)
+        .copied()
+        .collect();
+    let failures: Vec<String> = seeds
+        .iter()
+        .filter_map(|&seed| run_or_describe(seed).err())
+        .collect();
+    if let Some(first) = failures.first() {
+        panic!(
+            "{} of {} regression seeds failed\n{first}",
+            failures.len(),
+            seeds.len()
+        );
+    }
+}
+
+/// A world for a scripted scenario: traced, no faults but the armed ones, and every store call
+/// `Pending` once, so each poll advances an invocation by one await point.
+fn scripted() -> Shared {
+    let mut w = World::new(0, true);
+    w.fixed_delay = Some(1);
+    w.shared()
+}
+
+const KEY: &str = "hot/a.txt";
+
+/// A defect-1 scenario under way: the executor, the ETags of versions A and B, and the id of the
+/// invocation whose job still holds A.
+struct Defect1<'a> {
+    sim: Sim<'a>,
+    a: String,
+    b: String,
+    old: String,
+}
+
+/// Defect 1, up to the point where the two scenarios differ: version A is written and its event
+/// goes to `inv-1`, whose job reads A; then B is written and its job (`inv-2`) copies B and
+/// finishes, acknowledged. `inv-1` is still holding A's bytes.
+fn defect_1_setup(sim: Sim<'_>) -> Defect1<'_> {
+    let mut sim = sim;
+    let ev_a = put(&sim, KEY, bytes_of(KEY, 1), meta_of(0), "ObjectCreated:Put");
+    let a = lock(&sim.world).source[KEY].etag.clone();
+    sim.queue.send(body(&[ev_a]), vec![KEY.into()], 0);
+    let old = sim.start_batch(10, 0.0).expect("A's message is visible");
+    let read_a = sim.run_until(&old, |w| {
+        w.trace
+            .iter()
+            .any(|t| t.actor == old && t.op == Op::SourceGet && t.text.starts_with("S3 GET →"))
+    });
+    assert!(read_a, "the old job never read the source");
+
+    let ev_b = put(&sim, KEY, bytes_of(KEY, 2), meta_of(1), "ObjectCreated:Put");
+    let b = lock(&sim.world).source[KEY].etag.clone();
+    sim.queue.send(body(&[ev_b]), vec![KEY.into()], 0);
+    let new = sim.start_batch(10, 0.0).expect("B's message is visible");
+    let answer = sim.run_to_end(&new);
+    assert!(
+        answer.report.response.batch_item_failures.is_empty(),
+        "B's job must succeed: {:?}",
+        answer.report.outcomes
+    );
+    assert_eq!(dest_etag(&sim), Some(b.clone()), "B's job copied B");
+    Defect1 { sim, a, b, old }
+}
+
+/// The ETag (as the source gives it) of the bytes OSS holds for the key.
+fn dest_etag(sim: &Sim<'_>) -> Option<String> {
+    lock(&sim.world)
+        .dest
+        .get(KEY)
+        .map(|d| sim::world::md5_hex(&d.bytes))
+}
+
+/// Delivers whatever comes back until the queue drains (bounded), each invocation run to its end.
+fn drain(sim: &mut Sim<'_>) {
+    for _ in 0..20 {
+        if sim.queue.drained() {
+            return;
+        }
+        let next = sim.queue.next_visible().expect("nothing in flight");
+        {
+            let mut w = lock(&sim.world);
+            w.now = w.now.max(next);
+        }
+        if let Some(id) = sim.start_batch(10, 0.0) {
+            sim.run_to_end(&id);
+        }
+    }
+    panic!("the queue did not drain in 20 deliveries");
+}
+
+fn assert_holds_b(d: &Defect1<'_>) {
+    let w = lock(&d.sim.world);
+    let trace: Vec<String> = w
+        .trace
+        .iter()
+        .map(|t| format!("t={} {} {}", t.now, t.actor, t.text))
+        .collect();
+    drop(w);
+    let held = dest_etag(&d.sim);
+    assert_eq!(
+        held.as_deref(),
+        Some(d.b.as_str()),
+        "after the queue drained OSS must hold B ({}), the source's version, not A ({}); trace:\n{}",
+        d.b,
+        d.a,
+        trace.join("\n")
+    );
+}
+
+/// Defect 1 exactly: the old job's write of A lands after B's job finished, its post-upload
+/// source HEAD fails (503), and the redelivered event for A must not be skipped on the marker
+/// A's own late write left (same ETag, same sequencer): OSS ends holding B.
+#[test]
+fn defect_1_a_late_write_whose_confirmation_fails_is_repaired() {
+    let world = scripted();
+    let svc = service(&world, true, 4);
+    let mut d = defect_1_setup(Sim::new(world.clone(), &svc));
+    lock(&world).armed.push((Op::SourceHead, KEY.into()));
+    let old = d.old.clone();
+    let records = d.sim.run_to_end(&old).report.outcomes.clone();
+    if dest_etag(&d.sim).as_deref() != Some(d.a.as_str()) {
+        eprintln!("note: the old job's write of A no longer lands over B; the scenario now checks convergence only");
+    }
+    eprintln!("the old job's records: {records:?}");
+    drain(&mut d.sim);
+    assert_holds_b(&d);
+}
+
+/// The same with a kill: the old job's write of A lands after B's job finished, then the
+/// invocation is killed (a crash or a timeout) before it answers; the redelivered event for A
+/// must not be skipped on A's marker: OSS ends holding B.
+#[test]
+fn defect_1_a_late_write_then_a_kill_is_repaired() {
+    let world = scripted();
+    let svc = service(&world, true, 4);
+    let mut d = defect_1_setup(Sim::new(world.clone(), &svc));
+    let old = d.old.clone();
+    let landed = d.sim.run_until(&old, |w| {
+        w.trace.iter().any(|t| {
+            t.actor == old && t.op == Op::DestUpload && t.text.starts_with("OSS PUT commits")
+        })
+    });
+    assert!(landed, "the old job never wrote A");
+    let i = d.sim.index(&old).expect("the old job is still running");
+    d.sim.kill(i);
+    drain(&mut d.sim);
+    assert_holds_b(&d);
+}
+
+/// Found by the simulation beyond defect 1 (seeds 15213, 18320 with only the marker rule fixed):
+/// SQS delivers A's message again while its first delivery is still in flight (at-least-once; a
+/// visibility timeout shorter than the work). The first job reads A; the key is deleted and the
+/// delete synced; the second delivery of A's message finds nothing to do and acknowledges it;
+/// then the first job's write of A lands and its confirming source HEAD fails (503). Its failure
+/// report brings nothing back (the message is gone), so nothing repairs the late write unless
+/// the job that wrote confirms it itself.
+#[test]
+fn defect_2_a_late_write_whose_message_was_acknowledged_by_a_second_delivery_is_repaired() {
+    let world = scripted();
+    let svc = service(&world, true, 4);
+    let mut sim = Sim::new(world.clone(), &svc);
+    let ev_a = put(&sim, KEY, bytes_of(KEY, 1), meta_of(0), "ObjectCreated:Put");
+    sim.queue.send(body(&[ev_a]), vec![KEY.into()], 0);
+    let first = sim.start_batch(10, 0.0).expect("A's message is visible");
+    let read_a = sim.run_until(&first, |w| {
+        w.trace
+            .iter()
+            .any(|t| t.actor == first && t.op == Op::SourceGet && t.text.starts_with("S3 GET →"))
+    });
+    assert!(read_a, "the first job never read the source");
+
+    let ev_delete = sim::users::delete(&sim, KEY);
+    sim.queue.send(body(&[ev_delete]), vec![KEY.into()], 0);
+    let deleting = sim
+        .start_batch(10, 0.0)
+        .expect("the delete's message is visible");
+    sim.run_to_end(&deleting);
+    // A's message again, while the first delivery still holds it.
+    let second = sim
+        .start_batch(10, 1.0)
+        .expect("A's message is delivered again");
+    let answer = sim.run_to_end(&second);
+    assert!(
+        answer.report.response.batch_item_failures.is_empty(),
+        "the second delivery has nothing to do: {:?}",
+        answer.report.outcomes
+    );
+
+    lock(&world).armed.push((Op::SourceHead, KEY.into()));
+    sim.run_to_end(&first);
+    drain(&mut sim);
+    let w = lock(&world);
+    let trace: Vec<String> = w
+        .trace
+        .iter()
+        .map(|t| format!("t={} {} {}", t.now, t.actor, t.text))
+        .collect();
+    assert!(
+        !w.dest.contains_key(KEY),
+        "the source object is deleted and the queue drained, yet OSS holds it; trace:\n{}",
+        trace.join("\n")
+    );
+}
