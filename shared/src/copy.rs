@@ -256,6 +256,10 @@ pub struct Copier<'a, S, D> {
     pub options: &'a CopyOptions,
 }
 
+/// Attempts of a source HEAD once the job has written (each attempt is itself retried by the S3
+/// client): the check of its own write must not be lost to a passing error.
+pub const CONFIRM_ATTEMPTS: u32 = 4;
+
 /// What a round's source read found.
 enum Observed {
     /// The source's current version, with a stream of its body when it was read by a GET.
@@ -295,9 +299,13 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
         }
         let mut dest_exists = dest_head.is_some();
         let mut dest_crc = dest_head.as_ref().and_then(|h| h.crc64);
+        // Once this job has written, its own reads of the source are all that can see its write
+        // is stale (its message may be acknowledged by another delivery meanwhile), so they are
+        // retried harder.
+        let mut wrote = false;
         for round in 1..=self.options.max_rounds {
             r.rounds = round;
-            let observed = match self.observe(job, marker.is_some(), &mut r).await {
+            let observed = match self.observe(job, marker.is_some(), wrote, &mut r).await {
                 Ok(o) => o,
                 Err(e) => return r.source_failed(&e),
             };
@@ -315,8 +323,8 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                             true
                         }
                     };
-                    r.requests += 1;
-                    let now = match self.source.head(job.source_key).await {
+                    wrote |= deleted;
+                    let now = match self.head_after_write(job, wrote, &mut r).await {
                         Ok(now) => now,
                         Err(e) => return r.source_failed(&e),
                     };
@@ -411,6 +419,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                     r.request_ids.push(up.request_id);
                     r.crc64 = Some(up.crc64);
                     dest_exists = true;
+                    wrote = true;
                     dest_crc = Some(up.crc64);
                     marker = Some(Marker {
                         etag: head.etag.clone(),
@@ -421,10 +430,29 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                     });
                 }
                 Err(e) if moved(&e) => continue,
-                Err(e) => return r.oss_failed(&e),
+                Err(e) if !e.is_transient() => return r.oss_failed(&e),
+                Err(e) => {
+                    // The write may have landed with its answer lost. If the source moved on
+                    // meanwhile, that write is stale and this job (whose message another
+                    // delivery may acknowledge) must repair it now; otherwise the failure stands.
+                    (wrote, dest_exists) = (true, true);
+                    let Ok(now) = self.head_after_write(job, true, &mut r).await else {
+                        return r.oss_failed(&e);
+                    };
+                    let fingerprint_now = now.as_ref().map(|n| metadata_fingerprint(&n.metadata));
+                    match decide::after_copy(
+                        &head,
+                        &fingerprint,
+                        now.as_ref(),
+                        fingerprint_now.as_deref(),
+                        self.options.sync_deletes,
+                    ) {
+                        Next::AnotherRound => continue,
+                        Next::Done(_) => return r.oss_failed(&e),
+                    }
+                }
             }
-            r.requests += 1;
-            let now = match self.source.head(job.source_key).await {
+            let now = match self.head_after_write(job, true, &mut r).await {
                 Ok(now) => now,
                 Err(e) => return r.source_failed(&e),
             };
@@ -450,6 +478,28 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
         )
     }
 
+    /// A source HEAD; after this job wrote, transient errors are tried again up to
+    /// [`CONFIRM_ATTEMPTS`] in all (the S3 client backs off within each attempt).
+    async fn head_after_write(
+        &self,
+        job: &Job<'_>,
+        wrote: bool,
+        r: &mut JobReport,
+    ) -> Result<Option<SourceObject>, SourceError> {
+        let attempts = if wrote { CONFIRM_ATTEMPTS } else { 1 };
+        let mut attempt = 1;
+        loop {
+            r.requests += 1;
+            match self.source.head(job.source_key).await {
+                Err(e) if e.is_transient() && attempt < attempts => {
+                    tracing::warn!(key = job.source_key, attempt, error = %e, "the check of a write failed; trying again");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Reads the source for a round: a HEAD first when the destination holds a marked copy (a
     /// duplicate or a metadata check then costs no body), otherwise a GET whose body is the copy's.
     /// A HEAD that finds nothing is confirmed by a GET before anything is deleted.
@@ -457,11 +507,11 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
         &self,
         job: &Job<'_>,
         dest_marked: bool,
+        wrote: bool,
         r: &mut JobReport,
     ) -> Result<Observed, SourceError> {
         if dest_marked {
-            r.requests += 1;
-            if let Some(head) = self.source.head(job.source_key).await? {
+            if let Some(head) = self.head_after_write(job, wrote, r).await? {
                 return Ok(Observed::Present(Box::new(head), None));
             }
         }

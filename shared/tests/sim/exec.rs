@@ -39,6 +39,8 @@ pub fn service(world: &Shared, sync_deletes: bool, concurrency: usize) -> Servic
         },
         concurrency,
         results_prefix: "results".into(),
+        max_receive_count: None,
+        throughput: Default::default(),
         source: SimSource(world.clone()),
         dest: SimDest(world.clone()),
         results: SimResults(world.clone()),

@@ -6,7 +6,7 @@ use super::exec::{service, Sim};
 use super::rng::Rng;
 use super::users::{Delivery, Users};
 use super::world::{lock, short, Faults, World};
-use s3_oss_sync::metadata::{copied_fingerprint, copied_version, metadata_fingerprint};
+use s3_oss_sync::metadata::{metadata_fingerprint, read_marker};
 use s3_oss_sync::outcome::{Outcome, OutcomeKind};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -281,8 +281,13 @@ fn check(sim: &Sim<'_>, p: &Params) -> Result<Stats, Failure> {
                     ),
                 );
             }
-            // A record says failed only for a message reported failed.
-            if o.outcome.fails_message() && !failed.contains(o.message_id.as_str()) {
+            // A record that says its event comes again (a failure or deferral that is not final)
+            // only for a message reported failed.
+            let comes_again = matches!(
+                o.outcome,
+                OutcomeKind::Failed | OutcomeKind::Deferred | OutcomeKind::Invalid
+            ) && !o.is_final;
+            if comes_again && !failed.contains(o.message_id.as_str()) {
                 return fail(
                     o.source_key.as_deref(),
                     format!(
@@ -366,9 +371,12 @@ fn check(sim: &Sim<'_>, p: &Params) -> Result<Stats, Failure> {
                         .cloned()
                         .collect()
                 };
+                let marker = read_marker(h);
                 let same = d.bytes == s.bytes
-                    && copied_version(h) == Some((s.etag.as_str(), s.bytes.len() as u64))
-                    && copied_fingerprint(h) == Some(metadata_fingerprint(&s.meta).as_str())
+                    && marker.as_ref().map(|m| (m.etag.as_str(), m.size))
+                        == Some((s.etag.as_str(), s.bytes.len() as u64))
+                    && marker.as_ref().and_then(|m| m.fingerprint.as_deref())
+                        == Some(metadata_fingerprint(&s.meta).as_str())
                     && h.metadata.content_type == s.meta.content_type
                     && user(&h.metadata.user) == user(&s.meta.user);
                 if !same {
