@@ -10,4 +10,6 @@ pub mod xml;
 pub use client::{ByteStream, ObjectHead, ObjectMetadata, OssClient, OssConfig};
 pub use endpoint::{Addressing, Endpoint, Network};
 pub use error::{Error, ServiceError};
-pub use upload::{BodySource, BytesSource, UploadOutcome, UploadRequest};
+pub use upload::{
+    AbandonedUploads, BodySource, BytesSource, OpenUpload, UploadOutcome, UploadRequest,
+};
