@@ -282,6 +282,56 @@ counters), read with `perf report --no-children --sort symbol`. In the order the
 """
 
 
+BUDGET_HEADING = "## 7. Memory under Lambda's limits"
+
+
+def budget_section(rows: list[dict], cmds: dict) -> str:
+    def row(r: dict) -> str:
+        within = "yes" if r["peak_rss_mib"] <= r["function_memory_mb"] else "**no**"
+        return (f"| {r['function_memory_mb']} MB | {r['memory_budget_mib']} MiB | "
+                f"{r['peak_rss_mib']} MiB | {within} | {r['seconds']:.1f} s | "
+                f"{r['failed_messages']} |")
+    first = rows[0]
+    wanted = first["concurrency"] * 4 * 8
+    rests = [r["peak_rss_mib"] - min(r["memory_budget_mib"], wanted) for r in rows]
+    rest = f"{min(rests):.1f}–{max(rests):.1f}"
+    return f"""{BUDGET_HEADING}
+
+One SQS batch of {first['objects']} objects of 100 MiB through the sync handler, as a function
+with 128, 256 and 1024 MB of memory runs it: `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` set for the
+measured process, every other setting its default (`SYNC_CONCURRENCY` {first['concurrency']},
+parts of 8 MiB, 4 in flight per object: 256 MiB of part buffers wanted at once). All jobs take
+their part buffers from one memory budget, the function's memory less the process's own 48 MiB
+(`config::FIXED_OVERHEAD_MIB`); jobs wait for buffers rather than exceed it.
+
+| function memory | budget | peak RSS | within the memory | batch time | failed messages |
+| --- | --- | --- | --- | --- | --- |
+{chr(10).join(row(r) for r in rows)}
+
+Peak RSS less the buffers allowed at once (the budget, or the 256 MiB wanted if less):
+{rest} MiB, the process's own memory with eight large jobs, within the 48 MiB left for it. Before
+the budget, the same defaults held up to 8 × 4 × 8 MiB = 256 MiB of part buffers, over a 128 or
+256 MB function's memory.
+
+Command: `{cmds['budget']}` (after `sync-bench seed-large` of each object), for MB in 128, 256,
+1024; regenerate this section alone with `python3 scripts/bench.py budget`.
+"""
+
+
+def splice_budget(text: str, results: dict) -> str:
+    """`text` (BENCHMARKS.md) with its memory budget section replaced, or added before the
+    profile findings."""
+    section = budget_section(results["budget"], results["commands"])
+    start = text.find(BUDGET_HEADING)
+    if start >= 0:
+        end = text.find("\n## ", start + len(BUDGET_HEADING))
+        end = len(text) if end < 0 else end + 1
+        return text[:start] + section + "\n" + text[end:]
+    at = text.find("## Profile findings")
+    at = len(text) if at < 0 else at
+    return text[:at] + section + "\n" + text[at:]
+
+
 def render(results: dict, machine: dict) -> str:
     cmds = results["commands"]
     return f"""# Benchmarks
@@ -301,7 +351,7 @@ against), served by `tests/bench/s3-source`; the destination is the project's OS
 reports them). Every measurement is a separate `target/release/sync-bench` process (tests/bench),
 so its memory and CPU figures are its own; settings are the sync function's variables.
 
-Re-run one part with `python3 scripts/bench.py large|small|cold|scaling|merge` (figures go to
+Re-run one part with `python3 scripts/bench.py large|small|cold|scaling|merge|budget` (figures go to
 `target/bench-results.json`); profile with `BENCH_PROFILE=1` (see the end).
 
 {large_section(results['large'], cmds)}
@@ -310,4 +360,5 @@ Re-run one part with `python3 scripts/bench.py large|small|cold|scaling|merge` (
 {cold_section(results['cold'], cmds)}
 {merge_section(results['merge'], cmds)}
 {scaling_section(results['scaling'], cmds, results.get('latency_ms', 20))}
+{budget_section(results['budget'], cmds)}
 {PROFILE}"""

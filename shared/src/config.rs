@@ -1,7 +1,7 @@
 //! The sync function's configuration: one validated struct read from the environment, with an
 //! error that names the variable and the form it expects. Secrets are masked in `Debug`.
 
-use crate::oss::client::{DEFAULT_PARTS_IN_FLIGHT, DEFAULT_PART_SIZE};
+use crate::oss::client::{DEFAULT_MEMORY_BUDGET, DEFAULT_PARTS_IN_FLIGHT, DEFAULT_PART_SIZE};
 use crate::oss::signing::Credentials;
 use crate::oss::{Addressing, Endpoint, Network};
 use crate::task::TaskBinding;
@@ -72,6 +72,59 @@ pub struct SyncConfig {
     /// from the same parameter as the redrive policy; `sync poll` reads it from the queue when
     /// unset): a failure on the last delivery is recorded as final.
     pub max_receive_count: Option<u32>,
+    /// Bytes of upload buffers all jobs of the process may hold at once (part buffers in
+    /// flight, PutObject bodies buffered for their MD5). `SYNC_MEMORY_BUDGET_MIB` if set;
+    /// otherwise, in Lambda, the function's memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`) less
+    /// [`FIXED_OVERHEAD_MIB`]; otherwise 256 MiB. At least one part.
+    pub memory_budget: u64,
+}
+
+/// Memory the sync process needs besides its upload buffers, MiB: the runtime, the AWS SDK and
+/// OSS clients, connections and their buffers, the jobs' state.
+///
+/// Measured as the process's peak resident set (`VmHWM`) with no large body in memory: the sync
+/// binary (release) after start-up and through two small events peaked at 16.2 MiB (the
+/// cold-start benchmark, BENCHMARKS.md §4); a handler process through 10,000 events of 4 KiB at
+/// `SYNC_CONCURRENCY` 8 at 31.4 MiB (§3); the 1 GiB copy's memory beyond its part buffers was
+/// 18.0 MiB for one job (§2); a batch of ten 100 MiB objects at `SYNC_CONCURRENCY` 8 peaked
+/// 25.1 to 25.6 MiB beyond the buffers the budget allowed (§7); and eight jobs of 40 MiB objects
+/// against a slow OSS had peaked about 40 MiB beyond their 256 MiB of part buffers. 48 MiB
+/// covers the last with room for the allocator; §7 checks each budget against the memory.
+pub const FIXED_OVERHEAD_MIB: u64 = 48;
+
+/// The upload buffer budget, bytes: `SYNC_MEMORY_BUDGET_MIB`, else the Lambda function's memory
+/// less [`FIXED_OVERHEAD_MIB`], else [`DEFAULT_MEMORY_BUDGET`]; refused if smaller than one part.
+fn memory_budget(
+    get: &impl Fn(&str) -> Option<String>,
+    part_size: u64,
+) -> Result<u64, ConfigError> {
+    const MIB: u64 = 1024 * 1024;
+    let set = |name: &'static str| {
+        get(name)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (name, v))
+    };
+    let (variable, budget) = if let Some((name, v)) = set("SYNC_MEMORY_BUDGET_MIB") {
+        (name, parse_range(name, v.trim(), 1, 1024 * 1024)? * MIB)
+    } else if let Some((name, v)) = set("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") {
+        let memory = parse_range(name, v.trim(), 1, 1024 * 1024)?;
+        (name, memory.saturating_sub(FIXED_OVERHEAD_MIB) * MIB)
+    } else {
+        return Ok(DEFAULT_MEMORY_BUDGET.max(part_size));
+    };
+    if budget < part_size {
+        return Err(problem(
+            variable,
+            format!(
+                "leaves {} MiB for upload buffers ({FIXED_OVERHEAD_MIB} MiB of the function's \
+                 memory are the process's own), less than one part of {} MiB \
+                 (OSS_PART_SIZE_MIB); raise the memory or lower the part size",
+                budget / MIB,
+                part_size / MIB
+            ),
+        ));
+    }
+    Ok(budget)
 }
 
 const OSS_STORAGE_CLASSES: [&str; 5] = [
@@ -314,6 +367,14 @@ impl SyncConfig {
             None => Vec::new(),
             Some(v) => parse_storage_classes(&v)?,
         };
+        let part_size = number(
+            &get,
+            "OSS_PART_SIZE_MIB",
+            DEFAULT_PART_SIZE >> 20,
+            1,
+            5 * 1024,
+        )? << 20;
+        let memory_budget = memory_budget(&get, part_size)?;
         Ok(Self {
             task_id,
             binding: TaskBinding {
@@ -332,13 +393,7 @@ impl SyncConfig {
             sync_tags: flag("SYNC_TAGS")?,
             storage_classes,
             concurrency: number(&get, "SYNC_CONCURRENCY", 8, 1, 256)? as usize,
-            part_size: number(
-                &get,
-                "OSS_PART_SIZE_MIB",
-                DEFAULT_PART_SIZE >> 20,
-                1,
-                5 * 1024,
-            )? << 20,
+            part_size,
             parts_in_flight: number(
                 &get,
                 "OSS_PARTS_IN_FLIGHT",
@@ -352,6 +407,7 @@ impl SyncConfig {
                 .map(|v| parse_range("SQS_MAX_RECEIVE_COUNT", &v, 1, 1000).map(|n| n as u32))
                 .transpose()?,
             oss_max_attempts: number(&get, "OSS_MAX_ATTEMPTS", 6, 1, 20)? as u32,
+            memory_budget,
         })
     }
 }
@@ -419,6 +475,52 @@ mod tests {
         );
         assert_eq!(c.results_prefix, "results");
         assert!(!format!("{c:?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    fn memory_budget_from_the_setting_the_function_memory_or_the_default() {
+        const MIB: u64 = 1024 * 1024;
+        let mut env = base();
+        assert_eq!(load(&env).unwrap().memory_budget, 256 * MIB);
+        env.insert("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into());
+        assert_eq!(
+            load(&env).unwrap().memory_budget,
+            (128 - FIXED_OVERHEAD_MIB) * MIB
+        );
+        env.insert("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024".into());
+        assert_eq!(
+            load(&env).unwrap().memory_budget,
+            (1024 - FIXED_OVERHEAD_MIB) * MIB
+        );
+        env.insert("SYNC_MEMORY_BUDGET_MIB", "100".into());
+        assert_eq!(load(&env).unwrap().memory_budget, 100 * MIB);
+        env.insert("SYNC_MEMORY_BUDGET_MIB", "".into());
+        assert_eq!(
+            load(&env).unwrap().memory_budget,
+            (1024 - FIXED_OVERHEAD_MIB) * MIB,
+            "empty means unset"
+        );
+        // Smaller than one part: refused, naming the variable that decided it.
+        env.insert("SYNC_MEMORY_BUDGET_MIB", "4".into());
+        let e = load(&env).unwrap_err();
+        assert_eq!(e.variable, "SYNC_MEMORY_BUDGET_MIB");
+        assert!(e.problem.contains("less than one part of 8 MiB"), "{e}");
+        env.remove("SYNC_MEMORY_BUDGET_MIB");
+        env.insert("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into());
+        env.insert("OSS_PART_SIZE_MIB", "100".into());
+        let e = load(&env).unwrap_err();
+        assert_eq!(e.variable, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "{e}");
+        env.insert("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "40".into());
+        env.remove("OSS_PART_SIZE_MIB");
+        assert_eq!(
+            load(&env).unwrap_err().variable,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
+        );
+        env.insert("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots".into());
+        assert_eq!(
+            load(&env).unwrap_err().variable,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
+        );
     }
 
     #[test]

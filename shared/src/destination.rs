@@ -1,7 +1,9 @@
 //! The destination store: what the sync core needs from OSS, as a small trait so the core can be
 //! tested against an in-memory store and run against the real client.
 
-use crate::oss::{BodySource, Error, ObjectHead, OssClient, UploadOutcome, UploadRequest};
+use crate::oss::{
+    AbandonedUploads, BodySource, Error, ObjectHead, OssClient, UploadOutcome, UploadRequest,
+};
 use std::future::Future;
 
 /// One bucket of the destination, as the sync core sees it.
@@ -21,6 +23,13 @@ pub trait DestinationStore: Send + Sync {
 
     /// The bucket written to.
     fn bucket(&self) -> &str;
+
+    /// Aborts the uploads left open by jobs dropped mid-upload (at a deadline, or by an earlier
+    /// invocation's kill, when the store outlives it) and by aborts that failed. Stores without
+    /// multipart uploads have nothing to do.
+    fn abort_abandoned_uploads(&self) -> impl Future<Output = AbandonedUploads> + Send {
+        async { AbandonedUploads::default() }
+    }
 }
 
 /// The real destination: an OSS bucket through [`OssClient`].
@@ -64,5 +73,9 @@ impl DestinationStore for OssDestination {
 
     fn bucket(&self) -> &str {
         &self.bucket
+    }
+
+    async fn abort_abandoned_uploads(&self) -> AbandonedUploads {
+        self.client.abort_abandoned_uploads().await
     }
 }

@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod budget;
 pub mod checksum;
 pub mod config;
 pub mod control;

@@ -1,6 +1,7 @@
 //! Start-up: the real clients built once from the validated configuration (AWS SDK for S3, SQS and
 //! Secrets Manager from the standard `AWS_*` variables; the OSS client from `OSS_*`).
 
+use crate::budget::MemoryBudget;
 use crate::config::{ConfigError, CredentialSource, SyncConfig};
 use crate::copy::CopyOptions;
 use crate::destination::OssDestination;
@@ -173,7 +174,8 @@ pub fn with_credential_refresh(
     }
 }
 
-/// The OSS client the sync function uses: its endpoint, part size, parts in flight and retries.
+/// The OSS client the sync function uses: its endpoint, part size, parts in flight, retries, and
+/// the one memory budget every job's upload buffers come from.
 pub fn sync_oss_client(
     config: &SyncConfig,
     credentials: Credentials,
@@ -182,6 +184,7 @@ pub fn sync_oss_client(
     oss.part_size = config.part_size;
     oss.multipart_threshold = config.part_size;
     oss.parts_in_flight = config.parts_in_flight;
+    oss.memory_budget = MemoryBudget::new(config.memory_budget);
     oss.retry.max_attempts = config.oss_max_attempts;
     OssClient::new(oss)
 }

@@ -219,6 +219,8 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
             d.checked_sub(decide::margin(d.saturating_duration_since(now)))
                 .unwrap_or(now)
         });
+        // What an earlier invocation's cut-off left open and could not abort.
+        self.abort_abandoned_uploads(cutoff).await;
         let messages: Vec<MessageInfo<'_>> = event.records.iter().map(message_info).collect();
         // Records are kept per message and position so the output follows the input.
         let mut records: BTreeMap<(usize, usize), Entry> = BTreeMap::new();
@@ -315,7 +317,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
         let any_cut = done.iter().any(|(_, _, cut)| *cut);
         records.extend(done.into_iter().map(|(at, e, _)| (at, e)));
         if any_cut {
-            self.abort_cut_uploads(inv.deadline).await;
+            self.abort_abandoned_uploads(inv.deadline).await;
         }
 
         let mut failed: BTreeSet<&str> = BTreeSet::new();
@@ -395,9 +397,38 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
         }
     }
 
-    /// Aborts the multipart uploads of jobs stopped at the cut-off, before the deadline.
-    async fn abort_cut_uploads(&self, deadline: Option<tokio::time::Instant>) {
-        let _ = deadline;
+    /// Aborts the multipart uploads left open by jobs stopped at a cut-off (this invocation's, or
+    /// an earlier one's whose aborts did not all succeed), before the deadline. Failures stay on
+    /// the list for the next invocation; the upload sweep catches what a killed process left.
+    async fn abort_abandoned_uploads(&self, deadline: Option<tokio::time::Instant>) {
+        let abort = self.dest.abort_abandoned_uploads();
+        let out = match deadline {
+            None => abort.await,
+            Some(d) => match tokio::time::timeout_at(d, abort).await {
+                Ok(out) => out,
+                Err(_) => {
+                    tracing::warn!("the deadline came while aborting abandoned uploads; the rest wait for the next invocation");
+                    return;
+                }
+            },
+        };
+        if out.aborted > 0 || !out.failed.is_empty() {
+            let failed: Vec<String> = out
+                .failed
+                .iter()
+                .map(|(u, e)| format!("{} ({}): {e}", u.key, u.upload_id))
+                .collect();
+            (self.sink)(
+                &serde_json::json!({
+                    "level": if failed.is_empty() { "INFO" } else { "WARN" },
+                    "message": "abandoned multipart uploads aborted",
+                    "task": self.task_id,
+                    "aborted": out.aborted,
+                    "failed": failed,
+                })
+                .to_string(),
+            );
+        }
     }
 
     /// Parses every message into records (for what needs no job) and slots (for what does).

@@ -254,7 +254,8 @@ async fn metadata_and_content_md5_are_sent() {
         assert_eq!(got, meta, "{size}");
         assert_eq!(head.tagging_count, 1);
     }
-    // A wrong MD5 known in advance is caught by OSS and is permanent.
+    // A wrong MD5 known in advance is caught by OSS and nothing is stored. (It is retried: a
+    // mismatch is normally damage on the way.)
     let req = UploadRequest {
         bucket: BUCKET,
         key: "bad-md5",
@@ -355,7 +356,7 @@ async fn fifty_uploads_succeed_through_20_percent_transient_faults() {
 }
 
 #[tokio::test]
-async fn a_damaged_object_is_removed_and_never_left_looking_valid() {
+async fn a_damaged_body_is_never_stored_and_nothing_is_deleted() {
     let mut config = Config::new(AK, SK);
     config.faults = FaultConfig {
         corrupt_rate: 1.0,
@@ -363,18 +364,30 @@ async fn a_damaged_object_is_removed_and_never_left_looking_valid() {
     };
     let emu = emulator(config).await;
     let c = client_with(&emu, SK, None, |cfg| cfg.retry.max_attempts = 3);
+    // An older copy is at the key: a damaged upload must neither replace nor delete it.
+    emu.set_faults(FaultConfig::default());
+    let older = data(700, 7);
+    upload(&c, "damaged", &older).await.unwrap();
+    emu.set_faults(FaultConfig {
+        corrupt_rate: 1.0,
+        ..FaultConfig::default()
+    });
+    // A single PutObject always carries Content-MD5 (here computed from the body), so OSS
+    // refuses the damaged body each time; transient, for the message to come back.
     let err = upload(&c, "damaged", &data(1000, 1)).await.unwrap_err();
-    assert_eq!(err.code(), "ChecksumMismatch");
+    assert_eq!(err.code(), "InvalidDigest");
+    assert!(err.is_transient());
     assert!(err.request_id().is_some());
+    // Parts: each one's CRC-64 mismatches, so the upload is never completed.
     let err = upload(&c, "damaged-mp", &data(3 * PART as usize, 2))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "ChecksumMismatch");
+    assert!(err.is_transient());
     emu.set_faults(FaultConfig::default());
-    assert_eq!(
-        c.head_object(BUCKET, "damaged").await.unwrap(),
-        None,
-        "single put removed"
+    assert!(
+        fetch(&c, "damaged").await == older,
+        "the older copy is untouched"
     );
     assert_eq!(
         c.head_object(BUCKET, "damaged-mp").await.unwrap(),
@@ -386,24 +399,136 @@ async fn a_damaged_object_is_removed_and_never_left_looking_valid() {
         0,
         "multipart aborted"
     );
-    // A transient damage is repaired by the retry.
+    // A transient damage is repaired by the retry, with and without an MD5 known in advance.
     emu.set_faults(FaultConfig {
         corrupt_rate: 0.5,
         seed: Some(3),
         ..FaultConfig::default()
     });
     let c = client(&emu);
+    let meta = ObjectMetadata::default();
     for i in 0..10 {
         let body = data(5000, i);
-        upload(&c, &format!("repaired/{i}"), &body).await.unwrap();
+        let key = format!("repaired/{i}");
+        if i % 2 == 0 {
+            upload(&c, &key, &body).await.unwrap();
+        } else {
+            let req = UploadRequest {
+                bucket: BUCKET,
+                key: &key,
+                size: body.len() as u64,
+                metadata: &meta,
+                content_md5: Some(<md5::Md5 as md5::Digest>::digest(&body).into()),
+            };
+            c.upload(&req, &Chunked(body.clone(), 1000)).await.unwrap();
+        }
         emu.set_faults(FaultConfig::default());
-        assert!(fetch(&c, &format!("repaired/{i}")).await == body);
+        assert!(fetch(&c, &key).await == body);
         emu.set_faults(FaultConfig {
             corrupt_rate: 0.5,
             seed: Some(3 + i),
             ..FaultConfig::default()
         });
     }
+    assert!(emu.fault_stats().corrupted > 0, "damage was injected");
+}
+
+#[tokio::test]
+async fn an_upload_whose_job_was_dropped_is_aborted_later() {
+    let mut config = Config::new(AK, SK);
+    // Every answer takes 100 ms: a 20-part upload, one part at a time, takes seconds.
+    config.faults = FaultConfig {
+        latency_ms: 100,
+        ..FaultConfig::default()
+    };
+    let emu = emulator(config).await;
+    let c = client_with(&emu, SK, None, |cfg| cfg.parts_in_flight = 1);
+    let body = data(20 * PART as usize, 5);
+    let job = upload(&c, "dropped", &body);
+    let cut = tokio::time::timeout(Duration::from_millis(450), job).await;
+    assert!(cut.is_err(), "the upload was cut mid-way");
+    assert_eq!(
+        admin(&emu, "uploads").await["in_progress"],
+        1,
+        "the dropped job left its upload open"
+    );
+    let report = c.abort_abandoned_uploads().await;
+    assert_eq!((report.aborted, report.failed.len()), (1, 0));
+    assert_eq!(admin(&emu, "uploads").await["in_progress"], 0);
+    assert_eq!(c.head_object(BUCKET, "dropped").await.unwrap(), None);
+    // The list is empty now.
+    let again = c.abort_abandoned_uploads().await;
+    assert_eq!((again.aborted, again.failed.len()), (0, 0));
+}
+
+#[tokio::test]
+async fn a_failed_abort_stays_on_the_list_for_the_next_call() {
+    let emu = emulator(Config::new(AK, SK)).await;
+    let c = client_with(&emu, SK, None, |cfg| {
+        cfg.parts_in_flight = 1;
+        cfg.retry.max_attempts = 1;
+    });
+    let body = data(20 * PART as usize, 6);
+    emu.set_faults(FaultConfig {
+        latency_ms: 100,
+        ..FaultConfig::default()
+    });
+    let cut = tokio::time::timeout(Duration::from_millis(350), upload(&c, "k", &body)).await;
+    assert!(cut.is_err());
+    emu.set_faults(FaultConfig {
+        error_rate: 1.0,
+        seed: Some(1),
+        ..FaultConfig::default()
+    });
+    let report = c.abort_abandoned_uploads().await;
+    assert_eq!(report.aborted, 0);
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].0.key, "k");
+    assert!(report.failed[0].1.is_transient());
+    emu.set_faults(FaultConfig::default());
+    assert_eq!(admin(&emu, "uploads").await["in_progress"], 1);
+    let report = c.abort_abandoned_uploads().await;
+    assert_eq!((report.aborted, report.failed.len()), (1, 0));
+    assert_eq!(admin(&emu, "uploads").await["in_progress"], 0);
+}
+
+#[tokio::test]
+async fn the_memory_budget_bounds_the_part_buffers_of_every_upload() {
+    // Two uploads of 6 parts, 4 parts in flight each (8 buffers wanted at once), share a
+    // budget of 3 parts: their buffers take it all, wait for it, and both complete.
+    let emu = emulator(Config::new(AK, SK)).await;
+    let budget = s3_oss_sync::budget::MemoryBudget::new(3 * PART);
+    let c = client_with(&emu, SK, None, |cfg| {
+        cfg.parts_in_flight = 4;
+        cfg.memory_budget = budget.clone();
+    });
+    emu.set_faults(FaultConfig {
+        latency_ms: 20,
+        ..FaultConfig::default()
+    });
+    let (a, b) = (data(6 * PART as usize, 1), data(6 * PART as usize, 2));
+    let lowest = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+    let watch = {
+        let (budget, lowest) = (budget.clone(), lowest.clone());
+        tokio::spawn(async move {
+            loop {
+                lowest.fetch_min(budget.available(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let (ra, rb) = tokio::join!(upload(&c, "a", &a), upload(&c, "b", &b));
+    watch.abort();
+    assert_eq!(ra.unwrap().parts, 6);
+    assert_eq!(rb.unwrap().parts, 6);
+    assert_eq!(
+        lowest.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "the budget was used up"
+    );
+    assert_eq!(budget.available(), 3 * PART, "every permit was given back");
+    emu.set_faults(FaultConfig::default());
+    assert!(fetch(&c, "a").await == a && fetch(&c, "b").await == b);
 }
 
 #[tokio::test]

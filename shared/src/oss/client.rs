@@ -5,7 +5,9 @@ use super::credentials::{CredentialRefresh, CredentialStore};
 use super::endpoint::{encode_query, Endpoint};
 use super::error::{is_credential_code, Error, ServiceError};
 use super::signing::{self, Credentials, RequestParts, Scope, PRODUCT_OSS};
+use super::upload::AbandonedList;
 use super::xml::{self, ListPage};
+use crate::budget::MemoryBudget;
 use crate::retry::{retry, Attempted, RetryPolicy};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
@@ -24,6 +26,9 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> +
 pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
 /// Default number of parts uploaded at once.
 pub const DEFAULT_PARTS_IN_FLIGHT: usize = 4;
+/// Default memory budget for upload buffers (256 MiB): what 8 jobs of 4 parts of 8 MiB held
+/// before there was a budget.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 256 * 1024 * 1024;
 
 /// How the client is set up.
 #[derive(Clone)]
@@ -43,8 +48,11 @@ pub struct OssConfig {
     pub part_size: u64,
     /// Objects larger than this are uploaded in parts.
     pub multipart_threshold: u64,
-    /// Parts uploaded at once; peak memory is about this times the part size.
+    /// Parts uploaded at once per object.
     pub parts_in_flight: usize,
+    /// Memory for upload buffers (parts in flight, PutObject bodies buffered for their MD5),
+    /// shared by every upload of the client and of any client given a clone of it.
+    pub memory_budget: MemoryBudget,
     /// Connect timeout.
     pub connect_timeout: Duration,
     /// Longest wait for the next bytes of an answer.
@@ -63,6 +71,7 @@ impl OssConfig {
             part_size: DEFAULT_PART_SIZE,
             multipart_threshold: DEFAULT_PART_SIZE,
             parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
+            memory_budget: MemoryBudget::new(DEFAULT_MEMORY_BUDGET),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
         }
@@ -78,6 +87,7 @@ impl fmt::Debug for OssConfig {
             .field("part_size", &self.part_size)
             .field("multipart_threshold", &self.multipart_threshold)
             .field("parts_in_flight", &self.parts_in_flight)
+            .field("memory_budget", &self.memory_budget)
             .finish_non_exhaustive()
     }
 }
@@ -277,6 +287,8 @@ struct Inner {
     config: OssConfig,
     /// Seconds to add to the local clock, learnt from `RequestTimeTooSkewed`.
     clock_offset: AtomicI64,
+    /// Multipart uploads left open by dropped jobs or failed aborts.
+    abandoned: AbandonedList,
 }
 
 /// An OSS client. Cheap to clone; clones share connections.
@@ -337,6 +349,7 @@ impl OssClient {
                 credentials: CredentialStore::new(config.credentials.clone()),
                 config,
                 clock_offset: AtomicI64::new(0),
+                abandoned: AbandonedList::default(),
             }),
         })
     }
@@ -359,6 +372,11 @@ impl OssClient {
     /// The credentials the next request will be signed with.
     pub fn credentials(&self) -> Arc<Credentials> {
         self.inner.credentials.current().credentials
+    }
+
+    /// Uploads left open by dropped jobs or failed aborts.
+    pub(crate) fn abandoned(&self) -> &AbandonedList {
+        &self.inner.abandoned
     }
 
     /// Shifts the signing clock by `secs` (normally learnt from OSS; settable for tests).

@@ -91,6 +91,9 @@ pub fn is_transient_status_or_code(status: u16, code: &str) -> bool {
                 | "QpsLimitExceeded"
                 | "DownloadTrafficRateLimitExceeded"
                 | "UploadTrafficRateLimitExceeded"
+                // The body OSS received does not match the Content-MD5 sent (always one
+                // computed from the body or the source's MD5): damaged on the way, so sent again.
+                | "InvalidDigest"
         )
 }
 

@@ -14,4 +14,6 @@ pub use credentials::{CredentialRefresh, RefreshCredentials, RefreshError};
 pub use endpoint::{Addressing, Endpoint, Network};
 pub use error::{Error, ServiceError};
 pub use multipart_list::{MultipartUpload, UploadsPage};
-pub use upload::{BodySource, BytesSource, UploadOutcome, UploadRequest};
+pub use upload::{
+    AbandonedUploads, BodySource, BytesSource, OpenUpload, UploadOutcome, UploadRequest,
+};

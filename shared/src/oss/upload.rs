@@ -1,13 +1,35 @@
-//! Uploads: one streaming PutObject, or a multipart upload with a bounded number of parts in
-//! flight. Every byte is checked: CRC-64 computed while streaming and compared with what OSS
-//! reports for each request (each part, and the whole object at completion), as the vendor's
-//! SDKs do; `Content-MD5` is sent when the MD5 is known without reading the body (an S3 ETag).
-//! Parts carry no `Content-MD5`: computing it would read every byte once more for a check the
-//! part's CRC-64 already makes.
+//! Uploads: one PutObject, or a multipart upload with a bounded number of parts in flight.
+//!
+//! **Integrity without deletes.** Nothing damaged on the way is ever stored:
+//! - a PutObject always carries `Content-MD5`, so OSS itself refuses a body damaged on the way
+//!   (`400 InvalidDigest`, retried) before anything is stored. The MD5 comes from the S3 ETag
+//!   when that is an MD5 (the body is then streamed); otherwise the body, at most the multipart
+//!   threshold, is read into a buffer held under the [`MemoryBudget`](crate::budget) and its MD5
+//!   computed before sending;
+//! - every part's CRC-64, computed while reading, is compared with what OSS reports for that
+//!   part, and a mismatching part is sent again before the upload is completed. Parts carry no
+//!   `Content-MD5`: it would read every byte once more for a check the CRC-64 already makes.
+//!
+//! A CRC-64 mismatch reported for a stored object (only possible at completion now) fails with
+//! the transient [`Error::ChecksumMismatch`] and does **not** delete the key: by then another job
+//! may have written a newer copy of the same key, and the destination is only ever deleted after
+//! S3 said `NoSuchKey`. The failed message is delivered again, and its job reads the source again
+//! and overwrites the key.
+//!
+//! **Memory.** Every part buffer in flight, and every PutObject body buffered for its MD5, holds
+//! a permit for its bytes from the client's [`MemoryBudget`](crate::budget::MemoryBudget), shared
+//! by every job of the process: jobs wait for memory rather than exceed it.
+//!
+//! **No upload left open.** Every multipart upload the client initiates is tracked until it is
+//! completed or aborted. A failed upload is aborted at once; one whose job was dropped mid-way (a
+//! deadline, a kill) or whose abort failed is moved to the client's abandoned list, which
+//! [`OssClient::abort_abandoned_uploads`] empties. (An upload whose initiate answer never arrived
+//! is unknown to the client; only listing the bucket's uploads finds it.)
 
 use super::client::{check_key, ByteStream, Call, ObjectMetadata, OssClient};
 use super::error::Error;
 use super::xml;
+use crate::budget::BudgetPermit;
 use crate::checksum::{crc64, crc64_combine, Crc64};
 use crate::retry::retry;
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
@@ -15,8 +37,9 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use http::Method;
+use md5::{Digest, Md5};
 use std::sync::{Arc, Mutex};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
 /// Largest object one PutObject (or one part) may carry: 5 GiB.
@@ -72,6 +95,96 @@ pub struct UploadOutcome {
     pub parts: u32,
     /// Request id of the final write.
     pub request_id: String,
+}
+
+/// A multipart upload the client initiated and has not completed or aborted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenUpload {
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// Upload id.
+    pub upload_id: String,
+}
+
+/// What [`OssClient::abort_abandoned_uploads`] did.
+#[derive(Debug, Default)]
+pub struct AbandonedUploads {
+    /// Uploads aborted (or found already gone: completed just before their job was dropped).
+    pub aborted: usize,
+    /// Uploads whose abort failed, with the error; they stay on the list for the next call.
+    pub failed: Vec<(OpenUpload, Error)>,
+}
+
+/// Uploads left open by a job that was dropped mid-way or whose abort failed.
+#[derive(Debug, Default)]
+pub(crate) struct AbandonedList(Mutex<Vec<OpenUpload>>);
+
+impl AbandonedList {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<OpenUpload>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Holds an open upload; dropped before [`Self::closed`] (a dropped job, a failed abort), it puts
+/// the upload on the abandoned list.
+struct OpenGuard<'a> {
+    list: &'a AbandonedList,
+    upload: Option<OpenUpload>,
+}
+
+impl<'a> OpenGuard<'a> {
+    fn new(list: &'a AbandonedList, upload: OpenUpload) -> Self {
+        Self {
+            list,
+            upload: Some(upload),
+        }
+    }
+
+    /// The upload was completed or aborted: nothing to remember.
+    fn closed(mut self) {
+        self.upload = None;
+    }
+}
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(u) = self.upload.take() {
+            tracing::warn!(
+                key = u.key,
+                upload_id = u.upload_id,
+                "multipart upload left open; kept for abort_abandoned_uploads"
+            );
+            self.list.lock().push(u);
+        }
+    }
+}
+
+/// Whether an abort's error means the upload is no longer open (aborted, or completed).
+fn upload_gone(e: &Error) -> bool {
+    matches!(e, Error::Service(s) if s.code == "NoSuchUpload")
+}
+
+/// A CRC-64 OSS reports for a stored object against what was sent. A mismatch is the transient
+/// [`Error::ChecksumMismatch`]; the object is left alone (see the module doc for why).
+fn check_stored(key: &str, sent: u64, stored: u64, request_id: String) -> Result<String, Error> {
+    if stored == sent {
+        return Ok(request_id);
+    }
+    tracing::error!(
+        key,
+        sent,
+        stored,
+        request_id,
+        "OSS reports another CRC-64 than was sent; the key is left for the retry to overwrite"
+    );
+    Err(Error::ChecksumMismatch {
+        key: key.to_owned(),
+        sent,
+        stored,
+        request_id,
+    })
 }
 
 /// The part size for an object: the preferred size, raised (to whole MiB) when the object would
@@ -159,6 +272,56 @@ fn source_error(key: &str, e: std::io::Error) -> Error {
     }
 }
 
+/// The outcome of a PutObject from its answer's headers: the CRC-64 OSS reports must be `crc`.
+fn stored_put(
+    req: &UploadRequest<'_>,
+    headers: &http::HeaderMap,
+    crc: u64,
+) -> Result<UploadOutcome, Error> {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let request_id = header("x-oss-request-id").unwrap_or_default().to_owned();
+    let etag = header("etag").unwrap_or_default().to_owned();
+    let stored = crc_header(header("x-oss-hash-crc64ecma"), "PutObject")?;
+    let request_id = check_stored(req.key, crc, stored, request_id)?;
+    Ok(UploadOutcome {
+        etag,
+        crc64: crc,
+        requests: 1,
+        parts: 0,
+        request_id,
+    })
+}
+
+/// Reads a whole body of exactly `req.size` bytes; returns it with its MD5 and CRC-64.
+async fn read_whole(
+    req: &UploadRequest<'_>,
+    source: &dyn BodySource,
+) -> Result<(Bytes, [u8; 16], u64), Error> {
+    let mut stream = source.open().await?;
+    let mut buf = BytesMut::with_capacity(req.size as usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| source_error(req.key, e))?;
+        if (buf.len() + chunk.len()) as u64 > req.size {
+            return Err(Error::SizeMismatch {
+                key: req.key.to_owned(),
+                expected: req.size,
+                actual: (buf.len() + chunk.len()) as u64,
+            });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    if buf.len() as u64 != req.size {
+        return Err(Error::SizeMismatch {
+            key: req.key.to_owned(),
+            expected: req.size,
+            actual: buf.len() as u64,
+        });
+    }
+    let data = buf.freeze();
+    let (md5, crc) = (Md5::digest(&data).into(), crc64(&data));
+    Ok((data, md5, crc))
+}
+
 impl OssClient {
     /// Uploads a body of known size: one PutObject up to the multipart threshold, otherwise a
     /// multipart upload.
@@ -175,9 +338,10 @@ impl OssClient {
         }
     }
 
-    /// PutObject with a streaming body and `Content-Length`; retried by reopening the source.
-    /// If OSS reports a CRC-64 other than what was sent, the object is deleted and the attempt
-    /// fails, so a damaged object is never left looking valid.
+    /// PutObject with `Content-MD5`, so OSS refuses a body damaged on the way and nothing
+    /// damaged is stored. With the MD5 known (`req.content_md5`) the body is streamed and each
+    /// retry reopens the source; otherwise the body is read once into a buffer held under the
+    /// memory budget, its MD5 computed, and retries send the buffer again.
     pub async fn put_object(
         &self,
         req: &UploadRequest<'_>,
@@ -191,30 +355,47 @@ impl OssClient {
                 limit: MAX_PUT_SIZE,
             });
         }
-        let out = retry(&self.config().retry, "PutObject", |_| {
-            self.put_once(req, source)
-        })
-        .await;
+        let out = match req.content_md5 {
+            Some(md5) => {
+                retry(&self.config().retry, "PutObject", |_| {
+                    self.put_streamed(req, source, md5)
+                })
+                .await
+            }
+            None => {
+                let _buffer: BudgetPermit = self.config().memory_budget.acquire(req.size).await;
+                let body = OnceCell::new();
+                retry(&self.config().retry, "PutObject", |_| {
+                    self.put_buffered(req, source, &body)
+                })
+                .await
+            }
+        };
         let mut outcome = out.result?;
         outcome.requests = out.attempts + outcome.requests - 1;
         Ok(outcome)
     }
 
-    async fn put_once(
+    /// The PutObject request for `req`, its body's MD5 given.
+    fn put_call<'r>(req: &UploadRequest<'r>, md5: [u8; 16]) -> Call<'r> {
+        let mut call = Call::new("PutObject", Method::PUT, req.bucket, Some(req.key))
+            .header("content-length", req.size.to_string())
+            .header("content-md5", B64.encode(md5));
+        call.headers.extend(req.metadata.to_headers());
+        call
+    }
+
+    /// One streamed PutObject attempt.
+    async fn put_streamed(
         &self,
         req: &UploadRequest<'_>,
         source: &dyn BodySource,
+        md5: [u8; 16],
     ) -> Result<UploadOutcome, Error> {
         let stream = source.open().await?;
         let tally = Arc::new(Mutex::new(Tally::default()));
         let body = reqwest::Body::wrap_stream(tallied(stream, tally.clone(), req.size));
-        let mut call = Call::new("PutObject", Method::PUT, req.bucket, Some(req.key))
-            .header("content-length", req.size.to_string());
-        if let Some(md5) = req.content_md5 {
-            call = call.header("content-md5", B64.encode(md5));
-        }
-        call.headers.extend(req.metadata.to_headers());
-        let sent = self.send(&call, body).await;
+        let sent = self.send(&Self::put_call(req, md5), body).await;
         let (crc, bytes, overflow, ended, src_err) = {
             let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
             let crc = t.crc.finish();
@@ -231,24 +412,6 @@ impl OssClient {
             });
         }
         let resp = sent?;
-        let request_id = resp
-            .headers()
-            .get("x-oss-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let etag = resp
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let stored = crc_header(
-            resp.headers()
-                .get("x-oss-hash-crc64ecma")
-                .and_then(|v| v.to_str().ok()),
-            "PutObject",
-        )?;
         if bytes != req.size {
             return Err(Error::SizeMismatch {
                 key: req.key.to_owned(),
@@ -256,42 +419,30 @@ impl OssClient {
                 actual: bytes,
             });
         }
-        let request_id = self.verify_stored(req, crc, stored, request_id).await?;
-        Ok(UploadOutcome {
-            etag,
-            crc64: crc,
-            requests: 1,
-            parts: 0,
-            request_id,
-        })
+        stored_put(req, resp.headers(), crc)
     }
 
-    /// Compares the CRC-64 OSS reports for a finished object with what was sent; on a mismatch
-    /// deletes the object, so a damaged one is never left looking valid, and fails.
-    async fn verify_stored(
+    /// One PutObject attempt from the buffered body, reading it on the first attempt (or again
+    /// after a failed read).
+    async fn put_buffered(
         &self,
         req: &UploadRequest<'_>,
-        sent: u64,
-        stored: u64,
-        request_id: String,
-    ) -> Result<String, Error> {
-        if stored == sent {
-            return Ok(request_id);
-        }
-        if let Err(e) = self.delete_object(req.bucket, req.key).await {
-            tracing::error!(key = req.key, error = %e, "could not delete an object whose CRC-64 did not match");
-        }
-        Err(Error::ChecksumMismatch {
-            key: req.key.to_owned(),
-            sent,
-            stored,
-            request_id,
-        })
+        source: &dyn BodySource,
+        body: &OnceCell<(Bytes, [u8; 16], u64)>,
+    ) -> Result<UploadOutcome, Error> {
+        let (data, md5, crc) = body
+            .get_or_try_init(|| read_whole(req, source))
+            .await?
+            .clone();
+        let resp = self.send(&Self::put_call(req, md5), data.into()).await?;
+        stored_put(req, resp.headers(), crc)
     }
 
     /// A multipart upload from a stream of exactly `req.size` bytes. Parts are read in order and
-    /// uploaded in parallel, at most `parts_in_flight` at once (each holds one part in memory).
-    /// On any failure the upload is aborted.
+    /// uploaded in parallel, at most `parts_in_flight` at once, each holding its buffer's bytes
+    /// from the memory budget. On any failure the upload is aborted; if the abort fails, or this
+    /// future is dropped before the upload is completed or aborted, the upload goes on the
+    /// abandoned list ([`Self::abort_abandoned_uploads`]).
     pub async fn put_multipart(
         &self,
         req: &UploadRequest<'_>,
@@ -323,30 +474,47 @@ impl OssClient {
                     detail: e.to_string(),
                 })?
                 .upload_id;
+        let open = OpenGuard::new(
+            self.abandoned(),
+            OpenUpload {
+                bucket: req.bucket.to_owned(),
+                key: req.key.to_owned(),
+                upload_id: upload_id.clone(),
+            },
+        );
         let result = self
             .parts_and_complete(req, &upload_id, part_size, stream)
             .await;
         match result {
-            Ok(mut outcome) => {
+            Ok((mut outcome, stored)) => {
+                open.closed();
                 outcome.requests += init.attempts;
+                outcome.request_id =
+                    check_stored(req.key, outcome.crc64, stored, outcome.request_id)?;
                 Ok(outcome)
             }
             Err(e) => {
-                if let Err(abort) = self.abort_upload(req.bucket, req.key, &upload_id).await {
-                    tracing::error!(key = req.key, upload_id, error = %abort, "could not abort a failed multipart upload");
+                match self.abort_upload(req.bucket, req.key, &upload_id).await {
+                    Ok(()) => open.closed(),
+                    Err(a) if upload_gone(&a) => open.closed(),
+                    Err(a) => {
+                        tracing::error!(key = req.key, upload_id, error = %a, "could not abort a failed multipart upload");
+                    }
                 }
                 Err(e)
             }
         }
     }
 
-    /// AbortMultipartUpload: discards an upload and the parts it holds.
+    /// AbortMultipartUpload, retried under the policy. `NoSuchUpload` (already aborted or
+    /// completed) is returned as the error it is.
     pub async fn abort_upload(
         &self,
         bucket: &str,
         key: &str,
         upload_id: &str,
     ) -> Result<(), Error> {
+        check_key(key)?;
         let call = Call::new("AbortMultipartUpload", Method::DELETE, bucket, Some(key))
             .query("uploadId", upload_id);
         self.exchange_retried(&call, Bytes::new())
@@ -355,18 +523,60 @@ impl OssClient {
             .map(|_| ())
     }
 
+    /// Aborts every upload on the abandoned list (jobs dropped mid-upload, failed aborts). An
+    /// upload found gone (`NoSuchUpload`: completed just before its job was dropped, or aborted)
+    /// counts as aborted. Failures stay on the list for the next call, as do the uploads not yet
+    /// reached if this future is itself dropped.
+    pub async fn abort_abandoned_uploads(&self) -> AbandonedUploads {
+        let list = self.abandoned();
+        let taken: Vec<OpenUpload> = std::mem::take(&mut *list.lock());
+        let mut guards: Vec<OpenGuard<'_>> =
+            taken.into_iter().map(|u| OpenGuard::new(list, u)).collect();
+        let mut report = AbandonedUploads::default();
+        while let Some(guard) = guards.pop() {
+            let Some(u) = guard.upload.clone() else {
+                continue;
+            };
+            match self.abort_upload(&u.bucket, &u.key, &u.upload_id).await {
+                Ok(()) => {
+                    guard.closed();
+                    report.aborted += 1;
+                }
+                Err(e) if upload_gone(&e) => {
+                    guard.closed();
+                    report.aborted += 1;
+                }
+                // The guard, dropped, puts the upload back on the list.
+                Err(e) => report.failed.push((u, e)),
+            }
+        }
+        if report.aborted > 0 || !report.failed.is_empty() {
+            tracing::info!(
+                aborted = report.aborted,
+                failed = report.failed.len(),
+                "abandoned multipart uploads"
+            );
+        }
+        report
+    }
+
+    /// Uploads the parts and completes the upload. Returns the outcome and the CRC-64 OSS
+    /// reported for the whole object (checked by the caller once the upload is closed).
     async fn parts_and_complete(
         &self,
         req: &UploadRequest<'_>,
         upload_id: &str,
         part_size: u64,
         mut stream: ByteStream,
-    ) -> Result<UploadOutcome, Error> {
+    ) -> Result<(UploadOutcome, u64), Error> {
         let in_flight = Arc::new(Semaphore::new(self.config().parts_in_flight));
         // Part buffers come back here once uploaded and are reused: a fresh 8 MiB buffer per
         // part was a fresh mapping to fault in and unmap, a quarter of the copy's CPU
-        // (BENCHMARKS.md). At most `parts_in_flight` exist, one per permit.
-        let pool: Arc<Mutex<Vec<BytesMut>>> = Arc::default();
+        // (BENCHMARKS.md). At most `parts_in_flight` exist, one per permit, and each keeps its
+        // share of the memory budget while pooled, so the pool holds nothing outside it.
+        let pool: Arc<Mutex<Vec<(BytesMut, BudgetPermit)>>> = Arc::default();
+        // Told each time a buffer comes back to the pool.
+        let returned = Arc::new(Notify::new());
         let mut tasks: JoinSet<Result<(u32, String, u32), Error>> = JoinSet::new();
         let mut etags: Vec<(u32, String)> = Vec::new();
         let mut requests = 0u32;
@@ -398,11 +608,22 @@ impl OssClient {
                 finish(done, &mut etags)?;
             }
             let want = part_size.min(req.size - read) as usize;
-            let mut buf = pool
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop()
-                .unwrap_or_default();
+            // Parts only get smaller (the last one), so a pooled buffer and its share always
+            // fit; otherwise the bytes are taken from the budget before the buffer exists. While
+            // waiting for the budget, a buffer of this upload coming back is taken instead:
+            // waiting for the budget alone could wait forever, every upload's share sitting in
+            // its own pool.
+            let (mut buf, memory) = loop {
+                if let Some(b) = pool.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+                    break b;
+                }
+                tokio::select! {
+                    p = self.config().memory_budget.acquire(want as u64) => {
+                        break (BytesMut::new(), p)
+                    }
+                    () = returned.notified() => {}
+                }
+            };
             buf.clear();
             buf.reserve(want);
             while buf.len() < want {
@@ -434,20 +655,25 @@ impl OssClient {
             whole_crc = crc64_combine(whole_crc, part_crc, data.len() as u64);
             read += data.len() as u64;
             number += 1;
-            let (client, bucket, key, id, pool) = (
+            let (client, bucket, key, id, pool, returned) = (
                 self.clone(),
                 req.bucket.to_owned(),
                 req.key.to_owned(),
                 upload_id.to_owned(),
                 pool.clone(),
+                returned.clone(),
             );
             tasks.spawn(async move {
                 let out = client
                     .upload_part(&bucket, &key, &id, number, data.clone(), part_crc)
                     .await;
-                // Every other holder of the buffer is gone once the request is done.
+                // Every other holder of the buffer is gone once the request is done. If one
+                // were not, the buffer is freed with it and its share of the budget given back.
                 if let Ok(buf) = data.try_into_mut() {
-                    pool.lock().unwrap_or_else(|p| p.into_inner()).push(buf);
+                    pool.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((buf, memory));
+                    returned.notify_one();
                 }
                 drop(permit);
                 out
@@ -471,16 +697,19 @@ impl OssClient {
         while let Some(done) = tasks.join_next().await {
             finish(done, &mut etags)?;
         }
+        // Every part is sent: the buffers and their memory go back before completing.
+        pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
         etags.sort();
-        let (etag, request_id, complete_attempts) =
+        let (etag, request_id, complete_attempts, stored) =
             self.complete(req, upload_id, &etags, whole_crc).await?;
-        Ok(UploadOutcome {
+        let outcome = UploadOutcome {
             etag,
             crc64: whole_crc,
             requests: requests + complete_attempts,
             parts: number,
             request_id,
-        })
+        };
+        Ok((outcome, stored))
     }
 
     /// UploadPart, retried from the buffer; the CRC-64 OSS reports must be `crc`, the part's.
@@ -515,15 +744,16 @@ impl OssClient {
         Ok((number, out.result?, out.attempts))
     }
 
-    /// CompleteMultipartUpload, checking the whole object's CRC-64. A retry that finds the upload
-    /// gone checks whether an earlier attempt completed it (the answer was lost) before failing.
+    /// CompleteMultipartUpload; returns the ETag, request id, attempts and the CRC-64 OSS reports
+    /// for the whole object. A retry that finds the upload gone checks whether an earlier attempt
+    /// completed it (the answer was lost) before failing.
     async fn complete(
         &self,
         req: &UploadRequest<'_>,
         upload_id: &str,
         parts: &[(u32, String)],
         crc: u64,
-    ) -> Result<(String, String, u32), Error> {
+    ) -> Result<(String, String, u32, u64), Error> {
         let body = Bytes::from(xml::complete_body(parts));
         let call = Call::new(
             "CompleteMultipartUpload",
@@ -558,8 +788,7 @@ impl OssClient {
         })
         .await;
         let (etag, request_id, stored) = out.result?;
-        let request_id = self.verify_stored(req, crc, stored, request_id).await?;
-        Ok((etag, request_id, out.attempts))
+        Ok((etag, request_id, out.attempts, stored))
     }
 }
 

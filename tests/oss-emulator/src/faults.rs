@@ -21,8 +21,10 @@ pub struct FaultConfig {
     pub reset_rate: f64,
     /// Milliseconds added before every response.
     pub latency_ms: u64,
-    /// Fraction of uploads (PutObject, UploadPart) stored with their first byte flipped, as if
-    /// damaged on the way; the CRC-64 reported is that of the damaged bytes, as OSS would report.
+    /// Fraction of uploads (PutObject, UploadPart) whose first byte is flipped on the way in,
+    /// before the body is checked: one with `Content-MD5` is refused (`400 InvalidDigest`) and
+    /// nothing stored; one without is stored damaged, with the CRC-64 of the damaged bytes, as
+    /// OSS would report.
     pub corrupt_rate: f64,
     /// If set, response bodies are sent at about this many bytes per second.
     pub trickle_bytes_per_sec: Option<u64>,

@@ -472,9 +472,19 @@ impl Ctx<'_> {
         }
         let mut md5: [u8; 16] = md5.finalize().into();
         let mut crc64 = crc.finish();
+        if size > 0 && self.state.faults.roll_corrupt() {
+            // Damage on the way in, before OSS sees the body: its MD5, ETag and CRC-64 are those
+            // of the damaged bytes, and a Content-MD5 sent with it no longer matches.
+            let mut whole: Vec<u8> = segments.iter().flat_map(|s| s.iter().copied()).collect();
+            whole[0] ^= 0xFF;
+            md5 = Md5::digest(&whole).into();
+            crc64 = s3_oss_sync::checksum::crc64(&whole);
+            segments = vec![Bytes::from(whole)];
+        }
         if let Some(given) = p.h("content-md5") {
             let ok = B64.decode(given.trim()).is_ok_and(|d| d == md5);
             if !ok {
+                // Nothing is stored.
                 return Err(OssError::new(
                     StatusCode::BAD_REQUEST,
                     "InvalidDigest",
@@ -482,14 +492,6 @@ impl Ctx<'_> {
                 )
                 .into());
             }
-        }
-        if size > 0 && self.state.faults.roll_corrupt() {
-            // Damage on the way in: the stored bytes, ETag and CRC-64 are those of the damaged body.
-            let mut whole: Vec<u8> = segments.iter().flat_map(|s| s.iter().copied()).collect();
-            whole[0] ^= 0xFF;
-            md5 = Md5::digest(&whole).into();
-            crc64 = s3_oss_sync::checksum::crc64(&whole);
-            segments = vec![Bytes::from(whole)];
         }
         Ok(ReadBody {
             segments,

@@ -561,6 +561,7 @@ async fn handler(
         "objects": objects.len(),
         "batch": batch,
         "concurrency": b.config.concurrency,
+        "memory_budget_mib": b.config.memory_budget >> 20,
         "seconds": round(secs, 3),
         "objects_per_sec": round(n / secs, 1),
         "cpu_ms_per_object": round(cpu * 1000.0 / n, 3),

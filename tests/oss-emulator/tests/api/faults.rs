@@ -181,3 +181,48 @@ async fn corruption_is_stored_and_reported_honestly() {
     assert_ne!(body[0], b'1');
     assert_eq!(emu.fault_stats().corrupted, 1);
 }
+
+#[tokio::test]
+async fn damage_on_the_way_is_refused_when_content_md5_was_sent() {
+    use base64::Engine;
+    use md5::Digest;
+    let b64_md5 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(d));
+    let emu = start().await;
+    let c = Client::new(&emu);
+    let put = c
+        .send(
+            Req::new("PUT", Some("k"))
+                .h("content-md5", &b64_md5(b"older"))
+                .body("older"),
+        )
+        .await;
+    assert_eq!(put.status(), 200);
+    emu.set_faults(FaultConfig {
+        corrupt_rate: 1.0,
+        ..FaultConfig::default()
+    });
+    for key in ["k", "new"] {
+        let put = c
+            .send(
+                Req::new("PUT", Some(key))
+                    .h("content-md5", &b64_md5(b"123456789"))
+                    .body("123456789"),
+            )
+            .await;
+        assert_eq!(
+            (put.status().as_u16(), code_of(&put.text().await.unwrap())),
+            (400, "InvalidDigest".into()),
+            "{key}"
+        );
+    }
+    assert_eq!(emu.fault_stats().corrupted, 2);
+    emu.set_faults(FaultConfig::default());
+    let kept = c.send(Req::new("GET", Some("k"))).await;
+    assert_eq!(
+        kept.bytes().await.unwrap().as_ref(),
+        b"older",
+        "nothing stored"
+    );
+    let absent = c.send(Req::new("GET", Some("new"))).await;
+    assert_eq!(absent.status(), 404, "nothing stored");
+}
