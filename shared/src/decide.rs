@@ -178,10 +178,12 @@ pub fn may_start(left: Duration) -> bool {
 }
 
 /// Whether a copy of `size` bytes can finish in `left` at `bytes_per_sec` (the rate this process
-/// has seen, or an assumption before it has seen one), with a second for its other requests.
+/// has seen, or an assumption before it has seen one), keeping for its other requests a second,
+/// or half of what is left when that is less (a short invocation still copies small objects).
 pub fn copy_fits(size: u64, bytes_per_sec: f64, left: Duration) -> bool {
-    let needs = size as f64 / bytes_per_sec.max(1.0) + 1.0;
-    needs <= left.as_secs_f64()
+    let left = left.as_secs_f64();
+    let needs = size as f64 / bytes_per_sec.max(1.0) + (left / 2.0).min(1.0);
+    needs <= left
 }
 
 /// What a job's failure means for its message and record.
@@ -394,6 +396,9 @@ mod tests {
         let mib = 1024.0 * 1024.0;
         assert!(copy_fits(10 << 20, 20.0 * mib, Duration::from_secs(2)));
         assert!(!copy_fits(100 << 20, 20.0 * mib, Duration::from_secs(2)));
+        // A short invocation (a 2 s visibility timeout gives `sync poll` 1 s) copies small objects.
+        assert!(copy_fits(50_000, 25.0 * mib, Duration::from_millis(673)));
+        assert!(!copy_fits(20 << 20, 25.0 * mib, Duration::from_millis(673)));
     }
 
     #[test]
