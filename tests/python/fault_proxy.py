@@ -32,14 +32,18 @@ BLOCK = 64 * 1024
 @dataclass
 class Rule:
     """Which requests are answered 503: `method` (None: any), `bucket` and `key` (None: any), a
-    share of the matching ones (`rate`), at most `times` of them (None: until removed)."""
+    share of the matching ones (`rate`), at most `times` of them (None: until removed). With
+    `burst` N, a request picked by the dice fails with the next N - 1 matching requests of the same
+    key (N = 3 defeats the SDK's standard retries)."""
 
     method: str | None = None
     bucket: str | None = None
     key: str | None = None
     rate: float = 1.0
     times: int | None = None
+    burst: int = 1
     failed: int = 0
+    pending: dict = field(default_factory=dict)
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
     def matches(self, method: str, bucket: str, key: str) -> bool:
@@ -78,7 +82,11 @@ class FaultProxy:
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_any
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):  # a client killed mid-request: not news
+                pass
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -94,10 +102,10 @@ class FaultProxy:
     # --- what a test calls ---
 
     def fail(self, method: str | None = None, bucket: str | None = None, key: str | None = None,
-             rate: float = 1.0, times: int | None = None, seed: int = 0) -> Rule:
+             rate: float = 1.0, times: int | None = None, burst: int = 1, seed: int = 0) -> Rule:
         """Answers 503 SlowDown to matching requests from now on; returns the rule (its `failed`
         counts the requests it answered)."""
-        rule = Rule(method, bucket, key, rate, times, rng=random.Random(seed))
+        rule = Rule(method, bucket, key, rate, times, burst, rng=random.Random(seed))
         with self.lock:
             self.rules.append(rule)
         return rule
@@ -129,10 +137,16 @@ class FaultProxy:
     def pick(self, method: str, bucket: str, key: str) -> Rule | None:
         with self.lock:
             for rule in self.rules:
-                if rule.matches(method, bucket, key) and (rule.times is None or rule.failed < rule.times) \
-                        and rule.rng.random() < rule.rate:
-                    rule.failed += 1
-                    return rule
+                if not rule.matches(method, bucket, key) or (rule.times is not None and rule.failed >= rule.times):
+                    continue
+                if rule.pending.get((bucket, key)):
+                    rule.pending[(bucket, key)] -= 1
+                elif rule.rng.random() < rule.rate:
+                    rule.pending[(bucket, key)] = rule.burst - 1
+                else:
+                    continue
+                rule.failed += 1
+                return rule
         return None
 
     def note(self, method: str, bucket: str, key: str, status: int):
