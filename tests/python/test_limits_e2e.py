@@ -92,11 +92,12 @@ def test_a_slow_old_copy_landing_after_the_newer_one_is_repaired_on_redelivery(m
     A's message is delivered again. The redelivery must not trust the marker its own message
     wrote (A's sequencer is the event's own): it confirms against the source and copies B.
 
-    Against the code before the fix (`0a77b70`), which settled an event from the destination's
-    marker alone whenever the marker's sequencer was not below the event's, the redelivery is
-    `skipped` and OSS keeps A: the assertion on OSS's bytes below fails. (Checked by reasoning
-    on that commit's `copy.rs`, not by running its binary: a second debug build of the workspace
-    did not fit on the build machine's disk.)"""
+    Checked against the code before the fix: `sync` built at `0a77b70` (which settled an event
+    from the destination's marker alone whenever the marker's sequencer was not below the
+    event's), run by this test without `--invocation-timeout` (that version lacks it), records
+    A's first delivery `failed` (Http503, the source HEAD) and its redelivery `skipped` ("the
+    destination already holds this version"); OSS keeps A and the assertion on OSS's bytes below
+    fails."""
     # Visibility 30 s: P1's slow first delivery (about 15 s) ends before it comes back, and the
     # redelivery waits until the test has stopped the 503s.
     task = SyncTask(moto, emulator, visibility=30, max_receive=10)
