@@ -291,10 +291,14 @@ def main() -> int:
         if silently_acked:
             problems.append(f"{len(silently_acked)} messages acknowledged without a record")
         # A poison object can never be stored: a permanent failure, recorded final and acknowledged
-        # (a kill between the record and the acknowledgement may record it again, the same way).
+        # (a kill between the record and the acknowledgement may record it again, the same way; a
+        # duplicate handled in the same batch is superseded by its twin, final too).
         poison_records = [r for r in records if r["message_id"] in poison_ids]
+        refused = {r["source_key"] for r in poison_records if r["outcome"] == "failed"}
         if ({r["message_id"] for r in poison_records} != poison_ids
-                or any((r["outcome"], r.get("error_code"), r["final"]) != ("failed", "InvalidObjectName", True)
+                or refused != set(poison_keys[:ops["poison"]])
+                or any((r["outcome"], r.get("error_code"), r["final"]) not in
+                       (("failed", "InvalidObjectName", True), ("superseded", None, True))
                        for r in poison_records)):
             problems.append(f"the poison messages' records are not all final InvalidObjectName failures: "
                             f"{[(r['outcome'], r.get('error_code'), r['final']) for r in poison_records]}")
