@@ -216,17 +216,25 @@ class SyncTask:
         return p
 
     def poll(self, max_seconds: int = 300, batch_size: int = 10, log: Path | None = None,
-             until_empty: bool = True) -> subprocess.Popen:
+             until_empty: bool = True, args: tuple[str, ...] = (), queue_url: str | None = None,
+             **settings: str) -> subprocess.Popen:
         """Starts `sync poll --until-empty` (or, with `until_empty=False`, a poller that runs until
-        stopped or `max_seconds`); stdout (outcome and metric lines) goes to `log`."""
+        stopped or `max_seconds`); stdout (outcome and metric lines) goes to `log`. `args` are
+        more options (`--invocation-timeout`), `queue_url` another queue to poll, `settings` more
+        environment (`AWS_ENDPOINT_URL_S3` to route S3 through a proxy)."""
         STACK_DIR.mkdir(exist_ok=True)
         self.polls = getattr(self, "polls", 0) + 1
         self.log = log or STACK_DIR / f"sync-{self.task_id}-{self.polls}.log"
         out = open(self.log, "w")
         follow = ["--function-name", self.function_name] if getattr(self, "function_name", None) else []
-        return subprocess.Popen([str(binary("sync")), "poll", "--queue-url", self.queue_url,
-                                 *(["--until-empty"] if until_empty else []), "--batch-size", str(batch_size), "--max-seconds", str(max_seconds), *follow],
-                                stdout=out, stderr=subprocess.STDOUT, env=self.env())
+        env = self.env()
+        env.update(settings)
+        if queue_url:
+            env.update(TASK_QUEUE_URL=queue_url)
+        return subprocess.Popen([str(binary("sync")), "poll", "--queue-url", queue_url or self.queue_url,
+                                 *(["--until-empty"] if until_empty else []), "--batch-size", str(batch_size),
+                                 "--max-seconds", str(max_seconds), *follow, *args],
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
 
     def run(self, max_seconds: int = 300, **kw) -> int:
         p = self.poll(max_seconds, **kw)
