@@ -889,25 +889,27 @@ mod control_tests {
 mod report_tests {
     use super::*;
 
+    /// A report configuration from the required settings and `extra`.
+    fn env(extra: &[(&str, &str)]) -> Result<ReportConfig, ConfigError> {
+        let mut m: std::collections::HashMap<String, String> = [
+            ("TASK_ID", "t1"),
+            ("RESULTS_BUCKET", "results-bucket"),
+            ("DEST_BUCKET", "dst"),
+            ("OSS_REGION", "cn-hangzhou"),
+            ("OSS_ACCESS_KEY_ID", "AK"),
+            ("OSS_ACCESS_KEY_SECRET", "SK"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            m.insert(k.to_string(), v.to_string());
+        }
+        ReportConfig::from_lookup(move |k| m.get(k).cloned())
+    }
+
     #[test]
     fn report_settings_and_errors() {
-        let env = |extra: &[(&str, &str)]| {
-            let mut m: std::collections::HashMap<String, String> = [
-                ("TASK_ID", "t1"),
-                ("RESULTS_BUCKET", "results-bucket"),
-                ("DEST_BUCKET", "dst"),
-                ("OSS_REGION", "cn-hangzhou"),
-                ("OSS_ACCESS_KEY_ID", "AK"),
-                ("OSS_ACCESS_KEY_SECRET", "SK"),
-            ]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-            for (k, v) in extra {
-                m.insert(k.to_string(), v.to_string());
-            }
-            ReportConfig::from_lookup(move |k| m.get(k).cloned())
-        };
         let c = env(&[]).unwrap();
         assert_eq!((c.report_prefix.as_str(), c.grace_minutes), ("reports", 30));
         assert_eq!(env(&[("REPORT_GRACE", "1h")]).unwrap().grace_minutes, 60);
@@ -931,23 +933,6 @@ mod report_tests {
 
     #[test]
     fn report_sweep_settings() {
-        let env = |extra: &[(&str, &str)]| {
-            let mut m: std::collections::HashMap<String, String> = [
-                ("TASK_ID", "t1"),
-                ("RESULTS_BUCKET", "results-bucket"),
-                ("DEST_BUCKET", "dst"),
-                ("OSS_REGION", "cn-hangzhou"),
-                ("OSS_ACCESS_KEY_ID", "AK"),
-                ("OSS_ACCESS_KEY_SECRET", "SK"),
-            ]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-            for (k, v) in extra {
-                m.insert(k.to_string(), v.to_string());
-            }
-            ReportConfig::from_lookup(move |k| m.get(k).cloned())
-        };
         let c = env(&[]).unwrap();
         assert_eq!((c.dest_prefix.as_str(), c.upload_sweep_age_hours), ("", 24));
         let c = env(&[("DEST_PREFIX", "mirror/"), ("UPLOAD_SWEEP_AGE_HOURS", "1")]).unwrap();

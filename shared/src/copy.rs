@@ -436,38 +436,18 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                     // meanwhile, that write is stale and this job (whose message another
                     // delivery may acknowledge) must repair it now; otherwise the failure stands.
                     (wrote, dest_exists) = (true, true);
-                    let Ok(now) = self.head_after_write(job, true, &mut r).await else {
-                        return r.oss_failed(&e);
-                    };
-                    let fingerprint_now = now.as_ref().map(|n| metadata_fingerprint(&n.metadata));
-                    match decide::after_copy(
-                        &head,
-                        &fingerprint,
-                        now.as_ref(),
-                        fingerprint_now.as_deref(),
-                        self.options.sync_deletes,
-                    ) {
-                        Next::AnotherRound => continue,
-                        Next::Done(_) => return r.oss_failed(&e),
+                    match self.check_copy(job, &head, &fingerprint, &mut r).await {
+                        Ok(Next::AnotherRound) => continue,
+                        Ok(Next::Done(_)) | Err(_) => return r.oss_failed(&e),
                     }
                 }
             }
-            let now = match self.head_after_write(job, true, &mut r).await {
-                Ok(now) => now,
-                Err(e) => return r.source_failed(&e),
-            };
-            let fingerprint_now = now.as_ref().map(|n| metadata_fingerprint(&n.metadata));
-            match decide::after_copy(
-                &head,
-                &fingerprint,
-                now.as_ref(),
-                fingerprint_now.as_deref(),
-                self.options.sync_deletes,
-            ) {
-                Next::Done((kind, note)) => {
+            match self.check_copy(job, &head, &fingerprint, &mut r).await {
+                Ok(Next::Done((kind, note))) => {
                     return r.done(kind, Some(note).filter(|n| !n.is_empty()))
                 }
-                Next::AnotherRound => continue,
+                Ok(Next::AnotherRound) => continue,
+                Err(e) => return r.source_failed(&e),
             }
         }
         let rounds = self.options.max_rounds;
@@ -476,6 +456,26 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
             format!("the source object changed during each of {rounds} copy rounds"),
             true,
         )
+    }
+
+    /// After a write of `copied` (metadata `fingerprint`), whether the source is still that
+    /// version ([`decide::after_copy`]).
+    async fn check_copy(
+        &self,
+        job: &Job<'_>,
+        copied: &SourceObject,
+        fingerprint: &str,
+        r: &mut JobReport,
+    ) -> Result<Next, SourceError> {
+        let now = self.head_after_write(job, true, r).await?;
+        let fingerprint_now = now.as_ref().map(|n| metadata_fingerprint(&n.metadata));
+        Ok(decide::after_copy(
+            copied,
+            fingerprint,
+            now.as_ref(),
+            fingerprint_now.as_deref(),
+            self.options.sync_deletes,
+        ))
     }
 
     /// A source HEAD; after this job wrote, transient errors are tried again up to
