@@ -231,6 +231,10 @@ class SyncTask:
         env.update(settings)
         if queue_url:
             env.update(TASK_QUEUE_URL=queue_url)
+        if "--invocation-timeout" not in args:
+            # As a Lambda function's timeout: the tests' short visibility timeouts (for quick
+            # redelivery) would otherwise give each batch a sixth of them.
+            args = (*args, "--invocation-timeout", "120")
         return subprocess.Popen([str(binary("sync")), "poll", "--queue-url", queue_url or self.queue_url,
                                  *(["--until-empty"] if until_empty else []), "--batch-size", str(batch_size),
                                  "--max-seconds", str(max_seconds), *follow, *args],

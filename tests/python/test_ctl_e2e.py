@@ -240,7 +240,11 @@ def test_retry_failed_copies_exactly_the_failed_keys_once_fixed(moto, emulator):
     failed = {r["source_key"] for r in task.records() if r["outcome"] == "failed"}
     assert failed == set(bad)
     assert oss_etags(emulator, task.dest).keys() == set(good)
-    assert task.queue_depths(task.dlq_url)[0] == len(bad)
+    # Permanent: each bad key is recorded once, final, and acknowledged; none waits in the DLQ.
+    bad_records = [r for r in task.records() if r["outcome"] == "failed"]
+    assert sorted(r["source_key"] for r in bad_records) == sorted(bad)
+    assert all(r["final"] is True for r in bad_records), bad_records
+    assert task.queue_depths(task.dlq_url) == (0, 0) and task.queue_depths(task.queue_url) == (0, 0)
 
     # Fixed; the day's report lists the failures, and its failed list is re-sent: exactly the
     # failed keys, once each.
