@@ -38,6 +38,15 @@
 //!   this was the permanent divergence of an earlier version, which trusted any marker whose
 //!   sequencer was not below the event's.
 //!
+//! One more case is not covered by "its message is still pending": SQS may hand the same message
+//! to two invocations at once, and the second may acknowledge it while the first one's write is
+//! still to land. So a job that wrote, or may have written (an upload whose answer was lost),
+//! checks the source harder ([`CONFIRM_ATTEMPTS`]) and repairs a stale write itself. What is left
+//! open: the first invocation killed between its stale write landing and its repair. In Lambda
+//! that needs one of SQS's rare duplicate deliveries (the visibility timeout is six times the
+//! function's timeout, and every invocation ends by its deadline); RELIABILITY.md gives the
+//! simulation's figure for it.
+//!
 //! The argument is checked by a seeded simulation (`shared/tests/simulation.rs`) that interleaves
 //! jobs at every await point with failures, kills and redeliveries.
 

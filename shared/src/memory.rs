@@ -280,7 +280,7 @@ impl MemoryBucket {
         lock(&self.objects).clone()
     }
 
-    /// Keys written through [`ReportStore::put`], in order.
+    /// Keys written through [`crate::report::build::ReportStore::put`], in order.
     pub fn journal(&self) -> Vec<String> {
         lock(&self.journal).clone()
     }
