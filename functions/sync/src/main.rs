@@ -48,12 +48,22 @@ enum Command {
     },
 }
 
-/// Lambda's deadline (milliseconds since the epoch) on tokio's clock.
-fn lambda_deadline(deadline_ms: u64) -> tokio::time::Instant {
+/// Lambda's deadline (milliseconds since the epoch) on tokio's clock. Lambda never hands over an
+/// event past its deadline, so one already past means the clocks disagree (or an emulator counted
+/// a build against it): then the invocation runs without one rather than defer every event.
+fn lambda_deadline(deadline_ms: u64) -> Option<tokio::time::Instant> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    tokio::time::Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    if deadline_ms <= now_ms {
+        tracing::warn!(
+            deadline_ms,
+            now_ms,
+            "the invocation's deadline is already past on this clock; running without one"
+        );
+        return None;
+    }
+    Some(tokio::time::Instant::now() + Duration::from_millis(deadline_ms - now_ms))
 }
 
 #[tokio::main]
@@ -149,7 +159,7 @@ async fn main() -> ExitCode {
                 async move {
                     let inv = Invocation {
                         id: &ev.context.request_id,
-                        deadline: Some(lambda_deadline(ev.context.deadline)),
+                        deadline: lambda_deadline(ev.context.deadline),
                     };
                     let report = service.handle_within(&ev.payload, inv).await;
                     Ok::<_, lambda_runtime::Error>(report.response)
