@@ -217,20 +217,18 @@ def read_body(h: BaseHTTPRequestHandler):
                     yield t
                     if t in (b"\r\n", b"\n", b""):
                         return
-            left = size + 2  # the data and its CRLF
-            while left:
-                block = h.rfile.read(min(left, BLOCK))
-                if not block:
-                    return
-                yield block
-                left -= len(block)
-    left = int(h.headers.get("Content-Length") or 0)
-    while left:
-        block = h.rfile.read(min(left, BLOCK))
+            yield from read_exactly(h.rfile, size + 2)  # the data and its CRLF
+    yield from read_exactly(h.rfile, int(h.headers.get("Content-Length") or 0))
+
+
+def read_exactly(rfile, n: int):
+    """Yields `n` bytes of `rfile` in blocks (fewer if it ends early)."""
+    while n:
+        block = rfile.read(min(n, BLOCK))
         if not block:
             return
         yield block
-        left -= len(block)
+        n -= len(block)
 
 
 def answer_slow_down(h: BaseHTTPRequestHandler, method: str, bucket: str, key: str):
