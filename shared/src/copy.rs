@@ -438,13 +438,16 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                         message_id: job.message_id.map(str::to_owned),
                     });
                 }
-                Err(e) if moved(&e) => continue,
-                Err(e) if !e.is_transient() => return r.oss_failed(&e),
                 Err(e) => {
-                    // The write may have landed with its answer lost. If the source moved on
-                    // meanwhile, that write is stale and this job (whose message another
-                    // delivery may acknowledge) must repair it now; otherwise the failure stands.
-                    (wrote, dest_exists) = (true, true);
+                    // A write may have landed with its answer lost (a reopened body means an
+                    // earlier attempt sent it all; some errors come after OSS stored it). What
+                    // the destination holds is unknown now. If the source moved on, that write
+                    // is stale and this job (whose message another delivery may acknowledge)
+                    // must repair it; otherwise the failure stands.
+                    (wrote, dest_exists, marker) = (true, true, None);
+                    if moved(&e) {
+                        continue;
+                    }
                     match self.check_copy(job, &head, &fingerprint, &mut r).await {
                         Ok(Next::AnotherRound) => continue,
                         Ok(Next::Done(_)) | Err(_) => return r.oss_failed(&e),

@@ -196,18 +196,28 @@ pub struct Verdict {
     pub is_final: bool,
 }
 
-/// The verdict for an outcome: transient failures and deferrals come again (final only on the
-/// last delivery); a permanent failure is recorded once, final, and acknowledged; an invalid
-/// message goes to the DLQ (its body is kept there for inspection); everything else is done.
+/// Error codes that say this object can never be copied as it is, whatever is fixed elsewhere:
+/// a key OSS cannot hold, an object larger than OSS takes, an archived source object.
+pub fn object_cannot_be_copied(code: &str) -> bool {
+    matches!(
+        code,
+        "InvalidObjectName" | "EntityTooLarge" | "InvalidObjectState" | "KeyTooLongError"
+    )
+}
+
+/// The verdict for an outcome: a failure that only this object has (a key OSS cannot hold, ...)
+/// is recorded once, final, and acknowledged; every other failure, a deferral and an invalid
+/// message come again (an operator can fix a permission, a bucket, a key, and redrive the DLQ),
+/// final on the last delivery; everything else is done.
 pub fn verdict(
     kind: OutcomeKind,
-    transient: bool,
+    error_code: Option<&str>,
     receive_count: u32,
     max_receive_count: Option<u32>,
 ) -> Verdict {
     let last = max_receive_count.is_some_and(|max| receive_count >= max);
     match kind {
-        OutcomeKind::Failed if !transient => Verdict {
+        OutcomeKind::Failed if error_code.is_some_and(object_cannot_be_copied) => Verdict {
             redeliver: false,
             is_final: true,
         },
@@ -402,8 +412,8 @@ mod tests {
     }
 
     #[test]
-    fn verdicts_acknowledge_permanent_failures_and_finish_on_the_last_delivery() {
-        let v = verdict(OutcomeKind::Failed, false, 1, Some(5));
+    fn verdicts_acknowledge_what_only_the_object_has_and_finish_on_the_last_delivery() {
+        let v = verdict(OutcomeKind::Failed, Some("InvalidObjectName"), 1, Some(5));
         assert_eq!(
             v,
             Verdict {
@@ -411,7 +421,8 @@ mod tests {
                 is_final: true
             }
         );
-        let v = verdict(OutcomeKind::Failed, true, 1, Some(5));
+        // A permission or a bucket can be fixed: it comes again, and ends in the DLQ.
+        let v = verdict(OutcomeKind::Failed, Some("AccessDenied"), 1, Some(5));
         assert_eq!(
             v,
             Verdict {
@@ -419,7 +430,7 @@ mod tests {
                 is_final: false
             }
         );
-        let v = verdict(OutcomeKind::Failed, true, 5, Some(5));
+        let v = verdict(OutcomeKind::Failed, Some("InternalError"), 5, Some(5));
         assert_eq!(
             v,
             Verdict {
@@ -427,7 +438,7 @@ mod tests {
                 is_final: true
             }
         );
-        let v = verdict(OutcomeKind::Deferred, true, 9, None);
+        let v = verdict(OutcomeKind::Deferred, Some("InvocationDeadline"), 9, None);
         assert_eq!(
             v,
             Verdict {
@@ -436,7 +447,7 @@ mod tests {
             },
             "unknown limit: not known to be last"
         );
-        let v = verdict(OutcomeKind::Invalid, false, 2, Some(2));
+        let v = verdict(OutcomeKind::Invalid, Some("InvalidMessage"), 2, Some(2));
         assert_eq!(
             v,
             Verdict {
@@ -444,7 +455,7 @@ mod tests {
                 is_final: true
             }
         );
-        let v = verdict(OutcomeKind::Copied, false, 1, Some(5));
+        let v = verdict(OutcomeKind::Copied, None, 1, Some(5));
         assert_eq!(
             v,
             Verdict {

@@ -8,7 +8,7 @@
 //! messages are acknowledged and the rest come again.
 
 use crate::copy::{Copier, CopyOptions, Job, JobKind, JobReport, Limits};
-use crate::decide::{self, verdict};
+use crate::decide::{self, verdict, Verdict};
 use crate::destination::DestinationStore;
 use crate::event::{parse_message, EventKind, Message, ObjectEvent};
 use crate::outcome::{format_time, Outcome, OutcomeKind};
@@ -135,21 +135,6 @@ fn tokio_now(deadline: Option<tokio::time::Instant>) -> Option<tokio::time::Inst
     deadline.map(|_| tokio::time::Instant::now())
 }
 
-/// A record and whether its failure (if it is one) may pass.
-struct Entry {
-    outcome: Outcome,
-    transient: bool,
-}
-
-impl From<Outcome> for Entry {
-    fn from(outcome: Outcome) -> Self {
-        Self {
-            outcome,
-            transient: false,
-        }
-    }
-}
-
 impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> {
     fn record(&self, m: &MessageInfo<'_>, kind: OutcomeKind) -> Outcome {
         Outcome {
@@ -219,11 +204,22 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
             d.checked_sub(decide::margin(d.saturating_duration_since(now)))
                 .unwrap_or(now)
         });
+        // The margin after the cut-off: three quarters for aborts, then the results write, which
+        // must be done with an eighth of it still to spare for the answer.
+        let share = |eighths: u32| {
+            inv.deadline
+                .zip(cutoff)
+                .map(|(d, c)| c + d.saturating_duration_since(c) * eighths / 8)
+        };
+        let (abort_by, write_by) = (share(6), share(7));
         // What an earlier invocation's cut-off left open and could not abort.
         self.abort_abandoned_uploads(cutoff).await;
         let messages: Vec<MessageInfo<'_>> = event.records.iter().map(message_info).collect();
         // Records are kept per message and position so the output follows the input.
-        let mut records: BTreeMap<(usize, usize), Entry> = BTreeMap::new();
+        let mut records: BTreeMap<(usize, usize), Outcome> = BTreeMap::new();
+        // Superseded events and the job that answers for them: if that job's message comes
+        // again, so do theirs (their writes may be the ones it had to confirm).
+        let mut superseded_by: BTreeMap<(usize, usize), (usize, usize)> = BTreeMap::new();
         let slots = self.parse(event, &messages, &mut records);
 
         // One job per destination key, for the newest event; the others are superseded by it.
@@ -254,7 +250,11 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
                     "a newer event for this key in the same batch was handled (message {})",
                     messages[chosen.message].id
                 ));
-                records.insert((older.message, older.position), o.into());
+                records.insert((older.message, older.position), o);
+                superseded_by.insert(
+                    (older.message, older.position),
+                    (chosen.message, chosen.position),
+                );
             }
         }
 
@@ -267,7 +267,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
             cutoff,
             bytes_per_sec: self.throughput.bytes_per_sec(),
         };
-        let done: Vec<((usize, usize), Entry, bool)> = futures_util::stream::iter(&jobs)
+        let done: Vec<((usize, usize), Outcome, bool)> = futures_util::stream::iter(&jobs)
             .map(|(slot, answers_for)| {
                 let copier = &copier;
                 let info = &messages[slot.message];
@@ -299,16 +299,8 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
                         self.throughput
                             .observe(report.bytes_moved, started.elapsed());
                     }
-                    let transient = report.error.as_ref().is_none_or(|e| e.transient);
                     let o = self.job_record(info, slot, report, started);
-                    (
-                        (slot.message, slot.position),
-                        Entry {
-                            outcome: o,
-                            transient,
-                        },
-                        cut,
-                    )
+                    ((slot.message, slot.position), o, cut)
                 }
             })
             .buffer_unordered(self.concurrency.max(1))
@@ -317,37 +309,54 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
         let any_cut = done.iter().any(|(_, _, cut)| *cut);
         records.extend(done.into_iter().map(|(at, e, _)| (at, e)));
         if any_cut {
-            self.abort_abandoned_uploads(inv.deadline).await;
+            self.abort_abandoned_uploads(abort_by).await;
         }
 
-        let mut failed: BTreeSet<&str> = BTreeSet::new();
-        let mut outcomes: Vec<Outcome> = Vec::with_capacity(records.len());
-        for (
-            (mi, _),
-            Entry {
-                mut outcome,
-                transient,
-            },
-        ) in records
-        {
-            let v = verdict(
-                outcome.outcome,
-                transient,
-                messages[mi].receive_count,
-                self.max_receive_count,
-            );
-            outcome.is_final = v.is_final;
-            if v.redeliver {
-                failed.insert(messages[mi].id);
+        let mut verdicts: BTreeMap<(usize, usize), Verdict> = records
+            .iter()
+            .map(|(&(mi, pi), o)| {
+                let v = verdict(
+                    o.outcome,
+                    o.error_code.as_deref(),
+                    messages[mi].receive_count,
+                    self.max_receive_count,
+                );
+                ((mi, pi), v)
+            })
+            .collect();
+        for (older, chosen) in &superseded_by {
+            if verdicts.get(chosen).is_some_and(|v| v.redeliver) {
+                verdicts.insert(
+                    *older,
+                    Verdict {
+                        redeliver: true,
+                        is_final: false,
+                    },
+                );
             }
+        }
+        let mut failed: BTreeSet<&str> = verdicts
+            .iter()
+            .filter(|(_, v)| v.redeliver)
+            .map(|(&(mi, _), _)| messages[mi].id)
+            .collect();
+        let last_delivery = |mi: usize| {
+            self.max_receive_count
+                .is_some_and(|max| messages[mi].receive_count >= max)
+        };
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(records.len());
+        for ((mi, pi), mut outcome) in records {
+            // A message that comes again brings all its events again: none has its last word yet.
+            let again = failed.contains(messages[mi].id) && !last_delivery(mi);
+            outcome.is_final = verdicts[&(mi, pi)].is_final && !again;
             outcomes.push(outcome);
         }
         let now = OffsetDateTime::now_utc();
         let key = results_key(&self.results_prefix, &self.task_id, now, inv.id);
         let put = self.results.put(&key, to_json_lines(&outcomes));
-        let written = match inv.deadline {
+        let written = match write_by {
             None => put.await.map_err(|e| e.to_string()),
-            Some(d) => match tokio::time::timeout_at(d, put).await {
+            Some(by) => match tokio::time::timeout_at(by, put).await {
                 Ok(r) => r.map_err(|e| e.to_string()),
                 Err(_) => Err("the invocation's deadline came during the write".to_owned()),
             },
@@ -436,7 +445,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
         &self,
         event: &SqsEvent,
         messages: &[MessageInfo<'_>],
-        records: &mut BTreeMap<(usize, usize), Entry>,
+        records: &mut BTreeMap<(usize, usize), Outcome>,
     ) -> Vec<Slot> {
         let mut slots: Vec<Slot> = Vec::new();
         for (mi, msg) in event.records.iter().enumerate() {
@@ -448,13 +457,13 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
             match parsed {
                 Err(why) => {
                     let o = self.record(info, OutcomeKind::Invalid);
-                    records.insert((mi, 0), Self::with_reason(o, "InvalidMessage", why).into());
+                    records.insert((mi, 0), Self::with_reason(o, "InvalidMessage", why));
                 }
                 Ok(Message::Test { bucket }) => {
                     let mut o = self.record(info, OutcomeKind::Ignored);
                     o.event_name = Some("s3:TestEvent".into());
                     o.bucket = bucket;
-                    records.insert((mi, 0), o.into());
+                    records.insert((mi, 0), o);
                 }
                 Ok(Message::Events(events)) => {
                     for (pi, ev) in events.into_iter().enumerate() {
@@ -494,7 +503,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
                                 }
                             },
                         };
-                        records.insert((mi, pi), o.into());
+                        records.insert((mi, pi), o);
                     }
                 }
             }

@@ -201,8 +201,8 @@ def test_c_a_copy_cut_at_the_invocation_deadline_is_deferred_swept_and_later_who
     big, small = "limits/big.bin", "limits/small.txt"
     big_data, small_data = body_for("big", 16 * MIB), b"small and quick"
     big_etag, small_etag = put(task, big, big_data), put(task, small, small_data)
-    # 400 ms per OSS request: 16 one-MiB parts in a row need more than 6 s; the batch has 3.
-    set_faults(emulator, latency_ms=400)
+    # 300 ms per OSS request: 16 one-MiB parts in a row need more than 4.8 s; the batch has 3.
+    set_faults(emulator, latency_ms=300)
     before = emulator_json(emulator, "stats")["requests"]
     m_big = send(task, task.queue_url, s3_event(task.source, big, len(big_data), big_etag, "0055AED6DCD90281B1"))
     m_small = send(task, task.queue_url, s3_event(task.source, small, len(small_data), small_etag,
