@@ -324,13 +324,18 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
                 ((mi, pi), v)
             })
             .collect();
+        let last_delivery = |mi: usize| {
+            self.max_receive_count
+                .is_some_and(|max| messages[mi].receive_count >= max)
+        };
         for (older, chosen) in &superseded_by {
             if verdicts.get(chosen).is_some_and(|v| v.redeliver) {
+                let is_final = last_delivery(older.0);
                 verdicts.insert(
                     *older,
                     Verdict {
                         redeliver: true,
-                        is_final: false,
+                        is_final,
                     },
                 );
             }
@@ -340,10 +345,6 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
             .filter(|(_, v)| v.redeliver)
             .map(|(&(mi, _), _)| messages[mi].id)
             .collect();
-        let last_delivery = |mi: usize| {
-            self.max_receive_count
-                .is_some_and(|max| messages[mi].receive_count >= max)
-        };
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(records.len());
         for ((mi, pi), mut outcome) in records {
             // A message that comes again brings all its events again: none has its last word yet.
