@@ -5,6 +5,7 @@ use crate::oss::client::{DEFAULT_MEMORY_BUDGET, DEFAULT_PARTS_IN_FLIGHT, DEFAULT
 use crate::oss::signing::Credentials;
 use crate::oss::{Addressing, Endpoint, Network};
 use crate::task::TaskBinding;
+use std::time::Duration;
 
 /// A configuration error: which variable, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,6 +78,14 @@ pub struct SyncConfig {
     /// otherwise, in Lambda, the function's memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`) less
     /// [`FIXED_OVERHEAD_MIB`]; otherwise 256 MiB. At least one part.
     pub memory_budget: u64,
+    /// The sync function's timeout (`SYNC_FUNCTION_TIMEOUT_SECONDS`, 1-900, default 900; the
+    /// template sets it): with the batching window, how long a delivery may still be running.
+    pub function_timeout: Duration,
+    /// The event source mapping's batching window (`SYNC_BATCH_WINDOW_SECONDS`, 0-300, default 0).
+    pub batching_window: Duration,
+    /// The task queue's URL for rechecks (`SYNC_QUEUE_URL`; found from each message's
+    /// `eventSourceARN` when unset).
+    pub queue_url: Option<String>,
 }
 
 /// Memory the sync process needs besides its upload buffers, MiB: the runtime, the AWS SDK and
@@ -408,6 +417,21 @@ impl SyncConfig {
                 .transpose()?,
             oss_max_attempts: number(&get, "OSS_MAX_ATTEMPTS", 6, 1, 20)? as u32,
             memory_budget,
+            function_timeout: Duration::from_secs(number(
+                &get,
+                "SYNC_FUNCTION_TIMEOUT_SECONDS",
+                900,
+                1,
+                900,
+            )?),
+            batching_window: Duration::from_secs(number(
+                &get,
+                "SYNC_BATCH_WINDOW_SECONDS",
+                0,
+                0,
+                300,
+            )?),
+            queue_url: get("SYNC_QUEUE_URL").filter(|v| !v.trim().is_empty()),
         })
     }
 }

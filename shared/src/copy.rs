@@ -39,13 +39,20 @@
 //!   sequencer was not below the event's.
 //!
 //! One more case is not covered by "its message is still pending": SQS may hand the same message
-//! to two invocations at once, and the second may acknowledge it while the first one's write is
-//! still to land. So a job that wrote, or may have written (an upload whose answer was lost),
-//! checks the source harder ([`CONFIRM_ATTEMPTS`]) and repairs a stale write itself. What is left
-//! open: the first invocation killed between its stale write landing and its repair. In Lambda
-//! that needs one of SQS's rare duplicate deliveries (the visibility timeout is six times the
-//! function's timeout, and every invocation ends by its deadline); RELIABILITY.md gives the
-//! simulation's figure for it.
+//! to two invocations at once, and one may acknowledge it while the other's write is still to
+//! land; if that other is then killed before it checks, nothing brings the key back. So only a
+//! message's *first* delivery works on it: a later delivery (receive count above 1) sends the
+//! events again as a recheck ([`crate::recheck`]), delayed until every earlier delivery of the
+//! message is over (an invocation ends by its deadline), and acknowledges the message without
+//! writing anything. A delivery that writes is therefore the first of its message; any other
+//! delivery that acknowledges the message while it runs has left a recheck that arrives after it
+//! ends; and the recheck, which stands for the message, trusts no marker written for it, so it
+//! reads the source and repairs a stale write. A recheck is a message like any other: its own
+//! later deliveries hand over to another recheck. (Besides, a job that wrote, or may have
+//! written, checks the source up to [`CONFIRM_ATTEMPTS`] times and repairs a stale write itself,
+//! which keeps rechecks rare.) A chain of rechecks ends at `maxReceiveCount` deliveries: the rest
+//! are worked on in place and end in the DLQ if they keep failing, where the guarantee becomes
+//! the operator's redrive.
 //!
 //! The argument is checked by a seeded simulation (`shared/tests/simulation.rs`) that interleaves
 //! jobs at every await point with failures, kills and redeliveries.

@@ -205,10 +205,14 @@ pub fn object_cannot_be_copied(code: &str) -> bool {
     )
 }
 
+/// The error code of a delivery handed over to a recheck (acknowledged; the recheck does the work).
+pub const RECHECKING: &str = "Rechecking";
+
 /// The verdict for an outcome: a failure that only this object has (a key OSS cannot hold, ...)
 /// is recorded once, final, and acknowledged; every other failure, a deferral and an invalid
 /// message come again (an operator can fix a permission, a bucket, a key, and redrive the DLQ),
-/// final on the last delivery; everything else is done.
+/// final on the last delivery; a delivery handed over to a recheck is acknowledged, not final;
+/// everything else is done.
 pub fn verdict(
     kind: OutcomeKind,
     error_code: Option<&str>,
@@ -217,6 +221,10 @@ pub fn verdict(
 ) -> Verdict {
     let last = max_receive_count.is_some_and(|max| receive_count >= max);
     match kind {
+        OutcomeKind::Deferred if error_code == Some(RECHECKING) => Verdict {
+            redeliver: false,
+            is_final: false,
+        },
         OutcomeKind::Failed if error_code.is_some_and(object_cannot_be_copied) => Verdict {
             redeliver: false,
             is_final: true,

@@ -18,6 +18,7 @@ pub mod oss;
 pub mod outcome;
 pub mod plan;
 pub mod poll;
+pub mod recheck;
 pub mod report;
 pub mod results;
 pub mod retry;

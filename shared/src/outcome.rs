@@ -141,6 +141,10 @@ pub struct Outcome {
     /// How many times SQS has delivered the message (`ApproximateReceiveCount`).
     #[serde(default)]
     pub receive_count: u32,
+    /// For a recheck (a delayed second look a later delivery left behind): the message it
+    /// stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recheck_of: Option<String>,
     /// CRC-64/XZ (OSS's `x-oss-hash-crc64ecma`) of the destination object, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crc64: Option<u64>,
@@ -205,6 +209,7 @@ mod tests {
             request_ids: vec!["r".into()],
             message_id: "m".into(),
             receive_count: 1,
+            recheck_of: None,
             crc64: Some(42),
         };
         let line = serde_json::to_string(&o).unwrap();

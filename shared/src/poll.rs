@@ -115,6 +115,14 @@ fn to_lambda_message(m: &aws_sdk_sqs::types::Message, queue_arn: &str, region: &
             out.attributes.insert(k.as_str().to_owned(), v.clone());
         }
     }
+    if let Some(attrs) = m.message_attributes() {
+        for (k, v) in attrs {
+            if let Some(text) = v.string_value() {
+                out.message_attributes
+                    .insert(k.clone(), crate::recheck::string_attribute(text));
+            }
+        }
+    }
     out
 }
 
@@ -218,6 +226,7 @@ where
             .max_number_of_messages(opts.batch_size.clamp(1, 10))
             .wait_time_seconds(wait_seconds)
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
             .send()
             .await
             .map_err(|e| err("ReceiveMessage", &e))?;

@@ -7,6 +7,7 @@ use crate::copy::CopyOptions;
 use crate::destination::OssDestination;
 use crate::oss::signing::Credentials;
 use crate::oss::{CredentialRefresh, Endpoint, OssClient, OssConfig, RefreshError};
+use crate::recheck::{self, SqsRechecks};
 use crate::results::S3ResultsStore;
 use crate::source::{error_chain, S3Source};
 use crate::sweep::{
@@ -16,7 +17,7 @@ use crate::sync::SyncService;
 use crate::telemetry::LineSink;
 
 /// The sync service as deployed: S3 source, OSS destination, S3 results store.
-pub type LiveSyncService = SyncService<S3Source, OssDestination, S3ResultsStore>;
+pub type LiveSyncService = SyncService<S3Source, OssDestination, S3ResultsStore, SqsRechecks>;
 
 /// Why start-up failed.
 #[derive(Debug, thiserror::Error)]
@@ -219,6 +220,8 @@ pub async fn sync_service(
         source: S3Source::new(s3.clone(), config.binding.source_bucket.clone()),
         dest: OssDestination::new(client, config.binding.dest_bucket.clone()),
         results: S3ResultsStore::new(s3, config.results_bucket.clone()),
+        rechecks: SqsRechecks::new(aws_sdk_sqs::Client::new(sdk), config.queue_url.clone()),
+        recheck_after: recheck::lifetime(config.function_timeout, config.batching_window),
         sink,
     })
 }

@@ -6,6 +6,10 @@
 //! finish before it, and jobs still running at the cut-off are stopped there (their multipart
 //! uploads aborted) and recorded `deferred`, so every event of the batch has a record, finished
 //! messages are acknowledged and the rest come again.
+//!
+//! A message acknowledged on a later delivery (receive count above 1) first leaves a delayed
+//! recheck of its events on the queue ([`crate::recheck`]): an earlier delivery may still be
+//! running, and its write may land after this one's confirmation.
 
 use crate::copy::{Copier, CopyOptions, Job, JobKind, JobReport, Limits};
 use crate::decide::{self, verdict, Verdict};
@@ -13,6 +17,7 @@ use crate::destination::DestinationStore;
 use crate::event::{parse_message, EventKind, Message, ObjectEvent};
 use crate::outcome::{format_time, Outcome, OutcomeKind};
 use crate::plan::{newest_first, Evidence};
+use crate::recheck::{self, Recheck, RecheckQueue};
 use crate::results::{results_key, to_json_lines, ResultsStore};
 use crate::source::SourceStore;
 use crate::task::TaskBinding;
@@ -56,7 +61,7 @@ impl Throughput {
 }
 
 /// Everything the handler needs, built once per process.
-pub struct SyncService<S, D, R> {
+pub struct SyncService<S, D, R, Q> {
     /// Task id.
     pub task_id: String,
     /// Which events are the task's and where they land.
@@ -78,6 +83,11 @@ pub struct SyncService<S, D, R> {
     pub dest: D,
     /// The results store.
     pub results: R,
+    /// Where rechecks go (the task queue).
+    pub rechecks: Q,
+    /// How long an earlier delivery of a message may still run (the function's timeout, the
+    /// batching window and slack): the delay of a recheck when the invocation does not say.
+    pub recheck_after: Duration,
     /// Where log and metric lines go.
     pub sink: LineSink,
 }
@@ -90,6 +100,9 @@ pub struct Invocation<'a> {
     /// When the invocation must have answered (Lambda's deadline, or `sync poll
     /// --invocation-timeout`); `None` for no limit.
     pub deadline: Option<tokio::time::Instant>,
+    /// How long an earlier delivery of a message may still run, if this invocation knows better
+    /// than the service's `recheck_after` (the local poller: its invocation timeout).
+    pub recheck_after: Option<Duration>,
 }
 
 /// What one batch came to.
@@ -116,16 +129,31 @@ struct Slot {
 struct MessageInfo<'a> {
     id: &'a str,
     receive_count: u32,
+    /// The message this one stands for: the original when it is a recheck, else itself. Jobs
+    /// answer for it (markers written for it are not trusted) and write it into markers.
+    stands_for: &'a str,
+    /// For a recheck: the message it stands for.
+    recheck_of: Option<&'a str>,
+    /// Seconds a recheck must still wait before it runs.
+    wait: u64,
+    /// Deliveries of a recheck's chain before it.
+    attempts_before: u32,
 }
 
 fn message_info(m: &SqsMessage) -> MessageInfo<'_> {
+    let id = m.message_id.as_deref().unwrap_or_default();
+    let recheck_of = recheck::recheck_of(m);
     MessageInfo {
-        id: m.message_id.as_deref().unwrap_or_default(),
+        id,
         receive_count: m
             .attributes
             .get("ApproximateReceiveCount")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
+        stands_for: recheck_of.unwrap_or(id),
+        recheck_of,
+        wait: recheck::still_to_wait(m),
+        attempts_before: recheck::attempts_before(m),
     }
 }
 
@@ -135,7 +163,9 @@ fn tokio_now(deadline: Option<tokio::time::Instant>) -> Option<tokio::time::Inst
     deadline.map(|_| tokio::time::Instant::now())
 }
 
-impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> {
+impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
+    SyncService<S, D, R, Q>
+{
     fn record(&self, m: &MessageInfo<'_>, kind: OutcomeKind) -> Outcome {
         Outcome {
             task: self.task_id.clone(),
@@ -161,6 +191,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
             request_ids: Vec::new(),
             message_id: m.id.to_owned(),
             receive_count: m.receive_count,
+            recheck_of: m.recheck_of.map(str::to_owned),
             crc64: None,
         }
     }
@@ -192,6 +223,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
             Invocation {
                 id: invocation,
                 deadline: None,
+                recheck_after: None,
             },
         )
         .await
@@ -221,6 +253,16 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
         // again, so do theirs (their writes may be the ones it had to confirm).
         let mut superseded_by: BTreeMap<(usize, usize), (usize, usize)> = BTreeMap::new();
         let slots = self.parse(event, &messages, &mut records);
+        let slots = self
+            .leave_rechecks(
+                event,
+                &messages,
+                slots,
+                &mut records,
+                cutoff,
+                inv.recheck_after,
+            )
+            .await;
 
         // One job per destination key, for the newest event; the others are superseded by it.
         let mut by_key: BTreeMap<&str, Vec<&Slot>> = BTreeMap::new();
@@ -235,8 +277,10 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
                 .collect();
             let order = newest_first(&evidence);
             let chosen = group[order[0]];
-            let answers_for: BTreeSet<&str> =
-                group.iter().map(|s| messages[s.message].id).collect();
+            let answers_for: BTreeSet<&str> = group
+                .iter()
+                .map(|s| messages[s.message].stands_for)
+                .collect();
             jobs.push((chosen, answers_for.into_iter().collect()));
             for &i in &order[1..] {
                 let older = group[i];
@@ -284,7 +328,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
                         etag: slot.event.etag.as_deref(),
                         size: slot.event.size,
                         sequencer: slot.event.sequencer.as_deref(),
-                        message_id: Some(info.id).filter(|id| !id.is_empty()),
+                        message_id: Some(info.stands_for).filter(|id| !id.is_empty()),
                         answers_for,
                     };
                     let run = copier.run(&job, &limits);
@@ -407,6 +451,101 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
         }
     }
 
+    /// Hands over to a recheck, before any job runs, every message this delivery was not the first
+    /// to receive: it is sent again, delayed until every earlier delivery is over, and
+    /// acknowledged here without work (recorded `deferred`, `Rechecking`); a recheck still waiting
+    /// is sent on for its next hop. If they cannot be sent, those messages' events are recorded
+    /// failed (`RecheckNotQueued`) and come again. A message whose chain has had
+    /// `maxReceiveCount` deliveries is worked on where it is, and ends in the DLQ if it fails.
+    async fn leave_rechecks(
+        &self,
+        event: &SqsEvent,
+        messages: &[MessageInfo<'_>],
+        slots: Vec<Slot>,
+        records: &mut BTreeMap<(usize, usize), Outcome>,
+        by: Option<tokio::time::Instant>,
+        after: Option<Duration>,
+    ) -> Vec<Slot> {
+        let with_jobs: BTreeSet<usize> = slots.iter().map(|s| s.message).collect();
+        let after = after.unwrap_or(self.recheck_after);
+        let rechecks: Vec<(usize, Recheck)> = event
+            .records
+            .iter()
+            .enumerate()
+            .filter_map(|(mi, m)| {
+                let info = &messages[mi];
+                let attempts = info.attempts_before + info.receive_count.saturating_sub(1);
+                let (after, attempts) = if info.wait > 0 {
+                    (Duration::from_secs(info.wait), info.attempts_before)
+                } else if info.receive_count > 1
+                    && with_jobs.contains(&mi)
+                    && self.max_receive_count.is_none_or(|max| attempts + 1 < max)
+                {
+                    (after, attempts)
+                } else {
+                    return None;
+                };
+                let r = Recheck {
+                    body: m.body.clone().unwrap_or_default(),
+                    of: info.stands_for.to_owned(),
+                    after,
+                    queue_arn: m.event_source_arn.clone(),
+                    attempts,
+                    receipt: m.receipt_handle.clone(),
+                };
+                Some((mi, r))
+            })
+            .collect();
+        if rechecks.is_empty() {
+            return slots;
+        }
+        let list: Vec<Recheck> = rechecks.iter().map(|(_, r)| r.clone()).collect();
+        let send = self.rechecks.send(&list);
+        let sent = match by {
+            None => send.await,
+            Some(by) => tokio::time::timeout_at(by, send)
+                .await
+                .unwrap_or_else(|_| Err("the invocation's cut-off came first".to_owned())),
+        };
+        let handed: BTreeMap<usize, Duration> =
+            rechecks.iter().map(|(mi, r)| (*mi, r.after)).collect();
+        let failure = sent.err().map(|why| {
+            format!("the recheck this delivery must leave could not be queued, so the message comes again: {why}")
+        });
+        if let Some(why) = &failure {
+            for (&(mi, _), o) in records.iter_mut() {
+                if handed.contains_key(&mi) && o.error_code.as_deref() == Some("RecheckWaiting") {
+                    o.outcome = OutcomeKind::Failed;
+                    o.error_code = Some("RecheckNotQueued".to_owned());
+                    o.error_message = Some(why.clone());
+                }
+            }
+        }
+        let (held, kept): (Vec<Slot>, Vec<Slot>) = slots
+            .into_iter()
+            .partition(|s| handed.contains_key(&s.message));
+        for s in held {
+            let info = &messages[s.message];
+            let (kind, code, why) = match &failure {
+                Some(why) => (OutcomeKind::Failed, "RecheckNotQueued", why.clone()),
+                None => (
+                    OutcomeKind::Deferred,
+                    decide::RECHECKING,
+                    format!(
+                        "delivered again (receive count {}): handed to a recheck of message {} that runs in {} s, once every earlier delivery is over",
+                        info.receive_count,
+                        info.stands_for,
+                        handed[&s.message].as_secs()
+                    ),
+                ),
+            };
+            let mut o = self.event_record(info, &s.event, kind);
+            o.dest_key = Some(s.dest_key.clone());
+            records.insert((s.message, s.position), Self::with_reason(o, code, why));
+        }
+        kept
+    }
+
     /// Aborts the multipart uploads left open by jobs stopped at a cut-off (this invocation's, or
     /// an earlier one's whose aborts did not all succeed), before the deadline. Failures stay on
     /// the list for the next invocation; the upload sweep catches what a killed process left.
@@ -493,6 +632,14 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore> SyncService<S, D, R> 
                                     o.error_message = Some("delete sync is off".into());
                                     o
                                 }
+                                Ok(_) if info.wait > 0 => Self::with_reason(
+                                    self.event_record(info, &e, OutcomeKind::Ignored),
+                                    "RecheckWaiting",
+                                    format!(
+                                        "a recheck of message {}, sent on to run in {} s",
+                                        info.stands_for, info.wait
+                                    ),
+                                ),
                                 Ok(dest_key) => {
                                     slots.push(Slot {
                                         message: mi,

@@ -175,6 +175,7 @@ mod tests {
             request_ids: vec![],
             message_id: "m".into(),
             receive_count: 1,
+            recheck_of: None,
             crc64: None,
         }
     }

@@ -106,6 +106,7 @@ async fn main() -> ExitCode {
                     }
                 }
             }
+            service.rechecks.set_url(&queue_url);
             let service = Arc::new(service);
             let mapping = match function_name {
                 None => None,
@@ -126,13 +127,17 @@ async fn main() -> ExitCode {
                 wait_seconds: if until_empty { 1 } else { 20 },
                 invocation_timeout: invocation_timeout.map(Duration::from_secs),
             };
-            let handler = |event: SqsEvent, deadline| {
+            let handler = |event: SqsEvent, deadline: tokio::time::Instant| {
                 let service = service.clone();
                 async move {
                     let id = format!("poll-{:016x}", rand::random::<u64>());
+                    // Batches start as soon as they are received, and end by their deadline.
+                    let lifetime = deadline.saturating_duration_since(tokio::time::Instant::now())
+                        + Duration::from_secs(2);
                     let inv = Invocation {
                         id: &id,
                         deadline: Some(deadline),
+                        recheck_after: Some(lifetime),
                     };
                     service.handle_within(&event, inv).await.response
                 }
@@ -160,6 +165,7 @@ async fn main() -> ExitCode {
                     let inv = Invocation {
                         id: &ev.context.request_id,
                         deadline: lambda_deadline(ev.context.deadline),
+                        recheck_after: None,
                     };
                     let report = service.handle_within(&ev.payload, inv).await;
                     Ok::<_, lambda_runtime::Error>(report.response)

@@ -92,17 +92,8 @@ impl SqsQueue {
             return Ok(None);
         };
         let arn = dead_letter_arn(policy)?;
-        let (account, name) = queue_name_of(&arn)?;
-        let out = self
-            .client
-            .get_queue_url()
-            .queue_name(name)
-            .queue_owner_aws_account_id(account)
-            .send()
-            .await
-            .map_err(|e| ControlError::aws("SQS", "GetQueueUrl", &e))?;
-        Ok(out
-            .queue_url()
+        Ok(url_of_arn(&self.client, &arn)
+            .await?
             .map(|u| SqsQueue::new(self.client.clone(), u)))
     }
 
@@ -193,6 +184,22 @@ fn dead_letter_arn(policy: &str) -> Result<String, ControlError> {
         .ok_or_else(|| {
             ControlError::Input("the queue's RedrivePolicy has no deadLetterTargetArn".into())
         })
+}
+
+/// A queue's URL from its ARN (GetQueueUrl with its name and owner).
+pub async fn url_of_arn(
+    client: &aws_sdk_sqs::Client,
+    arn: &str,
+) -> Result<Option<String>, ControlError> {
+    let (account, name) = queue_name_of(arn)?;
+    let out = client
+        .get_queue_url()
+        .queue_name(name)
+        .queue_owner_aws_account_id(account)
+        .send()
+        .await
+        .map_err(|e| ControlError::aws("SQS", "GetQueueUrl", &e))?;
+    Ok(out.queue_url().map(str::to_owned))
 }
 
 /// The account and name of an SQS queue ARN (`arn:aws:sqs:REGION:ACCOUNT:NAME`).

@@ -145,6 +145,7 @@ fn generate(dir: &Path, records: u64) -> std::io::Result<()> {
             request_ids: vec![format!("{:024X}", x)],
             message_id: format!("{:08x}-0000-4000-8000-{:012x}", i, x & 0xffff_ffff_ffff),
             receive_count: 1,
+            recheck_of: None,
             crc64: Some(x),
         });
         if batch.len() as u64 == per_object || i + 1 == records {

@@ -1,0 +1,360 @@
+//! Rechecks: how a delivery that was not the first to receive its message hands it over.
+//!
+//! SQS delivers at least once: now and then a message goes to a second invocation while the first
+//! still holds it. If both worked on it, one could confirm the key and acknowledge the message
+//! while the other's write, made for a version that has since been replaced, is still to land;
+//! if that other is then killed (a timeout, a crash) before it can check and repair, nothing is
+//! left to bring the key back. So only a message's first delivery works on it. A later delivery
+//! (`ApproximateReceiveCount` above 1: a retry after a failure, a timeout or a kill, or a second
+//! delivery while the first runs) sends the same events again as a *recheck*, delayed until
+//! every earlier delivery of the message is over, and acknowledges the message without writing.
+//! An invocation ends by its deadline, so the delay is the function's timeout, plus the time a
+//! batch may wait before its invocation starts (the batching window), plus [`SLACK`]. The recheck
+//! is handled like a redelivery of the original message: markers written for it are not trusted,
+//! the source is read, and a stale write is repaired. If the recheck cannot be sent, the message
+//! is not acknowledged (it comes again).
+//!
+//! SQS delays a message by 900 s at most; a longer wait is made in hops (the recheck arrives with
+//! the seconds still to wait and is sent on again). A recheck carries the number of deliveries
+//! its chain has had; at `maxReceiveCount` the chain stops handing over, so a message that keeps
+//! failing still ends in the DLQ.
+//!
+//! Cost: one SQS message per redelivery, which also waits the delay before it is worked on.
+
+use aws_lambda_events::event::sqs::{SqsMessage, SqsMessageAttribute};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, SendMessageBatchRequestEntry,
+};
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Message attribute naming the message a recheck stands for (the first message of the chain).
+pub const RECHECK_OF: &str = "s3sync-recheck-of";
+/// Message attribute: seconds the recheck must still wait before it runs (a later hop).
+pub const RECHECK_WAIT: &str = "s3sync-recheck-wait";
+/// Message attribute: deliveries the chain of messages before this recheck had (its original's
+/// and earlier rechecks'), so a message that keeps failing still ends in the DLQ.
+pub const RECHECK_ATTEMPTS: &str = "s3sync-recheck-attempts";
+/// The longest delay SQS gives one message (`DelaySeconds`).
+pub const MAX_DELAY_SECS: u64 = 900;
+/// Slack added to the longest invocation, for cold starts and clocks.
+pub const SLACK: Duration = Duration::from_secs(15);
+
+/// One recheck to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recheck {
+    /// The original message's body (its S3 event records).
+    pub body: String,
+    /// The message this recheck stands for.
+    pub of: String,
+    /// How long from now it must not run.
+    pub after: Duration,
+    /// The queue the original came from (`eventSourceARN`), to find its URL if none is set.
+    pub queue_arn: Option<String>,
+    /// Deliveries of the chain before this recheck.
+    pub attempts: u32,
+    /// The receipt handle of the delivery handing over: once the recheck is sent, that message is
+    /// deleted at once, so a crash later in the invocation does not bring it back to be handed
+    /// over again.
+    pub receipt: Option<String>,
+}
+
+/// How a delay is sent: the `DelaySeconds` of this hop and what is left for later hops.
+pub fn hop(after: Duration) -> (u64, u64) {
+    let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+    let now = secs.min(MAX_DELAY_SECS);
+    (now, secs - now)
+}
+
+/// How long an earlier delivery of a message may still run: the function's timeout, plus the
+/// batching window, plus [`SLACK`].
+pub fn lifetime(timeout: Duration, batching_window: Duration) -> Duration {
+    timeout + batching_window + SLACK
+}
+
+fn attribute<'a>(m: &'a SqsMessage, name: &str) -> Option<&'a str> {
+    m.message_attributes
+        .get(name)
+        .and_then(|a| a.string_value.as_deref())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// The message a delivered recheck stands for, if it is one.
+pub fn recheck_of(m: &SqsMessage) -> Option<&str> {
+    attribute(m, RECHECK_OF)
+}
+
+/// Seconds a delivered recheck must still wait (0 when it may run now, or is not a recheck).
+pub fn still_to_wait(m: &SqsMessage) -> u64 {
+    attribute(m, RECHECK_WAIT)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Deliveries of a delivered recheck's chain before it (0 for a message that is not one).
+pub fn attempts_before(m: &SqsMessage) -> u32 {
+    attribute(m, RECHECK_ATTEMPTS)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A message attribute as Lambda's event carries it (for tests and local event sources).
+pub fn string_attribute(value: &str) -> SqsMessageAttribute {
+    SqsMessageAttribute {
+        string_value: Some(value.to_owned()),
+        data_type: Some("String".to_owned()),
+        ..SqsMessageAttribute::default()
+    }
+}
+
+/// Where rechecks go: the task's queue.
+pub trait RecheckQueue: Send + Sync {
+    /// Sends every recheck, or says why not (then none may be relied on).
+    fn send(&self, rechecks: &[Recheck]) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Rechecks kept in memory (tests, and handlers run without a queue to send to).
+#[derive(Debug, Default)]
+pub struct HeldRechecks {
+    /// Every recheck sent, in order.
+    pub sent: Mutex<Vec<Recheck>>,
+    /// When set, every send fails with this reason.
+    pub fail_with: Option<String>,
+}
+
+impl HeldRechecks {
+    /// The rechecks sent so far.
+    pub fn sent(&self) -> Vec<Recheck> {
+        self.sent.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl RecheckQueue for HeldRechecks {
+    async fn send(&self, rechecks: &[Recheck]) -> Result<(), String> {
+        if let Some(why) = &self.fail_with {
+            return Err(why.clone());
+        }
+        if let Ok(mut s) = self.sent.lock() {
+            s.extend_from_slice(rechecks);
+        }
+        Ok(())
+    }
+}
+
+/// SQS's limit on one SendMessageBatch request, all bodies together (kept below it).
+const BATCH_BYTES: usize = 200 * 1024;
+
+/// The task queue, by its URL (set, or found from the messages' `eventSourceARN`).
+#[derive(Debug)]
+pub struct SqsRechecks {
+    client: aws_sdk_sqs::Client,
+    url: Mutex<Option<String>>,
+}
+
+impl SqsRechecks {
+    /// Rechecks to the queue at `url`, or (`None`) to the queue each message came from.
+    pub fn new(client: aws_sdk_sqs::Client, url: Option<String>) -> Self {
+        Self {
+            client,
+            url: Mutex::new(url),
+        }
+    }
+
+    /// Sets the queue's URL (the local poller knows it).
+    pub fn set_url(&self, url: &str) {
+        if let Ok(mut u) = self.url.lock() {
+            *u = Some(url.to_owned());
+        }
+    }
+
+    async fn url(&self, arn: Option<&str>) -> Result<String, String> {
+        if let Some(u) = self.url.lock().ok().and_then(|u| u.clone()) {
+            return Ok(u);
+        }
+        let url = crate::control::queue::url_of_arn(&self.client, arn.unwrap_or_default())
+            .await
+            .map_err(|e| format!("no queue URL is set, and {e}"))?
+            .ok_or("SQS GetQueueUrl answered no URL")?;
+        self.set_url(&url);
+        Ok(url)
+    }
+}
+
+impl SqsRechecks {
+    /// Deletes the messages handed over (best effort: one that stays comes again and is handed
+    /// over again, which is safe).
+    async fn delete_handed_over(&self, url: &str, chunk: &[Recheck]) {
+        let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(r.receipt.as_deref()?)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if entries.is_empty() {
+            return;
+        }
+        match self
+            .client
+            .delete_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) if out.failed().is_empty() => {}
+            Ok(out) => tracing::warn!(
+                failed = out.failed().len(),
+                "messages handed over to rechecks could not all be deleted; they come again"
+            ),
+            Err(e) => tracing::warn!(
+                error = %crate::source::error_chain(&e),
+                "messages handed over to rechecks could not be deleted; they come again"
+            ),
+        }
+    }
+}
+
+fn entry(i: usize, r: &Recheck) -> Result<SendMessageBatchRequestEntry, String> {
+    let (now, later) = hop(r.after);
+    let text = |v: String| {
+        MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(v)
+            .build()
+            .map_err(|e| e.to_string())
+    };
+    let mut b = SendMessageBatchRequestEntry::builder()
+        .id(i.to_string())
+        .message_body(&r.body)
+        .delay_seconds(now as i32)
+        .message_attributes(RECHECK_OF, text(r.of.clone())?)
+        .message_attributes(RECHECK_ATTEMPTS, text(r.attempts.to_string())?);
+    if later > 0 {
+        b = b.message_attributes(RECHECK_WAIT, text(later.to_string())?);
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+impl RecheckQueue for SqsRechecks {
+    async fn send(&self, rechecks: &[Recheck]) -> Result<(), String> {
+        let mut start = 0;
+        while start < rechecks.len() {
+            // Up to ten entries and BATCH_BYTES of bodies per request (at least one entry).
+            let mut end = start + 1;
+            let mut bytes = rechecks[start].body.len();
+            while end < rechecks.len()
+                && end - start < 10
+                && bytes + rechecks[end].body.len() <= BATCH_BYTES
+            {
+                bytes += rechecks[end].body.len();
+                end += 1;
+            }
+            let chunk = &rechecks[start..end];
+            let url = self.url(chunk[0].queue_arn.as_deref()).await?;
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, r)| entry(i, r))
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| format!("SQS SendMessageBatch: {}", crate::source::error_chain(&e)))?;
+            if let Some(f) = out.failed().first() {
+                return Err(format!(
+                    "SQS SendMessageBatch refused {} of {} rechecks: {} {}",
+                    out.failed().len(),
+                    chunk.len(),
+                    f.code(),
+                    f.message().unwrap_or_default()
+                ));
+            }
+            self.delete_handed_over(&url, chunk).await;
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hops_of_a_long_delay() {
+        assert_eq!(hop(Duration::from_secs(0)), (0, 0));
+        assert_eq!(hop(Duration::from_millis(1500)), (2, 0));
+        assert_eq!(hop(Duration::from_secs(900)), (900, 0));
+        assert_eq!(hop(Duration::from_secs(1215)), (900, 315));
+        assert_eq!(hop(Duration::from_secs(2000)), (900, 1100));
+    }
+
+    #[test]
+    fn lifetime_covers_timeout_window_and_slack() {
+        assert_eq!(
+            lifetime(Duration::from_secs(900), Duration::from_secs(300)),
+            Duration::from_secs(1215)
+        );
+    }
+
+    #[test]
+    fn attributes_are_read_trimmed_and_tolerant() {
+        let mut m = SqsMessage::default();
+        assert_eq!(recheck_of(&m), None);
+        assert_eq!(still_to_wait(&m), 0);
+        m.message_attributes
+            .insert(RECHECK_OF.into(), string_attribute(" m-1 "));
+        m.message_attributes
+            .insert(RECHECK_WAIT.into(), string_attribute("315"));
+        assert_eq!(recheck_of(&m), Some("m-1"));
+        assert_eq!(still_to_wait(&m), 315);
+        m.message_attributes
+            .insert(RECHECK_WAIT.into(), string_attribute("soon"));
+        assert_eq!(still_to_wait(&m), 0);
+        m.message_attributes
+            .insert(RECHECK_OF.into(), string_attribute(""));
+        assert_eq!(recheck_of(&m), None);
+    }
+
+    #[test]
+    fn entries_carry_the_hop_and_the_original() {
+        let r = Recheck {
+            body: "{}".into(),
+            of: "m-1".into(),
+            after: Duration::from_secs(1000),
+            queue_arn: None,
+            attempts: 3,
+            receipt: None,
+        };
+        let e = entry(3, &r).unwrap();
+        assert_eq!(e.id(), "3");
+        assert_eq!(e.delay_seconds(), Some(900));
+        let attrs = e.message_attributes().unwrap();
+        assert_eq!(attrs[RECHECK_OF].string_value(), Some("m-1"));
+        assert_eq!(attrs[RECHECK_WAIT].string_value(), Some("100"));
+        assert_eq!(attrs[RECHECK_ATTEMPTS].string_value(), Some("3"));
+        let short = entry(
+            0,
+            &Recheck {
+                after: Duration::from_secs(30),
+                ..r
+            },
+        )
+        .unwrap();
+        assert!(!short
+            .message_attributes()
+            .unwrap()
+            .contains_key(RECHECK_WAIT));
+    }
+}
