@@ -12,6 +12,7 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use s3_oss_sync::copy::CopyOptions;
 use s3_oss_sync::memory::{MemoryDestination, MemoryResults, MemorySource};
 use s3_oss_sync::outcome::Outcome;
+use s3_oss_sync::recheck::HeldRechecks;
 use s3_oss_sync::source::SourceMetadata;
 use s3_oss_sync::sync::{BatchReport, SyncService};
 use s3_oss_sync::task::TaskBinding;
@@ -37,7 +38,7 @@ struct Case {
     expect: Option<Expect>,
 }
 
-type Service = SyncService<MemorySource, MemoryDestination, MemoryResults>;
+type Service = SyncService<MemorySource, MemoryDestination, MemoryResults, HeldRechecks>;
 
 fn service() -> (Service, Arc<Mutex<Vec<String>>>) {
     let source = MemorySource::default();
@@ -69,6 +70,8 @@ fn service() -> (Service, Arc<Mutex<Vec<String>>>) {
         source,
         dest: MemoryDestination::default(),
         results: MemoryResults::default(),
+        rechecks: HeldRechecks::default(),
+        recheck_after: std::time::Duration::from_secs(915),
         sink: Arc::new(move |l: &str| sink.lock().unwrap().push(l.to_owned())),
     };
     (svc, lines)

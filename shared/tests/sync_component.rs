@@ -7,6 +7,9 @@ use s3_oss_sync::destination::DestinationStore;
 use s3_oss_sync::memory::{MemoryDestination, MemoryResults, MemorySource};
 use s3_oss_sync::oss::{self, BodySource, ByteStream, ObjectHead, UploadOutcome, UploadRequest};
 use s3_oss_sync::outcome::{Outcome, OutcomeKind};
+use s3_oss_sync::recheck::{
+    string_attribute, HeldRechecks, RECHECK_ATTEMPTS, RECHECK_OF, RECHECK_WAIT,
+};
 use s3_oss_sync::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
 use s3_oss_sync::sync::{BatchReport, Invocation, SyncService};
 use s3_oss_sync::task::TaskBinding;
@@ -63,7 +66,7 @@ fn removed(key: &str, sequencer: Option<&str>) -> String {
     .to_string()
 }
 
-type Service<S, D = MemoryDestination> = SyncService<S, D, MemoryResults>;
+type Service<S, D = MemoryDestination> = SyncService<S, D, MemoryResults, HeldRechecks>;
 
 fn service<S: SourceStore>(
     source: S,
@@ -96,6 +99,8 @@ fn service_with<S: SourceStore, D: DestinationStore>(
         source,
         dest,
         results: MemoryResults::default(),
+        rechecks: HeldRechecks::default(),
+        recheck_after: std::time::Duration::from_secs(915),
         sink: Arc::new(move |l: &str| sink_lines.lock().unwrap().push(l.to_owned())),
     };
     (svc, lines)
@@ -572,6 +577,7 @@ async fn at_the_deadline_every_event_has_a_record_and_only_finished_messages_pas
             Invocation {
                 id: "inv",
                 deadline: Some(deadline),
+                recheck_after: None,
             },
         )
         .await;
@@ -604,6 +610,7 @@ async fn no_job_starts_at_the_cut_off() {
             Invocation {
                 id: "late",
                 deadline: Some(tokio::time::Instant::now() + Duration::from_millis(400)),
+                recheck_after: None,
             },
         )
         .await;
@@ -696,4 +703,137 @@ async fn a_tag_oss_refuses_is_dropped_and_listed_and_the_object_copied() {
     );
     let (head, _) = svc.dest.get("mirror/k").unwrap();
     assert_eq!(head.tagging_count, 1, "the allowed tag is kept");
+}
+
+fn redelivered(id: &str, body: &str, count: u32) -> SqsMessage {
+    let mut m = message(id, body);
+    m.attributes
+        .insert("ApproximateReceiveCount".into(), count.to_string());
+    m
+}
+
+#[tokio::test]
+async fn a_redelivery_hands_its_events_to_a_recheck_and_writes_nothing() {
+    let source = MemorySource::default();
+    let etag = source.put("k", &b"x"[..], meta());
+    let (mut svc, _) = service(source, CopyOptions::default());
+    svc.max_receive_count = Some(5);
+    let r = svc
+        .handle(
+            &batch(vec![redelivered("m", &created("k", &etag, 1, None), 3)]),
+            "1",
+        )
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Deferred]);
+    let o = &r.outcomes[0];
+    assert_eq!(o.error_code.as_deref(), Some("Rechecking"));
+    assert!(!o.is_final, "its work goes on in the recheck");
+    assert_eq!(o.requests, 0);
+    assert!(
+        failed_ids(&r).is_empty(),
+        "acknowledged: the recheck takes over"
+    );
+    assert!(svc.dest.get("mirror/k").is_none(), "nothing written");
+    let sent = svc.rechecks.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].of, "m");
+    assert_eq!(
+        sent[0].attempts, 2,
+        "two deliveries before this one's hand-over"
+    );
+    assert_eq!(sent[0].after, Duration::from_secs(915));
+}
+
+#[tokio::test]
+async fn a_recheck_trusts_no_marker_written_for_its_message() {
+    let source = MemorySource::default();
+    let seq = "0055AED6DCE72C21";
+    let a = source.put("k", &b"version a"[..], meta());
+    let (svc, _) = service(source, CopyOptions::default());
+    let event = created("k", &a, 9, Some(seq));
+    let r = svc.handle(&batch(vec![message("m", &event)]), "1").await;
+    assert_eq!(kinds(&r), [OutcomeKind::Copied]);
+    // The source moves on (its own event is still on its way).
+    svc.source.put("k", &b"version b"[..], meta());
+    // An S3 duplicate of A's event in another message: settled by the marker, one request.
+    let r = svc.handle(&batch(vec![message("x", &event)]), "2").await;
+    assert_eq!(kinds(&r), [OutcomeKind::Skipped]);
+    assert_eq!(r.outcomes[0].requests, 1);
+    // A recheck standing for A's message reads the source and copies what it holds now.
+    let mut recheck = message("r", &event);
+    recheck
+        .message_attributes
+        .insert(RECHECK_OF.into(), string_attribute("m"));
+    let r = svc.handle(&batch(vec![recheck]), "3").await;
+    assert_eq!(kinds(&r), [OutcomeKind::Copied]);
+    assert_eq!(r.outcomes[0].recheck_of.as_deref(), Some("m"));
+    assert_eq!(&svc.dest.get("mirror/k").unwrap().1[..], b"version b");
+}
+
+#[tokio::test]
+async fn a_recheck_that_cannot_be_queued_leaves_the_message_to_come_again() {
+    let source = MemorySource::default();
+    let etag = source.put("k", &b"x"[..], meta());
+    let (mut svc, _) = service(source, CopyOptions::default());
+    svc.rechecks.fail_with = Some("SQS SendMessageBatch: 503".into());
+    let r = svc
+        .handle(
+            &batch(vec![redelivered("m", &created("k", &etag, 1, None), 2)]),
+            "1",
+        )
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Failed]);
+    assert_eq!(
+        r.outcomes[0].error_code.as_deref(),
+        Some("RecheckNotQueued")
+    );
+    assert!(r.outcomes[0]
+        .error_message
+        .as_deref()
+        .unwrap()
+        .contains("503"));
+    assert!(!r.outcomes[0].is_final);
+    assert_eq!(failed_ids(&r), ["m"]);
+    assert!(svc.dest.get("mirror/k").is_none(), "nothing written");
+}
+
+#[tokio::test]
+async fn a_waiting_recheck_is_sent_on_for_its_next_hop() {
+    let source = MemorySource::default();
+    let etag = source.put("k", &b"x"[..], meta());
+    let (svc, _) = service(source, CopyOptions::default());
+    let mut m = message("r1", &created("k", &etag, 1, None));
+    m.message_attributes
+        .insert(RECHECK_OF.into(), string_attribute("m"));
+    m.message_attributes
+        .insert(RECHECK_WAIT.into(), string_attribute("315"));
+    m.message_attributes
+        .insert(RECHECK_ATTEMPTS.into(), string_attribute("1"));
+    let r = svc.handle(&batch(vec![m]), "1").await;
+    assert_eq!(kinds(&r), [OutcomeKind::Ignored]);
+    assert_eq!(r.outcomes[0].error_code.as_deref(), Some("RecheckWaiting"));
+    assert!(failed_ids(&r).is_empty());
+    let sent = svc.rechecks.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].of.as_str(), sent[0].after, sent[0].attempts),
+        ("m", Duration::from_secs(315), 1)
+    );
+    assert!(svc.dest.get("mirror/k").is_none());
+}
+
+#[tokio::test]
+async fn a_chain_at_max_receive_count_is_worked_on_in_place() {
+    let source = MemorySource::default();
+    let etag = source.put("k", &b"x"[..], meta());
+    let (mut svc, _) = service(source, CopyOptions::default());
+    svc.max_receive_count = Some(5);
+    let mut m = redelivered("r", &created("k", &etag, 1, None), 2);
+    m.message_attributes
+        .insert(RECHECK_OF.into(), string_attribute("m"));
+    m.message_attributes
+        .insert(RECHECK_ATTEMPTS.into(), string_attribute("3"));
+    let r = svc.handle(&batch(vec![m]), "1").await;
+    assert_eq!(kinds(&r), [OutcomeKind::Copied]);
+    assert!(svc.rechecks.sent().is_empty());
 }

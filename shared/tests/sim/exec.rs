@@ -3,7 +3,7 @@
 //! a waker it owns; SQS gets each finished invocation's answer, a killed one is simply dropped.
 
 use super::sqs::{Delivered, Queue};
-use super::stores::{SimDest, SimResults, SimSource};
+use super::stores::{SimDest, SimRechecks, SimResults, SimSource};
 use super::world::{lock, Op, Shared};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use s3_oss_sync::copy::CopyOptions;
@@ -20,10 +20,11 @@ use std::task::{Context, Poll, Wake, Waker};
 pub const SOURCE_BUCKET: &str = "sim-src";
 
 /// The service under test, over the simulated stores.
-pub type Service = SyncService<SimSource, SimDest, SimResults>;
+pub type Service = SyncService<SimSource, SimDest, SimResults, SimRechecks>;
 
-/// The sync service as the function builds it, over the simulated world.
-pub fn service(world: &Shared, sync_deletes: bool, concurrency: usize) -> Service {
+/// The sync service as the function builds it, over the simulated world; invocations live at
+/// most `lifetime` virtual seconds.
+pub fn service(world: &Shared, sync_deletes: bool, concurrency: usize, lifetime: u64) -> Service {
     SyncService {
         task_id: "sim-task".into(),
         binding: TaskBinding {
@@ -44,6 +45,8 @@ pub fn service(world: &Shared, sync_deletes: bool, concurrency: usize) -> Servic
         source: SimSource(world.clone()),
         dest: SimDest(world.clone()),
         results: SimResults(world.clone()),
+        rechecks: SimRechecks(world.clone()),
+        recheck_after: std::time::Duration::from_secs(lifetime),
         sink: Arc::new(|_: &str| {}),
     }
 }
@@ -75,6 +78,8 @@ pub struct Live<'a> {
     fut: Invocation<'a>,
     flag: Arc<Flag>,
     delivered: Vec<Delivered>,
+    /// When it started (its batch was received).
+    pub started_at: u64,
 }
 
 /// An invocation that ran to its end.
@@ -136,11 +141,13 @@ impl<'a> Sim<'a> {
             }
         }
         let fut = invoke(self.svc, SqsEvent { records: messages }, id.clone());
+        let started_at = lock(&self.world).now;
         self.live.push(Live {
             id: id.clone(),
             fut,
             flag: Arc::new(Flag::default()),
             delivered,
+            started_at,
         });
         id
     }
@@ -175,7 +182,10 @@ impl<'a> Sim<'a> {
         live.flag.0.store(false, Ordering::SeqCst);
         let waker = Waker::from(live.flag.clone());
         let mut cx = Context::from_waker(&waker);
-        match live.fut.as_mut().poll(&mut cx) {
+        let polled = live.fut.as_mut().poll(&mut cx);
+        self.post_rechecks();
+        let live = &mut self.live[i];
+        match polled {
             Poll::Pending => {
                 if !live.flag.0.load(Ordering::SeqCst) {
                     let id = live.id.clone();
@@ -189,6 +199,27 @@ impl<'a> Sim<'a> {
                 let live = self.live.remove(i);
                 self.answer(live.id, live.delivered, report);
                 true
+            }
+        }
+    }
+
+    /// Puts the rechecks invocations sent on the queue.
+    fn post_rechecks(&mut self) {
+        let deleted = std::mem::take(&mut lock(&self.world).deleted);
+        for id in deleted {
+            self.queue.settle(&id, true, 0);
+        }
+        let sent = std::mem::take(&mut lock(&self.world).outbox);
+        for m in sent {
+            let keys = self.queue.keys_of(&m.of);
+            let id = self
+                .queue
+                .send_with(m.body, keys.clone(), m.attributes, m.at);
+            let mut w = lock(&self.world);
+            for k in &keys {
+                w.note(Op::Sqs, Some(k), || {
+                    format!("recheck {id} of {} queued, visible at {}", m.of, m.at)
+                });
             }
         }
     }

@@ -21,6 +21,7 @@ struct Queued {
     id: String,
     body: String,
     keys: Vec<String>,
+    attributes: Vec<(String, String)>,
     receives: u32,
     state: State,
 }
@@ -49,16 +50,46 @@ pub struct Queue {
 impl Queue {
     /// Sends a message, visible at `at`; `keys` are the source keys of its records.
     pub fn send(&mut self, body: String, keys: Vec<String>, at: u64) -> String {
+        self.send_with(body, keys, Vec::new(), at)
+    }
+
+    /// Sends a message with message attributes.
+    pub fn send_with(
+        &mut self,
+        body: String,
+        keys: Vec<String>,
+        attributes: Vec<(String, String)>,
+        at: u64,
+    ) -> String {
         self.sent += 1;
         let id = format!("m{}", self.sent);
         self.messages.push(Queued {
             id: id.clone(),
             body,
             keys,
+            attributes,
             receives: 0,
             state: State::Waiting(at),
         });
         id
+    }
+
+    /// Whether a recheck standing for message `id` was ever sent.
+    pub fn recheck_sent_for(&self, id: &str) -> bool {
+        self.messages.iter().any(|m| {
+            m.attributes
+                .iter()
+                .any(|(k, v)| k == s3_oss_sync::recheck::RECHECK_OF && v == id)
+        })
+    }
+
+    /// The source keys of a message's records.
+    pub fn keys_of(&self, id: &str) -> Vec<String> {
+        self.messages
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.keys.clone())
+            .unwrap_or_default()
     }
 
     /// Whether every message is deleted.
@@ -118,12 +149,17 @@ impl Queue {
             self.deliveries += 1;
             let mut msg = SqsMessage {
                 message_id: Some(m.id.clone()),
+                receipt_handle: Some(m.id.clone()),
                 body: Some(m.body.clone()),
                 event_source: Some("aws:sqs".into()),
                 ..SqsMessage::default()
             };
             msg.attributes
                 .insert("ApproximateReceiveCount".into(), m.receives.to_string());
+            for (k, v) in &m.attributes {
+                msg.message_attributes
+                    .insert(k.clone(), s3_oss_sync::recheck::string_attribute(v));
+            }
             out.push(msg);
             delivered.push(Delivered {
                 message_id: m.id.clone(),

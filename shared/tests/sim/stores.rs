@@ -2,11 +2,12 @@
 //! is a future that is `Pending` a chosen number of times (waking itself each time) before it
 //! takes effect atomically, so each await point is a place where other actors may run.
 
-use super::world::{lock, md5_hex, short, DestObject, Op, Shared};
+use super::world::{lock, md5_hex, short, DestObject, Op, Sent, Shared};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use s3_oss_sync::destination::DestinationStore;
 use s3_oss_sync::oss::{self, BodySource, ByteStream, ObjectHead, UploadOutcome, UploadRequest};
+use s3_oss_sync::recheck::{self, Recheck, RecheckQueue};
 use s3_oss_sync::results::ResultsStore;
 use s3_oss_sync::source::{SourceError, SourceObject, SourceStore};
 use std::future::Future;
@@ -302,6 +303,50 @@ impl ResultsStore for SimResults {
             });
         }
         w.results.push((key.to_owned(), body));
+        Ok(())
+    }
+}
+
+/// The task queue as the handler sends rechecks to it: one virtual second per second of delay,
+/// in hops of at most [`recheck::MAX_DELAY_SECS`] as SQS allows.
+pub struct SimRechecks(pub Shared);
+
+impl RecheckQueue for SimRechecks {
+    async fn send(&self, rechecks: &[Recheck]) -> Result<(), String> {
+        pause(&self.0).await;
+        {
+            let mut w = lock(&self.0);
+            if w.fault(Op::Recheck, "") {
+                w.note(Op::Recheck, None, || "SendMessageBatch → 503".into());
+                return Err("SQS SendMessageBatch: injected 503".into());
+            }
+            for r in rechecks {
+                let (now, later) = recheck::hop(r.after);
+                let mut attributes = vec![
+                    (recheck::RECHECK_OF.to_owned(), r.of.clone()),
+                    (recheck::RECHECK_ATTEMPTS.to_owned(), r.attempts.to_string()),
+                ];
+                if later > 0 {
+                    attributes.push((recheck::RECHECK_WAIT.to_owned(), later.to_string()));
+                }
+                let at = w.now + now;
+                w.outbox.push(Sent {
+                    body: r.body.clone(),
+                    attributes,
+                    of: r.of.clone(),
+                    at,
+                });
+            }
+        }
+        // Then the messages handed over are deleted (a call of its own, which may fail).
+        pause(&self.0).await;
+        let mut w = lock(&self.0);
+        if w.fault(Op::Recheck, "") {
+            w.note(Op::Recheck, None, || "DeleteMessageBatch → 503".into());
+            return Ok(());
+        }
+        w.deleted
+            .extend(rechecks.iter().filter_map(|r| r.receipt.clone()));
         Ok(())
     }
 }

@@ -37,6 +37,8 @@ pub enum Op {
     DestDelete,
     /// The results store's PutObject.
     Results,
+    /// SQS SendMessageBatch of rechecks.
+    Recheck,
     /// A user's write to S3, or the operator's event.
     User,
     /// The queue and the Lambda poller.
@@ -101,6 +103,8 @@ pub struct Faults {
     pub dest_delete: f64,
     /// The results store answers 503.
     pub results: f64,
+    /// SQS refuses to send rechecks.
+    pub recheck: f64,
 }
 
 impl Faults {
@@ -114,6 +118,7 @@ impl Faults {
             Op::DestUploadLost => self.dest_upload_lost,
             Op::DestDelete => self.dest_delete,
             Op::Results => self.results,
+            Op::Recheck => self.recheck,
             Op::User | Op::Sqs | Op::Answer => 0.0,
         }
     }
@@ -126,6 +131,19 @@ pub struct DestObject {
     pub head: ObjectHead,
     /// The bytes.
     pub bytes: Bytes,
+}
+
+/// A message an invocation sent to the queue (a recheck).
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The body.
+    pub body: String,
+    /// Its message attributes.
+    pub attributes: Vec<(String, String)>,
+    /// The message it stands for.
+    pub of: String,
+    /// When it becomes visible.
+    pub at: u64,
 }
 
 /// One line of the trace.
@@ -166,6 +184,10 @@ pub struct World {
     pub dest: BTreeMap<String, DestObject>,
     /// The results store's objects, in order of writing.
     pub results: Vec<(String, Bytes)>,
+    /// Rechecks sent by invocations, for the executor to put on the queue.
+    pub outbox: Vec<Sent>,
+    /// Messages invocations deleted themselves (handed over to rechecks).
+    pub deleted: Vec<String>,
     /// Uploads committed (request ids).
     pub uploads: u64,
     /// Who is acting now.
@@ -194,6 +216,8 @@ impl World {
             sequencers: BTreeMap::new(),
             dest: BTreeMap::new(),
             results: Vec::new(),
+            outbox: Vec::new(),
+            deleted: Vec::new(),
             uploads: 0,
             actor: String::new(),
             now: 0,
