@@ -269,9 +269,11 @@ def main() -> int:
         poller.calm()
         set_faults(emulator)
         proxy.clear()
-        while task.queue_depths(task.queue_url) != (0, 0):
+        # Rechecks wait in the queue as delayed messages: empty means none of those either.
+        while task.pending(task.queue_url):
             if time.time() > deadline:
-                raise SystemExit(f"soak: the queue did not empty: {task.queue_depths(task.queue_url)}")
+                raise SystemExit(f"soak: the queue did not empty: {task.queue_depths(task.queue_url)}, "
+                                 f"{task.pending(task.queue_url)} in all with the delayed")
             time.sleep(1)
         time.sleep(2)
         poller.close()
@@ -283,7 +285,9 @@ def main() -> int:
         dead = drain(sqs, task.dlq_url)
         dead_ids = {m["MessageId"] for m in dead}
         records = task.records()
-        recorded_ids = {r["message_id"] for r in records}
+        # A redelivery hands its message to a recheck (a new message the poller sends); its records
+        # name the message it stands for.
+        recorded_ids = {r.get("recheck_of") or r["message_id"] for r in records}
         unknown = recorded_ids - set(sent_ids)
         silently_acked = set(sent_ids) - dead_ids - recorded_ids
         if unknown:
@@ -291,14 +295,16 @@ def main() -> int:
         if silently_acked:
             problems.append(f"{len(silently_acked)} messages acknowledged without a record")
         # A poison object can never be stored: a permanent failure, recorded final and acknowledged
-        # (a kill between the record and the acknowledgement may record it again, the same way; a
-        # duplicate handled in the same batch is superseded by its twin, final too).
-        poison_records = [r for r in records if r["message_id"] in poison_ids]
+        # (a kill between the record and the acknowledgement brings it again, handed to a recheck
+        # that records it again, the same way; a duplicate handled in the same batch is superseded
+        # by its twin, final too).
+        poison_records = [r for r in records if (r.get("recheck_of") or r["message_id"]) in poison_ids]
         refused = {r["source_key"] for r in poison_records if r["outcome"] == "failed"}
-        if ({r["message_id"] for r in poison_records} != poison_ids
+        if ({r.get("recheck_of") or r["message_id"] for r in poison_records} != poison_ids
                 or refused != set(poison_keys[:ops["poison"]])
                 or any((r["outcome"], r.get("error_code"), r["final"]) not in
-                       (("failed", "InvalidObjectName", True), ("superseded", None, True))
+                       (("failed", "InvalidObjectName", True), ("superseded", None, True),
+                        ("deferred", "Rechecking", False))
                        for r in poison_records)):
             problems.append(f"the poison messages' records are not all final InvalidObjectName failures: "
                             f"{[(r['outcome'], r.get('error_code'), r['final']) for r in poison_records]}")

@@ -233,8 +233,9 @@ class SyncTask:
             env.update(TASK_QUEUE_URL=queue_url)
         if "--invocation-timeout" not in args:
             # As a Lambda function's timeout: the tests' short visibility timeouts (for quick
-            # redelivery) would otherwise give each batch a sixth of them.
-            args = (*args, "--invocation-timeout", "120")
+            # redelivery) would otherwise give each batch a sixth of them. A redelivered message
+            # waits for it (plus 2 s) as a recheck, so it is kept short.
+            args = (*args, "--invocation-timeout", "20")
         return subprocess.Popen([str(binary("sync")), "poll", "--queue-url", queue_url or self.queue_url,
                                  *(["--until-empty"] if until_empty else []), "--batch-size", str(batch_size),
                                  "--max-seconds", str(max_seconds), *follow, *args],
@@ -265,12 +266,20 @@ class SyncTask:
         return out
 
     def wait_empty(self, timeout: float = 600):
-        """Waits until the task queue holds no message, visible or in flight."""
+        """Waits until the task queue holds no message, visible, in flight or delayed (a recheck)."""
         deadline = time.time() + timeout
-        while self.queue_depths(self.queue_url) != (0, 0):
+        while self.pending(self.queue_url):
             if time.time() > deadline:
-                raise AssertionError(f"the queue is not empty after {timeout} s: {self.queue_depths(self.queue_url)}")
+                raise AssertionError(f"the queue is not empty after {timeout} s: {self.queue_depths(self.queue_url)}, "
+                                     f"{self.pending(self.queue_url)} in all with the delayed")
             time.sleep(0.5)
+
+    def pending(self, url: str) -> int:
+        """Messages in the queue: visible, in flight and delayed (rechecks wait as delayed messages)."""
+        a = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+        return sum(int(v) for v in a.values())
 
     def queue_depths(self, url: str) -> tuple[int, int]:
         a = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[

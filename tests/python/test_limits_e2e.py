@@ -89,8 +89,9 @@ def wait_until(check, timeout: float, what: str):
 def test_a_slow_old_copy_landing_after_the_newer_one_is_repaired_on_redelivery(moto, emulator):
     """Defect 1 end to end. P1 copies version A slowly; P2 copies B meanwhile; A's upload lands
     after B's, and P1's post-upload source HEAD fails (503 from S3, beyond the SDK's retries), so
-    A's message is delivered again. The redelivery must not trust the marker its own message
-    wrote (A's sequencer is the event's own): it confirms against the source and copies B.
+    A's message is delivered again, and that delivery hands it to a recheck. The recheck must not
+    trust the marker A's message wrote (A's sequencer is the event's own): it confirms against
+    the source and copies B.
 
     Checked against the code before the fix: `sync` built at `0a77b70` (which settled an event
     from the destination's marker alone whenever the marker's sequencer was not below the
@@ -160,8 +161,13 @@ def test_a_slow_old_copy_landing_after_the_newer_one_is_repaired_on_redelivery(m
     first = sorted((r for r in records if r["message_id"] == m1), key=lambda r: (r["receive_count"], r["processed_at"]))
     assert first[0]["outcome"] == "failed" and first[0]["final"] is False, first
     assert first[0]["receive_count"] == 1 and first[0]["sequencer"] == "0055AED6DCD90281A1", first
-    assert first[-1]["outcome"] == "copied" and first[-1]["final"] is True, first
-    assert first[-1]["receive_count"] >= 2 and first[-1]["source_etag"] == etag_b, first
+    # The redelivery hands A's events to a recheck (delayed past P1's invocation timeout), which
+    # trusts no marker written for A's message, reads the source and copies B.
+    assert (first[-1]["outcome"], first[-1]["error_code"], first[-1]["final"]) == ("deferred", "Rechecking", False), first
+    assert first[-1]["receive_count"] >= 2, first
+    rechecks = [r for r in records if r.get("recheck_of") == m1]
+    assert rechecks and rechecks[-1]["outcome"] == "copied" and rechecks[-1]["final"] is True, rechecks
+    assert rechecks[-1]["source_etag"] == etag_b and rechecks[-1]["message_id"] != m1, rechecks
     second = [r for r in records if r["message_id"] == m2]
     assert [(r["outcome"], r["source_etag"]) for r in second] == [("copied", etag_b)], second
 
@@ -243,7 +249,9 @@ def test_c_a_copy_cut_at_the_invocation_deadline_is_deferred_swept_and_later_who
     assert oss_object(emulator, task.dest, big)[1] == big_data
     assert task.queue_depths(task.queue_url) == (0, 0)
     later = [r for r in task.records() if r["message_id"] == m_big and r["receive_count"] > 1]
-    assert [(r["outcome"], r["final"]) for r in later] == [("copied", True)], later
+    assert [(r["outcome"], r["error_code"], r["final"]) for r in later] == [("deferred", "Rechecking", False)], later
+    rechecks = [r for r in task.records() if r.get("recheck_of") == m_big]
+    assert [(r["outcome"], r["final"]) for r in rechecks] == [("copied", True)], rechecks
 
 
 def test_d_tags_oss_refuses_are_dropped_and_named_the_object_still_copied(moto, emulator):
