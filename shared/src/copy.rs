@@ -39,20 +39,30 @@
 //!   sequencer was not below the event's.
 //!
 //! One more case is not covered by "its message is still pending": SQS may hand the same message
-//! to two invocations at once, and one may acknowledge it while the other's write is still to
-//! land; if that other is then killed before it checks, nothing brings the key back. So only a
-//! message's *first* delivery works on it: a later delivery (receive count above 1) sends the
-//! events again as a recheck ([`crate::recheck`]), delayed until every earlier delivery of the
-//! message is over (an invocation ends by its deadline), and acknowledges the message without
-//! writing anything. A delivery that writes is therefore the first of its message; any other
-//! delivery that acknowledges the message while it runs has left a recheck that arrives after it
-//! ends; and the recheck, which stands for the message, trusts no marker written for it, so it
-//! reads the source and repairs a stale write. A recheck is a message like any other: its own
-//! later deliveries hand over to another recheck. (Besides, a job that wrote, or may have
-//! written, checks the source up to [`CONFIRM_ATTEMPTS`] times and repairs a stale write itself,
-//! which keeps rechecks rare.) A chain of rechecks ends at `maxReceiveCount` deliveries: the rest
-//! are worked on in place and end in the DLQ if they keep failing, where the guarantee becomes
-//! the operator's redrive.
+//! to two invocations at once (a second receive while the first still runs, or Lambda's poller
+//! invoking one batch twice, both with the same receive count), and one may acknowledge it while
+//! the other's write is still to land; if that other is then killed before it checks, nothing
+//! brings the key back. So **every write leaves a recheck first**: before a job's first write (a
+//! copy or a delete), the handler sends the job's message again as a recheck ([`crate::recheck`],
+//! through [`WriteAhead`]), delayed until the writing invocation is surely over (an invocation
+//! ends by its deadline: the function's timeout, the batching window and slack). If it cannot be
+//! sent, the job writes nothing and fails, and the message comes again. The recheck stands for
+//! the message: it trusts no marker written for it, reads the source, and repairs a stale write
+//! (leaving its own recheck first). Now take the last write to land on a key: its recheck runs
+//! after its writer is gone, sees that write's marker (no later write landed), does not trust it,
+//! and finds or makes the source's state, unless it fails for good and ends in the DLQ, where the
+//! guarantee becomes the operator's redrive (a redriven message is a recheck of the same message).
+//!
+//! Besides, a later delivery of a message (receive count above 1) does not work on it while an
+//! earlier delivery may still be running: it hands the events to a recheck delayed the same way
+//! and acknowledges without writing, so two deliveries do not copy the same object at once. A
+//! chain of such hand-overs ends at `maxReceiveCount` deliveries: the rest are worked on in place
+//! and end in the DLQ if they keep failing. And a job that wrote, or may have written, checks the
+//! source up to [`CONFIRM_ATTEMPTS`] times and repairs a stale write itself, so a recheck rarely
+//! has work to do.
+//!
+//! Cost: one delayed SQS message per message that writes, and a source and a destination HEAD per
+//! key when it comes back; nothing for events that skip.
 //!
 //! The argument is checked by a seeded simulation (`shared/tests/simulation.rs`) that interleaves
 //! jobs at every await point with failures, kills and redeliveries.
@@ -214,6 +224,14 @@ impl JobReport {
     fn source_failed(self, e: &SourceError) -> Self {
         self.failed(e.code(), e.to_string(), e.is_transient())
     }
+
+    fn not_written(self, why: String) -> Self {
+        self.failed(
+            RECHECK_NOT_QUEUED,
+            format!("nothing was written: the recheck that must precede a write could not be queued: {why}"),
+            true,
+        )
+    }
 }
 
 /// Marks a body-source error meaning "the pinned source version is gone or replaced".
@@ -262,6 +280,15 @@ impl<S: SourceStore> BodySource for PinnedBody<'_, S> {
     }
 }
 
+/// What must happen before a job first changes the destination: the handler leaves a delayed
+/// recheck of the job's message on the queue (see "Why it converges"), so that whatever this
+/// write does, the key is looked at again once the writer is surely gone.
+pub trait WriteAhead: Sync {
+    /// Makes sure the write-ahead of the job's message is done (once per message, however many
+    /// of its jobs write); an error stops the job before it writes.
+    fn before_write<'a>(&'a self, job: &'a Job<'_>) -> BoxFuture<'a, Result<(), String>>;
+}
+
 /// Runs jobs against a source and a destination.
 pub struct Copier<'a, S, D> {
     /// The source bucket.
@@ -270,7 +297,13 @@ pub struct Copier<'a, S, D> {
     pub dest: &'a D,
     /// How copies are made.
     pub options: &'a CopyOptions,
+    /// Called before each write (a copy or a delete); `None` writes without one (tests, tools
+    /// whose writes are confirmed in the same process).
+    pub write_ahead: Option<&'a dyn WriteAhead>,
 }
+
+/// The code of a job stopped before its write because the write-ahead recheck could not be left.
+pub const RECHECK_NOT_QUEUED: &str = "RecheckNotQueued";
 
 /// Attempts of a source HEAD once the job has written (each attempt is itself retried by the S3
 /// client): the check of its own write must not be lost to a passing error.
@@ -285,6 +318,13 @@ enum Observed {
 }
 
 impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
+    async fn write_ahead(&self, job: &Job<'_>) -> Result<(), String> {
+        match self.write_ahead {
+            Some(w) => w.before_write(job).await,
+            None => Ok(()),
+        }
+    }
+
     /// Makes the destination key match the source key, as far as the job allows and within its
     /// limits.
     pub async fn run(&self, job: &Job<'_>, limits: &Limits) -> JobReport {
@@ -331,6 +371,9 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                         WhenGone::Done((kind, note)) => return r.done(kind, note),
                         WhenGone::Confirm => false,
                         WhenGone::Delete => {
+                            if let Err(why) = self.write_ahead(job).await {
+                                return r.not_written(why);
+                            }
                             r.requests += 1;
                             if let Err(e) = self.dest.delete(job.dest_key).await {
                                 return r.oss_failed(&e);
@@ -426,6 +469,9 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                 metadata: &mapped.metadata,
                 content_md5: head.md5(),
             };
+            if let Err(why) = self.write_ahead(job).await {
+                return r.not_written(why);
+            }
             let uploaded = self.dest.upload(&req, &body).await;
             r.requests += body.reopens.load(Ordering::Relaxed);
             match uploaded {
@@ -660,6 +706,7 @@ mod tests {
             source,
             dest,
             options,
+            write_ahead: None,
         };
         c.run(&job(JobKind::Create, "k", None, None), &Limits::none())
             .await
@@ -698,6 +745,7 @@ mod tests {
             source: &source,
             dest: &dest,
             options: &options,
+            write_ahead: None,
         };
         source.put("k", "new!", SourceMetadata::default());
         assert_eq!(

@@ -1,25 +1,34 @@
-//! Rechecks: how a delivery that was not the first to receive its message hands it over.
+//! Rechecks: a message's events sent again, delayed until the deliveries that may still be
+//! writing for it are over, and then handled like a redelivery of it (markers written for it are
+//! not trusted; the source is read; a stale write is repaired).
 //!
 //! SQS delivers at least once: now and then a message goes to a second invocation while the first
-//! still holds it. If both worked on it, one could confirm the key and acknowledge the message
-//! while the other's write, made for a version that has since been replaced, is still to land;
-//! if that other is then killed (a timeout, a crash) before it can check and repair, nothing is
-//! left to bring the key back. So only a message's first delivery works on it. A later delivery
-//! (`ApproximateReceiveCount` above 1: a retry after a failure, a timeout or a kill, or a second
-//! delivery while the first runs) sends the same events again as a *recheck*, delayed until
-//! every earlier delivery of the message is over, and acknowledges the message without writing.
-//! An invocation ends by its deadline, so the delay is the function's timeout, plus the time a
-//! batch may wait before its invocation starts (the batching window), plus [`SLACK`]. The recheck
-//! is handled like a redelivery of the original message: markers written for it are not trusted,
-//! the source is read, and a stale write is repaired. If the recheck cannot be sent, the message
-//! is not acknowledged (it comes again).
+//! still holds it (and Lambda's poller may invoke one batch twice, with the same receive count).
+//! If both worked on it, one could confirm the key and acknowledge the message while the other's
+//! write, made for a version that has since been replaced, is still to land; if that other is
+//! then killed (a timeout, a crash) before it can check and repair, nothing is left to bring the
+//! key back. Two kinds of recheck close that gap (the argument is in [`crate::copy`]):
+//!
+//! - **Write-ahead**: before a job's first write (a copy or a delete), the handler sends the job's
+//!   message as a recheck, once per message and invocation. The message itself is acknowledged or
+//!   not by how its jobs end. If the recheck cannot be sent, the job writes nothing and fails.
+//! - **Hand-over**: a later delivery of a message (`ApproximateReceiveCount` above 1: a retry
+//!   after a failure, a timeout or a kill, or a second delivery while the first runs) does not
+//!   work on it; it sends the events as a recheck and acknowledges the message without writing
+//!   (its receipt is deleted at once, so a crash later in the invocation does not bring it back).
+//!   If the recheck cannot be sent, the message is not acknowledged (it comes again).
+//!
+//! The delay is how long an invocation may still run: the function's timeout, plus the time a
+//! batch may wait before its invocation starts (the batching window), plus [`SLACK`] for requests
+//! that land after their sender stopped.
 //!
 //! SQS delays a message by 900 s at most; a longer wait is made in hops (the recheck arrives with
 //! the seconds still to wait and is sent on again). A recheck carries the number of deliveries
-//! its chain has had; at `maxReceiveCount` the chain stops handing over, so a message that keeps
-//! failing still ends in the DLQ.
+//! its chain has had; at `maxReceiveCount` (or [`CHAIN_LIMIT`] if that is not known) the chain
+//! stops handing over, so a message that keeps failing still ends in the DLQ.
 //!
-//! Cost: one SQS message per redelivery, which also waits the delay before it is worked on.
+//! Cost: one SQS message per message that writes and per redelivery; a recheck that finds the
+//! key current costs a HEAD of each side.
 
 use aws_lambda_events::event::sqs::{SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{
@@ -38,6 +47,10 @@ pub const RECHECK_WAIT: &str = "s3sync-recheck-wait";
 pub const RECHECK_ATTEMPTS: &str = "s3sync-recheck-attempts";
 /// The longest delay SQS gives one message (`DelaySeconds`).
 pub const MAX_DELAY_SECS: u64 = 900;
+/// Deliveries after which a chain of rechecks stops handing over when the queue's
+/// `maxReceiveCount` is not known (`SQS_MAX_RECEIVE_COUNT` unset): without a bound, a message
+/// that always fails would be handed on for ever instead of reaching the DLQ.
+pub const CHAIN_LIMIT: u32 = 5;
 /// Slack added to the longest invocation, for cold starts and clocks.
 pub const SLACK: Duration = Duration::from_secs(15);
 
@@ -111,8 +124,9 @@ pub fn string_attribute(value: &str) -> SqsMessageAttribute {
 
 /// Where rechecks go: the task's queue.
 pub trait RecheckQueue: Send + Sync {
-    /// Sends every recheck, or says why not (then none may be relied on).
-    fn send(&self, rechecks: &[Recheck]) -> impl Future<Output = Result<(), String>> + Send;
+    /// Sends the rechecks: one result per recheck, in order. An error means the recheck may not
+    /// have been sent and must not be relied on (if it was sent after all, it only checks again).
+    fn send(&self, rechecks: &[Recheck]) -> impl Future<Output = Vec<Result<(), String>>> + Send;
 }
 
 /// Rechecks kept in memory (tests, and handlers run without a queue to send to).
@@ -132,14 +146,14 @@ impl HeldRechecks {
 }
 
 impl RecheckQueue for HeldRechecks {
-    async fn send(&self, rechecks: &[Recheck]) -> Result<(), String> {
+    async fn send(&self, rechecks: &[Recheck]) -> Vec<Result<(), String>> {
         if let Some(why) = &self.fail_with {
-            return Err(why.clone());
+            return vec![Err(why.clone()); rechecks.len()];
         }
         if let Ok(mut s) = self.sent.lock() {
             s.extend_from_slice(rechecks);
         }
-        Ok(())
+        vec![Ok(()); rechecks.len()]
     }
 }
 
@@ -183,10 +197,10 @@ impl SqsRechecks {
 }
 
 impl SqsRechecks {
-    /// Deletes the messages handed over (best effort: one that stays comes again and is handed
-    /// over again, which is safe).
-    async fn delete_handed_over(&self, url: &str, chunk: &[Recheck]) {
-        let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
+    /// Deletes the messages handed over whose rechecks were sent (best effort: one that stays
+    /// comes again and is handed over again, which is safe).
+    async fn delete_handed_over(&self, url: &str, sent: &[&Recheck]) {
+        let entries: Vec<DeleteMessageBatchRequestEntry> = sent
             .iter()
             .enumerate()
             .filter_map(|(i, r)| {
@@ -234,16 +248,79 @@ fn entry(i: usize, r: &Recheck) -> Result<SendMessageBatchRequestEntry, String> 
         .id(i.to_string())
         .message_body(&r.body)
         .delay_seconds(now as i32)
-        .message_attributes(RECHECK_OF, text(r.of.clone())?)
         .message_attributes(RECHECK_ATTEMPTS, text(r.attempts.to_string())?);
+    // SQS refuses an empty attribute value; a message without an id stands for nothing else.
+    if !r.of.is_empty() {
+        b = b.message_attributes(RECHECK_OF, text(r.of.clone())?);
+    }
     if later > 0 {
         b = b.message_attributes(RECHECK_WAIT, text(later.to_string())?);
     }
     b.build().map_err(|e| e.to_string())
 }
 
+impl SqsRechecks {
+    /// Sends one request's worth of rechecks: a result for each.
+    async fn send_chunk(&self, chunk: &[Recheck]) -> Vec<Result<(), String>> {
+        let all = |why: String| vec![Err(why); chunk.len()];
+        let url = match self.url(chunk[0].queue_arn.as_deref()).await {
+            Ok(u) => u,
+            Err(why) => return all(why),
+        };
+        let entries = match chunk
+            .iter()
+            .enumerate()
+            .map(|(i, r)| entry(i, r))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(e) => e,
+            Err(why) => return all(why),
+        };
+        let out = match self
+            .client
+            .send_message_batch()
+            .queue_url(&url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                return all(format!(
+                    "SQS SendMessageBatch: {}",
+                    crate::source::error_chain(&e)
+                ))
+            }
+        };
+        let mut results: Vec<Result<(), String>> = vec![Ok(()); chunk.len()];
+        for f in out.failed() {
+            if let Some(r) = f
+                .id()
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| results.get_mut(i))
+            {
+                *r = Err(format!(
+                    "SQS SendMessageBatch refused the recheck: {} {}",
+                    f.code(),
+                    f.message().unwrap_or_default()
+                ));
+            }
+        }
+        let sent: Vec<&Recheck> = chunk
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(c, _)| c)
+            .collect();
+        self.delete_handed_over(&url, &sent).await;
+        results
+    }
+}
+
 impl RecheckQueue for SqsRechecks {
-    async fn send(&self, rechecks: &[Recheck]) -> Result<(), String> {
+    async fn send(&self, rechecks: &[Recheck]) -> Vec<Result<(), String>> {
+        let mut results = Vec::with_capacity(rechecks.len());
         let mut start = 0;
         while start < rechecks.len() {
             // Up to ten entries and BATCH_BYTES of bodies per request (at least one entry).
@@ -256,34 +333,10 @@ impl RecheckQueue for SqsRechecks {
                 bytes += rechecks[end].body.len();
                 end += 1;
             }
-            let chunk = &rechecks[start..end];
-            let url = self.url(chunk[0].queue_arn.as_deref()).await?;
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, r)| entry(i, r))
-                .collect::<Result<Vec<_>, _>>()?;
-            let out = self
-                .client
-                .send_message_batch()
-                .queue_url(&url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| format!("SQS SendMessageBatch: {}", crate::source::error_chain(&e)))?;
-            if let Some(f) = out.failed().first() {
-                return Err(format!(
-                    "SQS SendMessageBatch refused {} of {} rechecks: {} {}",
-                    out.failed().len(),
-                    chunk.len(),
-                    f.code(),
-                    f.message().unwrap_or_default()
-                ));
-            }
-            self.delete_handed_over(&url, chunk).await;
+            results.extend(self.send_chunk(&rechecks[start..end]).await);
             start = end;
         }
-        Ok(())
+        results
     }
 }
 

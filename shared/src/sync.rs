@@ -7,11 +7,14 @@
 //! uploads aborted) and recorded `deferred`, so every event of the batch has a record, finished
 //! messages are acknowledged and the rest come again.
 //!
-//! A message acknowledged on a later delivery (receive count above 1) first leaves a delayed
-//! recheck of its events on the queue ([`crate::recheck`]): an earlier delivery may still be
-//! running, and its write may land after this one's confirmation.
+//! Rechecks ([`crate::recheck`]): a job's first write waits until its message has left a delayed
+//! recheck on the queue (another delivery of the message may acknowledge it while this write is
+//! still to land), and a later delivery of a message (receive count above 1) hands its events to
+//! a delayed recheck instead of working on them while an earlier delivery may still run.
 
-use crate::copy::{Copier, CopyOptions, Job, JobKind, JobReport, Limits};
+use crate::copy::{
+    Copier, CopyOptions, Job, JobKind, JobReport, Limits, WriteAhead, RECHECK_NOT_QUEUED,
+};
 use crate::decide::{self, verdict, Verdict};
 use crate::destination::DestinationStore;
 use crate::event::{parse_message, EventKind, Message, ObjectEvent};
@@ -23,6 +26,7 @@ use crate::source::SourceStore;
 use crate::task::TaskBinding;
 use crate::telemetry::{metrics_line, outcome_line, LineSink};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -103,6 +107,60 @@ pub struct Invocation<'a> {
     /// How long an earlier delivery of a message may still run, if this invocation knows better
     /// than the service's `recheck_after` (the local poller: its invocation timeout).
     pub recheck_after: Option<Duration>,
+}
+
+/// Whether a write-ahead recheck was sent (once, by the first job of its message that writes).
+type SentOnce = tokio::sync::OnceCell<Result<(), String>>;
+
+/// The write-ahead rechecks of a batch: one per message whose jobs write, sent before the first
+/// write (see [`crate::copy`], "Why it converges"), shared by the message's jobs.
+struct WriteAheads<'a, Q> {
+    queue: &'a Q,
+    /// The invocation's cut-off: a send not done by then fails (the job is stopped anyway).
+    by: Option<tokio::time::Instant>,
+    /// By the message the jobs stand for.
+    rechecks: BTreeMap<&'a str, (Recheck, SentOnce)>,
+}
+
+impl<Q: RecheckQueue> WriteAhead for WriteAheads<'_, Q> {
+    fn before_write<'a>(&'a self, job: &'a Job<'_>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let Some((recheck, sent)) = self.rechecks.get(job.message_id.unwrap_or_default())
+            else {
+                return Err(format!(
+                    "no message to recheck is known for the job of {}",
+                    job.dest_key
+                ));
+            };
+            sent.get_or_init(|| async {
+                send_by(self.queue, std::slice::from_ref(recheck), self.by)
+                    .await
+                    .pop()
+                    .unwrap_or_else(|| Err("the recheck queue answered nothing".to_owned()))
+            })
+            .await
+            .clone()
+        })
+    }
+}
+
+/// Sends rechecks, each failed if the cut-off comes first.
+async fn send_by<Q: RecheckQueue>(
+    queue: &Q,
+    rechecks: &[Recheck],
+    by: Option<tokio::time::Instant>,
+) -> Vec<Result<(), String>> {
+    let late = || vec![Err("the invocation's cut-off came first".to_owned()); rechecks.len()];
+    let mut results = match by {
+        None => queue.send(rechecks).await,
+        Some(by) => tokio::time::timeout_at(by, queue.send(rechecks))
+            .await
+            .unwrap_or_else(|_| late()),
+    };
+    results.resize_with(rechecks.len(), || {
+        Err("the recheck queue answered for fewer rechecks than it was given".to_owned())
+    });
+    results
 }
 
 /// What one batch came to.
@@ -302,10 +360,32 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
             }
         }
 
+        let write_aheads = WriteAheads {
+            queue: &self.rechecks,
+            by: cutoff,
+            rechecks: jobs
+                .iter()
+                .map(|(slot, _)| {
+                    let (m, info) = (&event.records[slot.message], &messages[slot.message]);
+                    let recheck = Recheck {
+                        body: m.body.clone().unwrap_or_default(),
+                        of: info.stands_for.to_owned(),
+                        after: inv.recheck_after.unwrap_or(self.recheck_after),
+                        queue_arn: m.event_source_arn.clone(),
+                        attempts: info.attempts_before + info.receive_count.saturating_sub(1),
+                        // The message itself stays: it is acknowledged, or comes again, by
+                        // how its jobs end.
+                        receipt: None,
+                    };
+                    (info.stands_for, (recheck, SentOnce::new()))
+                })
+                .collect(),
+        };
         let copier = Copier {
             source: &self.source,
             dest: &self.dest,
             options: &self.options,
+            write_ahead: Some(&write_aheads),
         };
         let limits = Limits {
             cutoff,
@@ -456,7 +536,8 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
     /// acknowledged here without work (recorded `deferred`, `Rechecking`); a recheck still waiting
     /// is sent on for its next hop. If they cannot be sent, those messages' events are recorded
     /// failed (`RecheckNotQueued`) and come again. A message whose chain has had
-    /// `maxReceiveCount` deliveries is worked on where it is, and ends in the DLQ if it fails.
+    /// `maxReceiveCount` deliveries (or [`recheck::CHAIN_LIMIT`] when that is unknown) is worked on
+    /// where it is, and ends in the DLQ if it fails.
     async fn leave_rechecks(
         &self,
         event: &SqsEvent,
@@ -479,7 +560,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
                     (Duration::from_secs(info.wait), info.attempts_before)
                 } else if info.receive_count > 1
                     && with_jobs.contains(&mi)
-                    && self.max_receive_count.is_none_or(|max| attempts + 1 < max)
+                    && attempts + 1 < self.max_receive_count.unwrap_or(recheck::CHAIN_LIMIT)
                 {
                     (after, attempts)
                 } else {
@@ -500,23 +581,23 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
             return slots;
         }
         let list: Vec<Recheck> = rechecks.iter().map(|(_, r)| r.clone()).collect();
-        let send = self.rechecks.send(&list);
-        let sent = match by {
-            None => send.await,
-            Some(by) => tokio::time::timeout_at(by, send)
-                .await
-                .unwrap_or_else(|_| Err("the invocation's cut-off came first".to_owned())),
-        };
-        let handed: BTreeMap<usize, Duration> =
-            rechecks.iter().map(|(mi, r)| (*mi, r.after)).collect();
-        let failure = sent.err().map(|why| {
-            format!("the recheck this delivery must leave could not be queued, so the message comes again: {why}")
-        });
-        if let Some(why) = &failure {
-            for (&(mi, _), o) in records.iter_mut() {
-                if handed.contains_key(&mi) && o.error_code.as_deref() == Some("RecheckWaiting") {
+        let sent = send_by(&self.rechecks, &list, by).await;
+        // Per message handed over: its delay, or why its recheck could not be queued.
+        let handed: BTreeMap<usize, Result<Duration, String>> = rechecks
+            .iter()
+            .zip(sent)
+            .map(|((mi, r), sent)| {
+                let result = sent.map(|()| r.after).map_err(|why| {
+                    format!("the recheck this delivery must leave could not be queued, so the message comes again: {why}")
+                });
+                (*mi, result)
+            })
+            .collect();
+        for (&(mi, _), o) in records.iter_mut() {
+            if let Some(Err(why)) = handed.get(&mi) {
+                if o.error_code.as_deref() == Some("RecheckWaiting") {
                     o.outcome = OutcomeKind::Failed;
-                    o.error_code = Some("RecheckNotQueued".to_owned());
+                    o.error_code = Some(RECHECK_NOT_QUEUED.to_owned());
                     o.error_message = Some(why.clone());
                 }
             }
@@ -526,16 +607,16 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
             .partition(|s| handed.contains_key(&s.message));
         for s in held {
             let info = &messages[s.message];
-            let (kind, code, why) = match &failure {
-                Some(why) => (OutcomeKind::Failed, "RecheckNotQueued", why.clone()),
-                None => (
+            let (kind, code, why) = match &handed[&s.message] {
+                Err(why) => (OutcomeKind::Failed, RECHECK_NOT_QUEUED, why.clone()),
+                Ok(after) => (
                     OutcomeKind::Deferred,
                     decide::RECHECKING,
                     format!(
                         "delivered again (receive count {}): handed to a recheck of message {} that runs in {} s, once every earlier delivery is over",
                         info.receive_count,
                         info.stands_for,
-                        handed[&s.message].as_secs()
+                        after.as_secs()
                     ),
                 ),
             };
