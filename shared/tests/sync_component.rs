@@ -835,5 +835,67 @@ async fn a_chain_at_max_receive_count_is_worked_on_in_place() {
         .insert(RECHECK_ATTEMPTS.into(), string_attribute("3"));
     let r = svc.handle(&batch(vec![m]), "1").await;
     assert_eq!(kinds(&r), [OutcomeKind::Copied]);
-    assert!(svc.rechecks.sent().is_empty());
+    let sent = svc.rechecks.sent();
+    assert_eq!(sent.len(), 1, "only the write-ahead recheck, no hand-over");
+    assert_eq!((sent[0].of.as_str(), sent[0].attempts), ("m", 4));
+    assert_eq!(sent[0].receipt, None, "the message itself is not deleted");
+}
+
+#[tokio::test]
+async fn a_write_leaves_a_recheck_first_and_a_skip_leaves_none() {
+    let source = MemorySource::default();
+    let a = source.put("k", &b"version a"[..], meta());
+    let b = source.put("j", &b"version b"[..], meta());
+    let (svc, _) = service(source, CopyOptions::default());
+    // Two messages that write: a recheck for each, sent before its first write, with the
+    // message's body and id, delayed by the lifetime, leaving the message itself alone.
+    let r = svc
+        .handle(
+            &batch(vec![
+                message("m1", &created("k", &a, 9, None)),
+                message("m2", &created("j", &b, 9, None)),
+            ]),
+            "1",
+        )
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Copied, OutcomeKind::Copied]);
+    let mut sent = svc.rechecks.sent();
+    sent.sort_by(|x, y| x.of.cmp(&y.of));
+    assert_eq!(
+        sent.iter().map(|s| s.of.as_str()).collect::<Vec<_>>(),
+        ["m1", "m2"]
+    );
+    assert_eq!(sent[0].body, created("k", &a, 9, None));
+    assert_eq!(sent[0].after, Duration::from_secs(915));
+    assert_eq!((sent[0].attempts, sent[0].receipt.as_deref()), (0, None));
+    // The recheck of m1 finds the destination current: it skips and leaves nothing.
+    let mut recheck = message("r", &created("k", &a, 9, None));
+    recheck
+        .message_attributes
+        .insert(RECHECK_OF.into(), string_attribute("m1"));
+    let r = svc.handle(&batch(vec![recheck]), "2").await;
+    assert_eq!(kinds(&r), [OutcomeKind::Skipped]);
+    assert_eq!(svc.rechecks.sent().len(), 2, "a skip leaves no recheck");
+}
+
+#[tokio::test]
+async fn a_write_whose_recheck_cannot_be_queued_is_not_made() {
+    let source = MemorySource::default();
+    let etag = source.put("k", &b"x"[..], meta());
+    let (mut svc, _) = service(source, CopyOptions::default());
+    svc.rechecks.fail_with = Some("SQS SendMessageBatch: 503".into());
+    let r = svc
+        .handle(
+            &batch(vec![message("m", &created("k", &etag, 1, None))]),
+            "1",
+        )
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Failed]);
+    assert_eq!(
+        r.outcomes[0].error_code.as_deref(),
+        Some("RecheckNotQueued")
+    );
+    assert!(!r.outcomes[0].is_final);
+    assert_eq!(failed_ids(&r), ["m"], "the message comes again");
+    assert!(svc.dest.get("mirror/k").is_none(), "nothing written");
 }

@@ -183,7 +183,8 @@ impl<'a> Sim<'a> {
         let waker = Waker::from(live.flag.clone());
         let mut cx = Context::from_waker(&waker);
         let polled = live.fut.as_mut().poll(&mut cx);
-        self.post_rechecks();
+        let by = live.id.clone();
+        self.post_rechecks(&by);
         let live = &mut self.live[i];
         match polled {
             Poll::Pending => {
@@ -203,8 +204,8 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// Puts the rechecks invocations sent on the queue.
-    fn post_rechecks(&mut self) {
+    /// Puts the rechecks invocation `by` sent on the queue.
+    fn post_rechecks(&mut self, by: &str) {
         let deleted = std::mem::take(&mut lock(&self.world).deleted);
         for id in deleted {
             self.queue.settle(&id, true, 0);
@@ -215,6 +216,7 @@ impl<'a> Sim<'a> {
             let id = self
                 .queue
                 .send_with(m.body, keys.clone(), m.attributes, m.at);
+            self.queue.sent_by(&id, by);
             let mut w = lock(&self.world);
             for k in &keys {
                 w.note(Op::Sqs, Some(k), || {

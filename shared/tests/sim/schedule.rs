@@ -40,6 +40,8 @@ pub struct Params {
     pub kill: f64,
     /// Chance a batch also gets a message already in flight elsewhere.
     pub redeliver: f64,
+    /// Chance such a message comes with the same receive count as the delivery before.
+    pub same_count: f64,
     /// How events travel.
     pub delivery: Delivery,
     /// Virtual seconds an invocation lives before Lambda stops it (a timeout: a kill).
@@ -88,6 +90,7 @@ impl Params {
             // at most (seeds 0-999): the shorter timeout stops the slowest (a timeout that stops
             // most work is a livelock, as in Lambda), the longer makes rechecks hop (over 900 s).
             lifetime: [400, 1_200][r.index(2)],
+            same_count: 0.0,
         };
         if race {
             p.keys = r.range(1, 2) as usize;
@@ -102,6 +105,8 @@ impl Params {
             p.pace = [0.01, 0.03, 0.1][r.index(3)];
             p.delivery.late = [0, 5, 20][r.index(3)];
         }
+        // Drawn last, so the other parameters of a seed stay as they were.
+        p.same_count = [0.0, 0.5, 1.0][r.index(3)];
         p
     }
 }
@@ -163,6 +168,7 @@ pub fn run(seed: u64, tracing: bool) -> (Result<Stats, Failure>, World) {
     let world = world.shared();
     let svc = service(&world, p.sync_deletes, p.concurrency, p.lifetime);
     let mut sim = Sim::new(world.clone(), &svc);
+    sim.queue.same_count = p.same_count;
     let result = drive(&mut sim, &p).and_then(|()| check(&sim, &p));
     drop(sim);
     drop(svc);
@@ -303,10 +309,10 @@ fn check(sim: &Sim<'_>, p: &Params) -> Result<Stats, Failure> {
                 OutcomeKind::Failed | OutcomeKind::Deferred | OutcomeKind::Invalid
             ) && !o.is_final;
             // A delivery handed over to a recheck is acknowledged (unless the records could not be
-            // written): the recheck must be on the queue.
+            // written): the recheck must be on the queue, sent by that invocation.
             if o.error_code.as_deref() == Some(s3_oss_sync::decide::RECHECKING) {
                 let of = o.recheck_of.as_deref().unwrap_or(&o.message_id);
-                if !sim.queue.recheck_sent_for(of) {
+                if !sim.queue.recheck_sent_for(of, &f.id) {
                     return fail(
                         o.source_key.as_deref(),
                         format!(

@@ -1,5 +1,6 @@
 //! The SQS queue: at-least-once, late and reordered delivery, receive counts, visibility after a
-//! failure or a kill, and (rarely) a message delivered again while still in flight.
+//! failure or a kill, and (rarely) a message delivered again while still in flight, sometimes
+//! with the same receive count.
 
 use super::rng::Rng;
 use aws_lambda_events::event::sqs::SqsMessage;
@@ -24,6 +25,8 @@ struct Queued {
     attributes: Vec<(String, String)>,
     receives: u32,
     state: State,
+    /// The invocation that sent it (a recheck).
+    sent_by: Option<String>,
 }
 
 /// A message as delivered to one invocation: what its records must account for.
@@ -45,6 +48,9 @@ pub struct Queue {
     pub sent: u64,
     /// Deliveries made.
     pub deliveries: u64,
+    /// Chance that a message delivered again while in flight comes with the receive count of the
+    /// delivery before (Lambda's poller may invoke a batch twice, and the count is approximate).
+    pub same_count: f64,
 }
 
 impl Queue {
@@ -70,16 +76,25 @@ impl Queue {
             attributes,
             receives: 0,
             state: State::Waiting(at),
+            sent_by: None,
         });
         id
     }
 
-    /// Whether a recheck standing for message `id` was ever sent.
-    pub fn recheck_sent_for(&self, id: &str) -> bool {
+    /// Notes that invocation `by` sent message `id`.
+    pub fn sent_by(&mut self, id: &str, by: &str) {
+        if let Some(m) = self.messages.iter_mut().find(|m| m.id == id) {
+            m.sent_by = Some(by.to_owned());
+        }
+    }
+
+    /// Whether invocation `by` sent a recheck standing for message `id`.
+    pub fn recheck_sent_for(&self, id: &str, by: &str) -> bool {
         self.messages.iter().any(|m| {
-            m.attributes
-                .iter()
-                .any(|(k, v)| k == s3_oss_sync::recheck::RECHECK_OF && v == id)
+            m.sent_by.as_deref() == Some(by)
+                && m.attributes
+                    .iter()
+                    .any(|(k, v)| k == s3_oss_sync::recheck::RECHECK_OF && v == id)
         })
     }
 
@@ -129,19 +144,26 @@ impl Queue {
             .collect();
         rng.shuffle(&mut visible);
         visible.truncate(max);
+        let mut twin = None;
         if rng.chance(redeliver) {
             let flying: Vec<usize> = (0..self.messages.len())
                 .filter(|&i| matches!(self.messages[i].state, State::InFlight(_)))
                 .collect();
             if !flying.is_empty() {
-                visible.push(flying[rng.index(flying.len())]);
+                let i = flying[rng.index(flying.len())];
+                visible.push(i);
+                if self.same_count > 0.0 && rng.chance(self.same_count) {
+                    twin = Some(i);
+                }
             }
         }
         let mut out = Vec::new();
         let mut delivered = Vec::new();
         for i in visible {
             let m = &mut self.messages[i];
-            m.receives += 1;
+            if twin != Some(i) {
+                m.receives += 1;
+            }
             m.state = match m.state {
                 State::InFlight(n) => State::InFlight(n + 1),
                 _ => State::InFlight(1),

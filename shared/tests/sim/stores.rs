@@ -312,15 +312,21 @@ impl ResultsStore for SimResults {
 pub struct SimRechecks(pub Shared);
 
 impl RecheckQueue for SimRechecks {
-    async fn send(&self, rechecks: &[Recheck]) -> Result<(), String> {
+    async fn send(&self, rechecks: &[Recheck]) -> Vec<Result<(), String>> {
         pause(&self.0).await;
+        let mut results = Vec::with_capacity(rechecks.len());
         {
             let mut w = lock(&self.0);
-            if w.fault(Op::Recheck, "") {
-                w.note(Op::Recheck, None, || "SendMessageBatch → 503".into());
-                return Err("SQS SendMessageBatch: injected 503".into());
-            }
             for r in rechecks {
+                // Each entry of a SendMessageBatch succeeds or fails on its own.
+                if w.fault(Op::Recheck, "") {
+                    w.note(Op::Recheck, None, || {
+                        format!("SendMessageBatch entry for {} → failed", r.of)
+                    });
+                    results.push(Err("SQS SendMessageBatch: injected entry failure".into()));
+                    continue;
+                }
+                results.push(Ok(()));
                 let (now, later) = recheck::hop(r.after);
                 let mut attributes = vec![
                     (recheck::RECHECK_OF.to_owned(), r.of.clone()),
@@ -343,10 +349,15 @@ impl RecheckQueue for SimRechecks {
         let mut w = lock(&self.0);
         if w.fault(Op::Recheck, "") {
             w.note(Op::Recheck, None, || "DeleteMessageBatch → 503".into());
-            return Ok(());
+            return results;
         }
-        w.deleted
-            .extend(rechecks.iter().filter_map(|r| r.receipt.clone()));
-        Ok(())
+        w.deleted.extend(
+            rechecks
+                .iter()
+                .zip(&results)
+                .filter(|(_, sent)| sent.is_ok())
+                .filter_map(|(r, _)| r.receipt.clone()),
+        );
+        results
     }
 }
