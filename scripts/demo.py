@@ -71,6 +71,8 @@ def main():
             if r.get("message") == "outcome":
                 what = r.get("source_key") or r.get("event_name")
                 detail = f"{r.get('bytes_moved', 0)} bytes" if r["outcome"] == "copied" else r.get("error_message", "")
+                if r.get("recheck_of"):
+                    detail = f"(the recheck its copy left) {detail}"
                 print(f"    {r['outcome']:<10} {what!r}  {detail}")
 
         step(f"what OSS holds in oss://{task.dest}/ (read with the official OSS Python SDK)")

@@ -35,12 +35,15 @@ def test_sample_events_through_the_lambda_runtime(moto, emulator):
                        ContentType="image/jpeg")
     port = free_port()
     env = task.env()
+    # Where a write leaves its recheck (the sample events' queue ARN is not moto's).
+    env["SYNC_QUEUE_URL"] = task.queue_url
     env["PATH"] = f"{Path(CARGO_LAMBDA).parent}{os.pathsep}{env.get('PATH', '')}"
     args = [CARGO_LAMBDA, "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(port),
             "--ignore-changes"]
     for k in ("TASK_ID", "SOURCE_BUCKET", "DEST_BUCKET", "DEST_PREFIX", "RESULTS_BUCKET", "AWS_ENDPOINT_URL",
               "OSS_ENDPOINT", "OSS_ALLOW_HTTP", "OSS_REGION", "OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET",
-              "SYNC_DELETES", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+              "SYNC_DELETES", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+              "SYNC_QUEUE_URL"):
         args += ["--env-var", f"{k}={env[k]}"]
     watch = Process("cargo-lambda-watch", args, STACK_DIR / "cargo-lambda-watch.log", pipe_stdout=False)
     try:
@@ -58,3 +61,8 @@ def test_sample_events_through_the_lambda_runtime(moto, emulator):
     outcomes = sorted(rec["outcome"] for rec in task.records())
     assert outcomes == ["copied", "filtered", "ignored", "invalid", "skipped", "skipped"], outcomes
     assert task.s3.list_objects_v2(Bucket=task.results)["KeyCount"] == 2
+    # The copy left its recheck on the queue first, delayed past the function's timeout (the
+    # queue's visible messages are moto's own notifications of the put, which nothing polls here).
+    delayed = task.sqs.get_queue_attributes(QueueUrl=task.queue_url, AttributeNames=[
+        "ApproximateNumberOfMessagesDelayed"])["Attributes"]["ApproximateNumberOfMessagesDelayed"]
+    assert delayed == "1"

@@ -7,12 +7,13 @@ import json
 import time
 import urllib.parse
 import urllib.request
+from collections import Counter
 
 import alibabacloud_oss_v2 as oss
 
 from conftest import oss_client
 from fault_proxy import FaultProxy
-from stack import AWS_REGION, SyncTask
+from stack import AWS_REGION, SyncTask, without_rechecks
 
 MIB = 1024 * 1024
 
@@ -129,8 +130,15 @@ def test_a_slow_old_copy_landing_after_the_newer_one_is_repaired_on_redelivery(m
         b = body_for("B", 120_000)
         etag_b = put(task, key, b, ContentType="application/x-b", Metadata={"v": "B"})
         m2 = send(task, q2, s3_event(task.source, key, len(b), etag_b, "0055AED6DCD90281A2", version_id="vB"))
-        p2 = task.poll(max_seconds=60, queue_url=q2)
-        assert p2.wait(timeout=90) == 0
+        # P2 is stopped once B's message is done: the recheck its copy left (which would repair
+        # A's late write before this test sees it) waits past P2's long invocation timeout.
+        p2 = task.poll(max_seconds=60, queue_url=q2, until_empty=False, args=("--invocation-timeout", "120"))
+        try:
+            wait_until(lambda: [r for r in task.records() if r["message_id"] == m2], 30, "B's record")
+            wait_until(lambda: task.queue_depths(q2) == (0, 0), 30, "B's message to be acknowledged")
+        finally:
+            p2.terminate()
+            p2.wait(timeout=60)
         assert oss_object(emulator, task.dest, key)[1] == b, "P2 copied B before A landed"
         # A's upload lands late, over B ...
         wait_until(lambda: oss_object(emulator, task.dest, key)[1] == a, 20, "A's late upload to land over B")
@@ -161,13 +169,17 @@ def test_a_slow_old_copy_landing_after_the_newer_one_is_repaired_on_redelivery(m
     first = sorted((r for r in records if r["message_id"] == m1), key=lambda r: (r["receive_count"], r["processed_at"]))
     assert first[0]["outcome"] == "failed" and first[0]["final"] is False, first
     assert first[0]["receive_count"] == 1 and first[0]["sequencer"] == "0055AED6DCD90281A1", first
-    # The redelivery hands A's events to a recheck (delayed past P1's invocation timeout), which
-    # trusts no marker written for A's message, reads the source and copies B.
+    # The redelivery hands A's events to a recheck (delayed past P1's invocation timeout); P1's
+    # write of A had left one too. A recheck trusts no marker written for A's message: the first
+    # to run reads the source and copies B, the others find B.
     assert (first[-1]["outcome"], first[-1]["error_code"], first[-1]["final"]) == ("deferred", "Rechecking", False), first
     assert first[-1]["receive_count"] >= 2, first
     rechecks = [r for r in records if r.get("recheck_of") == m1]
-    assert rechecks and rechecks[-1]["outcome"] == "copied" and rechecks[-1]["final"] is True, rechecks
-    assert rechecks[-1]["source_etag"] == etag_b and rechecks[-1]["message_id"] != m1, rechecks
+    # (One that ran while the source HEADs still failed is recorded failed and came again.)
+    copied = [r for r in rechecks if r["outcome"] == "copied"]
+    assert len(copied) == 1 and copied[0]["final"] is True, rechecks
+    assert copied[0]["source_etag"] == etag_b and copied[0]["message_id"] != m1, rechecks
+    assert {r["outcome"] for r in rechecks} <= {"copied", "skipped", "failed", "deferred"}, rechecks
     second = [r for r in records if r["message_id"] == m2]
     assert [(r["outcome"], r["source_etag"]) for r in second] == [("copied", etag_b)], second
 
@@ -221,7 +233,8 @@ def test_c_a_copy_cut_at_the_invocation_deadline_is_deferred_swept_and_later_who
     finally:
         p.terminate()
         p.wait(timeout=30)
-    records = task.records()
+    # (The small copy's recheck, which finds it current, may have run too.)
+    records = without_rechecks(task.records())
     by_message = {r["message_id"]: r for r in records}
     assert set(by_message) == {m_big, m_small} and len(records) == 2, records
     assert by_message[m_small]["outcome"] == "copied" and by_message[m_small]["final"] is True
@@ -250,8 +263,11 @@ def test_c_a_copy_cut_at_the_invocation_deadline_is_deferred_swept_and_later_who
     assert task.queue_depths(task.queue_url) == (0, 0)
     later = [r for r in task.records() if r["message_id"] == m_big and r["receive_count"] > 1]
     assert [(r["outcome"], r["error_code"], r["final"]) for r in later] == [("deferred", "Rechecking", False)], later
+    # Rechecks of the big message: the one the cut copy left before it wrote, the redelivery's,
+    # and the one the whole copy left. Exactly one of them copies; the others find it current.
     rechecks = [r for r in task.records() if r.get("recheck_of") == m_big]
-    assert [(r["outcome"], r["final"]) for r in rechecks] == [("copied", True)], rechecks
+    assert Counter(r["outcome"] for r in rechecks) == {"copied": 1, "skipped": len(rechecks) - 1}, rechecks
+    assert all(r["final"] for r in rechecks), rechecks
 
 
 def test_d_tags_oss_refuses_are_dropped_and_named_the_object_still_copied(moto, emulator):
@@ -265,7 +281,7 @@ def test_d_tags_oss_refuses_are_dropped_and_named_the_object_still_copied(moto, 
     client = oss_client(emulator.endpoint)
     tags = client.get_object_tagging(oss.GetObjectTaggingRequest(bucket=task.dest, key=key))
     assert {(t.key, t.value) for t in tags.tag_set.tags} == {("team", "data")}
-    (record,) = [r for r in task.records() if r.get("source_key") == key]
+    (record,) = [r for r in without_rechecks(task.records()) if r.get("source_key") == key]
     assert record["outcome"] == "copied" and record["final"] is True
     dropped = record.get("dropped_metadata", [])
     assert len(dropped) == 1 and "owner" in dropped[0] and "team" not in dropped[0], dropped
