@@ -19,6 +19,10 @@ use std::task::{Context, Poll, Wake, Waker};
 /// The source bucket named in events.
 pub const SOURCE_BUCKET: &str = "sim-src";
 
+/// Virtual seconds within which a write an invocation sent whole still lands after the invocation
+/// is gone (killed, or its job dropped at the cut-off): the slack the handler's rechecks allow.
+pub const LATE: u64 = s3_oss_sync::recheck::SLACK.as_secs();
+
 /// The service under test, over the simulated stores.
 pub type Service = SyncService<SimSource, SimDest, SimResults, SimRechecks>;
 
@@ -46,7 +50,7 @@ pub fn service(world: &Shared, sync_deletes: bool, concurrency: usize, lifetime:
         dest: SimDest(world.clone()),
         results: SimResults(world.clone()),
         rechecks: SimRechecks(world.clone()),
-        recheck_after: std::time::Duration::from_secs(lifetime),
+        recheck_after: std::time::Duration::from_secs(lifetime + LATE),
         sink: Arc::new(|_: &str| {}),
     }
 }
@@ -175,9 +179,8 @@ impl<'a> Sim<'a> {
         let live = &mut self.live[i];
         {
             let mut w = lock(&self.world);
-            if w.tracing {
-                w.actor.clone_from(&live.id);
-            }
+            // Always: the stores note which invocation sent a write.
+            w.actor.clone_from(&live.id);
         }
         live.flag.0.store(false, Ordering::SeqCst);
         let waker = Waker::from(live.flag.clone());
@@ -236,6 +239,8 @@ impl<'a> Sim<'a> {
             .collect();
         let mut w = lock(&self.world);
         w.actor.clone_from(&id);
+        // A write whose job was dropped at the cut-off may still land.
+        w.orphan_writes(&id, LATE);
         for o in &report.outcomes {
             let key = o.source_key.as_deref();
             w.note(Op::Answer, key, || {
@@ -277,6 +282,7 @@ impl<'a> Sim<'a> {
         self.killed += 1;
         let mut w = lock(&self.world);
         w.actor = "lambda".into();
+        w.orphan_writes(&live.id, LATE);
         for d in &live.delivered {
             let again = w.now + 1 + w.rng.below(self.visibility);
             for k in &d.keys {

@@ -124,6 +124,8 @@ pub struct Stats {
     pub invocations: u64,
     /// Invocations killed.
     pub killed: u64,
+    /// Writes that landed after their invocation was gone.
+    pub late_writes: u64,
     /// Records by outcome.
     pub outcomes: BTreeMap<OutcomeKind, u64>,
 }
@@ -136,6 +138,7 @@ impl Stats {
         self.deliveries += o.deliveries;
         self.invocations += o.invocations;
         self.killed += o.killed;
+        self.late_writes += o.late_writes;
         for (k, n) in &o.outcomes {
             *self.outcomes.entry(*k).or_default() += n;
         }
@@ -185,6 +188,7 @@ fn drive(sim: &mut Sim<'_>, p: &Params) -> Result<(), Failure> {
         let now = {
             let mut w = lock(&sim.world);
             w.now += 1;
+            w.land_orphans();
             w.now
         };
         // Lambda stops an invocation at its timeout.
@@ -198,8 +202,14 @@ fn drive(sim: &mut Sim<'_>, p: &Params) -> Result<(), Failure> {
         let writing = users.left > 0;
         let can_start = sim.live.len() < p.lambdas && sim.queue.any_visible(now);
         if !writing && !can_start && sim.live.is_empty() {
-            match sim.queue.next_visible() {
-                Some(at) => lock(&sim.world).now = at.max(now),
+            let landing = lock(&sim.world).landing.iter().map(|(at, _)| *at).min();
+            let next = match (sim.queue.next_visible(), landing) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match next {
+                // (Landing writes take effect at the top of the next step.)
+                Some(at) => lock(&sim.world).now = at.max(now).saturating_sub(1).max(now),
                 None if sim.queue.drained() => return Ok(()),
                 None => return fail(None, "messages are in flight with no invocation".into()),
             }
@@ -246,6 +256,7 @@ fn check(sim: &Sim<'_>, p: &Params) -> Result<Stats, Failure> {
         deliveries: sim.queue.deliveries,
         invocations: sim.finished.len() as u64,
         killed: sim.killed,
+        late_writes: w.landed_late,
         ..Stats::default()
     };
     let stored: BTreeMap<&str, &[u8]> = w

@@ -170,9 +170,30 @@ impl SimDest {
                 actual: body.len() as u64,
             });
         }
+        let body = Bytes::from(body);
+        let md5 = md5_hex(&body);
+        let crc64 = s3_oss_sync::checksum::crc64(&body);
+        let mut metadata = req.metadata.clone();
+        metadata.tagging = None;
+        let mut object = DestObject {
+            head: ObjectHead {
+                size: req.size,
+                etag: format!("\"{}\"", md5.to_ascii_uppercase()),
+                crc64: Some(crc64),
+                last_modified: None,
+                object_type: Some("Normal".into()),
+                tagging_count: 0,
+                metadata,
+                request_id: "sim-in-flight".into(),
+            },
+            bytes: body,
+        };
+        // OSS has the whole request now: if this invocation is killed before it takes effect, it
+        // still lands a little later.
+        let ticket = lock(&self.0).send_write(key, Some(object.clone()));
         pause(&self.0).await;
         let mut w = lock(&self.0);
-        let md5 = md5_hex(&body);
+        w.arrive(ticket);
         if let Some(sent) = req.content_md5 {
             if hex::encode(sent) != md5 {
                 w.violations.push(format!(
@@ -192,41 +213,22 @@ impl SimDest {
             return if retry { Ok(Err(e)) } else { Err(e) };
         }
         w.uploads += 1;
-        let n = w.uploads;
-        let crc64 = s3_oss_sync::checksum::crc64(&body);
-        let mut metadata = req.metadata.clone();
-        metadata.tagging = None;
-        let head = ObjectHead {
-            size: req.size,
-            etag: format!("\"{}\"", md5.to_ascii_uppercase()),
-            crc64: Some(crc64),
-            last_modified: None,
-            object_type: Some("Normal".into()),
-            tagging_count: 0,
-            metadata,
-            request_id: format!("sim-{n}"),
-        };
+        object.head.request_id = format!("sim-{}", w.uploads);
         let out = UploadOutcome {
-            etag: head.etag.clone(),
+            etag: object.head.etag.clone(),
             crc64,
             requests: 1,
             parts: 0,
-            request_id: head.request_id.clone(),
+            request_id: object.head.request_id.clone(),
         };
         w.note(Op::DestUpload, Some(key), || {
             format!(
                 "OSS PUT commits {} marker {:?}",
                 short(&md5),
-                head.metadata.user
+                object.head.metadata.user
             )
         });
-        w.dest.insert(
-            key.to_owned(),
-            DestObject {
-                head,
-                bytes: Bytes::from(body),
-            },
-        );
+        w.dest.insert(key.to_owned(), object);
         if w.fault(Op::DestUploadLost, key) {
             w.note(Op::DestUploadLost, Some(key), || {
                 "OSS PUT committed, but its answer is lost".into()
@@ -266,8 +268,10 @@ impl DestinationStore for SimDest {
     }
 
     async fn delete(&self, key: &str) -> Result<(), oss::Error> {
+        let ticket = lock(&self.0).send_write(key, None);
         pause(&self.0).await;
         let mut w = lock(&self.0);
+        w.arrive(ticket);
         if w.fault(Op::DestDelete, key) {
             w.note(Op::DestDelete, Some(key), || "OSS DELETE → 503".into());
             return Err(oss_unavailable(key, 503, "ServiceUnavailable"));

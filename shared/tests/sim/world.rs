@@ -146,6 +146,17 @@ pub struct Sent {
     pub at: u64,
 }
 
+/// A write OSS has received whole: it takes effect even if its sender dies now.
+#[derive(Debug, Clone)]
+pub struct InFlight {
+    /// The invocation that sent it.
+    pub by: String,
+    /// The destination key.
+    pub key: String,
+    /// The object a PUT stores (`None`: a DELETE).
+    pub object: Option<DestObject>,
+}
+
 /// One line of the trace.
 #[derive(Debug, Clone)]
 pub struct TraceLine {
@@ -190,6 +201,15 @@ pub struct World {
     pub deleted: Vec<String>,
     /// Uploads committed (request ids).
     pub uploads: u64,
+    /// Writes sent to OSS and not yet taken effect, by ticket: if their invocation is killed now,
+    /// they still land (OSS has the whole request).
+    pub in_flight: BTreeMap<u64, InFlight>,
+    /// Writes of killed invocations that land later: when, and what.
+    pub landing: Vec<(u64, InFlight)>,
+    /// The last ticket given.
+    pub tickets: u64,
+    /// Writes that landed after their invocation was gone.
+    pub landed_late: u64,
     /// Who is acting now.
     pub actor: String,
     /// Virtual time (milliseconds).
@@ -219,11 +239,80 @@ impl World {
             outbox: Vec::new(),
             deleted: Vec::new(),
             uploads: 0,
+            in_flight: BTreeMap::new(),
+            landing: Vec::new(),
+            tickets: 0,
+            landed_late: 0,
             actor: String::new(),
             now: 0,
             tracing,
             trace: Vec::new(),
             violations: Vec::new(),
+        }
+    }
+
+    /// Notes a write sent whole by the acting invocation; its ticket.
+    pub fn send_write(&mut self, key: &str, object: Option<DestObject>) -> u64 {
+        self.tickets += 1;
+        let w = InFlight {
+            by: self.actor.clone(),
+            key: key.to_owned(),
+            object,
+        };
+        self.in_flight.insert(self.tickets, w);
+        self.tickets
+    }
+
+    /// The acting invocation's write, taking effect now (its sender lives).
+    pub fn arrive(&mut self, ticket: u64) {
+        self.in_flight.remove(&ticket);
+    }
+
+    /// Invocation `by` is killed: its writes in flight land within `within` virtual seconds.
+    pub fn orphan_writes(&mut self, by: &str, within: u64) {
+        let tickets: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, w)| w.by == by)
+            .map(|(&t, _)| t)
+            .collect();
+        for t in tickets {
+            if let Some(w) = self.in_flight.remove(&t) {
+                let at = self.now + self.rng.below(within + 1);
+                self.landing.push((at, w));
+            }
+        }
+    }
+
+    /// Applies the orphaned writes whose time has come.
+    pub fn land_orphans(&mut self) {
+        let now = self.now;
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.landing)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.landing = later;
+        for (_, w) in due {
+            self.landed_late += 1;
+            let key = w.key.clone();
+            match w.object {
+                Some(o) => {
+                    self.note(Op::DestUpload, Some(&key), || {
+                        format!(
+                            "OSS PUT commits {} marker {:?} (sent by {} before it was killed)",
+                            short(&md5_hex(&o.bytes)),
+                            o.head.metadata.user,
+                            w.by
+                        )
+                    });
+                    self.dest.insert(key, o);
+                }
+                None => {
+                    self.note(Op::DestDelete, Some(&key), || {
+                        format!("OSS DELETE (sent by {} before it was killed)", w.by)
+                    });
+                    self.dest.remove(&key);
+                }
+            }
         }
     }
 
