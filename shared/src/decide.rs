@@ -205,14 +205,18 @@ pub fn object_cannot_be_copied(code: &str) -> bool {
     )
 }
 
+/// The error code of a recheck still to wait, sent on for its next hop (acknowledged; the next hop
+/// does the work).
+pub const RECHECK_WAITING: &str = "RecheckWaiting";
+
 /// The error code of a delivery handed over to a recheck (acknowledged; the recheck does the work).
 pub const RECHECKING: &str = "Rechecking";
 
 /// The verdict for an outcome: a failure that only this object has (a key OSS cannot hold, ...)
 /// is recorded once, final, and acknowledged; every other failure, a deferral and an invalid
 /// message come again (an operator can fix a permission, a bucket, a key, and redrive the DLQ),
-/// final on the last delivery; a delivery handed over to a recheck is acknowledged, not final;
-/// everything else is done.
+/// final on the last delivery; a delivery handed over to a recheck, or a recheck sent on for its
+/// next hop, is acknowledged, not final; everything else is done.
 pub fn verdict(
     kind: OutcomeKind,
     error_code: Option<&str>,
@@ -222,6 +226,10 @@ pub fn verdict(
     let last = max_receive_count.is_some_and(|max| receive_count >= max);
     match kind {
         OutcomeKind::Deferred if error_code == Some(RECHECKING) => Verdict {
+            redeliver: false,
+            is_final: false,
+        },
+        OutcomeKind::Ignored if error_code == Some(RECHECK_WAITING) => Verdict {
             redeliver: false,
             is_final: false,
         },
@@ -471,5 +479,19 @@ mod tests {
                 is_final: true
             }
         );
+        // Work handed on (a hand-over, a recheck's next hop): acknowledged, never final.
+        for (kind, code) in [
+            (OutcomeKind::Deferred, RECHECKING),
+            (OutcomeKind::Ignored, RECHECK_WAITING),
+        ] {
+            let v = verdict(kind, Some(code), 5, Some(5));
+            assert_eq!(
+                v,
+                Verdict {
+                    redeliver: false,
+                    is_final: false
+                }
+            );
+        }
     }
 }

@@ -116,8 +116,10 @@ type SentOnce = tokio::sync::OnceCell<Result<(), String>>;
 /// write (see [`crate::copy`], "Why it converges"), shared by the message's jobs.
 struct WriteAheads<'a, Q> {
     queue: &'a Q,
-    /// The invocation's cut-off: a send not done by then fails (the job is stopped anyway).
-    by: Option<tokio::time::Instant>,
+    /// The invocation's deadline, when the delay must also outlast it (in Lambda the configured
+    /// timeout could be set lower than the function's real one): at least the time left to it
+    /// plus [`recheck::SLACK`].
+    outlast: Option<tokio::time::Instant>,
     /// By the message the jobs stand for.
     rechecks: BTreeMap<&'a str, (Recheck, SentOnce)>,
 }
@@ -133,7 +135,14 @@ impl<Q: RecheckQueue> WriteAhead for WriteAheads<'_, Q> {
                 ));
             };
             sent.get_or_init(|| async {
-                send_by(self.queue, std::slice::from_ref(recheck), self.by)
+                let mut recheck = recheck.clone();
+                if let Some(deadline) = self.outlast {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    recheck.after = recheck.after.max(left + recheck::SLACK);
+                }
+                // No timeout of its own: the job around it is stopped at the cut-off, and
+                // recorded so (`InvocationDeadline`).
+                send_by(self.queue, std::slice::from_ref(&recheck), None)
                     .await
                     .pop()
                     .unwrap_or_else(|| Err("the recheck queue answered nothing".to_owned()))
@@ -362,7 +371,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
 
         let write_aheads = WriteAheads {
             queue: &self.rechecks,
-            by: cutoff,
+            outlast: inv.deadline.filter(|_| inv.recheck_after.is_none()),
             rechecks: jobs
                 .iter()
                 .map(|(slot, _)| {
@@ -595,7 +604,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
             .collect();
         for (&(mi, _), o) in records.iter_mut() {
             if let Some(Err(why)) = handed.get(&mi) {
-                if o.error_code.as_deref() == Some("RecheckWaiting") {
+                if o.error_code.as_deref() == Some(decide::RECHECK_WAITING) {
                     o.outcome = OutcomeKind::Failed;
                     o.error_code = Some(RECHECK_NOT_QUEUED.to_owned());
                     o.error_message = Some(why.clone());
@@ -715,7 +724,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
                                 }
                                 Ok(_) if info.wait > 0 => Self::with_reason(
                                     self.event_record(info, &e, OutcomeKind::Ignored),
-                                    "RecheckWaiting",
+                                    decide::RECHECK_WAITING,
                                     format!(
                                         "a recheck of message {}, sent on to run in {} s",
                                         info.stands_for, info.wait

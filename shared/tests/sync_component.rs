@@ -812,6 +812,7 @@ async fn a_waiting_recheck_is_sent_on_for_its_next_hop() {
     let r = svc.handle(&batch(vec![m]), "1").await;
     assert_eq!(kinds(&r), [OutcomeKind::Ignored]);
     assert_eq!(r.outcomes[0].error_code.as_deref(), Some("RecheckWaiting"));
+    assert!(!r.outcomes[0].is_final, "its work is still to come");
     assert!(failed_ids(&r).is_empty());
     let sent = svc.rechecks.sent();
     assert_eq!(sent.len(), 1);
@@ -898,4 +899,32 @@ async fn a_write_whose_recheck_cannot_be_queued_is_not_made() {
     assert!(!r.outcomes[0].is_final);
     assert_eq!(failed_ids(&r), ["m"], "the message comes again");
     assert!(svc.dest.get("mirror/k").is_none(), "nothing written");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_ahead_outlasts_the_invocations_real_deadline() {
+    // The configured timeout says 300 s (a recheck after 315 s), but Lambda gave this invocation
+    // 900 s: the write's recheck must come after that, plus the slack.
+    let source = MemorySource::default();
+    let etag = source.put("k", &b"x"[..], meta());
+    let (mut svc, _) = service(source, CopyOptions::default());
+    svc.recheck_after = Duration::from_secs(315);
+    let r = svc
+        .handle_within(
+            &batch(vec![message("m", &created("k", &etag, 1, None))]),
+            Invocation {
+                id: "1",
+                deadline: Some(tokio::time::Instant::now() + Duration::from_secs(900)),
+                recheck_after: None,
+            },
+        )
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Copied]);
+    let sent = svc.rechecks.sent();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].after >= Duration::from_secs(914) && sent[0].after <= Duration::from_secs(915),
+        "{:?}",
+        sent[0].after
+    );
 }

@@ -20,7 +20,8 @@ use std::task::{Context, Poll, Wake, Waker};
 pub const SOURCE_BUCKET: &str = "sim-src";
 
 /// Virtual seconds within which a write an invocation sent whole still lands after the invocation
-/// is gone (killed, or its job dropped at the cut-off): the slack the handler's rechecks allow.
+/// is gone (killed; or its job dropped at a cut-off, which invocations without a deadline, as
+/// here, do not reach): the slack the function's rechecks allow.
 pub const LATE: u64 = s3_oss_sync::recheck::SLACK.as_secs();
 
 /// The service under test, over the simulated stores.
