@@ -207,6 +207,21 @@ struct MessageInfo<'a> {
     attempts_before: u32,
 }
 
+impl MessageInfo<'_> {
+    /// A recheck of this delivery's message `m`, delayed by `after`: it stands for what the message
+    /// stands for, counts the chain's deliveries so far, and deletes this delivery once sent.
+    fn recheck(&self, m: &SqsMessage, after: Duration) -> Recheck {
+        Recheck {
+            body: m.body.clone().unwrap_or_default(),
+            of: self.stands_for.to_owned(),
+            after,
+            queue_arn: m.event_source_arn.clone(),
+            attempts: self.attempts_before + self.receive_count.saturating_sub(1),
+            receipt: m.receipt_handle.clone(),
+        }
+    }
+}
+
 fn message_info(m: &SqsMessage) -> MessageInfo<'_> {
     let id = m.message_id.as_deref().unwrap_or_default();
     let recheck_of = recheck::recheck_of(m);
@@ -375,17 +390,12 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
             rechecks: jobs
                 .iter()
                 .map(|(slot, _)| {
-                    let (m, info) = (&event.records[slot.message], &messages[slot.message]);
-                    let recheck = Recheck {
-                        body: m.body.clone().unwrap_or_default(),
-                        of: info.stands_for.to_owned(),
-                        after: inv.recheck_after.unwrap_or(self.recheck_after),
-                        queue_arn: m.event_source_arn.clone(),
-                        attempts: info.attempts_before + info.receive_count.saturating_sub(1),
-                        // The message itself stays: it is acknowledged, or comes again, by
-                        // how its jobs end.
-                        receipt: None,
-                    };
+                    let info = &messages[slot.message];
+                    let after = inv.recheck_after.unwrap_or(self.recheck_after);
+                    let mut recheck = info.recheck(&event.records[slot.message], after);
+                    // The message itself stays: it is acknowledged, or comes again, by how its
+                    // jobs end.
+                    recheck.receipt = None;
                     (info.stands_for, (recheck, SentOnce::new()))
                 })
                 .collect(),
@@ -564,26 +574,17 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
             .enumerate()
             .filter_map(|(mi, m)| {
                 let info = &messages[mi];
-                let attempts = info.attempts_before + info.receive_count.saturating_sub(1);
-                let (after, attempts) = if info.wait > 0 {
-                    (Duration::from_secs(info.wait), info.attempts_before)
-                } else if info.receive_count > 1
+                if info.wait > 0 {
+                    // The next hop: the chain's count stays (this delivery did no work).
+                    let mut r = info.recheck(m, Duration::from_secs(info.wait));
+                    r.attempts = info.attempts_before;
+                    return Some((mi, r));
+                }
+                let r = info.recheck(m, after);
+                let hand_over = info.receive_count > 1
                     && with_jobs.contains(&mi)
-                    && attempts + 1 < self.max_receive_count.unwrap_or(recheck::CHAIN_LIMIT)
-                {
-                    (after, attempts)
-                } else {
-                    return None;
-                };
-                let r = Recheck {
-                    body: m.body.clone().unwrap_or_default(),
-                    of: info.stands_for.to_owned(),
-                    after,
-                    queue_arn: m.event_source_arn.clone(),
-                    attempts,
-                    receipt: m.receipt_handle.clone(),
-                };
-                Some((mi, r))
+                    && r.attempts + 1 < self.max_receive_count.unwrap_or(recheck::CHAIN_LIMIT);
+                hand_over.then_some((mi, r))
             })
             .collect();
         if rechecks.is_empty() {
