@@ -73,6 +73,7 @@ use crate::destination::DestinationStore;
 use crate::metadata::{map_metadata, metadata_fingerprint, read_marker, Marker, WrittenFor};
 use crate::oss::{self, BodySource, ByteStream, UploadRequest};
 use crate::outcome::OutcomeKind;
+use crate::resume::{Ended, Failure, PartPlan, ResumableCopy, Resume};
 use crate::source::{error_chain, SourceError, SourceObject, SourceStore};
 use futures_util::future::BoxFuture;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -124,6 +125,29 @@ impl Limits {
     fn left(&self) -> Option<Duration> {
         self.cutoff
             .map(|c| c.saturating_duration_since(tokio::time::Instant::now()))
+    }
+
+    /// When a copy in parts stops starting parts and saves its checkpoint: before the cut-off by
+    /// a tenth of the time left (at least 50 ms, at most 2 s), kept for that save.
+    fn stop_parts_at(&self) -> Option<tokio::time::Instant> {
+        self.before_cutoff(10, Duration::from_millis(50), Duration::from_secs(2))
+    }
+
+    /// The last instant a copy in parts may start its completion: before the cut-off by a quarter
+    /// of the time left (at least 200 ms, at most 30 s), kept for the completion, which OSS may
+    /// take seconds over for many parts, and the source check after it.
+    fn complete_by(&self) -> Option<tokio::time::Instant> {
+        self.before_cutoff(4, Duration::from_millis(200), Duration::from_secs(30))
+    }
+
+    fn before_cutoff(
+        &self,
+        share: u32,
+        least: Duration,
+        most: Duration,
+    ) -> Option<tokio::time::Instant> {
+        let reserve = (self.left()? / share).clamp(least, most);
+        self.cutoff.map(|c| c.checked_sub(reserve).unwrap_or(c))
     }
 }
 
@@ -225,6 +249,16 @@ impl JobReport {
         self.failed(e.code(), e.to_string(), e.is_transient())
     }
 
+    fn in_progress(self, done: u64, size: u64, parts: (u32, u32), upload_id: &str) -> Self {
+        self.done(
+            OutcomeKind::InProgress,
+            format!(
+                "copy in progress: {done} of {size} bytes in {} of {} parts (upload {upload_id}); it continues in the next delivery",
+                parts.0, parts.1
+            ),
+        )
+    }
+
     fn not_written(self, why: String) -> Self {
         self.failed(
             RECHECK_NOT_QUEUED,
@@ -300,7 +334,14 @@ pub struct Copier<'a, S, D> {
     /// Called before each write (a copy or a delete); `None` writes without one (tests, tools
     /// whose writes are confirmed in the same process).
     pub write_ahead: Option<&'a dyn WriteAhead>,
+    /// Where copies in parts keep their checkpoints, so that a copy the invocation's cut-off
+    /// stops continues in a later one ([`crate::resume`]); `None` copies every object within one
+    /// run.
+    pub resume: Option<Resume<'a>>,
 }
+
+/// The code of a job stopped because its copy's checkpoint could not be read or written.
+pub const CHECKPOINT_FAILED: &str = "CheckpointFailed";
 
 /// The code of a job stopped before its write because the write-ahead recheck could not be left.
 pub const RECHECK_NOT_QUEUED: &str = "RecheckNotQueued";
@@ -361,7 +402,9 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
         let mut wrote = false;
         for round in 1..=self.options.max_rounds {
             r.rounds = round;
-            let observed = match self.observe(job, marker.is_some(), wrote, &mut r).await {
+            // A copy in parts reads its parts by range: its first read is a HEAD, not a GET.
+            let head_first = marker.is_some() || self.resumable(job.size.unwrap_or(0)).is_some();
+            let observed = match self.observe(job, head_first, wrote, &mut r).await {
                 Ok(o) => o,
                 Err(e) => return r.source_failed(&e),
             };
@@ -408,6 +451,100 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                     "the destination already holds the current version".to_owned(),
                 );
             }
+            if let Some((plan, resume)) = self.resumable(head.size) {
+                drop(stream);
+                let written_for = WrittenFor {
+                    sequencer: job.sequencer,
+                    message_id: job.message_id,
+                };
+                let tags = match self.tags(job, &head, &mut r).await {
+                    Ok(t) => t,
+                    Err(e) => return r.source_failed(&e),
+                };
+                let mapped = map_metadata(&head, &tags, &self.options.storage_classes, written_for);
+                r.dropped_metadata = mapped.dropped;
+                let copy = ResumableCopy {
+                    source: self.source,
+                    dest: self.dest,
+                    resume,
+                    plan: &plan,
+                    source_key: job.source_key,
+                    dest_key: job.dest_key,
+                    head: &head,
+                    fingerprint: &fingerprint,
+                    metadata: &mapped.metadata,
+                    message_id: job.message_id,
+                    stop_at: limits.stop_parts_at(),
+                    complete_by: limits.complete_by(),
+                };
+                match copy.run(self.write_ahead(job)).await {
+                    Ended::Complete { outcome, moved } => {
+                        r.requests += outcome.requests;
+                        r.bytes_moved += moved;
+                        r.request_ids.push(outcome.request_id);
+                        r.crc64 = Some(outcome.crc64);
+                        (wrote, dest_exists, dest_crc) = (true, true, Some(outcome.crc64));
+                        marker = Some(Marker {
+                            etag: head.etag.clone(),
+                            size: head.size,
+                            fingerprint: Some(fingerprint.clone()),
+                            sequencer: job.sequencer.map(str::to_owned),
+                            message_id: job.message_id.map(str::to_owned),
+                        });
+                    }
+                    Ended::Paused {
+                        done,
+                        parts_done,
+                        parts_total,
+                        moved,
+                        upload_id,
+                    } => {
+                        if moved == 0 {
+                            // Nothing to continue from this run: it comes again as any deferral.
+                            return r.done(
+                                OutcomeKind::Deferred,
+                                format!(
+                                    "the invocation's cut-off came before a part could be copied ({done} of {} bytes are in upload {upload_id})",
+                                    head.size
+                                ),
+                            );
+                        }
+                        r.bytes_moved += moved;
+                        return r.in_progress(
+                            done,
+                            head.size,
+                            (parts_done, parts_total),
+                            &upload_id,
+                        );
+                    }
+                    Ended::StartOver => continue,
+                    Ended::Failed(Failure::Source(e)) => return r.source_failed(&e),
+                    Ended::Failed(Failure::NotQueued(why)) => return r.not_written(why),
+                    Ended::Failed(Failure::Checkpoint(e)) => {
+                        return r.failed(
+                            CHECKPOINT_FAILED,
+                            format!("the copy's checkpoint could not be kept: {e}"),
+                            e.is_transient(),
+                        )
+                    }
+                    Ended::Failed(Failure::Dest(e)) => {
+                        // The completion may have landed with its answer lost: check as a
+                        // failed single upload does.
+                        (wrote, dest_exists, marker) = (true, true, None);
+                        match self.check_copy(job, &head, &fingerprint, &mut r).await {
+                            Ok(Next::AnotherRound) => continue,
+                            Ok(Next::Done(_)) | Err(_) => return r.oss_failed(&e),
+                        }
+                    }
+                }
+                match self.check_copy(job, &head, &fingerprint, &mut r).await {
+                    Ok(Next::Done((kind, note))) => {
+                        return r.done(kind, Some(note).filter(|n| !n.is_empty()))
+                    }
+                    Ok(Next::AnotherRound) => continue,
+                    Err(e) => return r.source_failed(&e),
+                }
+            }
             if let Some(left) = limits.left() {
                 if !decide::copy_fits(head.size, limits.bytes_per_sec, left) {
                     return r.done(
@@ -436,18 +573,9 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                     }
                 }
             };
-            let tags = if self.options.sync_tags && head.tag_count > 0 {
-                r.requests += 1;
-                match self
-                    .source
-                    .tags(job.source_key, head.version_id.as_deref())
-                    .await
-                {
-                    Ok(t) => t,
-                    Err(e) => return r.source_failed(&e),
-                }
-            } else {
-                Vec::new()
+            let tags = match self.tags(job, &head, &mut r).await {
+                Ok(t) => t,
+                Err(e) => return r.source_failed(&e),
             };
             let written_for = WrittenFor {
                 sequencer: job.sequencer,
@@ -521,6 +649,30 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
             format!("the source object changed during each of {rounds} copy rounds"),
             true,
         )
+    }
+
+    /// The plan and checkpoint place for a copy of `size` bytes, when it is made in parts,
+    /// resumably.
+    fn resumable(&self, size: u64) -> Option<(PartPlan, Resume<'_>)> {
+        let resume = self.resume?;
+        let plan = self.dest.part_plan().filter(|p| size > p.threshold)?;
+        Some((plan, resume))
+    }
+
+    /// The source version's tags, when they are copied and it has some.
+    async fn tags(
+        &self,
+        job: &Job<'_>,
+        head: &SourceObject,
+        r: &mut JobReport,
+    ) -> Result<Vec<(String, String)>, SourceError> {
+        if !(self.options.sync_tags && head.tag_count > 0) {
+            return Ok(Vec::new());
+        }
+        r.requests += 1;
+        self.source
+            .tags(job.source_key, head.version_id.as_deref())
+            .await
     }
 
     /// After a write of `copied` (metadata `fingerprint`), whether the source is still that
@@ -707,6 +859,7 @@ mod tests {
             dest,
             options,
             write_ahead: None,
+            resume: None,
         };
         c.run(&job(JobKind::Create, "k", None, None), &Limits::none())
             .await
@@ -746,6 +899,7 @@ mod tests {
             dest: &dest,
             options: &options,
             write_ahead: None,
+            resume: None,
         };
         source.put("k", "new!", SourceMetadata::default());
         assert_eq!(

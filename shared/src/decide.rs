@@ -229,6 +229,12 @@ pub fn verdict(
             redeliver: false,
             is_final: false,
         },
+        // Its message was sent back to continue the copy (or, if that failed, it is reported
+        // failed by the handler): not the event's last word either way.
+        OutcomeKind::InProgress => Verdict {
+            redeliver: false,
+            is_final: false,
+        },
         OutcomeKind::Ignored if error_code == Some(RECHECK_WAITING) => Verdict {
             redeliver: false,
             is_final: false,

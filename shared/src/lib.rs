@@ -21,6 +21,7 @@ pub mod poll;
 pub mod recheck;
 pub mod report;
 pub mod results;
+pub mod resume;
 pub mod retry;
 pub mod setup;
 pub mod source;

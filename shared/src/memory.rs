@@ -112,10 +112,24 @@ impl SourceStore for MemorySource {
     }
 }
 
+/// An open multipart upload in memory: key, metadata, and parts by number (bytes, ETag).
+type MemUpload = (String, ObjectMetadata, BTreeMap<u32, (Bytes, String)>);
+
 /// A destination bucket in memory, with request counts and injectable upload failures.
 #[derive(Debug, Default)]
 pub struct MemoryDestination {
     objects: Mutex<BTreeMap<String, (ObjectHead, Bytes)>>,
+    open: Mutex<BTreeMap<String, MemUpload>>,
+    /// With a plan, objects above its threshold are copied in parts, resumably.
+    pub parts: Option<crate::resume::PartPlan>,
+    /// How long each UploadPart takes (on the tokio clock).
+    pub part_delay: std::time::Duration,
+    /// UploadPart requests served, by part number.
+    pub part_uploads: Mutex<BTreeMap<u32, u32>>,
+    /// Uploads initiated.
+    pub initiated: AtomicU32,
+    /// Uploads aborted.
+    pub aborted: AtomicU32,
     /// HEADs served.
     pub heads: AtomicU32,
     /// Uploads completed.
@@ -135,6 +149,68 @@ impl MemoryDestination {
     /// Every key held, in order.
     pub fn keys(&self) -> Vec<String> {
         lock(&self.objects).keys().cloned().collect()
+    }
+
+    /// A destination that takes objects above `plan.threshold` in parts, each UploadPart taking
+    /// `part_delay` on the tokio clock.
+    pub fn with_parts(plan: crate::resume::PartPlan, part_delay: std::time::Duration) -> Self {
+        Self {
+            parts: Some(plan),
+            part_delay,
+            ..Self::default()
+        }
+    }
+
+    /// Ids of the multipart uploads open now.
+    pub fn open_uploads(&self) -> Vec<String> {
+        lock(&self.open).keys().cloned().collect()
+    }
+
+    /// UploadPart requests served in all.
+    pub fn parts_uploaded(&self) -> u32 {
+        lock(&self.part_uploads).values().sum()
+    }
+
+    fn no_upload(id: &str) -> oss::Error {
+        oss::Error::Service(Box::new(oss::ServiceError {
+            status: 404,
+            code: "NoSuchUpload".into(),
+            message: format!("no upload {id}"),
+            request_id: "memory".into(),
+            host_id: String::new(),
+            ec: String::new(),
+            server_time: String::new(),
+        }))
+    }
+
+    /// Stores a whole object, as an upload's last request does.
+    fn store(&self, key: &str, body: Bytes, given: &ObjectMetadata) -> UploadOutcome {
+        let crc64 = crate::checksum::crc64(&body);
+        let n = self.uploads.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut metadata: ObjectMetadata = given.clone();
+        metadata.tagging = None;
+        let head = ObjectHead {
+            size: body.len() as u64,
+            etag: format!("\"{}\"", md5_hex(&body).to_ascii_uppercase()),
+            crc64: Some(crc64),
+            last_modified: None,
+            object_type: Some("Normal".into()),
+            tagging_count: given
+                .tagging
+                .as_ref()
+                .map_or(0, |t| t.split('&').count() as u32),
+            metadata,
+            request_id: format!("memory-{n}"),
+        };
+        let out = UploadOutcome {
+            etag: head.etag.clone(),
+            crc64,
+            requests: 1,
+            parts: 0,
+            request_id: head.request_id.clone(),
+        };
+        lock(&self.objects).insert(key.to_owned(), (head, body));
+        out
     }
 }
 
@@ -182,32 +258,7 @@ impl DestinationStore for MemoryDestination {
                 server_time: String::new(),
             })));
         }
-        let crc64 = crate::checksum::crc64(&body);
-        let n = self.uploads.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut metadata: ObjectMetadata = req.metadata.clone();
-        metadata.tagging = None;
-        let head = ObjectHead {
-            size: req.size,
-            etag: format!("\"{}\"", md5_hex(&body).to_ascii_uppercase()),
-            crc64: Some(crc64),
-            last_modified: None,
-            object_type: Some("Normal".into()),
-            tagging_count: req
-                .metadata
-                .tagging
-                .as_ref()
-                .map_or(0, |t| t.split('&').count() as u32),
-            metadata,
-            request_id: format!("memory-{n}"),
-        };
-        let out = UploadOutcome {
-            etag: head.etag.clone(),
-            crc64,
-            requests: 1,
-            parts: 0,
-            request_id: head.request_id.clone(),
-        };
-        lock(&self.objects).insert(req.key.to_owned(), (head, Bytes::from(body)));
+        let out = self.store(req.key, Bytes::from(body), req.metadata);
         Ok(out)
     }
 
@@ -219,6 +270,123 @@ impl DestinationStore for MemoryDestination {
 
     fn bucket(&self) -> &str {
         "memory"
+    }
+
+    fn part_plan(&self) -> Option<crate::resume::PartPlan> {
+        self.parts.clone()
+    }
+
+    async fn initiate(&self, key: &str, metadata: &ObjectMetadata) -> Result<String, oss::Error> {
+        oss::client::check_key(key)?;
+        let n = self.initiated.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = format!("upload-{n}");
+        lock(&self.open).insert(
+            id.clone(),
+            (key.to_owned(), metadata.clone(), BTreeMap::new()),
+        );
+        Ok(id)
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        data: Bytes,
+        crc: u64,
+    ) -> Result<String, oss::Error> {
+        if !self.part_delay.is_zero() {
+            tokio::time::sleep(self.part_delay).await;
+        }
+        *lock(&self.part_uploads).entry(number).or_default() += 1;
+        let stored = crate::checksum::crc64(&data);
+        if stored != crc {
+            return Err(oss::Error::ChecksumMismatch {
+                key: format!("{key} (part {number})"),
+                sent: crc,
+                stored,
+                request_id: "memory".into(),
+            });
+        }
+        let etag = format!("\"{}\"", md5_hex(&data).to_ascii_uppercase());
+        let mut open = lock(&self.open);
+        let upload = open
+            .get_mut(upload_id)
+            .filter(|u| u.0 == key)
+            .ok_or_else(|| Self::no_upload(upload_id))?;
+        upload.2.insert(number, (data, etag.clone()));
+        Ok(etag)
+    }
+
+    async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Option<Vec<oss::ListedPart>>, oss::Error> {
+        Ok(lock(&self.open)
+            .get(upload_id)
+            .filter(|u| u.0 == key)
+            .map(|u| {
+                u.2.iter()
+                    .map(|(n, (b, etag))| oss::ListedPart {
+                        number: *n,
+                        etag: etag.clone(),
+                        size: b.len() as u64,
+                        crc64: Some(crate::checksum::crc64(b)),
+                    })
+                    .collect()
+            }))
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+        crc: u64,
+    ) -> Result<UploadOutcome, oss::Error> {
+        let (metadata, body) = {
+            let mut open = lock(&self.open);
+            let upload = open
+                .get(upload_id)
+                .filter(|u| u.0 == key)
+                .ok_or_else(|| Self::no_upload(upload_id))?;
+            let mut body = Vec::new();
+            for (n, etag) in parts {
+                match upload.2.get(n) {
+                    Some((b, e)) if e == etag => body.extend_from_slice(b),
+                    _ => {
+                        return Err(oss::Error::Protocol {
+                            op: "CompleteMultipartUpload",
+                            detail: format!("InvalidPart: part {n} is not {etag}"),
+                        })
+                    }
+                }
+            }
+            let metadata = upload.1.clone();
+            open.remove(upload_id);
+            (metadata, Bytes::from(body))
+        };
+        let out = self.store(key, body, &metadata);
+        if out.crc64 != crc {
+            return Err(oss::Error::ChecksumMismatch {
+                key: key.to_owned(),
+                sent: crc,
+                stored: out.crc64,
+                request_id: out.request_id,
+            });
+        }
+        Ok(UploadOutcome {
+            parts: parts.len() as u32,
+            ..out
+        })
+    }
+
+    async fn abort(&self, _key: &str, upload_id: &str) -> Result<(), oss::Error> {
+        if lock(&self.open).remove(upload_id).is_some() {
+            self.aborted.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
 

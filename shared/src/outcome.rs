@@ -29,11 +29,15 @@ pub enum OutcomeKind {
     /// The invocation's deadline came before the work could be done (or finished); reported
     /// failed so SQS delivers it again, and nothing is left half-done.
     Deferred,
+    /// A copy in parts was stopped by the invocation's deadline with its progress kept (a
+    /// checkpoint and the open upload); the message was sent back to continue it.
+    #[serde(rename = "in_progress")]
+    InProgress,
 }
 
 impl OutcomeKind {
     /// Every kind, in report order.
-    pub const ALL: [OutcomeKind; 9] = [
+    pub const ALL: [OutcomeKind; 10] = [
         Self::Copied,
         Self::Skipped,
         Self::Deleted,
@@ -43,6 +47,7 @@ impl OutcomeKind {
         Self::Invalid,
         Self::Failed,
         Self::Deferred,
+        Self::InProgress,
     ];
 
     /// The lower-case name used in records and reports.
@@ -57,6 +62,7 @@ impl OutcomeKind {
             Self::Invalid => "invalid",
             Self::Failed => "failed",
             Self::Deferred => "deferred",
+            Self::InProgress => "in_progress",
         }
     }
 

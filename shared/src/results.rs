@@ -94,6 +94,73 @@ impl ResultsStore for S3ResultsStore {
     }
 }
 
+impl crate::resume::CheckpointStore for S3ResultsStore {
+    fn load<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<Option<Bytes>, SourceError>> {
+        Box::pin(async move {
+            let got = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await;
+            match got {
+                Ok(o) => o
+                    .body
+                    .collect()
+                    .await
+                    .map(|b| Some(b.into_bytes()))
+                    .map_err(|e| SourceError::Transport {
+                        op: "GetObject",
+                        key: key.to_owned(),
+                        detail: crate::source::error_chain(&e),
+                        transient: true,
+                    }),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+                Err(e) => Err(sdk_error("GetObject", key, None, e)),
+            }
+        })
+    }
+
+    fn save<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), SourceError>> {
+        Box::pin(async move {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type("application/json")
+                .body(body.into())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| sdk_error("PutObject", key, None, e))
+        })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), SourceError>> {
+        Box::pin(async move {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| sdk_error("DeleteObject", key, None, e))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -219,10 +219,14 @@ pub async fn sync_service(
         throughput: Default::default(),
         source: S3Source::new(s3.clone(), config.binding.source_bucket.clone()),
         dest: OssDestination::new(client, config.binding.dest_bucket.clone()),
-        results: S3ResultsStore::new(s3, config.results_bucket.clone()),
+        results: S3ResultsStore::new(s3.clone(), config.results_bucket.clone()),
         rechecks: SqsRechecks::new(aws_sdk_sqs::Client::new(sdk), config.queue_url.clone()),
         recheck_after: recheck::lifetime(config.function_timeout, config.batching_window),
         sink,
+        checkpoints: Some(Box::new(S3ResultsStore::new(
+            s3,
+            config.results_bucket.clone(),
+        ))),
     })
 }
 

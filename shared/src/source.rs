@@ -131,6 +131,49 @@ pub trait SourceStore: Send + Sync {
         key: &str,
         version_id: Option<&str>,
     ) -> impl Future<Output = Result<Vec<(String, String)>, SourceError>> + Send;
+
+    /// Opens `len` bytes from `start` of the version with ETag `etag` (and version id
+    /// `version_id`, when given): `None` if the key (or version) does not exist,
+    /// [`SourceError::Changed`] if the current version has another ETag. The default reads the
+    /// pinned version from its first byte and skips to `start`; stores that can ask for a range
+    /// do.
+    fn get_range(
+        &self,
+        key: &str,
+        etag: &str,
+        _version_id: Option<&str>,
+        start: u64,
+        len: u64,
+    ) -> impl Future<Output = Result<Option<ByteStream>, SourceError>> + Send {
+        async move {
+            let Some((_, stream)) = self.get(key, Some(etag)).await? else {
+                return Ok(None);
+            };
+            Ok(Some(skip_take(stream, start, len)))
+        }
+    }
+}
+
+/// The bytes `start..start + len` of a stream.
+pub fn skip_take(stream: ByteStream, start: u64, len: u64) -> ByteStream {
+    use futures_util::future::ready;
+    let end = start + len;
+    stream
+        .scan(0u64, move |at, item| {
+            if *at >= end {
+                return ready(None);
+            }
+            let out = item.map(|b| {
+                let (from, to) = (*at, *at + b.len() as u64);
+                *at = to;
+                let lo = start.clamp(from, to) - from;
+                let hi = end.clamp(from, to) - from;
+                b.slice(lo as usize..hi as usize)
+            });
+            ready(Some(out))
+        })
+        .filter(|item| ready(!matches!(item, Ok(b) if b.is_empty())))
+        .boxed()
 }
 
 /// The real source: an S3 bucket through the AWS SDK (which also retries transient errors).
@@ -320,6 +363,41 @@ impl SourceStore for S3Source {
             }
             Err(e) if is_not_found(&e, "NoSuchKey") => Ok(None),
             Err(e) => Err(sdk_error("GetObject", key, if_match, e)),
+        }
+    }
+
+    async fn get_range(
+        &self,
+        key: &str,
+        etag: &str,
+        version_id: Option<&str>,
+        start: u64,
+        len: u64,
+    ) -> Result<Option<ByteStream>, SourceError> {
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_match(format!("\"{etag}\""))
+            .set_version_id(version_id.map(str::to_owned))
+            .range(format!("bytes={start}-{}", start + len.max(1) - 1));
+        match req.send().await {
+            Ok(mut o) => {
+                let body = std::mem::take(&mut o.body);
+                Ok(Some(
+                    futures_util::stream::unfold(body, |mut b| async move {
+                        b.next()
+                            .await
+                            .map(|r| (r.map_err(|e| std::io::Error::other(error_chain(&e))), b))
+                    })
+                    .boxed(),
+                ))
+            }
+            Err(e) if is_not_found(&e, "NoSuchKey") || is_not_found(&e, "NoSuchVersion") => {
+                Ok(None)
+            }
+            Err(e) => Err(sdk_error("GetObject", key, Some(etag), e)),
         }
     }
 

@@ -22,6 +22,7 @@ use crate::outcome::{format_time, Outcome, OutcomeKind};
 use crate::plan::{newest_first, Evidence};
 use crate::recheck::{self, Recheck, RecheckQueue};
 use crate::results::{results_key, to_json_lines, ResultsStore};
+use crate::resume::{CheckpointStore, Resume};
 use crate::source::SourceStore;
 use crate::task::TaskBinding;
 use crate::telemetry::{metrics_line, outcome_line, LineSink};
@@ -94,7 +95,15 @@ pub struct SyncService<S, D, R, Q> {
     pub recheck_after: Duration,
     /// Where log and metric lines go.
     pub sink: LineSink,
+    /// Where copies in parts keep their checkpoints (the results bucket), so a copy stopped by
+    /// the deadline continues in the next delivery; `None` copies every object within one
+    /// invocation.
+    pub checkpoints: Option<Box<dyn CheckpointStore>>,
 }
+
+/// The code on an `in_progress` record whose continuation could not be sent: the message is
+/// reported failed instead and comes again.
+pub const CONTINUATION_NOT_QUEUED: &str = "ContinuationNotQueued";
 
 /// One invocation: its id (names the results object) and its deadline, if it has one.
 #[derive(Debug, Clone, Copy)]
@@ -405,6 +414,12 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
             dest: &self.dest,
             options: &self.options,
             write_ahead: Some(&write_aheads),
+            resume: self.checkpoints.as_deref().map(|store| Resume {
+                store,
+                task: &self.task_id,
+                results_prefix: &self.results_prefix,
+                source_bucket: &self.binding.source_bucket,
+            }),
         };
         let limits = Limits {
             cutoff,
@@ -438,7 +453,10 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
                             Err(_) => (JobReport::cut_off(started.elapsed()), true),
                         },
                     };
-                    if report.outcome == OutcomeKind::Copied {
+                    if matches!(
+                        report.outcome,
+                        OutcomeKind::Copied | OutcomeKind::InProgress
+                    ) {
                         self.throughput
                             .observe(report.bytes_moved, started.elapsed());
                     }
@@ -488,6 +506,8 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
             .filter(|(_, v)| v.redeliver)
             .map(|(&(mi, _), _)| messages[mi].id)
             .collect();
+        self.send_continuations(event, &messages, &mut records, &mut failed)
+            .await;
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(records.len());
         for ((mi, pi), mut outcome) in records {
             // A message that comes again brings all its events again: none has its last word yet.
@@ -547,6 +567,52 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
             outcomes,
             results_key: key,
             results_error,
+        }
+    }
+
+    /// Sends back, at once, every message with a copy in progress that is not coming again anyway,
+    /// so the next delivery continues the copy (a continuation: a recheck of the message without
+    /// delay). The message itself is acknowledged: a redelivery would raise its receive count
+    /// until a long copy ended in the DLQ while making progress. A continuation that cannot be
+    /// sent leaves its message reported failed (it comes again and resumes after the hand-over's
+    /// delay), and its record says so.
+    async fn send_continuations<'m>(
+        &self,
+        event: &SqsEvent,
+        messages: &[MessageInfo<'m>],
+        records: &mut BTreeMap<(usize, usize), Outcome>,
+        failed: &mut BTreeSet<&'m str>,
+    ) {
+        let wanted: BTreeSet<usize> = records
+            .iter()
+            .filter(|(_, o)| o.outcome == OutcomeKind::InProgress)
+            .map(|(&(mi, _), _)| mi)
+            .filter(|&mi| !failed.contains(messages[mi].id))
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let continuations: Vec<Recheck> = wanted
+            .iter()
+            .map(|&mi| {
+                let mut c = messages[mi].recheck(&event.records[mi], Duration::ZERO);
+                c.receipt = None;
+                c
+            })
+            .collect();
+        let sent = self.rechecks.send(&continuations).await;
+        for (&mi, result) in wanted.iter().zip(sent) {
+            let Err(why) = result else { continue };
+            failed.insert(messages[mi].id);
+            for ((m, _), o) in records.iter_mut() {
+                if *m == mi && o.outcome == OutcomeKind::InProgress {
+                    o.error_code = Some(CONTINUATION_NOT_QUEUED.to_owned());
+                    o.error_message = Some(format!(
+                        "{}; the continuation could not be queued ({why}), so the message comes again",
+                        o.error_message.as_deref().unwrap_or("copy in progress")
+                    ));
+                }
+            }
         }
     }
 

@@ -73,6 +73,7 @@ fn service() -> (Service, Arc<Mutex<Vec<String>>>) {
         rechecks: HeldRechecks::default(),
         recheck_after: std::time::Duration::from_secs(915),
         sink: Arc::new(move |l: &str| sink.lock().unwrap().push(l.to_owned())),
+        checkpoints: None,
     };
     (svc, lines)
 }

@@ -102,6 +102,7 @@ fn service_with<S: SourceStore, D: DestinationStore>(
         rechecks: HeldRechecks::default(),
         recheck_after: std::time::Duration::from_secs(915),
         sink: Arc::new(move |l: &str| sink_lines.lock().unwrap().push(l.to_owned())),
+        checkpoints: None,
     };
     (svc, lines)
 }

@@ -15,5 +15,6 @@ pub use endpoint::{Addressing, Endpoint, Network};
 pub use error::{Error, ServiceError};
 pub use multipart_list::{MultipartUpload, UploadsPage};
 pub use upload::{
-    AbandonedUploads, BodySource, BytesSource, OpenUpload, UploadOutcome, UploadRequest,
+    part_size_for, AbandonedUploads, BodySource, BytesSource, ListedPart, OpenUpload,
+    UploadOutcome, UploadRequest,
 };

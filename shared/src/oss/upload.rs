@@ -108,6 +108,19 @@ pub struct OpenUpload {
     pub upload_id: String,
 }
 
+/// One part of an open upload, as ListParts reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedPart {
+    /// Part number (1 to 10,000).
+    pub number: u32,
+    /// ETag OSS gave the part.
+    pub etag: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// CRC-64 of the part as OSS stored it, when reported.
+    pub crc64: Option<u64>,
+}
+
 /// What [`OssClient::abort_abandoned_uploads`] did.
 #[derive(Debug, Default)]
 pub struct AbandonedUploads {
@@ -455,25 +468,7 @@ impl OssClient {
                 size: req.size,
                 limit,
             })?;
-        let mut call = Call::new(
-            "InitiateMultipartUpload",
-            Method::POST,
-            req.bucket,
-            Some(req.key),
-        )
-        .query("uploads", "");
-        call.headers.extend(req.metadata.to_headers());
-        // A timed-out initiate may have created an upload; repeating it would leave one behind.
-        call.idempotent = false;
-        let init = self.exchange_retried(&call, Bytes::new()).await;
-        let answer = init.result?;
-        let upload_id =
-            quick_xml::de::from_str::<xml::InitiateResult>(&String::from_utf8_lossy(&answer.body))
-                .map_err(|e| Error::Protocol {
-                    op: "InitiateMultipartUpload",
-                    detail: e.to_string(),
-                })?
-                .upload_id;
+        let (upload_id, init_attempts) = self.initiate(req.bucket, req.key, req.metadata).await?;
         let open = OpenGuard::new(
             self.abandoned(),
             OpenUpload {
@@ -488,7 +483,7 @@ impl OssClient {
         match result {
             Ok((mut outcome, stored)) => {
                 open.closed();
-                outcome.requests += init.attempts;
+                outcome.requests += init_attempts;
                 outcome.request_id =
                     check_stored(req.key, outcome.crc64, stored, outcome.request_id)?;
                 Ok(outcome)
@@ -504,6 +499,89 @@ impl OssClient {
                 Err(e)
             }
         }
+    }
+
+    /// InitiateMultipartUpload with the object's metadata; returns the upload id and the attempts
+    /// made. Not repeated after a timeout (a lost answer may have created an upload that a repeat
+    /// would leave behind).
+    pub async fn initiate(
+        &self,
+        bucket: &str,
+        key: &str,
+        metadata: &ObjectMetadata,
+    ) -> Result<(String, u32), Error> {
+        check_key(key)?;
+        let mut call = Call::new("InitiateMultipartUpload", Method::POST, bucket, Some(key))
+            .query("uploads", "");
+        call.headers.extend(metadata.to_headers());
+        call.idempotent = false;
+        let init = self.exchange_retried(&call, Bytes::new()).await;
+        let answer = init.result?;
+        let upload_id =
+            quick_xml::de::from_str::<xml::InitiateResult>(&String::from_utf8_lossy(&answer.body))
+                .map_err(|e| Error::Protocol {
+                    op: "InitiateMultipartUpload",
+                    detail: e.to_string(),
+                })?
+                .upload_id;
+        Ok((upload_id, init.attempts))
+    }
+
+    /// Every part of an open upload (ListParts, all pages), in part order. `NoSuchUpload` (the
+    /// upload was completed or aborted) is returned as the error it is.
+    pub async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<ListedPart>, Error> {
+        check_key(key)?;
+        let mut parts = Vec::new();
+        let mut marker = 0u32;
+        loop {
+            let call = Call::new("ListParts", Method::GET, bucket, Some(key))
+                .query("uploadId", upload_id)
+                .query("max-parts", "1000")
+                .query("part-number-marker", marker.to_string());
+            let answer = self.exchange_retried(&call, Bytes::new()).await.result?;
+            let page =
+                xml::parse_parts(&String::from_utf8_lossy(&answer.body)).map_err(|detail| {
+                    Error::Protocol {
+                        op: "ListParts",
+                        detail,
+                    }
+                })?;
+            parts.extend(page.parts);
+            match page.next_marker {
+                Some(next) if next > marker => marker = next,
+                _ => break,
+            }
+        }
+        parts.sort_by_key(|p| p.number);
+        Ok(parts)
+    }
+
+    /// Completes an upload from its parts `(number, etag)` in order; `crc` is the CRC-64 the
+    /// whole object must have (combined from the parts'), checked against what OSS reports.
+    pub async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+        crc: u64,
+    ) -> Result<UploadOutcome, Error> {
+        check_key(key)?;
+        let (etag, request_id, attempts, stored) =
+            self.complete(bucket, key, upload_id, parts, crc).await?;
+        let request_id = check_stored(key, crc, stored, request_id)?;
+        Ok(UploadOutcome {
+            etag,
+            crc64: crc,
+            requests: attempts,
+            parts: parts.len() as u32,
+            request_id,
+        })
     }
 
     /// AbortMultipartUpload, retried under the policy. `NoSuchUpload` (already aborted or
@@ -700,8 +778,9 @@ impl OssClient {
         // Every part is sent: the buffers and their memory go back before completing.
         pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
         etags.sort();
-        let (etag, request_id, complete_attempts, stored) =
-            self.complete(req, upload_id, &etags, whole_crc).await?;
+        let (etag, request_id, complete_attempts, stored) = self
+            .complete(req.bucket, req.key, upload_id, &etags, whole_crc)
+            .await?;
         let outcome = UploadOutcome {
             etag,
             crc64: whole_crc,
@@ -714,7 +793,7 @@ impl OssClient {
 
     /// UploadPart, retried from the buffer; the CRC-64 OSS reports must be `crc`, the part's.
     /// Returns (part number, ETag, attempts).
-    async fn upload_part(
+    pub async fn upload_part(
         &self,
         bucket: &str,
         key: &str,
@@ -749,19 +828,15 @@ impl OssClient {
     /// completed it (the answer was lost) before failing.
     async fn complete(
         &self,
-        req: &UploadRequest<'_>,
+        bucket: &str,
+        key: &str,
         upload_id: &str,
         parts: &[(u32, String)],
         crc: u64,
     ) -> Result<(String, String, u32, u64), Error> {
         let body = Bytes::from(xml::complete_body(parts));
-        let call = Call::new(
-            "CompleteMultipartUpload",
-            Method::POST,
-            req.bucket,
-            Some(req.key),
-        )
-        .query("uploadId", upload_id);
+        let call = Call::new("CompleteMultipartUpload", Method::POST, bucket, Some(key))
+            .query("uploadId", upload_id);
         let out = retry(&self.config().retry, call.op, |attempt| {
             let body = body.clone();
             let call = &call;
@@ -777,7 +852,7 @@ impl OssClient {
                         Ok((etag, a.request_id(), stored))
                     }
                     Err(Error::Service(e)) if attempt > 1 && e.code == "NoSuchUpload" => {
-                        match self.head_object(req.bucket, req.key).await? {
+                        match self.head_object(bucket, key).await? {
                             Some(h) if h.crc64 == Some(crc) => Ok((h.etag, h.request_id, crc)),
                             _ => Err(Error::Service(e)),
                         }

@@ -120,6 +120,56 @@ pub fn parse_list(text: &str) -> Result<ListPage, String> {
     })
 }
 
+#[derive(Debug, Deserialize)]
+struct RawParts {
+    #[serde(rename = "IsTruncated", default)]
+    is_truncated: bool,
+    #[serde(rename = "NextPartNumberMarker", default)]
+    next_marker: Option<u32>,
+    #[serde(rename = "Part", default)]
+    parts: Vec<RawPart>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawPart {
+    #[serde(rename = "PartNumber")]
+    number: u32,
+    #[serde(rename = "ETag", default)]
+    etag: String,
+    #[serde(rename = "Size", default)]
+    size: u64,
+    #[serde(rename = "HashCrc64ecma", default)]
+    crc64: Option<String>,
+}
+
+/// One page of ListParts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PartsPage {
+    /// Parts, in part order.
+    pub parts: Vec<super::upload::ListedPart>,
+    /// The `part-number-marker` of the next page, if this one is truncated.
+    pub next_marker: Option<u32>,
+}
+
+/// Parses a `ListPartsResult` page.
+pub fn parse_parts(text: &str) -> Result<PartsPage, String> {
+    let raw: RawParts = quick_xml::de::from_str(text).map_err(|e| e.to_string())?;
+    let parts = raw
+        .parts
+        .into_iter()
+        .map(|p| super::upload::ListedPart {
+            number: p.number,
+            etag: p.etag,
+            size: p.size,
+            crc64: p.crc64.and_then(|c| c.trim().parse().ok()),
+        })
+        .collect();
+    Ok(PartsPage {
+        parts,
+        next_marker: raw.next_marker.filter(|_| raw.is_truncated),
+    })
+}
+
 /// The CompleteMultipartUpload body for parts `(number, etag)` in order.
 pub fn complete_body(parts: &[(u32, String)]) -> String {
     let mut x =
@@ -164,6 +214,23 @@ mod tests {
         assert_eq!(page.objects[0].key, "a%20b");
         assert_eq!(page.next_token, None);
         assert!(parse_list("<ListBucketResult><Contents>").is_err());
+    }
+
+    #[test]
+    fn parts_pages() {
+        let page = parse_parts(
+            r#"<ListPartsResult><UploadId>u</UploadId><NextPartNumberMarker>2</NextPartNumberMarker>
+            <IsTruncated>true</IsTruncated><Part><PartNumber>1</PartNumber><ETag>&quot;A&quot;</ETag>
+            <HashCrc64ecma>18446744073709551615</HashCrc64ecma><Size>5</Size></Part>
+            <Part><PartNumber>2</PartNumber><ETag>"B"</ETag><Size>3</Size></Part></ListPartsResult>"#,
+        )
+        .unwrap();
+        assert_eq!(page.next_marker, Some(2));
+        assert_eq!(page.parts[0].crc64, Some(u64::MAX));
+        assert_eq!((page.parts[1].size, page.parts[1].crc64), (3, None));
+        let last =
+            parse_parts("<ListPartsResult><IsTruncated>false</IsTruncated></ListPartsResult>");
+        assert_eq!(last.unwrap(), PartsPage::default());
     }
 
     #[test]

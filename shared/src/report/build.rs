@@ -199,9 +199,12 @@ fn second_list(kind: OutcomeKind) -> Option<usize> {
         | OutcomeKind::Superseded
         | OutcomeKind::Filtered
         | OutcomeKind::Ignored => Some(2),
-        // Copies and deletes are listed in total_list only; so is a deferral, whose event comes
-        // again (its next record tells what became of it).
-        OutcomeKind::Copied | OutcomeKind::Deleted | OutcomeKind::Deferred => None,
+        // Copies and deletes are listed in total_list only; so are a deferral and a copy in
+        // progress, whose event comes again (its next record tells what became of it).
+        OutcomeKind::Copied
+        | OutcomeKind::Deleted
+        | OutcomeKind::Deferred
+        | OutcomeKind::InProgress => None,
     }
 }
 

@@ -53,6 +53,7 @@ pub fn service(world: &Shared, sync_deletes: bool, concurrency: usize, lifetime:
         rechecks: SimRechecks(world.clone()),
         recheck_after: std::time::Duration::from_secs(lifetime + LATE),
         sink: Arc::new(|_: &str| {}),
+        checkpoints: None,
     }
 }
 

@@ -28,6 +28,10 @@ pub struct FaultConfig {
     pub corrupt_rate: f64,
     /// If set, response bodies are sent at about this many bytes per second.
     pub trickle_bytes_per_sec: Option<u64>,
+    /// If set, each request body is read at about this many bytes per second: a bandwidth cap
+    /// per connection, as a long link gives (uploads through several connections at once go
+    /// that many times faster).
+    pub upload_bytes_per_sec: Option<u64>,
     /// Seed for the fault dice, for reproducible runs.
     pub seed: Option<u64>,
 }
@@ -45,6 +49,9 @@ impl FaultConfig {
         }
         if self.trickle_bytes_per_sec == Some(0) {
             return Err("trickle_bytes_per_sec must be positive".into());
+        }
+        if self.upload_bytes_per_sec == Some(0) {
+            return Err("upload_bytes_per_sec must be positive".into());
         }
         Ok(())
     }
@@ -76,6 +83,8 @@ pub struct FaultStats {
     pub corrupted: u64,
     /// Response bodies trickled.
     pub trickled: u64,
+    /// UploadPart requests whose part was stored.
+    pub parts_stored: u64,
 }
 
 /// The live fault settings and dice.
@@ -87,6 +96,7 @@ pub struct Faults {
     resets: AtomicU64,
     delayed: AtomicU64,
     trickled: AtomicU64,
+    parts_stored: AtomicU64,
     corrupted: AtomicU64,
 }
 
@@ -108,6 +118,7 @@ impl Faults {
             resets: AtomicU64::new(0),
             delayed: AtomicU64::new(0),
             trickled: AtomicU64::new(0),
+            parts_stored: AtomicU64::new(0),
             corrupted: AtomicU64::new(0),
         }
     }
@@ -170,6 +181,16 @@ impl Faults {
         self.trickled.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Notes a part stored by UploadPart.
+    pub fn note_part(&self) {
+        self.parts_stored.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The per-connection upload cap, if one is set.
+    pub fn upload_cap(&self) -> Option<u64> {
+        self.lock().0.upload_bytes_per_sec
+    }
+
     /// Counts so far.
     pub fn stats(&self) -> FaultStats {
         FaultStats {
@@ -179,6 +200,7 @@ impl Faults {
             delayed: self.delayed.load(Ordering::Relaxed),
             corrupted: self.corrupted.load(Ordering::Relaxed),
             trickled: self.trickled.load(Ordering::Relaxed),
+            parts_stored: self.parts_stored.load(Ordering::Relaxed),
         }
     }
 }

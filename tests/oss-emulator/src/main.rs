@@ -50,6 +50,9 @@ struct Args {
     /// Send response bodies at about this many bytes per second.
     #[arg(long)]
     fault_trickle_bytes_per_sec: Option<u64>,
+    /// Read each request body at about this many bytes per second (a per-connection cap).
+    #[arg(long)]
+    upload_bytes_per_sec: Option<u64>,
     /// Seed for the fault dice.
     #[arg(long)]
     fault_seed: Option<u64>,
@@ -67,6 +70,7 @@ async fn main() -> ExitCode {
         corrupt_rate: a.fault_corrupt_rate,
         latency_ms: a.fault_latency_ms,
         trickle_bytes_per_sec: a.fault_trickle_bytes_per_sec,
+        upload_bytes_per_sec: a.upload_bytes_per_sec,
         seed: a.fault_seed,
     };
     if let Err(e) = faults.validate() {

@@ -448,6 +448,8 @@ impl Ctx<'_> {
             return Err(too_large(limit).into());
         }
         let reset_at = self.reset.then(|| declared.unwrap_or(0) / 2);
+        let cap = self.state.faults.upload_cap();
+        let began = tokio::time::Instant::now();
         let (mut segments, mut size) = (Vec::new(), 0u64);
         let (mut md5, mut crc) = (Md5::new(), Crc64::new());
         loop {
@@ -468,6 +470,11 @@ impl Ctx<'_> {
                 md5.update(&data);
                 crc.update(&data);
                 segments.push(data);
+                if let Some(bps) = cap {
+                    // Not faster than the cap: the bytes so far may not have arrived sooner.
+                    let due = began + std::time::Duration::from_secs_f64(size as f64 / bps as f64);
+                    tokio::time::sleep_until(due).await;
+                }
             }
         }
         let mut md5: [u8; 16] = md5.finalize().into();
@@ -611,6 +618,7 @@ impl Ctx<'_> {
         {
             return Err(errors::no_such_upload(&id).into());
         }
+        self.state.faults.note_part();
         Ok(Reply::new(StatusCode::OK)
             .header("etag", etag)
             .header("x-oss-hash-crc64ecma", body.crc64)
@@ -734,7 +742,7 @@ impl Ctx<'_> {
         if store.upload(id, &p.bucket, key).is_none() {
             return Err(errors::no_such_upload(id).into());
         }
-        store.take_upload(id);
+        store.abort_upload(id);
         Ok(Reply::new(StatusCode::NO_CONTENT))
     }
 

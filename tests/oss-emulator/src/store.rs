@@ -110,7 +110,7 @@ pub struct UploadEntry {
 pub struct JournalEntry {
     /// Position in the journal, from 1.
     pub seq: u64,
-    /// `put`, `complete` or `delete`.
+    /// `put`, `complete`, `delete` or `abort` (of a multipart upload).
     pub op: &'static str,
     /// Bucket.
     pub bucket: String,
@@ -229,6 +229,13 @@ impl Store {
     /// Removes an upload and returns it.
     pub fn take_upload(&mut self, id: &str) -> Option<Upload> {
         self.uploads.remove(id)
+    }
+
+    /// Aborts an upload (AbortMultipartUpload), journalled as `abort` of its key.
+    pub fn abort_upload(&mut self, id: &str) -> Option<Upload> {
+        let upload = self.uploads.remove(id)?;
+        self.record("abort", &upload.bucket.clone(), &upload.key.clone());
+        Some(upload)
     }
 
     /// The uploads in progress in a bucket under `prefix`, ordered by key, then upload id (the

@@ -1,0 +1,111 @@
+"""Copies larger than an invocation can move, end to end on the local stack: a 1 GiB object copied
+by `sync poll --invocation-timeout 5` through an OSS emulator capped per connection, so that each
+invocation moves about 200 MiB, continues over several deliveries without uploading any part
+twice; an object overwritten during its copy ends as the new version, the old upload aborted."""
+
+import hashlib
+import io
+import time
+
+import alibabacloud_oss_v2 as oss
+from alibabacloud_oss_v2.crc import Crc64
+from boto3.s3.transfer import TransferConfig
+
+from conftest import oss_client
+from stack import SyncTask
+from test_limits_e2e import body_for, emulator_json, set_faults, wait_until
+
+MIB = 1024 * 1024
+
+
+def upload(task: SyncTask, key: str, data: bytes):
+    """A multipart upload to S3 (64 MiB parts), as a large object arrives; moto notifies the queue."""
+    task.s3.upload_fileobj(io.BytesIO(data), task.source, key,
+                           Config=TransferConfig(multipart_threshold=64 * MIB, multipart_chunksize=64 * MIB))
+
+
+def crc64(data: bytes) -> int:
+    c = Crc64(0)
+    c.update(data)
+    return c.sum64()
+
+
+def checkpoints(task: SyncTask) -> list[str]:
+    listed = task.s3.list_objects_v2(Bucket=task.results, Prefix="results-checkpoints/")
+    return [o["Key"] for o in listed.get("Contents", [])]
+
+
+def records_for(task: SyncTask, key: str) -> list[dict]:
+    return sorted((r for r in task.records() if r.get("source_key") == key), key=lambda r: r["processed_at"])
+
+
+def test_a_one_gib_copy_continues_over_several_invocations_and_no_part_is_sent_twice(moto, emulator):
+    task = SyncTask(moto, emulator, visibility=30, max_receive=3, OSS_PART_SIZE_MIB="16",
+                    OSS_PARTS_IN_FLIGHT="4", SQS_MAX_RECEIVE_COUNT="3")
+    key = "large/one-gib.bin"
+    data = body_for("one gib", 1024 * MIB)
+    upload(task, key, data)
+    # 20 MiB/s per connection, four parts in flight: 80 MiB/s; a 5 s invocation copies for about
+    # 3.6 s (the rest is kept for the checkpoint, the records and the answer): about 200 MiB.
+    set_faults(emulator, upload_bytes_per_sec=20 * MIB)
+    before = emulator_json(emulator, "stats")["parts_stored"]
+    started = time.time()
+    try:
+        assert task.run(max_seconds=900, args=("--invocation-timeout", "5")) == 0
+    finally:
+        set_faults(emulator)
+    took = time.time() - started
+    mine = records_for(task, key)
+    progress = [r for r in mine if r["outcome"] == "in_progress"]
+    copied = [r for r in mine if r["outcome"] == "copied"]
+    assert len(copied) == 1, [(r["outcome"], r.get("error_code")) for r in mine]
+    assert len(progress) >= 3, f"{len(progress)} continuations in {took:.0f} s"
+    assert not [r for r in mine if r["outcome"] in ("failed", "deferred", "invalid")], mine
+    moved = [r["bytes_moved"] for r in progress + copied]
+    assert sum(moved) == len(data), moved
+    # About 200 MiB per invocation (the first and last move less: the rate is learnt, the rest small).
+    middle = sorted(moved)[len(moved) // 2]
+    assert 100 * MIB <= middle <= 320 * MIB, [m // MIB for m in moved]
+    assert all(not r["final"] for r in progress) and copied[0]["final"], mine
+    # Every part exactly once: 64 parts of 16 MiB, 64 UploadPart requests stored.
+    assert emulator_json(emulator, "stats")["parts_stored"] - before == 64
+    assert emulator_json(emulator, "uploads")["in_progress"] == 0
+    assert checkpoints(task) == []
+    # Bytes and CRC-64 equal to the source's (the SDK also checks the CRC-64 header on download).
+    got = oss_client(emulator.endpoint).get_object(oss.GetObjectRequest(bucket=task.dest, key=key))
+    body = got.body.read()
+    assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+    source_crc = crc64(data)
+    assert int(got.headers["x-oss-hash-crc64ecma"]) == source_crc == int(copied[0]["crc64"])
+    print(f"1 GiB in {len(progress) + 1} invocations, {took:.0f} s; MiB per invocation: "
+          f"{[m // MIB for m in moved]}")
+
+
+def test_b_an_object_overwritten_during_its_copy_ends_as_the_new_version(moto, emulator):
+    task = SyncTask(moto, emulator, visibility=30, max_receive=3, OSS_PART_SIZE_MIB="8",
+                    OSS_PARTS_IN_FLIGHT="2", SQS_MAX_RECEIVE_COUNT="3")
+    key = "large/overwritten.bin"
+    old, new = body_for("old", 256 * MIB), body_for("new", 96 * MIB + 12345)
+    upload(task, key, old)
+    set_faults(emulator, upload_bytes_per_sec=8 * MIB)
+    p = task.poll(max_seconds=600, args=("--invocation-timeout", "5"))
+    try:
+        wait_until(lambda: [r for r in records_for(task, key) if r["outcome"] == "in_progress"], 120,
+                   "the first continuation")
+        assert len(checkpoints(task)) == 1
+        upload(task, key, new)
+        assert p.wait(timeout=660) == 0
+    finally:
+        set_faults(emulator)
+        if p.poll() is None:
+            p.kill()
+    got = oss_client(emulator.endpoint).get_object(oss.GetObjectRequest(bucket=task.dest, key=key))
+    assert hashlib.sha256(got.body.read()).digest() == hashlib.sha256(new).digest()
+    journal = emulator_json(emulator, "journal")
+    ops = [e["op"] for e in journal if e["key"] == key]
+    assert "abort" in ops, ops
+    assert ops[-1] == "complete", ops
+    assert emulator_json(emulator, "uploads")["in_progress"] == 0
+    assert checkpoints(task) == []
+    mine = records_for(task, key)
+    assert not [r for r in mine if r["outcome"] in ("failed", "invalid")], mine
