@@ -73,7 +73,9 @@ use crate::destination::DestinationStore;
 use crate::metadata::{map_metadata, metadata_fingerprint, read_marker, Marker, WrittenFor};
 use crate::oss::{self, BodySource, ByteStream, UploadRequest};
 use crate::outcome::OutcomeKind;
-use crate::resume::{Ended, Failure, PartPlan, ResumableCopy, Resume};
+use crate::resume::{
+    Ended, Failure, FanOut, PartPlan, RangeJob, RangeSender, ResumableCopy, Resume,
+};
 use crate::source::{error_chain, SourceError, SourceObject, SourceStore};
 use futures_util::future::BoxFuture;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -91,6 +93,11 @@ pub struct CopyOptions {
     pub storage_classes: Vec<(String, String)>,
     /// Rounds before giving up on a source that keeps changing.
     pub max_rounds: u32,
+    /// Objects larger than this are copied by range jobs on several function instances
+    /// ([`crate::resume`]); `None` copies each object in one job.
+    pub fan_out_threshold: Option<u64>,
+    /// Bytes per range job when a copy fans out.
+    pub fan_out_range: u64,
 }
 
 impl Default for CopyOptions {
@@ -100,6 +107,8 @@ impl Default for CopyOptions {
             sync_tags: false,
             storage_classes: Vec::new(),
             max_rounds: 3,
+            fan_out_threshold: None,
+            fan_out_range: 1 << 30,
         }
     }
 }
@@ -190,6 +199,8 @@ pub struct JobReport {
     pub note: Option<String>,
     /// The failure, for `failed`.
     pub error: Option<JobError>,
+    /// A code for an outcome that is not a failure (`in_progress` of a fanned-out copy).
+    pub code: Option<&'static str>,
 }
 
 impl JobReport {
@@ -207,6 +218,7 @@ impl JobReport {
             dropped_metadata: Vec::new(),
             note: None,
             error: None,
+            code: None,
         }
     }
 
@@ -321,6 +333,28 @@ pub trait WriteAhead: Sync {
     /// Makes sure the write-ahead of the job's message is done (once per message, however many
     /// of its jobs write); an error stops the job before it writes.
     fn before_write<'a>(&'a self, job: &'a Job<'_>) -> BoxFuture<'a, Result<(), String>>;
+
+    /// Sends range jobs for the job's message ([`crate::resume`], fan-out): each is the message
+    /// again, carrying its range. The default cannot, and the copy is then made by one job.
+    fn send_ranges<'a>(
+        &'a self,
+        _job: &'a Job<'_>,
+        _ranges: &'a [RangeJob],
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Err("range jobs cannot be sent from here".to_owned()) })
+    }
+}
+
+/// A job's range jobs, sent through its handler's [`WriteAhead`].
+struct JobRanges<'a, 'j> {
+    queue: &'a dyn WriteAhead,
+    job: &'a Job<'j>,
+}
+
+impl RangeSender for JobRanges<'_, '_> {
+    fn send<'a>(&'a self, ranges: &'a [RangeJob]) -> BoxFuture<'a, Result<(), String>> {
+        self.queue.send_ranges(self.job, ranges)
+    }
 }
 
 /// Runs jobs against a source and a destination.
@@ -342,6 +376,12 @@ pub struct Copier<'a, S, D> {
 
 /// The code of a job stopped because its copy's checkpoint could not be read or written.
 pub const CHECKPOINT_FAILED: &str = "CheckpointFailed";
+/// The code of an `in_progress` record whose copy was split into range jobs (its message is
+/// done: the range jobs carry the copy on).
+pub const FANNED_OUT: &str = "FannedOut";
+/// The code of an `in_progress` record of a range job that uploaded its range while others are
+/// still uploading theirs (the last one completes the object).
+pub const RANGE_UPLOADED: &str = "RangeUploaded";
 
 /// The code of a job stopped before its write because the write-ahead recheck could not be left.
 pub const RECHECK_NOT_QUEUED: &str = "RecheckNotQueued";
@@ -463,6 +503,17 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                 };
                 let mapped = map_metadata(&head, &tags, &self.options.storage_classes, written_for);
                 r.dropped_metadata = mapped.dropped;
+                let ranges = self.write_ahead.map(|queue| JobRanges { queue, job });
+                let fan_out = self
+                    .options
+                    .fan_out_threshold
+                    .zip(ranges.as_ref())
+                    .filter(|_| job.range.is_none())
+                    .map(|(threshold, sender)| FanOut {
+                        threshold,
+                        range_bytes: self.options.fan_out_range,
+                        sender,
+                    });
                 let copy = ResumableCopy {
                     source: self.source,
                     dest: self.dest,
@@ -476,6 +527,8 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                     message_id: job.message_id,
                     stop_at: limits.stop_parts_at(),
                     complete_by: limits.complete_by(),
+                    fan_out,
+                    range: job.range,
                 };
                 match copy.run(self.write_ahead(job)).await {
                     Ended::Complete { outcome, moved } => {
@@ -517,7 +570,39 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                             &upload_id,
                         );
                     }
+                    Ended::StartOver if job.range.is_some() => {
+                        return r.done(
+                            OutcomeKind::Superseded,
+                            "the source changed during the copy; the new version's event copies it"
+                                .to_owned(),
+                        )
+                    }
                     Ended::StartOver => continue,
+                    Ended::FannedOut {
+                        ranges,
+                        sent,
+                        upload_id,
+                    } => {
+                        let mut r = r.done(
+                            OutcomeKind::InProgress,
+                            format!(
+                                "copy split into {ranges} range jobs ({sent} sent now) uploading into upload {upload_id}; the one that finishes last completes the object"
+                            ),
+                        );
+                        r.code = Some(FANNED_OUT);
+                        return r;
+                    }
+                    Ended::RangeUploaded { moved } => {
+                        r.bytes_moved += moved;
+                        let range = job.range.map(RangeJob::attribute).unwrap_or_default();
+                        let mut r = r.done(
+                            OutcomeKind::InProgress,
+                            format!("range {range} uploaded; the range job that finishes last completes the object"),
+                        );
+                        r.code = Some(RANGE_UPLOADED);
+                        return r;
+                    }
+                    Ended::RangeOver(why) => return r.done(OutcomeKind::Superseded, why),
                     Ended::Failed(Failure::Source(e)) => return r.source_failed(&e),
                     Ended::Failed(Failure::NotQueued(why)) => return r.not_written(why),
                     Ended::Failed(Failure::Checkpoint(e)) => {
@@ -758,6 +843,7 @@ mod tests {
             sequencer: None,
             message_id: None,
             answers_for: &[],
+            range: None,
         }
     }
 

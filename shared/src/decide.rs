@@ -40,6 +40,8 @@ pub struct Job<'a> {
     /// Every message of the batch with an event for this key: acknowledged when this job ends
     /// well, so this job answers for their writes.
     pub answers_for: &'a [&'a str],
+    /// For a range job of a copy fanned out: its parts.
+    pub range: Option<&'a crate::resume::RangeJob>,
 }
 
 /// An outcome decided, with the note that says why.
@@ -282,6 +284,7 @@ mod tests {
             sequencer: seq,
             message_id: answers_for.first().copied(),
             answers_for,
+            range: None,
         }
     }
 

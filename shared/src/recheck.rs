@@ -45,6 +45,9 @@ pub const RECHECK_WAIT: &str = "s3sync-recheck-wait";
 /// Message attribute: deliveries the chain of messages before this recheck had (its original's
 /// and earlier rechecks'), so a message that keeps failing still ends in the DLQ.
 pub const RECHECK_ATTEMPTS: &str = "s3sync-recheck-attempts";
+/// Message attribute of a range job ([`crate::resume`], fan-out): `"<first>-<last> <upload id>"`,
+/// the part numbers the job uploads into that upload.
+pub const RANGE: &str = "s3sync-range";
 /// The longest delay SQS gives one message (`DelaySeconds`).
 pub const MAX_DELAY_SECS: u64 = 900;
 /// Deliveries after which a chain of rechecks stops handing over when the queue's
@@ -71,6 +74,8 @@ pub struct Recheck {
     /// deleted at once, so a crash later in the invocation does not bring it back to be handed
     /// over again.
     pub receipt: Option<String>,
+    /// For a range job (and its hand-overs and continuations): its [`RANGE`] attribute.
+    pub range: Option<String>,
 }
 
 /// How a delay is sent: the `DelaySeconds` of this hop and what is left for later hops.
@@ -97,6 +102,11 @@ fn attribute<'a>(m: &'a SqsMessage, name: &str) -> Option<&'a str> {
 /// The message a delivered recheck stands for, if it is one.
 pub fn recheck_of(m: &SqsMessage) -> Option<&str> {
     attribute(m, RECHECK_OF)
+}
+
+/// The [`RANGE`] attribute of a delivered range job.
+pub fn range_of(m: &SqsMessage) -> Option<&str> {
+    attribute(m, RANGE)
 }
 
 /// Seconds a delivered recheck must still wait (0 when it may run now, or is not a recheck).
@@ -256,6 +266,9 @@ fn entry(i: usize, r: &Recheck) -> Result<SendMessageBatchRequestEntry, String> 
     if later > 0 {
         b = b.message_attributes(RECHECK_WAIT, text(later.to_string())?);
     }
+    if let Some(range) = r.range.as_deref().filter(|v| !v.is_empty()) {
+        b = b.message_attributes(RANGE, text(range.to_owned())?);
+    }
     b.build().map_err(|e| e.to_string())
 }
 
@@ -389,6 +402,7 @@ mod tests {
             queue_arn: None,
             attempts: 3,
             receipt: None,
+            range: Some("5-8 U".into()),
         };
         let e = entry(3, &r).unwrap();
         assert_eq!(e.id(), "3");
@@ -397,6 +411,7 @@ mod tests {
         assert_eq!(attrs[RECHECK_OF].string_value(), Some("m-1"));
         assert_eq!(attrs[RECHECK_WAIT].string_value(), Some("100"));
         assert_eq!(attrs[RECHECK_ATTEMPTS].string_value(), Some("3"));
+        assert_eq!(attrs[RANGE].string_value(), Some("5-8 U"));
         let short = entry(
             0,
             &Recheck {

@@ -144,6 +144,32 @@ impl crate::resume::CheckpointStore for S3ResultsStore {
         })
     }
 
+    fn create<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+    ) -> futures_util::future::BoxFuture<'a, Result<bool, SourceError>> {
+        Box::pin(async move {
+            let put = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .if_none_match("*")
+                .content_type("application/json")
+                .body(body.into())
+                .send()
+                .await;
+            match put {
+                Ok(_) => Ok(true),
+                // 412: an object is there. (409, a conflicting conditional write at the same
+                // moment, is an error: the caller tries again.)
+                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Ok(false),
+                Err(e) => Err(sdk_error("PutObject", key, None, e)),
+            }
+        })
+    }
+
     fn remove<'a>(
         &'a self,
         key: &'a str,

@@ -153,8 +153,91 @@ pub struct Checkpoint {
     pub started_at: String,
     /// When this checkpoint was written (RFC 3339).
     pub updated_at: String,
-    /// Finished parts, by number.
+    /// Finished parts, by number (for a copy fanned out, the range records hold them instead).
     pub parts: Vec<DonePart>,
+    /// For a copy fanned out to range jobs: each job's first and last part number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<[u32; 2]>,
+}
+
+/// A range job's progress: which of its parts are done (kept beside the checkpoint, one object
+/// per range, so range jobs never write the same object).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeRecord {
+    /// Format version ([`CHECKPOINT_VERSION`]).
+    pub version: u32,
+    /// The upload the parts are in.
+    pub upload_id: String,
+    /// First part number of the range.
+    pub first: u32,
+    /// Last part number of the range.
+    pub last: u32,
+    /// When it was written (RFC 3339).
+    pub updated_at: String,
+    /// Finished parts of the range, by number.
+    pub parts: Vec<DonePart>,
+}
+
+impl RangeRecord {
+    /// Whether every part of the range is done.
+    pub fn complete(&self) -> bool {
+        let have: std::collections::BTreeSet<u32> = self.parts.iter().map(|p| p.number).collect();
+        (self.first..=self.last).all(|n| have.contains(&n))
+    }
+}
+
+/// A range job: the parts `first..=last` of the fanned-out upload `upload_id`, carried by its
+/// message's [`crate::recheck::RANGE`] attribute as `"<first>-<last> <upload id>"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeJob {
+    /// First part number.
+    pub first: u32,
+    /// Last part number.
+    pub last: u32,
+    /// The upload.
+    pub upload_id: String,
+}
+
+impl RangeJob {
+    /// Reads the attribute; `None` when it is not one.
+    pub fn parse(attribute: &str) -> Option<Self> {
+        let (range, upload_id) = attribute.trim().split_once(' ')?;
+        let (first, last) = range.split_once('-')?;
+        let (first, last): (u32, u32) = (first.parse().ok()?, last.parse().ok()?);
+        (first >= 1 && first <= last && !upload_id.trim().is_empty()).then(|| Self {
+            first,
+            last,
+            upload_id: upload_id.trim().to_owned(),
+        })
+    }
+
+    /// The attribute's value.
+    pub fn attribute(&self) -> String {
+        format!("{}-{} {}", self.first, self.last, self.upload_id)
+    }
+}
+
+/// How a copy is split into range jobs: `parts` part numbers in ranges of `per_range` parts.
+/// Pure.
+pub fn split_ranges(parts: u32, per_range: u32) -> Vec<[u32; 2]> {
+    let per_range = per_range.max(1);
+    (0..parts.div_ceil(per_range))
+        .map(|i| [i * per_range + 1, ((i + 1) * per_range).min(parts)])
+        .collect()
+}
+
+/// The key of a range job's record, beside its copy's checkpoint.
+pub fn range_record_key(checkpoint_key: &str, first: u32, last: u32) -> String {
+    format!(
+        "{}.range-{first}-{last}.json",
+        checkpoint_key.trim_end_matches(".json")
+    )
+}
+
+/// The key of a fanned-out copy's completion claim, beside its checkpoint: created only if
+/// absent, by the range job that completes the upload.
+pub fn claim_key(checkpoint_key: &str) -> String {
+    format!("{}.claim.json", checkpoint_key.trim_end_matches(".json"))
 }
 
 impl Checkpoint {
@@ -209,11 +292,22 @@ impl Checkpoint {
 /// only when the checkpoint and ListParts agree on it (size, ETag, and the CRC-64 where ListParts
 /// reports one) and it has the size its range needs. Pure.
 pub fn plan_resume(cp: &Checkpoint, listed: &[ListedPart]) -> (Vec<DonePart>, Vec<u32>) {
+    plan_parts(cp, &cp.parts, listed, 1..=cp.parts_total())
+}
+
+/// [`plan_resume`] for the parts `numbers` of `cp`'s object, `done` being what a checkpoint or
+/// range record says of them. Pure.
+pub fn plan_parts(
+    cp: &Checkpoint,
+    done: &[DonePart],
+    listed: &[ListedPart],
+    numbers: std::ops::RangeInclusive<u32>,
+) -> (Vec<DonePart>, Vec<u32>) {
     let listed: BTreeMap<u32, &ListedPart> = listed.iter().map(|p| (p.number, p)).collect();
     let mut kept = Vec::new();
     let mut todo = Vec::new();
-    let by_number: BTreeMap<u32, &DonePart> = cp.parts.iter().map(|p| (p.number, p)).collect();
-    for n in 1..=cp.parts_total() {
+    let by_number: BTreeMap<u32, &DonePart> = done.iter().map(|p| (p.number, p)).collect();
+    for n in numbers {
         let ok = match (by_number.get(&n), listed.get(&n)) {
             (Some(done), Some(there)) => {
                 done.size == cp.range(n).1
@@ -266,6 +360,9 @@ pub trait CheckpointStore: Send + Sync {
     fn save<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<(), SourceError>>;
     /// Removes it; succeeds when it is already gone.
     fn remove<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), SourceError>>;
+    /// Writes the body only if no object is there (S3's `If-None-Match: *`): `true` if this call
+    /// created it.
+    fn create<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<bool, SourceError>>;
 }
 
 /// Checkpoints kept in memory (tests).
@@ -305,6 +402,18 @@ impl CheckpointStore for MemoryCheckpoints {
         Box::pin(async move {
             self.lock().remove(key);
             Ok(())
+        })
+    }
+    fn create<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<bool, SourceError>> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async move {
+            let mut all = self.lock();
+            if all.contains_key(key) {
+                return Ok(false);
+            }
+            all.insert(key.to_owned(), body);
+            Ok(true)
         })
     }
 }
@@ -350,6 +459,23 @@ pub enum Ended {
     StartOver,
     /// The copy failed; parts finished before the failure are in the checkpoint.
     Failed(Failure),
+    /// The copy was split into range jobs, sent to the queue; the one that finishes last
+    /// completes the object.
+    FannedOut {
+        /// Range jobs in all.
+        ranges: usize,
+        /// Range jobs sent now (the ranges not yet uploaded).
+        sent: usize,
+        /// The upload id.
+        upload_id: String,
+    },
+    /// A range job uploaded its range; another range job completes (or completed) the object.
+    RangeUploaded {
+        /// Bytes uploaded by this run.
+        moved: u64,
+    },
+    /// A range job has nothing to do: its copy is over or its source changed (why).
+    RangeOver(String),
 }
 
 /// Why a resumable copy's run failed.
@@ -394,6 +520,27 @@ pub struct ResumableCopy<'a, S, D> {
     /// The completion (and the write-ahead before it) starts only before this instant; a run
     /// whose parts are all done later pauses, and the next completes at once.
     pub complete_by: Option<Instant>,
+    /// Whether (and how) a new copy of a large object is split into range jobs.
+    pub fan_out: Option<FanOut<'a>>,
+    /// For a range job: the parts it uploads.
+    pub range: Option<&'a RangeJob>,
+}
+
+/// Sends range jobs to the task queue.
+pub trait RangeSender: Sync {
+    /// Sends one message per range job (each carrying the job's message and its range).
+    fn send<'a>(&'a self, ranges: &'a [RangeJob]) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// How a new copy of a large object fans out to range jobs.
+#[derive(Clone, Copy)]
+pub struct FanOut<'a> {
+    /// Objects larger than this are split.
+    pub threshold: u64,
+    /// Bytes per range job (whole parts; at least one).
+    pub range_bytes: u64,
+    /// Where range jobs go.
+    pub sender: &'a dyn RangeSender,
 }
 
 /// What a part read or upload failed with.
@@ -419,82 +566,124 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
 
     async fn save(
         &self,
-        key: &str,
+        to: &SaveTo,
         target: &Checkpoint,
         parts: &mut [DonePart],
     ) -> Result<(), Failure> {
         parts.sort_by_key(|p| p.number);
-        let cp = Checkpoint {
-            updated_at: now_text(),
-            parts: parts.to_vec(),
-            ..target.clone()
+        let (key, body) = match to {
+            SaveTo::Checkpoint(key) => {
+                let cp = Checkpoint {
+                    updated_at: now_text(),
+                    parts: parts.to_vec(),
+                    ..target.clone()
+                };
+                (key, cp.to_bytes())
+            }
+            SaveTo::Range(key, first, last) => {
+                let r = RangeRecord {
+                    version: CHECKPOINT_VERSION,
+                    upload_id: target.upload_id.clone(),
+                    first: *first,
+                    last: *last,
+                    updated_at: now_text(),
+                    parts: parts.to_vec(),
+                };
+                (
+                    key,
+                    Bytes::from(serde_json::to_vec_pretty(&r).unwrap_or_default()),
+                )
+            }
         };
         self.resume
             .store
-            .save(key, cp.to_bytes())
+            .save(key, body)
             .await
             .map_err(Failure::Checkpoint)
     }
 
-    /// Drops a checkpoint and its upload (a stale pin, or a source that moved).
+    /// Drops a checkpoint, its range records and its upload (a stale pin, or a source that
+    /// moved). The checkpoint is removed only if it still names that upload.
     async fn discard(&self, key: &str, cp: &Checkpoint) -> Result<(), Failure> {
-        match self.dest.abort(&cp.dest_key, &cp.upload_id).await {
-            Ok(()) => {}
-            Err(e) => return Err(Failure::Dest(e)),
-        }
+        self.dest
+            .abort(&cp.dest_key, &cp.upload_id)
+            .await
+            .map_err(Failure::Dest)?;
         tracing::info!(
             key = cp.dest_key,
             upload_id = cp.upload_id,
             "resumable copy discarded: the source is no longer the version it was pinned to"
         );
-        self.resume
-            .store
-            .remove(key)
-            .await
-            .map_err(Failure::Checkpoint)
+        self.forget(key, cp).await
     }
 
-    /// The checkpoint to continue from and the parts still to upload, or a new upload.
-    async fn start(&self, key: &str) -> Result<(Checkpoint, Vec<u32>), Failure> {
+    /// Removes a finished or discarded copy's checkpoint, range records and claim (if the
+    /// checkpoint still names its upload: another copy may have replaced it).
+    async fn forget(&self, key: &str, cp: &Checkpoint) -> Result<(), Failure> {
+        let store = self.resume.store;
+        for [first, last] in &cp.ranges {
+            store
+                .remove(&range_record_key(key, *first, *last))
+                .await
+                .map_err(Failure::Checkpoint)?;
+        }
+        if !cp.ranges.is_empty() {
+            store
+                .remove(&claim_key(key))
+                .await
+                .map_err(Failure::Checkpoint)?;
+        }
+        let current = store.load(key).await.map_err(Failure::Checkpoint)?;
+        let same = current
+            .as_deref()
+            .and_then(|b| Checkpoint::parse(b).ok())
+            .is_some_and(|c| c.upload_id == cp.upload_id);
+        if same {
+            store.remove(key).await.map_err(Failure::Checkpoint)?;
+        }
+        Ok(())
+    }
+
+    async fn load(&self, key: &str) -> Result<Option<Checkpoint>, Failure> {
         let stored = self
             .resume
             .store
             .load(key)
             .await
             .map_err(Failure::Checkpoint)?;
-        if let Some(body) = stored {
-            match Checkpoint::parse(&body) {
-                Ok(cp)
-                    if cp.dest_key == self.dest_key
-                        && cp.pinned_to(self.head, self.fingerprint) =>
-                {
-                    match self.dest.list_parts(&cp.dest_key, &cp.upload_id).await {
-                        Ok(Some(listed)) => {
-                            let (kept, todo) = plan_resume(&cp, &listed);
-                            tracing::info!(
-                                key = cp.dest_key,
-                                upload_id = cp.upload_id,
-                                kept = kept.len(),
-                                todo = todo.len(),
-                                "resuming a copy"
-                            );
-                            return Ok((Checkpoint { parts: kept, ..cp }, todo));
-                        }
-                        // The upload is gone (completed by another job, aborted, swept).
-                        Ok(None) => {
-                            self.resume
-                                .store
-                                .remove(key)
-                                .await
-                                .map_err(Failure::Checkpoint)?;
-                        }
-                        Err(e) => return Err(Failure::Dest(e)),
+        Ok(stored.and_then(|body| match Checkpoint::parse(&body) {
+            Ok(cp) => Some(cp),
+            Err(why) => {
+                tracing::warn!(checkpoint = key, why, "unreadable checkpoint replaced");
+                None
+            }
+        }))
+    }
+
+    /// The checkpoint to continue from and the parts still to upload, or a new upload (with its
+    /// ranges, when it fans out).
+    async fn start(&self, key: &str) -> Result<Start, Failure> {
+        if let Some(cp) = self.load(key).await? {
+            if cp.dest_key == self.dest_key && cp.pinned_to(self.head, self.fingerprint) {
+                match self.dest.list_parts(&cp.dest_key, &cp.upload_id).await {
+                    Ok(Some(_)) if !cp.ranges.is_empty() => return Ok(Start::FannedOut(cp)),
+                    Ok(Some(listed)) => {
+                        let (kept, todo) = plan_resume(&cp, &listed);
+                        tracing::info!(
+                            key = cp.dest_key,
+                            upload_id = cp.upload_id,
+                            kept = kept.len(),
+                            todo = todo.len(),
+                            "resuming a copy"
+                        );
+                        return Ok(Start::Parts(Checkpoint { parts: kept, ..cp }, todo));
                     }
+                    // The upload is gone (completed by another job, aborted, swept).
+                    Ok(None) => self.forget(key, &cp).await?,
+                    Err(e) => return Err(Failure::Dest(e)),
                 }
-                Ok(cp) => self.discard(key, &cp).await?,
-                Err(why) => {
-                    tracing::warn!(checkpoint = key, why, "unreadable checkpoint replaced");
-                }
+            } else {
+                self.discard(key, &cp).await?;
             }
         }
         let part_size =
@@ -511,7 +700,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             .await
             .map_err(Failure::Dest)?;
         let now = now_text();
-        let cp = Checkpoint {
+        let mut cp = Checkpoint {
             version: CHECKPOINT_VERSION,
             task: self.resume.task.to_owned(),
             source_bucket: self.resume.source_bucket.to_owned(),
@@ -528,14 +717,88 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             started_at: now.clone(),
             updated_at: now,
             parts: Vec::new(),
+            ranges: Vec::new(),
         };
-        if let Err(e) = self.save(key, &cp, &mut []).await {
+        if let Some(f) = self.fan_out.filter(|f| self.head.size > f.threshold) {
+            let per_range = (f.range_bytes / part_size).max(1) as u32;
+            cp.ranges = split_ranges(cp.parts_total(), per_range);
+        }
+        if let Err(e) = self
+            .save(&SaveTo::Checkpoint(key.to_owned()), &cp, &mut [])
+            .await
+        {
             // Without its checkpoint nobody would find the upload again.
             let _ = self.dest.abort(&cp.dest_key, &cp.upload_id).await;
             return Err(e);
         }
+        if !cp.ranges.is_empty() {
+            return Ok(Start::FannedOut(cp));
+        }
         let todo = (1..=cp.parts_total()).collect();
-        Ok((cp, todo))
+        Ok(Start::Parts(cp, todo))
+    }
+
+    /// Sends the range jobs of a fanned-out copy whose ranges are not all uploaded.
+    async fn fan_out(&self, key: &str, cp: &Checkpoint) -> Ended {
+        let Some(f) = self.fan_out else {
+            return Ended::Failed(Failure::NotQueued(
+                "a copy split into range jobs, but this job cannot send them".into(),
+            ));
+        };
+        let records = match self.range_records(key, cp).await {
+            Ok(r) => r,
+            Err(e) => return Ended::Failed(e),
+        };
+        let jobs: Vec<RangeJob> = cp
+            .ranges
+            .iter()
+            .zip(&records)
+            .filter(|(_, r)| !r.as_ref().is_some_and(RangeRecord::complete))
+            .map(|([first, last], _)| RangeJob {
+                first: *first,
+                last: *last,
+                upload_id: cp.upload_id.clone(),
+            })
+            .collect();
+        if let Err(why) = f.sender.send(&jobs).await {
+            return Ended::Failed(Failure::NotQueued(format!(
+                "the range jobs could not be sent: {why}"
+            )));
+        }
+        tracing::info!(
+            key = cp.dest_key,
+            upload_id = cp.upload_id,
+            ranges = cp.ranges.len(),
+            sent = jobs.len(),
+            "copy fanned out to range jobs"
+        );
+        Ended::FannedOut {
+            ranges: cp.ranges.len(),
+            sent: jobs.len(),
+            upload_id: cp.upload_id.clone(),
+        }
+    }
+
+    /// Each range's record (`None` where there is none yet, or it is for another upload).
+    async fn range_records(
+        &self,
+        key: &str,
+        cp: &Checkpoint,
+    ) -> Result<Vec<Option<RangeRecord>>, Failure> {
+        let mut out = Vec::with_capacity(cp.ranges.len());
+        for [first, last] in &cp.ranges {
+            let body = self
+                .resume
+                .store
+                .load(&range_record_key(key, *first, *last))
+                .await
+                .map_err(Failure::Checkpoint)?;
+            out.push(
+                body.and_then(|b| serde_json::from_slice::<RangeRecord>(&b).ok())
+                    .filter(|r| r.upload_id == cp.upload_id),
+            );
+        }
+        Ok(out)
     }
 
     /// Reads part `number` of the pinned version and uploads it; returns it as done.
@@ -615,23 +878,16 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
         Ok(buf.freeze())
     }
 
-    /// Runs the copy until it is complete, paused at the stop time, or failed. `before_complete`
-    /// runs just before the completion (the write-ahead: the completion is the only request that
-    /// changes the destination key); its error ends the run with the parts kept.
-    pub async fn run(
+    /// Reads and uploads the parts `todo` into `parts`, saving to `to` at most every
+    /// [`SAVE_EVERY`] and at the end, until they are done, the stop time, a failure, or the
+    /// source moving.
+    async fn upload_parts(
         &self,
-        before_complete: impl std::future::Future<Output = Result<(), String>>,
-    ) -> Ended {
-        let key = self.key();
-        let (cp, todo) = match self.start(&key).await {
-            Ok(s) => s,
-            Err(f) => return Ended::Failed(f),
-        };
-        let target = Checkpoint {
-            parts: Vec::new(),
-            ..cp.clone()
-        };
-        let mut parts = cp.parts;
+        target: &Checkpoint,
+        todo: Vec<u32>,
+        parts: &mut Vec<DonePart>,
+        to: &SaveTo,
+    ) -> Run {
         let mut todo: VecDeque<u32> = todo.into();
         let in_flight = self.plan.parts_in_flight.max(1);
         let mut running = FuturesUnordered::new();
@@ -653,7 +909,6 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
                     }
                 }
                 todo.pop_front();
-                let target = &target;
                 running.push(async move {
                     let began = Instant::now();
                     (self.part(target, n).await, began.elapsed())
@@ -682,89 +937,265 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
                     parts.push(done);
                     dirty = true;
                 }
-                Err(PartError::Moved) => {
-                    drop(running);
-                    return match self.discard(&key, &target).await {
-                        Ok(()) => Ended::StartOver,
-                        Err(f) => Ended::Failed(f),
-                    };
-                }
+                Err(PartError::Moved) => return Run::Moved,
                 // The parts in flight may finish; no new one starts.
                 Err(PartError::Source(e)) => failure = failure.or(Some(Failure::Source(e))),
                 Err(PartError::Dest(e)) => failure = failure.or(Some(Failure::Dest(e))),
             }
             if dirty && last_save.elapsed() >= SAVE_EVERY && failure.is_none() {
-                if let Err(f) = self.save(&key, &target, &mut parts).await {
-                    return Ended::Failed(f);
+                if let Err(f) = self.save(to, target, parts).await {
+                    return Run::Failed(f);
                 }
                 (last_save, dirty) = (Instant::now(), false);
             }
         }
         drop(running);
-        let parts_total = target.parts_total();
-        let late = self.complete_by.is_some_and(|by| Instant::now() >= by);
-        if failure.is_some() || stopped || late || parts.len() < parts_total as usize {
-            if dirty {
-                if let Err(f) = self.save(&key, &target, &mut parts).await {
-                    return Ended::Failed(failure.unwrap_or(f));
-                }
+        if dirty {
+            if let Err(f) = self.save(to, target, parts).await {
+                return Run::Failed(failure.unwrap_or(f));
             }
-            if let Some(f) = failure {
-                return Ended::Failed(f);
-            }
-            return Ended::Paused {
-                done: parts.iter().map(|p| p.size).sum(),
-                parts_done: parts.len() as u32,
-                parts_total,
-                moved,
-                upload_id: target.upload_id.clone(),
-            };
         }
+        match failure {
+            Some(f) => Run::Failed(f),
+            None if stopped || !todo.is_empty() => Run::Stopped(moved),
+            None => Run::Done(moved),
+        }
+    }
+
+    /// Completes the upload from `parts` (all of them), the write-ahead first; then forgets the
+    /// copy's checkpoint.
+    async fn finish(
+        &self,
+        key: &str,
+        target: &Checkpoint,
+        parts: &mut [DonePart],
+        moved: u64,
+        before_complete: impl std::future::Future<Output = Result<(), String>>,
+    ) -> Ended {
         parts.sort_by_key(|p| p.number);
         let whole = parts.iter().fold(0, |acc, p| {
             crc64_combine(acc, p.crc().unwrap_or_default(), p.size)
         });
         if let Err(why) = before_complete.await {
-            if dirty {
-                let _ = self.save(&key, &target, &mut parts).await;
-            }
             return Ended::Failed(Failure::NotQueued(why));
         }
         let etags: Vec<(u32, String)> = parts.iter().map(|p| (p.number, p.etag.clone())).collect();
-        match self
+        let outcome = match self
             .dest
             .complete(&target.dest_key, &target.upload_id, &etags, whole)
             .await
         {
-            Ok(outcome) => {
-                if let Err(e) = self.resume.store.remove(&key).await {
-                    // Found again later: its upload is gone, so it is removed then.
-                    tracing::warn!(checkpoint = key, error = %e, "could not remove a finished copy's checkpoint");
-                }
-                Ended::Complete { outcome, moved }
-            }
+            Ok(outcome) => outcome,
             Err(e) => {
                 // Another job may have completed the same upload (the same bytes) first.
-                if let Ok(Some(h)) = self.dest.head(&target.dest_key).await {
-                    if h.crc64 == Some(whole) && h.size == target.size {
-                        let _ = self.resume.store.remove(&key).await;
-                        return Ended::Complete {
-                            outcome: UploadOutcome {
-                                etag: h.etag,
-                                crc64: whole,
-                                requests: 1,
-                                parts: parts_total,
-                                request_id: h.request_id,
-                            },
-                            moved,
-                        };
+                match self.dest.head(&target.dest_key).await {
+                    Ok(Some(h)) if h.crc64 == Some(whole) && h.size == target.size => {
+                        UploadOutcome {
+                            etag: h.etag,
+                            crc64: whole,
+                            requests: 1,
+                            parts: parts.len() as u32,
+                            request_id: h.request_id,
+                        }
                     }
+                    _ => return Ended::Failed(Failure::Dest(e)),
                 }
-                if let Some(dirty_parts) = Some(&mut parts).filter(|_| dirty) {
-                    let _ = self.save(&key, &target, dirty_parts).await;
-                }
-                Ended::Failed(Failure::Dest(e))
             }
+        };
+        if let Err(e) = self.forget(key, target).await {
+            // Found again later: its upload is gone, so it is removed then.
+            tracing::warn!(checkpoint = key, error = ?e, "could not remove a finished copy's checkpoint");
+        }
+        Ended::Complete { outcome, moved }
+    }
+
+    /// Runs the copy until it is complete, paused at the stop time, fanned out, or failed.
+    /// `before_complete` runs just before the completion (the write-ahead: the completion is the
+    /// only request that changes the destination key); its error ends the run with the parts
+    /// kept.
+    pub async fn run(
+        &self,
+        before_complete: impl std::future::Future<Output = Result<(), String>>,
+    ) -> Ended {
+        let key = self.key();
+        if let Some(range) = self.range {
+            return self.run_range(&key, range, before_complete).await;
+        }
+        let (cp, todo) = match self.start(&key).await {
+            Ok(Start::Parts(cp, todo)) => (cp, todo),
+            Ok(Start::FannedOut(cp)) => return self.fan_out(&key, &cp).await,
+            Err(f) => return Ended::Failed(f),
+        };
+        let target = Checkpoint {
+            parts: Vec::new(),
+            ..cp.clone()
+        };
+        let mut parts = cp.parts;
+        let to = SaveTo::Checkpoint(key.clone());
+        let moved = match self.upload_parts(&target, todo, &mut parts, &to).await {
+            Run::Done(moved) => moved,
+            Run::Stopped(moved) => return self.paused(&target, &parts, moved),
+            Run::Moved => return self.moved(&key, &target).await,
+            Run::Failed(f) => return Ended::Failed(f),
+        };
+        if self.complete_by.is_some_and(|by| Instant::now() >= by) {
+            return self.paused(&target, &parts, moved);
+        }
+        self.finish(&key, &target, &mut parts, moved, before_complete)
+            .await
+    }
+
+    fn paused(&self, target: &Checkpoint, parts: &[DonePart], moved: u64) -> Ended {
+        Ended::Paused {
+            done: parts.iter().map(|p| p.size).sum(),
+            parts_done: parts.len() as u32,
+            parts_total: target.parts_total(),
+            moved,
+            upload_id: target.upload_id.clone(),
         }
     }
+
+    async fn moved(&self, key: &str, target: &Checkpoint) -> Ended {
+        match self.discard(key, target).await {
+            Ok(()) => Ended::StartOver,
+            Err(f) => Ended::Failed(f),
+        }
+    }
+
+    /// A range job: uploads its parts, then, if every range is uploaded, claims the completion
+    /// (a conditional create: exactly one range job completes) and completes the object.
+    async fn run_range(
+        &self,
+        key: &str,
+        range: &RangeJob,
+        before_complete: impl std::future::Future<Output = Result<(), String>>,
+    ) -> Ended {
+        let cp = match self.load(key).await {
+            Ok(Some(cp)) if cp.upload_id == range.upload_id => cp,
+            Ok(_) => {
+                return Ended::RangeOver(format!(
+                    "upload {} is no longer this key's copy in progress (completed, or replaced by a copy of a newer version)",
+                    range.upload_id
+                ))
+            }
+            Err(f) => return Ended::Failed(f),
+        };
+        if !cp.pinned_to(self.head, self.fingerprint) {
+            return match self.discard(key, &cp).await {
+                Ok(()) => Ended::RangeOver(
+                    "the source changed since the copy began; its upload was aborted, and the new version's event copies it"
+                        .into(),
+                ),
+                Err(f) => Ended::Failed(f),
+            };
+        }
+        let last = range.last.min(cp.parts_total());
+        let target = Checkpoint {
+            parts: Vec::new(),
+            ..cp.clone()
+        };
+        let record_key = range_record_key(key, range.first, range.last);
+        let recorded = match self.resume.store.load(&record_key).await {
+            Ok(body) => body
+                .and_then(|b| serde_json::from_slice::<RangeRecord>(&b).ok())
+                .filter(|r| r.upload_id == cp.upload_id)
+                .map(|r| r.parts)
+                .unwrap_or_default(),
+            Err(e) => return Ended::Failed(Failure::Checkpoint(e)),
+        };
+        let listed = match self.dest.list_parts(&cp.dest_key, &cp.upload_id).await {
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                return Ended::RangeOver(format!(
+                    "upload {} no longer exists (completed or aborted)",
+                    cp.upload_id
+                ))
+            }
+            Err(e) => return Ended::Failed(Failure::Dest(e)),
+        };
+        let (mut parts, todo) = plan_parts(&cp, &recorded, &listed, range.first..=last);
+        let to = SaveTo::Range(record_key, range.first, range.last);
+        let moved = match self.upload_parts(&target, todo, &mut parts, &to).await {
+            Run::Done(moved) => moved,
+            Run::Stopped(moved) => return self.paused(&target, &parts, moved),
+            Run::Moved => {
+                return match self.discard(key, &target).await {
+                    Ok(()) => Ended::RangeOver(
+                        "the source changed during the copy; its upload was aborted, and the new version's event copies it"
+                            .into(),
+                    ),
+                    Err(f) => Ended::Failed(f),
+                }
+            }
+            Run::Failed(f) => return Ended::Failed(f),
+        };
+        // The record says every part of the range is done (upload_parts saved it) before any
+        // range job can see every range done.
+        let records = match self.range_records(key, &cp).await {
+            Ok(r) => r,
+            Err(f) => return Ended::Failed(f),
+        };
+        if !records
+            .iter()
+            .all(|r| r.as_ref().is_some_and(RangeRecord::complete))
+        {
+            return Ended::RangeUploaded { moved };
+        }
+        let claim = Bytes::from(range.attribute());
+        let claimed = match self
+            .resume
+            .store
+            .create(&claim_key(key), claim.clone())
+            .await
+        {
+            Ok(true) => true,
+            // Already claimed: by this range (its earlier delivery) or by another.
+            Ok(false) => match self.resume.store.load(&claim_key(key)).await {
+                Ok(Some(b)) => b == claim,
+                Ok(None) => false,
+                Err(e) => return Ended::Failed(Failure::Checkpoint(e)),
+            },
+            Err(e) => return Ended::Failed(Failure::Checkpoint(e)),
+        };
+        if !claimed {
+            return Ended::RangeUploaded { moved };
+        }
+        if self.complete_by.is_some_and(|by| Instant::now() >= by) {
+            // The claim is this range's: its next delivery completes.
+            return self.paused(&target, &parts, moved);
+        }
+        let mut all: Vec<DonePart> = records
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r.parts)
+            .collect();
+        all.sort_by_key(|p| p.number);
+        all.dedup_by_key(|p| p.number);
+        self.finish(key, &target, &mut all, moved, before_complete)
+            .await
+    }
+}
+
+/// Where a run's progress is saved.
+enum SaveTo {
+    /// The copy's checkpoint (a copy not fanned out).
+    Checkpoint(String),
+    /// A range job's record: key, first and last part.
+    Range(String, u32, u32),
+}
+
+/// How a copy begins.
+enum Start {
+    /// The parts still to upload, from a new or resumed checkpoint.
+    Parts(Checkpoint, Vec<u32>),
+    /// A copy fanned out to range jobs.
+    FannedOut(Checkpoint),
+}
+
+/// How uploading a set of parts ended.
+enum Run {
+    Done(u64),
+    Stopped(u64),
+    Moved,
+    Failed(Failure),
 }

@@ -212,6 +212,8 @@ pub async fn sync_service(
             sync_tags: config.sync_tags,
             storage_classes: config.storage_classes.clone(),
             max_rounds: config.max_copy_rounds,
+            fan_out_threshold: config.fan_out_threshold,
+            fan_out_range: config.fan_out_range,
         },
         concurrency: config.concurrency,
         results_prefix: config.results_prefix.clone(),

@@ -13,7 +13,8 @@
 //! a delayed recheck instead of working on them while an earlier delivery may still run.
 
 use crate::copy::{
-    Copier, CopyOptions, Job, JobKind, JobReport, Limits, WriteAhead, RECHECK_NOT_QUEUED,
+    Copier, CopyOptions, Job, JobKind, JobReport, Limits, WriteAhead, FANNED_OUT, RANGE_UPLOADED,
+    RECHECK_NOT_QUEUED,
 };
 use crate::decide::{self, verdict, Verdict};
 use crate::destination::DestinationStore;
@@ -22,7 +23,7 @@ use crate::outcome::{format_time, Outcome, OutcomeKind};
 use crate::plan::{newest_first, Evidence};
 use crate::recheck::{self, Recheck, RecheckQueue};
 use crate::results::{results_key, to_json_lines, ResultsStore};
-use crate::resume::{CheckpointStore, Resume};
+use crate::resume::{CheckpointStore, RangeJob, Resume};
 use crate::source::SourceStore;
 use crate::task::TaskBinding;
 use crate::telemetry::{metrics_line, outcome_line, LineSink};
@@ -160,6 +161,43 @@ impl<Q: RecheckQueue> WriteAhead for WriteAheads<'_, Q> {
             .clone()
         })
     }
+
+    fn send_ranges<'a>(
+        &'a self,
+        job: &'a Job<'_>,
+        ranges: &'a [RangeJob],
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let Some((base, _)) = self.rechecks.get(job.message_id.unwrap_or_default()) else {
+                return Err(format!(
+                    "no message is known for the job of {}",
+                    job.dest_key
+                ));
+            };
+            // Each range job is the message again, with its range, to run at once; it starts its
+            // own chain of deliveries.
+            let jobs: Vec<Recheck> = ranges
+                .iter()
+                .map(|r| Recheck {
+                    after: Duration::ZERO,
+                    attempts: 0,
+                    range: Some(r.attribute()),
+                    ..base.clone()
+                })
+                .collect();
+            let failed: Vec<String> = send_by(self.queue, &jobs, None)
+                .await
+                .into_iter()
+                .zip(ranges)
+                .filter_map(|(sent, r)| sent.err().map(|e| format!("{}: {e}", r.attribute())))
+                .collect();
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(failed.join("; "))
+            }
+        })
+    }
 }
 
 /// Sends rechecks, each failed if the cut-off comes first.
@@ -214,6 +252,8 @@ struct MessageInfo<'a> {
     wait: u64,
     /// Deliveries of a recheck's chain before it.
     attempts_before: u32,
+    /// For a range job: its parts.
+    range: Option<RangeJob>,
 }
 
 impl MessageInfo<'_> {
@@ -227,6 +267,7 @@ impl MessageInfo<'_> {
             queue_arn: m.event_source_arn.clone(),
             attempts: self.attempts_before + self.receive_count.saturating_sub(1),
             receipt: m.receipt_handle.clone(),
+            range: self.range.as_ref().map(RangeJob::attribute),
         }
     }
 }
@@ -245,6 +286,7 @@ fn message_info(m: &SqsMessage) -> MessageInfo<'_> {
         recheck_of,
         wait: recheck::still_to_wait(m),
         attempts_before: recheck::attempts_before(m),
+        range: recheck::range_of(m).and_then(RangeJob::parse),
     }
 }
 
@@ -403,8 +445,10 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
                     let after = inv.recheck_after.unwrap_or(self.recheck_after);
                     let mut recheck = info.recheck(&event.records[slot.message], after);
                     // The message itself stays: it is acknowledged, or comes again, by how its
-                    // jobs end.
+                    // jobs end. A write-ahead is a plain recheck, even of a range job: it looks at
+                    // the key, not at a range.
                     recheck.receipt = None;
+                    recheck.range = None;
                     (info.stands_for, (recheck, SentOnce::new()))
                 })
                 .collect(),
@@ -444,6 +488,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
                         sequencer: slot.event.sequencer.as_deref(),
                         message_id: Some(info.stands_for).filter(|id| !id.is_empty()),
                         answers_for,
+                        range: info.range.as_ref(),
                     };
                     let run = copier.run(&job, &limits);
                     let (report, cut) = match cutoff {
@@ -583,9 +628,14 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
         records: &mut BTreeMap<(usize, usize), Outcome>,
         failed: &mut BTreeSet<&'m str>,
     ) {
+        // A fanned-out copy's message and a range job that uploaded its range are done: the
+        // range jobs carry the copy on.
         let wanted: BTreeSet<usize> = records
             .iter()
-            .filter(|(_, o)| o.outcome == OutcomeKind::InProgress)
+            .filter(|(_, o)| {
+                o.outcome == OutcomeKind::InProgress
+                    && !matches!(o.error_code.as_deref(), Some(FANNED_OUT | RANGE_UPLOADED))
+            })
             .map(|(&(mi, _), _)| mi)
             .filter(|&mi| !failed.contains(messages[mi].id))
             .collect();
@@ -850,6 +900,9 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
         }
         if o.outcome == OutcomeKind::Deferred {
             o.error_code = Some("InvocationDeadline".to_owned());
+        }
+        if let Some(code) = r.code {
+            o.error_code = Some(code.to_owned());
         }
         o.processed_at = format_time(OffsetDateTime::now_utc());
         o

@@ -3,14 +3,17 @@
 //! copy start over on the new version with the old upload aborted, and nothing is left open.
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use s3_oss_sync::budget::MemoryBudget;
-use s3_oss_sync::copy::{Copier, CopyOptions, Job, JobKind, Limits};
+use s3_oss_sync::copy::{
+    Copier, CopyOptions, Job, JobKind, Limits, WriteAhead, FANNED_OUT, RANGE_UPLOADED,
+};
 use s3_oss_sync::memory::{MemoryDestination, MemorySource};
 use s3_oss_sync::oss::{ByteStream, ListedPart};
 use s3_oss_sync::outcome::OutcomeKind;
 use s3_oss_sync::resume::{
-    checkpoint_key, plan_resume, Checkpoint, DonePart, MemoryCheckpoints, PartPlan, Resume,
-    CHECKPOINT_VERSION,
+    checkpoint_key, plan_resume, split_ranges, Checkpoint, DonePart, MemoryCheckpoints, PartPlan,
+    RangeJob, Resume, CHECKPOINT_VERSION,
 };
 use s3_oss_sync::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -49,6 +52,7 @@ fn job(key: &str) -> Job<'_> {
         sequencer: None,
         message_id: Some("m-1"),
         answers_for: &[],
+        range: None,
     }
 }
 
@@ -254,6 +258,7 @@ fn checkpoint(parts: Vec<DonePart>) -> Checkpoint {
         started_at: String::new(),
         updated_at: String::new(),
         parts,
+        ranges: Vec::new(),
     }
 }
 
@@ -318,4 +323,159 @@ fn checkpoints_live_beside_the_results_and_refuse_what_they_cannot_read() {
     bad.version = 99;
     assert!(Checkpoint::parse(&serde_json::to_vec(&bad).unwrap()).is_err());
     assert!(Checkpoint::parse(b"{").is_err());
+}
+
+/// The handler's side of fan-out: range jobs are kept here, write-aheads always succeed.
+#[derive(Default)]
+struct Ranges(std::sync::Mutex<Vec<RangeJob>>);
+
+impl WriteAhead for Ranges {
+    fn before_write<'a>(&'a self, _job: &'a Job<'_>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn send_ranges<'a>(
+        &'a self,
+        _job: &'a Job<'_>,
+        ranges: &'a [RangeJob],
+    ) -> BoxFuture<'a, Result<(), String>> {
+        self.0.lock().unwrap().extend_from_slice(ranges);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+fn fanning() -> CopyOptions {
+    CopyOptions {
+        fan_out_threshold: Some(PART * 4),
+        fan_out_range: PART * 3,
+        ..CopyOptions::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_copy_fanned_out_to_range_jobs_is_completed_once_by_the_last_of_them() {
+    let source = MemorySource::default();
+    let bytes = body((PART * 10 + 7) as usize, 4);
+    source.put("huge", bytes.clone(), SourceMetadata::default());
+    let dest = dest(50);
+    let store = MemoryCheckpoints::default();
+    let queue = Ranges::default();
+    let options = fanning();
+    let copier = Copier {
+        source: &source,
+        dest: &dest,
+        options: &options,
+        write_ahead: Some(&queue),
+        resume: Some(resume(&store)),
+    };
+    let r = copier.run(&job("huge"), &Limits::none()).await;
+    assert_eq!(
+        (r.outcome, r.code),
+        (OutcomeKind::InProgress, Some(FANNED_OUT)),
+        "{r:?}"
+    );
+    let ranges = queue.0.lock().unwrap().clone();
+    let spans: Vec<(u32, u32)> = ranges.iter().map(|r| (r.first, r.last)).collect();
+    assert_eq!(spans, [(1, 3), (4, 6), (7, 9), (10, 11)]);
+    assert_eq!(dest.open_uploads().len(), 1);
+    // The four range jobs run at once, as on four instances.
+    let jobs: Vec<Job<'_>> = ranges
+        .iter()
+        .map(|r| Job {
+            range: Some(r),
+            ..job("huge")
+        })
+        .collect();
+    let none = Limits::none();
+    let reports = futures_util::future::join_all(jobs.iter().map(|j| copier.run(j, &none))).await;
+    let copied: Vec<_> = reports
+        .iter()
+        .filter(|r| r.outcome == OutcomeKind::Copied)
+        .collect();
+    assert_eq!(copied.len(), 1, "exactly one completion: {reports:?}");
+    assert!(reports
+        .iter()
+        .filter(|r| r.outcome != OutcomeKind::Copied)
+        .all(|r| r.outcome == OutcomeKind::InProgress && r.code == Some(RANGE_UPLOADED)));
+    assert_eq!(
+        reports.iter().map(|r| r.bytes_moved).sum::<u64>(),
+        bytes.len() as u64
+    );
+    let (head, got) = dest.get("huge").unwrap();
+    assert_eq!(got, bytes);
+    assert_eq!(head.crc64, Some(s3_oss_sync::checksum::crc64(&bytes)));
+    let counts = dest.part_uploads.lock().unwrap().clone();
+    assert_eq!(counts.len(), 11);
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+    assert!(dest.open_uploads().is_empty());
+    assert!(
+        store.all().is_empty(),
+        "checkpoint, range records and claim are gone: {:?}",
+        store.all().keys()
+    );
+    // A range job delivered again afterwards ends quietly, saying why, and uploads nothing.
+    let late = copier.run(&jobs[1], &Limits::none()).await;
+    assert_eq!(late.outcome, OutcomeKind::Skipped, "{late:?}");
+    assert!(late
+        .note
+        .unwrap()
+        .contains("already holds the current version"));
+    assert_eq!(dest.parts_uploaded(), 11);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_range_job_for_a_source_that_changed_ends_quietly_and_aborts_the_upload() {
+    let source = MemorySource::default();
+    source.put(
+        "huge",
+        body((PART * 10) as usize, 5),
+        SourceMetadata::default(),
+    );
+    let dest = dest(10);
+    let store = MemoryCheckpoints::default();
+    let queue = Ranges::default();
+    let options = fanning();
+    let copier = Copier {
+        source: &source,
+        dest: &dest,
+        options: &options,
+        write_ahead: Some(&queue),
+        resume: Some(resume(&store)),
+    };
+    copier.run(&job("huge"), &Limits::none()).await;
+    let first = queue.0.lock().unwrap()[0].clone();
+    source.put(
+        "huge",
+        body((PART * 10) as usize, 6),
+        SourceMetadata::default(),
+    );
+    let r = copier
+        .run(
+            &Job {
+                range: Some(&first),
+                ..job("huge")
+            },
+            &Limits::none(),
+        )
+        .await;
+    assert_eq!(r.outcome, OutcomeKind::Superseded, "{r:?}");
+    assert!(r.note.unwrap().contains("source changed"));
+    assert_eq!(dest.aborted.load(Ordering::SeqCst), 1);
+    assert!(dest.open_uploads().is_empty() && store.all().is_empty());
+    assert_eq!(dest.parts_uploaded(), 0);
+}
+
+#[test]
+fn ranges_cover_every_part_once_and_parse_back() {
+    assert_eq!(split_ranges(11, 3), [[1, 3], [4, 6], [7, 9], [10, 11]]);
+    assert_eq!(split_ranges(3, 5), [[1, 3]]);
+    assert_eq!(split_ranges(4, 0), [[1, 1], [2, 2], [3, 3], [4, 4]]);
+    let r = RangeJob {
+        first: 4,
+        last: 6,
+        upload_id: "U-1".into(),
+    };
+    assert_eq!(RangeJob::parse(&r.attribute()), Some(r));
+    for bad in ["", "4-6", "6-4 U", "0-1 U", "a-b U", "4-6  "] {
+        assert_eq!(RangeJob::parse(bad), None, "{bad:?}");
+    }
 }

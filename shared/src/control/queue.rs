@@ -258,6 +258,7 @@ pub async fn redrive(
             .visibility_timeout(120)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names(recheck::RECHECK_OF)
+            .message_attribute_names(recheck::RANGE)
             .send()
             .await
             .map_err(|e| ControlError::aws("SQS", "ReceiveMessage", &e))?;
@@ -313,6 +314,12 @@ fn redriven(m: &aws_sdk_sqs::types::Message) -> Recheck {
         .and_then(|a| a.get(recheck::RECHECK_OF))
         .and_then(|v| v.string_value())
         .filter(|v| !v.trim().is_empty());
+    // A range job stays one: redriven without its range it would copy the whole object.
+    let range = m
+        .message_attributes()
+        .and_then(|a| a.get(recheck::RANGE))
+        .and_then(|v| v.string_value())
+        .map(str::to_owned);
     Recheck {
         body: m.body().unwrap_or_default().to_owned(),
         of: carried
@@ -324,6 +331,7 @@ fn redriven(m: &aws_sdk_sqs::types::Message) -> Recheck {
         queue_arn: None,
         attempts: 0,
         receipt: None,
+        range,
     }
 }
 
