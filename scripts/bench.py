@@ -34,6 +34,14 @@ SCALING = [1, 2, 4, 8, 16]
 SCALING_OBJECTS, SCALING_LATENCY_OBJECTS, LATENCY_MS = 2000, 400, 20
 FUNCTION_MEMORY_MB = [128, 256, 1024]
 BUDGET_OBJECTS, BUDGET_OBJECT_MIB = 10, 100
+# Parts in flight over a slow link: one object of P × PARALLEL_WAVES parts of PARALLEL_PART_MIB
+# for each P, copied to an emulator that waits PARALLEL_LATENCY_MS before every answer and reads
+# each request body at PARALLEL_CAP bytes/s, so each run lasts about the same (~16 s).
+PARALLEL = [1, 4, 16]
+PARALLEL_PART_MIB, PARALLEL_WAVES = 8, 8
+PARALLEL_CAP = 4 << 20
+PARALLEL_LATENCY_MS = 100
+PARALLEL_ROUNDS = 3
 
 
 def log(msg: str) -> None:
@@ -53,38 +61,63 @@ def cargo_build() -> None:
 
 
 class Servers:
-    """s3s-fs and two OSS emulators (one plain, one with added latency), on 127.0.0.1."""
+    """s3s-fs and OSS emulators (one plain, one with added latency, and on first use one with a
+    long link's latency and a per-connection upload cap), on 127.0.0.1."""
 
     def __init__(self, data: Path):
         self.procs: list[subprocess.Popen] = []
+        self.names: list[str] = []
         s3_root = data / "s3"
         for bucket in ("src", "results"):
             (s3_root / bucket).mkdir(parents=True)
         self.s3 = self.start(
-            [str(ROOT / "target" / "release" / "s3-source"), "--access-key", AK,
-             "--secret-key", SK, str(s3_root)])
-        self.oss = self.emulator()
-        self.oss_slow = self.emulator("--fault-latency-ms", str(LATENCY_MS))
+            "s3", [str(ROOT / "target" / "release" / "s3-source"), "--access-key", AK,
+                   "--secret-key", SK, str(s3_root)])
+        self.oss = self.emulator("oss")
+        self.oss_slow = self.emulator("oss_slow", "--fault-latency-ms", str(LATENCY_MS))
+        self.oss_capped: str | None = None
 
-    def start(self, cmd: list[str]) -> str:
+    def start(self, name: str, cmd: list[str]) -> str:
         """Starts a server that prints `listening on ADDR` once ready; returns its URL."""
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.procs.append(p)
+        self.names.append(name)
         line = p.stdout.readline().strip()
         if not line.startswith("listening on "):
             raise RuntimeError(f"{cmd[0]} said {line!r}")
         return "http://" + line.removeprefix("listening on ")
 
-    def emulator(self, *extra: str) -> str:
-        return self.start(
-            [str(RELEASE / "oss-emulator"), "--listen", "127.0.0.1:0", "--access-key-id", OSS_AK,
-             "--access-key-secret", OSS_SK, "--bucket", "dest", *extra])
+    def emulator(self, name: str, *extra: str) -> str:
+        return self.start(name, self.emulator_command(*extra))
+
+    @staticmethod
+    def emulator_command(*extra: str) -> list[str]:
+        return [str(RELEASE / "oss-emulator"), "--listen", "127.0.0.1:0", "--access-key-id",
+                OSS_AK, "--access-key-secret", OSS_SK, "--bucket", "dest", *extra]
+
+    def capped(self) -> str:
+        """The emulator with a long link's latency and a per-connection upload cap (started on
+        first use)."""
+        if self.oss_capped is None:
+            self.oss_capped = self.emulator("oss_capped", *self.capped_flags())
+        return self.oss_capped
+
+    @staticmethod
+    def capped_flags() -> list[str]:
+        return ["--fault-latency-ms", str(PARALLEL_LATENCY_MS), "--upload-bytes-per-sec",
+                str(PARALLEL_CAP)]
+
+    def set_faults(self, endpoint: str, faults: dict) -> None:
+        req = urllib.request.Request(endpoint + "/_emulator/faults", method="PUT",
+                                     data=json.dumps(faults).encode(),
+                                     headers={"content-type": "application/json"})
+        urllib.request.urlopen(req, timeout=30).close()
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds (user + system) each server has used so far."""
         tick = os.sysconf("SC_CLK_TCK")
         out = {}
-        for name, p in zip(("s3", "oss", "oss_slow"), self.procs):
+        for name, p in zip(self.names, self.procs):
             fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
             out[name] = (int(fields[11]) + int(fields[12])) / tick
         return out
@@ -223,6 +256,60 @@ def budget(r: Runner, s: Servers) -> list[dict]:
     return rows
 
 
+def parallel(r: Runner, s: Servers) -> dict:
+    """One object through the handler (`sync-bench copy`, a resumable copy in parts) to an
+    emulator with PARALLEL_LATENCY_MS of latency and a per-connection cap of PARALLEL_CAP bytes/s,
+    with 1, 4 and 16 parts in flight; the object has PARALLEL_WAVES parts per part in flight."""
+    endpoint = s.capped()
+    faults = {"latency_ms": PARALLEL_LATENCY_MS, "upload_bytes_per_sec": PARALLEL_CAP}
+    for p in PARALLEL:
+        r.run("seed-parallel", "seed-large", "--key", f"parallel/{p}.bin", "--size-mib",
+              str(p * PARALLEL_WAVES * PARALLEL_PART_MIB))
+    rows: dict[int, list[dict]] = {p: [] for p in PARALLEL}
+    for _ in range(PARALLEL_ROUNDS):
+        for p in PARALLEL:
+            # Emptied (so memory holds one copy at a time); a reset also clears the faults.
+            s.reset(endpoint)
+            s.set_faults(endpoint, faults)
+            # One copier (never fanned out to range jobs), P parts in flight.
+            r.env["OSS_PART_SIZE_MIB"] = str(PARALLEL_PART_MIB)
+            r.env["OSS_PARTS_IN_FLIGHT"] = str(p)
+            r.env["FANOUT_THRESHOLD_MIB"] = "0"
+            try:
+                row = r.run("parallel", "copy", "--key", f"parallel/{p}.bin", oss=endpoint)
+            finally:
+                for name in ("OSS_PART_SIZE_MIB", "OSS_PARTS_IN_FLIGHT", "FANOUT_THRESHOLD_MIB"):
+                    del r.env[name]
+            row["server_cpu_seconds"] = {k: row["server_cpu_seconds"][k]
+                                         for k in ("s3", "oss_capped")}
+            # The source's share of a part's time: the same ranged reads, P at once, no upload.
+            row["source_read"] = r.run(
+                "parallel-reads", "get-ranges", "--key", f"parallel/{p}.bin", "--part-mib",
+                str(PARALLEL_PART_MIB), "--parts-in-flight", str(p))
+            rows[p].append(row)
+    s.reset(endpoint)
+    emulator = " ".join(Servers.emulator_command(*Servers.capped_flags()))
+    r.commands["parallel"] = (f"OSS_PART_SIZE_MIB={PARALLEL_PART_MIB} OSS_PARTS_IN_FLIGHT=P "
+                              "FANOUT_THRESHOLD_MIB=0 "
+                              + r.commands["parallel"].replace("parallel/1.bin", "parallel/P.bin"))
+    r.commands["parallel-emulator"] = emulator.replace(str(ROOT) + "/", "")
+    r.commands["seed-parallel"] = (r.commands["seed-parallel"]
+                                   .replace("parallel/1.bin", "parallel/P.bin")
+                                   .replace(f"--size-mib {PARALLEL_WAVES * PARALLEL_PART_MIB}",
+                                            "--size-mib MIB"))
+    r.commands["parallel-reads"] = (r.commands["parallel-reads"]
+                                    .replace("parallel/1.bin", "parallel/P.bin")
+                                    .replace("--parts-in-flight 1", "--parts-in-flight P"))
+    return {
+        "rows": {str(p): rs for p, rs in rows.items()},
+        "cap_bytes_per_sec": PARALLEL_CAP,
+        "latency_ms": PARALLEL_LATENCY_MS,
+        "part_mib": PARALLEL_PART_MIB,
+        "waves": PARALLEL_WAVES,
+        "cores": os.cpu_count(),
+    }
+
+
 def report_merge(r: Runner) -> list[dict]:
     rows = []
     for n in (1_000_000, 10_000_000):
@@ -250,7 +337,8 @@ def main() -> int:
                            ("small", lambda: small(r, servers)),
                            ("cold", lambda: cold(r)),
                            ("scaling", lambda: scaling(r, servers)),
-                           ("budget", lambda: budget(r, servers))):
+                           ("budget", lambda: budget(r, servers)),
+                           ("parallel", lambda: parallel(r, servers))):
             if not only or name in only:
                 results[name] = step()
         if not only or "merge" in only:
@@ -262,11 +350,14 @@ def main() -> int:
         shutil.rmtree(data, ignore_errors=True)
     (ROOT / "target" / "bench-results.json").write_text(json.dumps(results, indent=1))
     import bench_report  # noqa: E402  (beside this script)
-    if only == {"budget"}:
-        # Its section stands alone: regenerated in place, the rest left as it is.
+    if only and only <= {"budget", "parallel"}:
+        # These sections stand alone: regenerated in place, the rest left as it is.
         path = ROOT / "BENCHMARKS.md"
-        path.write_text(bench_report.splice_budget(path.read_text(), results))
-        log("rewrote the memory budget section of BENCHMARKS.md")
+        text = path.read_text()
+        for name in sorted(only):
+            text = bench_report.splice(text, name, results)
+        path.write_text(text)
+        log(f"rewrote the {', '.join(sorted(only))} section(s) of BENCHMARKS.md")
         return 0
     if only:
         log("partial run: figures in target/bench-results.json, BENCHMARKS.md left as it is")

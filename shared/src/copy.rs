@@ -9,7 +9,10 @@
 //! 2. A round observes the source and acts. When the destination holds a marked copy, a source HEAD
 //!    first: if the copy is of the current version (ETag, size, metadata fingerprint), skip.
 //!    Otherwise a GET, whose body is the copy's body; every later read of that copy is pinned to
-//!    its ETag (`If-Match`), so a copy is never torn across two versions.
+//!    its ETag (`If-Match`), so a copy is never torn across two versions. An object above the
+//!    destination's multipart threshold is copied in parts instead, each read by a ranged GET
+//!    pinned the same way, with progress that outlives the invocation ([`crate::resume`]); its
+//!    only write to the key is the completion.
 //! 3. After a copy, a source HEAD confirms the source is still the version copied. If it is not, a
 //!    slower job for an older version may have written over a faster job's newer copy, so another
 //!    round runs (bounded by `max_rounds`, then a transient failure). A delete is confirmed the same
@@ -60,6 +63,11 @@
 //! and end in the DLQ if they keep failing. And a job that wrote, or may have written, checks the
 //! source up to [`CONFIRM_ATTEMPTS`] times and repairs a stale write itself, so a recheck rarely
 //! has work to do.
+//!
+//! A copy in parts fits the argument: its completion is its write (the write-ahead is left just
+//! before it), the parts before it change nothing a reader sees, and the message that initiated
+//! its upload (named in the object's marker) stays pending, through continuations and range jobs,
+//! until the completed object has been checked ([`crate::resume`]).
 //!
 //! Cost: one delayed SQS message per message that writes, and a source and a destination HEAD per
 //! key when it comes back; nothing for events that skip.

@@ -57,6 +57,11 @@ pub const CHECKPOINT_VERSION: u32 = 1;
 /// Source reads of one part before its failure ends the copy's run (transient errors only).
 pub const PART_READ_ATTEMPTS: u32 = 3;
 
+/// How long a fanned-out copy's range jobs may still be on their way: its initiator's
+/// invocation may run this long (the longest Lambda timeout and slack). A job finding such a copy
+/// whose range jobs are not known to be sent sends them (again) only once this has passed.
+pub const SEND_GRACE: Duration = Duration::from_secs(16 * 60);
+
 /// Least time between two checkpoint writes while parts finish.
 pub const SAVE_EVERY: Duration = Duration::from_secs(1);
 
@@ -158,6 +163,9 @@ pub struct Checkpoint {
     /// For a copy fanned out to range jobs: each job's first and last part number.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ranges: Vec<[u32; 2]>,
+    /// Whether every range job was sent (then no other job sends them again).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ranges_sent: bool,
 }
 
 /// A range job's progress: which of its parts are done (kept beside the checkpoint, one object
@@ -663,10 +671,34 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
     /// The checkpoint to continue from and the parts still to upload, or a new upload (with its
     /// ranges, when it fans out).
     async fn start(&self, key: &str) -> Result<Start, Failure> {
+        // Two jobs may start a copy of the key at once: the checkpoint is created only if absent,
+        // and the job that finds one there gives up its upload and continues the other's.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.start_once(key).await? {
+                Some(start) => return Ok(start),
+                None if tries < 3 => continue,
+                None => {
+                    return Err(Failure::Checkpoint(SourceError::Transport {
+                        op: "PutObject",
+                        key: key.to_owned(),
+                        detail: "another copy of this key kept starting at the same time".into(),
+                        transient: true,
+                    }))
+                }
+            }
+        }
+    }
+
+    /// One try of [`Self::start`]: `None` when another job created the checkpoint first.
+    async fn start_once(&self, key: &str) -> Result<Option<Start>, Failure> {
         if let Some(cp) = self.load(key).await? {
             if cp.dest_key == self.dest_key && cp.pinned_to(self.head, self.fingerprint) {
                 match self.dest.list_parts(&cp.dest_key, &cp.upload_id).await {
-                    Ok(Some(_)) if !cp.ranges.is_empty() => return Ok(Start::FannedOut(cp)),
+                    Ok(Some(_)) if !cp.ranges.is_empty() => {
+                        return Ok(Some(Start::FannedOut(cp, false)))
+                    }
                     Ok(Some(listed)) => {
                         let (kept, todo) = plan_resume(&cp, &listed);
                         tracing::info!(
@@ -676,7 +708,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
                             todo = todo.len(),
                             "resuming a copy"
                         );
-                        return Ok(Start::Parts(Checkpoint { parts: kept, ..cp }, todo));
+                        return Ok(Some(Start::Parts(Checkpoint { parts: kept, ..cp }, todo)));
                     }
                     // The upload is gone (completed by another job, aborted, swept).
                     Ok(None) => self.forget(key, &cp).await?,
@@ -718,34 +750,57 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             updated_at: now,
             parts: Vec::new(),
             ranges: Vec::new(),
+            ranges_sent: false,
         };
         if let Some(f) = self.fan_out.filter(|f| self.head.size > f.threshold) {
             let per_range = (f.range_bytes / part_size).max(1) as u32;
             cp.ranges = split_ranges(cp.parts_total(), per_range);
         }
-        if let Err(e) = self
-            .save(&SaveTo::Checkpoint(key.to_owned()), &cp, &mut [])
-            .await
-        {
-            // Without its checkpoint nobody would find the upload again.
-            let _ = self.dest.abort(&cp.dest_key, &cp.upload_id).await;
-            return Err(e);
+        match self.resume.store.create(key, cp.to_bytes()).await {
+            Ok(true) => {}
+            created => {
+                // Without its checkpoint nobody would find the upload again.
+                let _ = self.dest.abort(&cp.dest_key, &cp.upload_id).await;
+                return match created {
+                    Ok(_) => Ok(None),
+                    Err(e) => Err(Failure::Checkpoint(e)),
+                };
+            }
         }
         if !cp.ranges.is_empty() {
-            return Ok(Start::FannedOut(cp));
+            return Ok(Some(Start::FannedOut(cp, true)));
         }
         let todo = (1..=cp.parts_total()).collect();
-        Ok(Start::Parts(cp, todo))
+        Ok(Some(Start::Parts(cp, todo)))
     }
 
-    /// Sends the range jobs of a fanned-out copy whose ranges are not all uploaded.
-    async fn fan_out(&self, key: &str, cp: &Checkpoint) -> Ended {
+    /// Sends the range jobs of a fanned-out copy: all of them for a new one; for one found, only
+    /// if they are not known to be sent and its initiator is surely over ([`SEND_GRACE`]), and
+    /// then those whose range is not uploaded. (A duplicate event of a copy in progress sends
+    /// nothing: its range jobs carry it.)
+    async fn fan_out(&self, key: &str, mut cp: Checkpoint, fresh: bool) -> Ended {
         let Some(f) = self.fan_out else {
             return Ended::Failed(Failure::NotQueued(
                 "a copy split into range jobs, but this job cannot send them".into(),
             ));
         };
-        let records = match self.range_records(key, cp).await {
+        let quiet = Ended::FannedOut {
+            ranges: cp.ranges.len(),
+            sent: 0,
+            upload_id: cp.upload_id.clone(),
+        };
+        if !fresh {
+            let since = time::OffsetDateTime::parse(
+                &cp.updated_at,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .map(|at| OffsetDateTime::now_utc() - at)
+            .unwrap_or(time::Duration::MAX);
+            if cp.ranges_sent || since < SEND_GRACE {
+                return quiet;
+            }
+        }
+        let records = match self.range_records(key, &cp).await {
             Ok(r) => r,
             Err(e) => return Ended::Failed(e),
         };
@@ -772,6 +827,14 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             sent = jobs.len(),
             "copy fanned out to range jobs"
         );
+        cp.ranges_sent = true;
+        if let Err(e) = self
+            .save(&SaveTo::Checkpoint(key.to_owned()), &cp, &mut [])
+            .await
+        {
+            // Sent all the same; a duplicate event after the grace would send them again.
+            tracing::warn!(checkpoint = key, error = ?e, "could not note that the range jobs were sent");
+        }
         Ended::FannedOut {
             ranges: cp.ranges.len(),
             sent: jobs.len(),
@@ -898,16 +961,21 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
         let paced = self.plan.pace.expect(target.part_size);
         let mut failure: Option<Failure> = None;
         let mut stopped = false;
+        let mut started = 0u32;
         loop {
             while running.len() < in_flight && failure.is_none() {
                 let Some(&n) = todo.front() else { break };
                 if let Some(stop) = self.stop_at {
                     let needs = slowest.max(paced).map(|d| d.mul_f64(1.25));
-                    if Instant::now() + needs.unwrap_or_default() > stop {
+                    let now = Instant::now();
+                    // One part is tried in every run that has time at all, whatever the pace
+                    // says: a pace measured under load must not stop a copy for good.
+                    if now + needs.unwrap_or_default() > stop && (started > 0 || now >= stop) {
                         stopped = true;
                         break;
                     }
                 }
+                started += 1;
                 todo.pop_front();
                 running.push(async move {
                     let began = Instant::now();
@@ -1023,7 +1091,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
         }
         let (cp, todo) = match self.start(&key).await {
             Ok(Start::Parts(cp, todo)) => (cp, todo),
-            Ok(Start::FannedOut(cp)) => return self.fan_out(&key, &cp).await,
+            Ok(Start::FannedOut(cp, fresh)) => return self.fan_out(&key, cp, fresh).await,
             Err(f) => return Ended::Failed(f),
         };
         let target = Checkpoint {
@@ -1188,8 +1256,8 @@ enum SaveTo {
 enum Start {
     /// The parts still to upload, from a new or resumed checkpoint.
     Parts(Checkpoint, Vec<u32>),
-    /// A copy fanned out to range jobs.
-    FannedOut(Checkpoint),
+    /// A copy fanned out to range jobs: new (its range jobs to send), or found.
+    FannedOut(Checkpoint, bool),
 }
 
 /// How uploading a set of parts ended.

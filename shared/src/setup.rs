@@ -348,8 +348,11 @@ pub struct ReportRun {
 const SWEEP_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The sweep that follows every report run: uploads under `DEST_PREFIX` older than
-/// `UPLOAD_SWEEP_AGE_HOURS` are aborted, within the default limits and ending before `deadline`
-/// (the invocation's). The outcome is logged and one metric line goes to `sink`.
+/// `UPLOAD_SWEEP_AGE_HOURS` are aborted, except those of copies in progress (named by a
+/// checkpoint in `RESULTS_BUCKET` written within that age; see [`sweep::sweep_task`]), within the
+/// default limits and ending before `deadline` (the invocation's). The checkpoints are read with
+/// an S3 client built from the environment, as the report's own. The outcome is logged and one
+/// metric line goes to `sink`.
 pub async fn sweep_after_report(
     config: &crate::config::ReportConfig,
     client: OssClient,
@@ -367,22 +370,39 @@ pub async fn sweep_after_report(
         ),
         ..defaults
     };
-    let options = SweepOptions {
-        rule: SweepRule {
-            prefix: config.dest_prefix.clone(),
-            older_than: std::time::Duration::from_secs(config.upload_sweep_age_hours * 3600),
+    let mut options = SweepOptions {
+        rule: SweepRule::new(
+            config.dest_prefix.clone(),
+            std::time::Duration::from_secs(config.upload_sweep_age_hours * 3600),
             now,
-        },
+        ),
         dry_run: false,
         limits,
+        hold: None,
     };
     let store = OssUploads::new(client, config.dest_bucket.clone());
-    let outcome = sweep::sweep_uploads(&store, &options).await;
+    let s3 = s3_client(&aws_config().await, |n| std::env::var(n).ok());
+    let outcome = match s3 {
+        Ok(s3) => {
+            let checkpoints = S3ResultsStore::new(s3, config.results_bucket.clone());
+            let prefix =
+                crate::control::copies::task_prefix(&config.results_prefix, &config.task_id);
+            let read = crate::control::copies::READ_LIMITS;
+            sweep::sweep_task(&store, &checkpoints, &prefix, &options, read).await
+        }
+        Err(e) => {
+            options.hold = Some(format!("the checkpoints cannot be read: {e}"));
+            sweep::sweep_uploads(&store, &options).await
+        }
+    };
     match &outcome {
         Ok(s) => tracing::info!(
             listed = s.listed,
             aborted = s.aborted,
+            resuming = s.resuming,
+            live_copies = s.live_copies,
             failed = s.failed.len(),
+            held = ?s.held,
             oldest_age_secs = ?s.oldest_age_secs,
             stopped = ?s.stopped,
             "swept stale multipart uploads"

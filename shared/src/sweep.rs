@@ -1,19 +1,29 @@
 //! The sweep of stale multipart uploads: the safety net for uploads a killed or timed-out sync
 //! function could not abort, which OSS keeps (and bills the parts of) until someone does.
 //!
-//! The protocol: page through ListMultipartUploads under the task's destination prefix; for each
-//! upload, a pure [`verdict`] says whether it is stale (initiated longer ago than the setting,
-//! under the prefix); stale ones are aborted (or only listed, in a dry run). The sweep is bounded
-//! in requests and in time, so it can run at the end of every report run without risking the
-//! function's timeout; what it leaves is found by the next run.
+//! The protocol: first read the task's copies in progress, the checkpoints of its resumable
+//! copies ([`crate::resume`], [`crate::control::copies`]); then page through
+//! ListMultipartUploads under the task's destination prefix; for each upload, a pure [`verdict`]
+//! says whether it is stale (initiated longer ago than the setting, under the prefix, and not
+//! named by a checkpoint written within the setting); stale ones are aborted (or only listed, in
+//! a dry run). The sweep is bounded in requests and in time, so it can run at the end of every
+//! report run without risking the function's timeout; what it leaves is found by the next run.
 //!
-//! Why aborting by age is safe: a live upload belongs to a sync invocation, which lasts at most
-//! the Lambda timeout (15 minutes), and the shortest age allowed is an hour. An upload the sweep
-//! aborts under a running invocation (only possible with a clock wrong by an hour) fails that
-//! copy with `NoSuchUpload`, which the sync function records and the event's retry repairs.
+//! Why aborting by age is safe: an upload belongs either to one sync invocation, which lasts at
+//! most the Lambda timeout (15 minutes, and the shortest age allowed is an hour), or to a
+//! resumable copy, which may last days but writes its checkpoint at every pause (each
+//! invocation's end), so a copy still moving has a checkpoint younger than the age. A checkpoint
+//! older than the age belongs to a copy that stopped (its message dead-lettered, delivery paused
+//! for longer than the age): its upload is aborted as any other, and the copy, if it comes back,
+//! finds the upload gone and starts over. When the checkpoints cannot all be read (the listing
+//! failed, a read failed, a bound was reached), the sweep aborts nothing that run
+//! ([`SweepSummary::held`]) rather than guess; a checkpoint whose body is damaged cannot be
+//! resumed and is only reported.
 
+use crate::control::copies::{self, CheckpointObjects, Copies, ReadLimits, Select};
 use crate::oss::{Error, MultipartUpload, OssClient, UploadsPage};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 use time::OffsetDateTime;
@@ -73,7 +83,9 @@ impl UploadStore for OssUploads {
     }
 }
 
-/// Which uploads are stale: under `prefix` and initiated more than `older_than` before `now`.
+/// Which uploads are stale: under `prefix`, initiated more than `older_than` before `now`, and
+/// not resumed by a copy in progress (one whose checkpoint was written at most `older_than`
+/// before `now`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweepRule {
     /// The task's destination prefix (empty: the whole bucket).
@@ -82,6 +94,21 @@ pub struct SweepRule {
     pub older_than: Duration,
     /// The time ages are measured at.
     pub now: OffsetDateTime,
+    /// The uploads named by the task's checkpoints: upload id, and when its checkpoint was last
+    /// written ([`checkpointed_uploads`]).
+    pub checkpoints: BTreeMap<String, OffsetDateTime>,
+}
+
+impl SweepRule {
+    /// A rule that knows no checkpoints.
+    pub fn new(prefix: impl Into<String>, older_than: Duration, now: OffsetDateTime) -> Self {
+        Self {
+            prefix: prefix.into(),
+            older_than,
+            now,
+            checkpoints: BTreeMap::new(),
+        }
+    }
 }
 
 /// What the sweep does with one upload.
@@ -95,12 +122,19 @@ pub enum Verdict {
     OutsidePrefix,
     /// Its initiation time could not be read: keep it rather than guess.
     Undated,
+    /// A copy in progress resumes it: its checkpoint was written within the age. Keep it.
+    Resuming,
 }
 
 /// Decides what to do with one upload. Pure.
 pub fn verdict(upload: &MultipartUpload, rule: &SweepRule) -> Verdict {
     if !upload.key.starts_with(&rule.prefix) {
         return Verdict::OutsidePrefix;
+    }
+    if let Some(written) = rule.checkpoints.get(&upload.upload_id) {
+        if rule.now - *written <= rule.older_than {
+            return Verdict::Resuming;
+        }
     }
     match upload.initiated {
         None => Verdict::Undated,
@@ -148,6 +182,9 @@ pub struct SweepOptions {
     pub dry_run: bool,
     /// Bounds.
     pub limits: SweepLimits,
+    /// Abort nothing, for this reason (the copies in progress are not known); otherwise as a dry
+    /// run. Set by [`sweep_task`].
+    pub hold: Option<String>,
 }
 
 /// Why a sweep stopped before the end of the listing.
@@ -205,11 +242,21 @@ pub struct SweepSummary {
     pub recent: u64,
     /// Uploads kept because their initiation time could not be read.
     pub undated: u64,
+    /// Uploads kept because a copy in progress resumes them.
+    pub resuming: u64,
+    /// Copies in progress known to the sweep: uploads named by a checkpoint written within the
+    /// age.
+    pub live_copies: u64,
+    /// Checkpoints that could not be used (`key: why`); those whose body is damaged are ignored.
+    pub unreadable_checkpoints: Vec<String>,
+    /// Set when nothing was aborted because the copies in progress could not all be known: why.
+    /// The stale uploads are then in `would_abort`, as in a dry run.
+    pub held: Option<String>,
     /// Uploads listed outside the prefix (none, from a correct listing).
     pub outside_prefix: u64,
     /// Stale uploads whose abort failed.
     pub failed: Vec<AbortFailure>,
-    /// In a dry run, the stale uploads (what a real run would abort).
+    /// In a dry run (or a held sweep), the stale uploads (what a real run would abort).
     pub would_abort: Vec<PickedUpload>,
     /// Age in seconds of the oldest upload listed under the prefix.
     pub oldest_age_secs: Option<i64>,
@@ -223,21 +270,34 @@ impl SweepSummary {
     /// A few lines for a person: what was listed, kept, aborted, and what failed.
     pub fn render(&self) -> String {
         let mut out = format!(
-            "prefix            {:?}\nolder than        {} h\nlisted            {} ({} recent, {} undated)\n",
+            "prefix            {:?}\nolder than        {} h\nlisted            {} ({} recent, {} resuming, {} undated)\n",
             self.prefix,
             self.older_than_secs / 3600,
             self.listed,
             self.recent,
+            self.resuming,
             self.undated
         );
         let oldest = self
             .oldest_age_secs
             .map_or("none".to_owned(), |a| format!("{:.1} h", a as f64 / 3600.0));
         out.push_str(&format!("oldest            {oldest}\n"));
-        if self.dry_run {
+        out.push_str(&format!(
+            "copies live       {} (checkpoints written in the past {} h)\n",
+            self.live_copies,
+            self.older_than_secs / 3600
+        ));
+        for c in &self.unreadable_checkpoints {
+            out.push_str(&format!("checkpoint        {c}\n"));
+        }
+        if let Some(why) = &self.held {
+            out.push_str(&format!("held              nothing aborted: {why}\n"));
+        }
+        if self.dry_run || self.held.is_some() {
             out.push_str(&format!(
-                "would abort       {} (dry run: nothing aborted)\n",
-                self.would_abort.len()
+                "would abort       {} ({}: nothing aborted)\n",
+                self.would_abort.len(),
+                if self.dry_run { "dry run" } else { "held" }
             ));
             for p in &self.would_abort {
                 out.push_str(&format!(
@@ -298,9 +358,10 @@ fn is_gone(e: &Error) -> bool {
     matches!(e, Error::Service(s) if s.status == 404 && s.code == "NoSuchUpload")
 }
 
-/// Pages through the uploads under the rule's prefix and aborts the stale ones (in a dry run,
-/// lists them), within the limits. Failed aborts are counted in the summary with their reasons;
-/// only a failed listing is an error.
+/// Pages through the uploads under the rule's prefix and aborts the stale ones (in a dry run, or
+/// when held, lists them), within the limits. Failed aborts are counted in the summary with their
+/// reasons; only a failed listing is an error. The rule's checkpoints are taken as given; see
+/// [`sweep_task`] for the sweep that reads them first.
 pub async fn sweep_uploads(
     store: &impl UploadStore,
     options: &SweepOptions,
@@ -312,8 +373,10 @@ pub async fn sweep_uploads(
         prefix: rule.prefix.clone(),
         older_than_secs: rule.older_than.as_secs(),
         dry_run: options.dry_run,
+        held: options.hold.clone(),
         ..SweepSummary::default()
     };
+    let abort = !options.dry_run && options.hold.is_none();
     let over_budget = |requests: u32| {
         if requests >= limits.max_requests {
             Some(Stopped::RequestBudget)
@@ -356,7 +419,8 @@ pub async fn sweep_uploads(
                 }
                 Verdict::Recent => s.recent += 1,
                 Verdict::Undated => s.undated += 1,
-                Verdict::Abort if options.dry_run => s.would_abort.push(PickedUpload {
+                Verdict::Resuming => s.resuming += 1,
+                Verdict::Abort if !abort => s.would_abort.push(PickedUpload {
                     key: upload.key.clone(),
                     upload_id: upload.upload_id.clone(),
                     age_secs: age.unwrap_or_default(),
@@ -404,6 +468,131 @@ pub async fn sweep_uploads(
     Ok(s)
 }
 
+/// Slack on the results bucket's last-modified times when [`sweep_task`] chooses the checkpoints
+/// to read: one last written longer ago than the age and this is stale whatever its body says
+/// (the writer's clock and the store's differ by far less), so it is not read.
+pub const LAST_MODIFIED_SLACK: Duration = Duration::from_secs(3600);
+
+/// The uploads a task's checkpoints and range records name, each with when it was last written
+/// (the latest, if several name one), and those whose `updated_at` does not parse (`key: why`):
+/// they are taken as written at `now`, so their uploads are kept (a checkpoint no longer written
+/// ages out of what [`sweep_task`] reads). Pure.
+pub fn checkpointed_uploads(
+    copies: &Copies,
+    now: OffsetDateTime,
+) -> (BTreeMap<String, OffsetDateTime>, Vec<String>) {
+    let mut named: BTreeMap<String, OffsetDateTime> = BTreeMap::new();
+    let mut undated = Vec::new();
+    let named_by = copies
+        .checkpoints
+        .iter()
+        .map(|(key, cp)| (key, &cp.upload_id, &cp.updated_at))
+        .chain(
+            copies
+                .ranges
+                .iter()
+                .map(|(key, r)| (key, &r.upload_id, &r.updated_at)),
+        );
+    for (key, upload_id, updated_at) in named_by {
+        let written = copies::parse_time(updated_at).unwrap_or_else(|| {
+            undated.push(format!(
+                "{key}: updated_at {updated_at:?} is not RFC 3339; its upload is kept"
+            ));
+            now
+        });
+        let at = named.entry(upload_id.clone()).or_insert(written);
+        *at = (*at).max(written);
+    }
+    (named, undated)
+}
+
+/// The sweep as run for a task: reads, under `checkpoint_prefix` (the task's,
+/// [`copies::task_prefix`]), the latest checkpoint or range record of each copy that wrote one
+/// within the age and [`LAST_MODIFIED_SLACK`] ([`Select::LatestPerCopy`]), within `read` and the
+/// sweep's time budget; keeps the uploads of those written within the age
+/// ([`Verdict::Resuming`]); then sweeps ([`sweep_uploads`]) with the time left. When the
+/// checkpoints cannot all be read (the listing or a read failed, a bound was reached), it aborts
+/// nothing that run and says why in [`SweepSummary::held`]; a checkpoint whose body is damaged is
+/// logged, listed in [`SweepSummary::unreadable_checkpoints`] and otherwise ignored.
+pub async fn sweep_task(
+    uploads: &impl UploadStore,
+    checkpoints: &impl CheckpointObjects,
+    checkpoint_prefix: &str,
+    options: &SweepOptions,
+    read: ReadLimits,
+) -> Result<SweepSummary, SweepError> {
+    let started = tokio::time::Instant::now();
+    let mut options = options.clone();
+    let rule = &mut options.rule;
+    let since = rule.now - rule.older_than - LAST_MODIFIED_SLACK;
+    let select = Select::LatestPerCopy(since);
+    let reading = copies::read_copies(checkpoints, checkpoint_prefix, select, read);
+    let mut unreadable = Vec::new();
+    let hold = match tokio::time::timeout(options.limits.time_budget, reading).await {
+        Err(_) => Some(format!(
+            "reading the checkpoints under {checkpoint_prefix} took longer than the sweep's time"
+        )),
+        Ok(Err(e)) => Some(format!(
+            "the checkpoints under {checkpoint_prefix} could not be listed: {}",
+            crate::source::error_chain(&e)
+        )),
+        Ok(Ok(copies)) => {
+            let (named, undated) = checkpointed_uploads(&copies, rule.now);
+            for (id, at) in named {
+                let kept = rule.checkpoints.entry(id).or_insert(at);
+                *kept = (*kept).max(at);
+            }
+            unreadable.extend(
+                copies
+                    .unreadable
+                    .iter()
+                    .map(|u| format!("{}: {}", u.key, u.reason)),
+            );
+            unreadable.extend(undated);
+            let failed: Vec<_> = copies.unreadable.iter().filter(|u| u.read_failed).collect();
+            match (copies.incomplete, failed.first()) {
+                (Some(why), _) => Some(why),
+                (None, Some(first)) => Some(format!(
+                    "{} checkpoint(s) could not be read, so the copies in progress are not known \
+                     (first: {}: {})",
+                    failed.len(),
+                    first.key,
+                    first.reason
+                )),
+                (None, None) => None,
+            }
+        }
+    };
+    for u in &unreadable {
+        tracing::warn!(checkpoint = %u, "a checkpoint of a copy in progress could not be used");
+    }
+    if let Some(why) = &hold {
+        tracing::warn!(reason = %why, "the upload sweep aborts nothing this run");
+    }
+    options.hold = options.hold.or(hold);
+    options.limits.time_budget = options.limits.time_budget.saturating_sub(started.elapsed());
+    let rule = &options.rule;
+    let live = rule
+        .checkpoints
+        .values()
+        .filter(|at| rule.now - **at <= rule.older_than)
+        .count() as u64;
+    let fill = |s: &mut SweepSummary| {
+        s.live_copies = live;
+        s.unreadable_checkpoints = unreadable.clone();
+    };
+    match sweep_uploads(uploads, &options).await {
+        Ok(mut s) => {
+            fill(&mut s);
+            Ok(s)
+        }
+        Err(mut e) => {
+            fill(&mut e.summary);
+            Err(e)
+        }
+    }
+}
+
 /// Time left to a sweep that must end `margin` before `deadline` (a Lambda invocation's), at most
 /// `budget`; zero when there is none. Pure.
 pub fn time_left(
@@ -423,11 +612,16 @@ pub fn time_left(
 }
 
 /// One CloudWatch EMF line for a sweep run by the report function: `UploadsAborted`,
-/// `UploadAbortFailures`, `UploadSweepFailures` (1 when the sweep could not list, else 0) and
-/// `OldestUploadAge` (seconds).
+/// `UploadAbortFailures`, `UploadSweepFailures` (1 when the sweep could not list, or was held
+/// because the copies in progress could not be read; else 0) and `OldestUploadAge` (seconds).
 pub fn metrics_line(task: &str, outcome: &Result<SweepSummary, SweepError>, now_ms: i64) -> String {
     let (aborted, abort_failures, sweep_failures, oldest) = match outcome {
-        Ok(s) => (s.aborted, s.failed.len(), 0, s.oldest_age_secs),
+        Ok(s) => (
+            s.aborted,
+            s.failed.len(),
+            u32::from(s.held.is_some()),
+            s.oldest_age_secs,
+        ),
         Err(e) => (
             e.summary.aborted,
             e.summary.failed.len(),
@@ -479,11 +673,7 @@ mod tests {
     }
 
     fn rule(prefix: &str) -> SweepRule {
-        SweepRule {
-            prefix: prefix.into(),
-            older_than: Duration::from_secs(24 * 3600),
-            now: NOW,
-        }
+        SweepRule::new(prefix, Duration::from_secs(24 * 3600), NOW)
     }
 
     #[test]
@@ -601,6 +791,7 @@ mod tests {
                 time_budget: Duration::from_secs(60),
                 page_size,
             },
+            hold: None,
         }
     }
 
@@ -688,5 +879,190 @@ mod tests {
             v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0],
             "Task"
         );
+    }
+
+    #[test]
+    fn a_copy_in_progress_keeps_its_upload_until_its_checkpoint_is_older_than_the_age() {
+        let mut r = rule("mirror/");
+        let hours_ago = |h: i64| NOW - time::Duration::hours(h);
+        r.checkpoints = [
+            ("live".to_owned(), hours_ago(2)),
+            ("edge".to_owned(), hours_ago(24)),
+            ("stale".to_owned(), hours_ago(25)),
+            ("skewed".to_owned(), hours_ago(-1)),
+            ("elsewhere".to_owned(), hours_ago(0)),
+        ]
+        .into_iter()
+        .collect();
+        let cases = [
+            (up("mirror/a", "live", Some(72)), Verdict::Resuming),
+            (up("mirror/a", "live", None), Verdict::Resuming),
+            (up("mirror/b", "edge", Some(72)), Verdict::Resuming),
+            (up("mirror/c", "stale", Some(72)), Verdict::Abort),
+            (up("mirror/c", "stale", Some(3)), Verdict::Recent),
+            (up("mirror/d", "skewed", Some(72)), Verdict::Resuming),
+            (up("other/e", "elsewhere", Some(72)), Verdict::OutsidePrefix),
+            (up("mirror/f", "unnamed", Some(72)), Verdict::Abort),
+        ];
+        for (u, want) in &cases {
+            assert_eq!(verdict(u, &r), *want, "{u:?}");
+        }
+        let uploads: Vec<MultipartUpload> = cases.into_iter().map(|(u, _)| u).collect();
+        let picked: Vec<&str> = pick(&uploads, &r)
+            .iter()
+            .map(|u| u.upload_id.as_str())
+            .collect();
+        assert_eq!(picked, ["stale", "unnamed"]);
+    }
+
+    #[test]
+    fn checkpointed_uploads_take_the_latest_write_and_keep_the_undated() {
+        use crate::control::copies::tests::{checkpoint, NOW as CNOW};
+        assert_eq!(CNOW, NOW);
+        let mut undated = checkpoint("u", "U3", 10, 5, 1, 0);
+        undated.updated_at = "soon".into();
+        let copies = Copies {
+            checkpoints: vec![
+                ("k1".into(), checkpoint("a", "U1", 10, 5, 1, 30)),
+                ("k2".into(), checkpoint("a2", "U1", 10, 5, 1, 3)),
+                ("k3".into(), checkpoint("b", "U2", 10, 5, 1, 40)),
+                ("k4".into(), undated),
+            ],
+            ..Copies::default()
+        };
+        let (named, bad) = checkpointed_uploads(&copies, NOW);
+        let h = |h: i64| NOW - time::Duration::hours(h);
+        assert_eq!(named["U1"], h(3));
+        assert_eq!(named["U2"], h(40));
+        assert_eq!(named["U3"], NOW);
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].starts_with("k4: updated_at \"soon\""), "{bad:?}");
+    }
+
+    fn task_options(dry_run: bool) -> SweepOptions {
+        options("m/", dry_run, 1000, 100)
+    }
+
+    /// Uploads of three copies (live, stale, with a damaged checkpoint) and one without any.
+    fn copies_and_uploads() -> (crate::control::copies::tests::Fake, Fake, String) {
+        use crate::control::copies::task_prefix;
+        use crate::control::copies::tests::{checkpoint, Fake as Checkpoints};
+        let mut cps = Checkpoints::with(&[
+            // Written an hour ago: live.
+            (checkpoint("a", "live", 100, 10, 5, 1), 1),
+            // Written 30 hours ago (and last modified then): stale, not even read.
+            (checkpoint("b", "stale", 100, 10, 5, 30), 30),
+            // Last modified an hour ago but its body says 30 hours: stale.
+            (checkpoint("c", "stale2", 100, 10, 5, 30), 1),
+        ]);
+        cps.page = 1;
+        let prefix = task_prefix("results", "t1");
+        cps.objects.insert(
+            format!("{prefix}zz-damaged.json"),
+            (bytes::Bytes::from_static(b"[1,2"), NOW),
+        );
+        let uploads = Fake::new(vec![
+            up("m/a", "live", Some(72)),
+            up("m/b", "stale", Some(72)),
+            up("m/c", "stale2", Some(72)),
+            up("m/d", "orphan", Some(48)),
+            up("m/e", "young", Some(1)),
+        ]);
+        (cps, uploads, prefix)
+    }
+
+    #[tokio::test]
+    async fn the_task_sweep_keeps_the_uploads_of_live_copies() {
+        use crate::control::copies::READ_LIMITS;
+        let (cps, uploads, prefix) = copies_and_uploads();
+        let s = sweep_task(&uploads, &cps, &prefix, &task_options(false), READ_LIMITS)
+            .await
+            .unwrap();
+        assert_eq!(
+            *uploads.aborted.lock().unwrap(),
+            ["stale", "stale2", "orphan"]
+        );
+        assert_eq!(
+            (s.listed, s.aborted, s.resuming, s.recent, s.live_copies),
+            (5, 3, 1, 1, 1)
+        );
+        assert_eq!(s.held, None);
+        assert_eq!(s.unreadable_checkpoints.len(), 1);
+        assert!(
+            s.unreadable_checkpoints[0].contains("zz-damaged.json: damaged"),
+            "{:?}",
+            s.unreadable_checkpoints
+        );
+        // The checkpoint last modified 30 hours ago was listed, never read.
+        assert_eq!(cps.gets.lock().unwrap().len(), 3);
+        let text = s.render();
+        for want in [
+            "listed            5 (1 recent, 1 resuming, 0 undated)",
+            "copies live       1 (checkpoints written in the past 24 h)",
+            "checkpoint        results-checkpoints/t1/zz-damaged.json: damaged",
+            "aborted           3",
+        ] {
+            assert!(text.contains(want), "{want:?} not in\n{text}");
+        }
+        let line = metrics_line("t1", &Ok(s), 1);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["UploadSweepFailures"], 0);
+    }
+
+    #[tokio::test]
+    async fn the_task_sweep_aborts_nothing_when_the_checkpoints_are_not_known() {
+        use crate::control::copies::READ_LIMITS;
+        // The listing fails.
+        let (mut cps, uploads, prefix) = copies_and_uploads();
+        cps.fail_list = true;
+        let s = sweep_task(&uploads, &cps, &prefix, &task_options(false), READ_LIMITS)
+            .await
+            .unwrap();
+        assert!(uploads.aborted.lock().unwrap().is_empty());
+        let held = s.held.clone().unwrap();
+        assert!(held.contains("could not be listed"), "{held}");
+        let mut would: Vec<&str> = s.would_abort.iter().map(|p| p.upload_id.as_str()).collect();
+        would.sort_unstable();
+        assert_eq!(would, ["live", "orphan", "stale", "stale2"]);
+        assert!(!s.dry_run);
+        let text = s.render();
+        for want in [
+            "held              nothing aborted: the checkpoints under",
+            "would abort       4 (held: nothing aborted)",
+        ] {
+            assert!(text.contains(want), "{want:?} not in\n{text}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&metrics_line("t1", &Ok(s), 1)).unwrap();
+        assert_eq!(v["UploadSweepFailures"], 1);
+
+        // A read fails: the live copy might be that one.
+        let (mut cps, uploads, prefix) = copies_and_uploads();
+        let live_key = cps
+            .objects
+            .iter()
+            .find(|(_, (b, _))| String::from_utf8_lossy(b).contains("\"live\""))
+            .map(|(k, _)| k.clone())
+            .unwrap();
+        cps.fail_get = vec![live_key];
+        let s = sweep_task(&uploads, &cps, &prefix, &task_options(false), READ_LIMITS)
+            .await
+            .unwrap();
+        assert!(uploads.aborted.lock().unwrap().is_empty());
+        assert!(s
+            .held
+            .unwrap()
+            .contains("1 checkpoint(s) could not be read"));
+
+        // A bound is reached.
+        let (cps, uploads, prefix) = copies_and_uploads();
+        let few = ReadLimits {
+            max_read: 1,
+            ..READ_LIMITS
+        };
+        let s = sweep_task(&uploads, &cps, &prefix, &task_options(false), few)
+            .await
+            .unwrap();
+        assert!(uploads.aborted.lock().unwrap().is_empty());
+        assert!(s.held.unwrap().contains("only the first 1 were read"));
     }
 }

@@ -139,16 +139,27 @@ pub fn metrics_line(
     Value::Object(doc).to_string()
 }
 
+/// `in_progress` → `InProgress`.
 fn capitalised(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-        .unwrap_or_default()
+    s.split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metric_names_are_camel_case() {
+        assert_eq!(capitalised("in_progress"), "InProgress");
+        assert_eq!(capitalised("copied"), "Copied");
+    }
 
     fn outcome(kind: OutcomeKind, lag_from: &str) -> Outcome {
         Outcome {

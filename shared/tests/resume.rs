@@ -259,6 +259,7 @@ fn checkpoint(parts: Vec<DonePart>) -> Checkpoint {
         updated_at: String::new(),
         parts,
         ranges: Vec::new(),
+        ranges_sent: false,
     }
 }
 
@@ -376,6 +377,11 @@ async fn a_copy_fanned_out_to_range_jobs_is_completed_once_by_the_last_of_them()
     let ranges = queue.0.lock().unwrap().clone();
     let spans: Vec<(u32, u32)> = ranges.iter().map(|r| (r.first, r.last)).collect();
     assert_eq!(spans, [(1, 3), (4, 6), (7, 9), (10, 11)]);
+    // A duplicate event meanwhile sends nothing: the range jobs carry the copy.
+    let dup = copier.run(&job("huge"), &Limits::none()).await;
+    assert_eq!(dup.code, Some(FANNED_OUT));
+    assert!(dup.note.unwrap().contains("(0 sent now)"));
+    assert_eq!(queue.0.lock().unwrap().len(), 4);
     assert_eq!(dest.open_uploads().len(), 1);
     // The four range jobs run at once, as on four instances.
     let jobs: Vec<Job<'_>> = ranges

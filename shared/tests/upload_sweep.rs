@@ -1,12 +1,19 @@
 //! ListMultipartUploads and the sweep of stale multipart uploads against the OSS emulator on
-//! 127.0.0.1: only old uploads under the task's prefix are aborted; a dry run aborts none.
+//! 127.0.0.1: only old uploads under the task's prefix are aborted; a dry run aborts none; the
+//! uploads of copies in progress (checkpoints written within the age) are kept.
 
 use oss_emulator::{Config, Emulator};
+use s3_oss_sync::control::copies::{
+    task_prefix, CheckpointObjects, Listed, ListedPage, READ_LIMITS,
+};
 use s3_oss_sync::oss::signing::{self, Credentials, RequestParts, Scope, PRODUCT_OSS};
 use s3_oss_sync::oss::OssClient;
+use s3_oss_sync::resume::{checkpoint_key, Checkpoint, CHECKPOINT_VERSION};
+use s3_oss_sync::source::SourceError;
 use s3_oss_sync::sweep::{
-    sweep_uploads, OssUploads, Stopped, SweepLimits, SweepOptions, SweepRule,
+    sweep_task, sweep_uploads, OssUploads, Stopped, SweepLimits, SweepOptions, SweepRule, Verdict,
 };
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 mod common;
@@ -78,17 +85,14 @@ async fn listed(client: &OssClient, prefix: &str) -> Vec<(String, String)> {
 
 fn options(dry_run: bool) -> SweepOptions {
     SweepOptions {
-        rule: SweepRule {
-            prefix: "mirror/".into(),
-            older_than: DAY,
-            now: time::OffsetDateTime::now_utc(),
-        },
+        rule: SweepRule::new("mirror/", DAY, time::OffsetDateTime::now_utc()),
         dry_run,
         // Pages of one, so the markers are followed from page to page.
         limits: SweepLimits {
             page_size: 1,
             ..SweepLimits::default()
         },
+        hold: None,
     }
 }
 
@@ -202,4 +206,115 @@ async fn the_request_budget_bounds_the_sweep() {
         (1, 3, Some(Stopped::RequestBudget))
     );
     assert_eq!(listed(&client, "").await.len(), 3);
+}
+
+/// Checkpoints in memory, listed with their write times.
+#[derive(Default)]
+struct Checkpoints(BTreeMap<String, (bytes::Bytes, time::OffsetDateTime)>);
+
+impl Checkpoints {
+    /// A checkpoint of the copy to `dest_key` in `upload_id`, written `hours_ago`.
+    fn add(&mut self, dest_key: &str, upload_id: &str, hours_ago: i64) {
+        let at = time::OffsetDateTime::now_utc() - time::Duration::hours(hours_ago);
+        let text = s3_oss_sync::outcome::format_time(at);
+        // From JSON, as stored: fields the format gains later take their defaults.
+        let cp = Checkpoint::parse(
+            serde_json::json!({
+                "version": CHECKPOINT_VERSION,
+                "task": "t1",
+                "source_bucket": "src",
+                "source_key": dest_key,
+                "etag": "\"e\"",
+                "size": 100 << 20,
+                "fingerprint": "f",
+                "dest_bucket": BUCKET,
+                "dest_key": dest_key,
+                "part_size": 10 << 20,
+                "upload_id": upload_id,
+                "started_at": text,
+                "updated_at": text,
+                "parts": [],
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        self.0.insert(
+            checkpoint_key("results", "t1", BUCKET, dest_key),
+            (serde_json::to_vec(&cp).unwrap().into(), at),
+        );
+    }
+}
+
+impl CheckpointObjects for Checkpoints {
+    async fn list(&self, prefix: &str, _token: Option<&str>) -> Result<ListedPage, SourceError> {
+        Ok(ListedPage {
+            objects: self
+                .0
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .map(|(k, (_, at))| Listed {
+                    key: k.clone(),
+                    last_modified: Some(*at),
+                })
+                .collect(),
+            next: None,
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<bytes::Bytes>, SourceError> {
+        Ok(self.0.get(key).map(|(b, _)| b.clone()))
+    }
+}
+
+#[tokio::test]
+async fn uploads_of_copies_in_progress_are_kept_until_their_checkpoints_go_stale() {
+    let emu = emulator().await;
+    let client = client_with(&emu, SK, None, |_| {});
+    let live = initiate(&emu, "mirror/live").await;
+    let stopped = initiate(&emu, "mirror/stopped").await;
+    let orphan = initiate(&emu, "mirror/orphan").await;
+    // Three days old, all of them: a copy of a large object can take that long.
+    emu.age_uploads("mirror/", 3 * DAY);
+    let mut cps = Checkpoints::default();
+    cps.add("mirror/live", &live, 1);
+    cps.add("mirror/stopped", &stopped, 30);
+    let store = OssUploads::new(client.clone(), BUCKET);
+    let prefix = task_prefix("results", "t1");
+
+    let dry = sweep_task(&store, &cps, &prefix, &options(true), READ_LIMITS)
+        .await
+        .unwrap();
+    let mut would: Vec<&str> = dry
+        .would_abort
+        .iter()
+        .map(|p| p.upload_id.as_str())
+        .collect();
+    would.sort_unstable();
+    let mut want = vec![stopped.as_str(), orphan.as_str()];
+    want.sort_unstable();
+    assert_eq!(would, want);
+    assert_eq!((dry.resuming, dry.live_copies), (1, 1));
+
+    let done = sweep_task(&store, &cps, &prefix, &options(false), READ_LIMITS)
+        .await
+        .unwrap();
+    assert_eq!((done.listed, done.aborted, done.resuming), (3, 2, 1));
+    assert_eq!(done.held, None);
+    let left: Vec<String> = listed(&client, "")
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(left, std::slice::from_ref(&live));
+    let mut rule = options(false).rule;
+    rule.checkpoints.insert(live.clone(), rule.now);
+    let page = client
+        .list_multipart_uploads(BUCKET, "", None, 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        s3_oss_sync::sweep::verdict(&page.uploads[0], &rule),
+        Verdict::Resuming
+    );
 }

@@ -109,3 +109,42 @@ def test_b_an_object_overwritten_during_its_copy_ends_as_the_new_version(moto, e
     assert checkpoints(task) == []
     mine = records_for(task, key)
     assert not [r for r in mine if r["outcome"] in ("failed", "invalid")], mine
+
+
+def test_c_a_large_copy_fans_out_to_range_jobs_on_two_pollers_and_completes_once(moto, emulator):
+    task = SyncTask(moto, emulator, visibility=30, max_receive=3, OSS_PART_SIZE_MIB="16",
+                    OSS_PARTS_IN_FLIGHT="2", SQS_MAX_RECEIVE_COUNT="3",
+                    FANOUT_THRESHOLD_MIB="128", FANOUT_RANGE_MIB="64")
+    key = "large/fanned-out.bin"
+    data = body_for("fanned out", 256 * MIB + 4321)
+    upload(task, key, data)
+    set_faults(emulator, upload_bytes_per_sec=16 * MIB)
+    before = emulator_json(emulator, "stats")["parts_stored"]
+    pollers = [task.poll(max_seconds=300, batch_size=1, args=("--invocation-timeout", "30")) for _ in range(2)]
+    try:
+        for p in pollers:
+            assert p.wait(timeout=360) == 0
+    finally:
+        set_faults(emulator)
+        for p in pollers:
+            if p.poll() is None:
+                p.kill()
+    mine = records_for(task, key)
+    kinds = [(r["outcome"], r.get("error_code")) for r in mine]
+    # moto notifies a multipart upload twice (ObjectCreated:Put and :CompleteMultipartUpload; S3
+    # sends the second only): the first message fans the copy out, the duplicate sends nothing.
+    fanned = [r["error_message"] for r in mine if r.get("error_code") == "FannedOut"]
+    assert sorted("(5 sent now)" in m for m in fanned) == [False, True], fanned
+    assert "(0 sent now)" in min(fanned, key=len), fanned
+    # Five range jobs (17 parts, 4 to a range): one completes, the others say their range is up.
+    copied = [r for r in mine if r["outcome"] == "copied"]
+    uploaded = [r for r in mine if r.get("error_code") == "RangeUploaded"]
+    assert len(copied) == 1 and len(uploaded) == 4, kinds
+    assert sum(r["bytes_moved"] for r in copied + uploaded) == len(data)
+    assert not [r for r in mine if r["outcome"] in ("failed", "deferred", "invalid")], kinds
+    assert emulator_json(emulator, "stats")["parts_stored"] - before == 17
+    assert emulator_json(emulator, "uploads")["in_progress"] == 0
+    assert checkpoints(task) == [], "checkpoint, range records and claim are gone"
+    got = oss_client(emulator.endpoint).get_object(oss.GetObjectRequest(bucket=task.dest, key=key))
+    assert hashlib.sha256(got.body.read()).digest() == hashlib.sha256(data).digest()
+    assert int(got.headers["x-oss-hash-crc64ecma"]) == crc64(data) == int(copied[0]["crc64"])

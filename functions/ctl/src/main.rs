@@ -39,7 +39,8 @@ use time::OffsetDateTime;
     after_help = "Settings: TASK_ID, SOURCE_BUCKET, SOURCE_PREFIX, TASK_QUEUE_URL, \
                   SYNC_FUNCTION_NAME (pause, resume, status), the report function's variables \
                   (RESULTS_BUCKET, DEST_BUCKET, OSS_*) for retry-failed and status, and \
-                  DEST_BUCKET, DEST_PREFIX, UPLOAD_SWEEP_AGE_HOURS and OSS_* for sweep-uploads.\n\
+                  DEST_BUCKET, DEST_PREFIX, UPLOAD_SWEEP_AGE_HOURS, RESULTS_BUCKET (the \
+                  checkpoints of copies in progress) and OSS_* for sweep-uploads.\n\
                   Exit codes: 0 done, 1 an AWS or OSS call failed, 2 bad settings or input, \
                   130 interrupted."
 )]
@@ -80,14 +81,16 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         wait_seconds: u64,
     },
-    /// Queue depths, oldest message age, delivery state, last complete report day, today's counts.
+    /// Queue depths, oldest message age, delivery state, last complete report day, today's counts,
+    /// copies in progress.
     Status {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Abort the multipart uploads under the task's DEST_PREFIX that were initiated longer ago
-    /// than --older-than (uploads a killed or timed-out sync left open, whose parts OSS bills).
+    /// than --older-than (uploads a killed or timed-out sync left open, whose parts OSS bills),
+    /// except those of copies in progress whose checkpoints were written within --older-than.
     SweepUploads {
         /// Age in hours, 1 to 720 [default: UPLOAD_SWEEP_AGE_HOURS, or 24].
         #[arg(long, value_name = "HOURS", value_parser = clap::value_parser!(u64).range(1..=720))]
@@ -446,7 +449,10 @@ async fn main() -> ExitCode {
             } else {
                 print!("{}", summary.render());
             }
-            return if summary.failed.is_empty() {
+            if let Some(why) = &summary.held {
+                eprintln!("ctl: nothing aborted: {why}");
+            }
+            return if summary.failed.is_empty() && summary.held.is_none() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

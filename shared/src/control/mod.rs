@@ -1,14 +1,17 @@
 //! Task control: what the `ctl` command does, as a library. Backfill sends S3-shaped events for
 //! objects that existed before the notifications did; retry re-sends the keys a day's report lists
 //! as failed; redrive moves dead-lettered messages back; pause and resume switch the sync
-//! function's event source mapping; status reads the task's queues, reports and records;
-//! sweep-uploads aborts the stale multipart uploads under the task's destination prefix.
+//! function's event source mapping; status reads the task's queues, reports, records and copies in
+//! progress; sweep-uploads aborts the stale multipart uploads under the task's destination prefix
+//! (keeping those of copies in progress, read by [`copies`], which the report function's sweep
+//! uses too).
 //!
 //! Every event `ctl` sends is handled by the same sync function as S3's own, so what is already in
 //! OSS is skipped after one request and nothing is copied twice.
 
 pub mod backfill;
 pub mod checkpoint;
+pub mod copies;
 pub mod events;
 #[cfg(feature = "control")]
 pub mod inventory;

@@ -1,6 +1,10 @@
 //! `ctl status`: a task's state at a glance. Each part is read on its own; a part that cannot be
 //! read is reported as a problem beside the parts that could.
 
+use super::copies::{
+    in_progress, read_copies, results_location, task_prefix, CopyInProgress, Select,
+    STATUS_READ_LIMITS,
+};
 use super::mapping::EventSourceMapping;
 use super::queue::{queue_name_of, Depths, SqsQueue};
 use super::ControlError;
@@ -57,6 +61,9 @@ pub struct Status {
     pub last_complete_day: Option<String>,
     /// Today's counts so far.
     pub today: Option<TodayStatus>,
+    /// The copies in progress (resumable copies whose checkpoints are in the results bucket), by
+    /// destination key; `None` when they could not be read.
+    pub copies_in_progress: Option<Vec<CopyInProgress>>,
     /// Parts that could not be read, and why (`ctl status` exits 1 when there are any).
     pub problems: Vec<String>,
     /// Parts left out without failing the status: the oldest message's age when CloudWatch
@@ -147,6 +154,23 @@ impl Status {
                 let _ = writeln!(s, "  unreadable      {} results objects", t.unreadable);
             }
         }
+        match &self.copies_in_progress {
+            None if explained("copies in progress") => {
+                let _ = writeln!(s, "copies in progress unknown (see below)");
+            }
+            None => {
+                let _ = writeln!(s, "copies in progress unknown");
+            }
+            Some(c) if c.is_empty() => {
+                let _ = writeln!(s, "copies in progress none");
+            }
+            Some(copies) => {
+                let _ = writeln!(s, "copies in progress {}", copies.len());
+                for c in copies {
+                    let _ = writeln!(s, "  {}", c.render());
+                }
+            }
+        }
         for p in &self.problems {
             let _ = writeln!(s, "problem           {p}");
         }
@@ -191,6 +215,49 @@ pub async fn oldest_message_age(
         .filter_map(|d| Some((d.timestamp()?.secs(), d.maximum()?)))
         .max_by_key(|(t, _)| *t)
         .map(|(_, v)| v.max(0.0) as u64))
+}
+
+/// Reads the task's copies in progress into `st`: every checkpoint under the task's folder in
+/// the results bucket (`RESULTS_BUCKET`, `RESULTS_PREFIX` through `get`) with its range records,
+/// within [`STATUS_READ_LIMITS`]. A checkpoint that cannot be read is a problem line; the others
+/// are listed.
+pub async fn gather_copies(
+    st: &mut Status,
+    config: &ControlConfig,
+    sdk: &aws_config::SdkConfig,
+    get: impl Fn(&str) -> Option<String>,
+    now: time::OffsetDateTime,
+) {
+    let part = "copies in progress";
+    let Some((bucket, results_prefix)) = results_location(&get) else {
+        st.unavailable(part, "RESULTS_BUCKET is not set");
+        return;
+    };
+    let s3 = match setup::s3_client(sdk, &get) {
+        Ok(c) => c,
+        Err(e) => {
+            st.problem(part, e);
+            return;
+        }
+    };
+    let store = crate::results::S3ResultsStore::new(s3, bucket);
+    let prefix = task_prefix(&results_prefix, &config.task_id);
+    let copies = match read_copies(&store, &prefix, Select::All, STATUS_READ_LIMITS).await {
+        Ok(c) => c,
+        Err(e) => {
+            st.problem(part, crate::source::error_chain(&e));
+            return;
+        }
+    };
+    let stale_after = std::time::Duration::from_secs(config.upload_sweep_age_hours * 3600);
+    let list = in_progress(&copies, now, stale_after);
+    for u in &copies.unreadable {
+        st.problem(&format!("copy in progress {}", u.key), &u.reason);
+    }
+    if let Some(why) = copies.incomplete {
+        st.unavailable(part, why);
+    }
+    st.copies_in_progress = Some(list);
 }
 
 /// Reads every part of a task's status; `get` looks up the report function's settings (the
@@ -254,6 +321,7 @@ pub async fn gather(
             Err(e) => st.problem("delivery", e),
         }
     }
+    gather_copies(&mut st, config, sdk, &get, time::OffsetDateTime::now_utc()).await;
     let report = match ReportConfig::from_lookup(&get) {
         Ok(r) => r,
         Err(e) => {
@@ -346,5 +414,67 @@ mod tests {
         let json = serde_json::to_value(&st).unwrap();
         assert_eq!(json["queue"]["in_flight"], 2);
         assert_eq!(json["today"]["counts"]["failed"], 1);
+    }
+
+    #[test]
+    fn copies_in_progress_are_listed_and_unreadable_ones_are_problems() {
+        use crate::control::copies::tests::{checkpoint, NOW};
+        let day = std::time::Duration::from_secs(24 * 3600);
+        let mut st = Status {
+            task: "t1".into(),
+            copies_in_progress: Some(vec![
+                CopyInProgress::of(
+                    "k1",
+                    &checkpoint("big", "UP1", 4 << 30, 1 << 30, 1, 0),
+                    &[],
+                    NOW,
+                    day,
+                ),
+                CopyInProgress::of(
+                    "k2",
+                    &checkpoint("old", "UP2", 100, 10, 2, 30),
+                    &[],
+                    NOW,
+                    day,
+                ),
+            ]),
+            ..Status::default()
+        };
+        st.problem(
+            "copy in progress results-checkpoints/t1/x.json",
+            "damaged: expected value at line 1 column 1",
+        );
+        let text = st.render();
+        for want in [
+            "copies in progress 2\n",
+            "  m/big  1.0 GiB of 4.0 GiB (25.0%)  parts 1/4  upload UP1  age 30.0 h  last progress 0 s ago\n",
+            "  m/old  20 B of 100 B (20.0%)  parts 2/10  upload UP2  age 30.0 h  last progress 30.0 h ago  STALE",
+            "problem           copy in progress results-checkpoints/t1/x.json: damaged",
+        ] {
+            assert!(text.contains(want), "{want:?} not in\n{text}");
+        }
+        let json = serde_json::to_value(&st).unwrap();
+        let first = &json["copies_in_progress"][0];
+        assert_eq!(first["dest_key"], "m/big");
+        assert_eq!(first["bytes_done"], 1u64 << 30);
+        assert_eq!(first["size"], 4u64 << 30);
+        assert_eq!(first["percent"], 25.0);
+        assert_eq!(
+            (first["parts_done"].as_u64(), first["parts_total"].as_u64()),
+            (Some(1), Some(4))
+        );
+        assert_eq!(first["upload_id"], "UP1");
+        assert_eq!(first["age_secs"], 30 * 3600);
+        assert_eq!(first["since_progress_secs"], 0);
+        assert_eq!(first["stale"], false);
+        assert_eq!(json["copies_in_progress"][1]["stale"], true);
+
+        st.copies_in_progress = Some(Vec::new());
+        assert!(st.render().contains("copies in progress none\n"));
+        st.copies_in_progress = None;
+        st.unavailable("copies in progress", "RESULTS_BUCKET is not set");
+        assert!(st
+            .render()
+            .contains("copies in progress unknown (see below)"));
     }
 }

@@ -1,11 +1,15 @@
 //! `ctl sweep-uploads`: the sweep of stale multipart uploads ([`crate::sweep`]) run by hand,
-//! under the task's destination prefix, with larger bounds than the report function's.
+//! under the task's destination prefix, with larger bounds than the report function's. Like the
+//! report function's, it first reads the task's checkpoints in the results bucket and keeps the
+//! uploads of the copies still in progress.
 
+use super::copies::{results_location, task_prefix, READ_LIMITS};
 use super::ControlError;
 use crate::config::{ControlConfig, OssSettings};
 use crate::oss::{OssClient, OssConfig};
+use crate::results::S3ResultsStore;
 use crate::setup;
-use crate::sweep::{sweep_uploads, OssUploads, SweepLimits, SweepOptions, SweepRule, SweepSummary};
+use crate::sweep::{sweep_task, OssUploads, SweepLimits, SweepOptions, SweepRule, SweepSummary};
 use std::time::Duration;
 
 /// What `ctl sweep-uploads` was asked.
@@ -34,19 +38,22 @@ pub fn sweep_options(
         .older_than_hours
         .unwrap_or(config.upload_sweep_age_hours);
     SweepOptions {
-        rule: SweepRule {
-            prefix: config.dest_prefix.clone(),
-            older_than: Duration::from_secs(hours * 3600),
+        rule: SweepRule::new(
+            config.dest_prefix.clone(),
+            Duration::from_secs(hours * 3600),
             now,
-        },
+        ),
         dry_run: request.dry_run,
         limits: CTL_LIMITS,
+        hold: None,
     }
 }
 
-/// Sweeps the task's destination prefix: reads `DEST_BUCKET` and the `OSS_*` variables through
-/// `get`, builds the OSS client (credentials from Secrets Manager if so configured), and runs the
-/// sweep. A failed listing is [`ControlError::Oss`]; failed aborts are in the summary.
+/// Sweeps the task's destination prefix: reads `DEST_BUCKET`, `RESULTS_BUCKET` (where the task's
+/// checkpoints are), `RESULTS_PREFIX` and the `OSS_*` variables through `get`, builds the OSS
+/// client (credentials from Secrets Manager if so configured), and runs the sweep
+/// ([`sweep_task`]). A failed listing of the uploads is [`ControlError::Oss`]; failed aborts are
+/// in the summary, and so is a sweep held because the checkpoints could not be read.
 pub async fn sweep_task_uploads(
     config: &ControlConfig,
     sdk: &aws_config::SdkConfig,
@@ -56,6 +63,14 @@ pub async fn sweep_task_uploads(
     let bucket = config.dest_bucket.clone().ok_or_else(|| {
         ControlError::Input("DEST_BUCKET is not set (the task's OSS bucket)".into())
     })?;
+    let (results_bucket, results_prefix) = results_location(&get).ok_or_else(|| {
+        ControlError::Input(
+            "RESULTS_BUCKET is not set (the results bucket, where the checkpoints of the copies \
+             in progress are: their uploads must not be aborted)"
+                .into(),
+        )
+    })?;
+    let s3 = setup::s3_client(sdk, &get).map_err(|e| ControlError::Input(e.to_string()))?;
     let oss = OssSettings::from_lookup(&get).map_err(|e| ControlError::Input(e.to_string()))?;
     let credentials = setup::oss_credentials(sdk, &oss.credentials)
         .await
@@ -63,9 +78,15 @@ pub async fn sweep_task_uploads(
     let client = OssClient::new(OssConfig::new(oss.endpoint, &oss.region, credentials))
         .map_err(|e| ControlError::Input(e.to_string()))?;
     let options = sweep_options(config, request, time::OffsetDateTime::now_utc());
-    sweep_uploads(&OssUploads::new(client, bucket), &options)
-        .await
-        .map_err(|e| ControlError::Oss(crate::source::error_chain(&e)))
+    sweep_task(
+        &OssUploads::new(client, bucket),
+        &S3ResultsStore::new(s3, results_bucket),
+        &task_prefix(&results_prefix, &config.task_id),
+        &options,
+        READ_LIMITS,
+    )
+    .await
+    .map_err(|e| ControlError::Oss(crate::source::error_chain(&e)))
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Cold start: the sync binary started the way Lambda starts a bootstrap, against a local Lambda
 //! runtime API served here, timed from process start to its first `GET .../invocation/next`
-//! ("ready"), then through a first (cold) and a second (warm) event.
+//! ("ready"), then through a first (cold) and a second (warm) event. The same local server stands
+//! in for SQS (SendMessageBatch and DeleteMessageBatch only, always accepted): every write is
+//! preceded by its recheck on the task queue, and nothing else here serves SQS.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -27,6 +29,8 @@ struct Seen {
 struct Api {
     seen: Mutex<Seen>,
     changed: Notify,
+    /// Messages sent to the stand-in SQS queue (rechecks).
+    sqs_sent: std::sync::atomic::AtomicUsize,
 }
 
 impl Api {
@@ -40,8 +44,56 @@ impl Api {
     }
 }
 
+/// The stand-in SQS (JSON protocol): every entry of a SendMessageBatch or DeleteMessageBatch
+/// succeeds; any other action is refused.
+fn sqs(api: &Api, target: &str, body: &[u8]) -> Result<Response<Full<Bytes>>, String> {
+    let request: Value = serde_json::from_slice(body).unwrap_or_default();
+    let ids: Vec<Value> = request["Entries"]
+        .as_array()
+        .map(|e| e.iter().map(|x| x["Id"].clone()).collect())
+        .unwrap_or_default();
+    let (status, answer) = match target {
+        "AmazonSQS.SendMessageBatch" => {
+            let n = api
+                .sqs_sent
+                .fetch_add(ids.len(), std::sync::atomic::Ordering::Relaxed);
+            let ok: Vec<Value> = ids
+                .into_iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    json!({"Id": id, "MessageId": format!("bench-{}", n + i), "MD5OfMessageBody": ""})
+                })
+                .collect();
+            (StatusCode::OK, json!({"Successful": ok, "Failed": []}))
+        }
+        "AmazonSQS.DeleteMessageBatch" => {
+            let ok: Vec<Value> = ids.into_iter().map(|id| json!({ "Id": id })).collect();
+            (StatusCode::OK, json!({"Successful": ok, "Failed": []}))
+        }
+        other => (
+            StatusCode::BAD_REQUEST,
+            json!({"__type": "InvalidAction", "message": format!("{other} is not served here")}),
+        ),
+    };
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.0")
+        .body(Full::new(Bytes::from(answer.to_string())))
+        .map_err(|e| e.to_string())
+}
+
 async fn serve(api: Arc<Api>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, String> {
     let path = req.uri().path().to_owned();
+    if let Some(target) = req.headers().get("x-amz-target") {
+        let target = target.to_str().unwrap_or_default().to_owned();
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return sqs(&api, &target, &body);
+    }
     let reply = |status: StatusCode| {
         Response::builder()
             .status(status)
@@ -95,12 +147,13 @@ async fn serve(api: Arc<Api>, req: Request<Incoming>) -> Result<Response<Full<By
     reply(StatusCode::ACCEPTED)
 }
 
-/// One start of the binary: (ready, first event, second event) durations and peak RSS in bytes.
+/// One start of the binary: (ready, first event, second event) durations, peak RSS in bytes and
+/// the messages it sent to SQS.
 async fn one_run(
     binary: &Path,
     events: &[String],
     dest_prefix: &str,
-) -> Result<(Duration, Duration, Duration, u64), Box<dyn std::error::Error>> {
+) -> Result<(Duration, Duration, Duration, u64, usize), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let api = Arc::new(Api {
@@ -109,6 +162,7 @@ async fn one_run(
             marks: Vec::new(),
         }),
         changed: Notify::new(),
+        sqs_sent: Default::default(),
     });
     let server = {
         let api = api.clone();
@@ -133,6 +187,11 @@ async fn one_run(
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/sync-bench")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
         .env("DEST_PREFIX", dest_prefix)
+        .env("AWS_ENDPOINT_URL_SQS", format!("http://{addr}"))
+        .env(
+            "SYNC_QUEUE_URL",
+            format!("http://{addr}/123456789012/sync-bench"),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -185,7 +244,13 @@ async fn one_run(
         at("next", 1),
         at("response", 1),
     ) {
-        (Some(n0), Some(r0), Some(n1), Some(r1)) => Ok((n0 - start, r0 - n0, r1 - n1, peak)),
+        (Some(n0), Some(r0), Some(n1), Some(r1)) => Ok((
+            n0 - start,
+            r0 - n0,
+            r1 - n1,
+            peak,
+            api.sqs_sent.load(std::sync::atomic::Ordering::Relaxed),
+        )),
         _ => Err(format!("the function did not get through two events; its log: {stderr}").into()),
     }
 }
@@ -209,8 +274,10 @@ pub async fn run<T>(
         .unwrap_or_default()
         .as_millis();
     let (mut ready, mut first, mut second, mut peak) = (vec![], vec![], vec![], 0u64);
+    let mut sqs_sent = 0;
     for i in 0..runs.max(1) {
-        let (r, f, s, p) = one_run(binary, &events, &format!("cold-{nonce}-{i}/")).await?;
+        let (r, f, s, p, q) = one_run(binary, &events, &format!("cold-{nonce}-{i}/")).await?;
+        sqs_sent = sqs_sent.max(q);
         ready.push(r.as_secs_f64() * 1000.0);
         first.push(f.as_secs_f64() * 1000.0);
         second.push(s.as_secs_f64() * 1000.0);
@@ -224,6 +291,7 @@ pub async fn run<T>(
         "first_event_ms": crate::round(median(first), 1),
         "second_event_ms": crate::round(median(second), 1),
         "peak_rss_mib": crate::round(crate::mib(peak), 1),
+        "sqs_messages_per_start": sqs_sent,
         "binary_bytes": std::fs::metadata(binary)?.len(),
     }))
 }

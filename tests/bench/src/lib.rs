@@ -115,14 +115,20 @@ impl Intercept for S3Counter {
     }
 }
 
-/// OSS API requests the emulator at `endpoint` has served so far (its `/_emulator/stats`).
-pub async fn emulator_requests(endpoint: &str) -> Result<u64, Box<dyn std::error::Error>> {
+/// One count from the emulator at `endpoint` (its `/_emulator/stats`, e.g. `requests`, OSS API
+/// requests served so far, or `parts_stored`, UploadPart requests whose part was stored).
+pub async fn emulator_count(endpoint: &str, name: &str) -> Result<u64, Box<dyn std::error::Error>> {
     let stats: serde_json::Value = reqwest::get(format!("{endpoint}/_emulator/stats"))
         .await?
         .error_for_status()?
         .json()
         .await?;
-    stats["requests"]
+    stats[name]
         .as_u64()
-        .ok_or_else(|| format!("no request count in {stats}").into())
+        .ok_or_else(|| format!("no {name} count in {stats}").into())
+}
+
+/// OSS API requests the emulator at `endpoint` has served so far (its `/_emulator/stats`).
+pub async fn emulator_requests(endpoint: &str) -> Result<u64, Box<dyn std::error::Error>> {
+    emulator_count(endpoint, "requests").await
 }

@@ -1,0 +1,976 @@
+//! Copies in progress: the checkpoints a task's resumable copies keep in the results bucket
+//! ([`crate::resume`]), read back. The sweep of stale multipart uploads keeps the uploads of the
+//! copies whose checkpoints are still being written ([`crate::sweep::sweep_task`]); `ctl status`
+//! lists them (`control::status`).
+//!
+//! Reading is bounded (keys listed, checkpoints read, reads at once), and a body is never
+//! trusted: one that does not parse is reported with its key and otherwise left alone (the copy
+//! that owns it replaces or removes it).
+
+use crate::results::S3ResultsStore;
+use crate::resume::{checkpoint_prefix, Checkpoint, RangeRecord, CHECKPOINT_VERSION};
+use crate::source::{error_chain, sdk_error, SourceError};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::future::Future;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// One checkpoint object, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its key.
+    pub key: String,
+    /// When it was last written, by the store's clock.
+    pub last_modified: Option<OffsetDateTime>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListedPage {
+    /// The objects, in key order.
+    pub objects: Vec<Listed>,
+    /// The continuation token of the next page, if there is one.
+    pub next: Option<String>,
+}
+
+/// Where checkpoints are read from: the results bucket.
+pub trait CheckpointObjects: Send + Sync {
+    /// One page of the objects under `prefix`, from `token`.
+    fn list(
+        &self,
+        prefix: &str,
+        token: Option<&str>,
+    ) -> impl Future<Output = Result<ListedPage, SourceError>> + Send;
+
+    /// One object's body, or `None` if it is gone.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, SourceError>> + Send;
+}
+
+impl CheckpointObjects for S3ResultsStore {
+    async fn list(&self, prefix: &str, token: Option<&str>) -> Result<ListedPage, SourceError> {
+        let out = self
+            .client()
+            .list_objects_v2()
+            .bucket(self.bucket())
+            .prefix(prefix)
+            .set_continuation_token(token.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| sdk_error("ListObjectsV2", prefix, None, e))?;
+        let objects = out
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(Listed {
+                    key: o.key()?.to_owned(),
+                    last_modified: o
+                        .last_modified()
+                        .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok()),
+                })
+            })
+            .collect();
+        let next = if out.is_truncated() == Some(true) {
+            Some(
+                out.next_continuation_token()
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| SourceError::Transport {
+                        op: "ListObjectsV2",
+                        key: prefix.to_owned(),
+                        detail: "a truncated page without a continuation token".into(),
+                        transient: false,
+                    })?
+                    .to_owned(),
+            )
+        } else {
+            None
+        };
+        Ok(ListedPage { objects, next })
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, SourceError> {
+        crate::resume::CheckpointStore::load(self, key).await
+    }
+}
+
+/// The folder of one task's checkpoints, ending in `/` (every [`crate::resume::checkpoint_key`]
+/// of the task is under it).
+pub fn task_prefix(results_prefix: &str, task: &str) -> String {
+    format!("{}{task}/", checkpoint_prefix(results_prefix))
+}
+
+/// The results bucket and prefix (`RESULTS_BUCKET`, `RESULTS_PREFIX`, default `results`) read
+/// through `get`, as the functions read them; `None` without a bucket.
+pub fn results_location(get: impl Fn(&str) -> Option<String>) -> Option<(String, String)> {
+    let bucket = get("RESULTS_BUCKET").filter(|b| !b.is_empty())?;
+    let prefix = get("RESULTS_PREFIX")
+        .unwrap_or_else(|| "results".into())
+        .trim_matches('/')
+        .to_owned();
+    Some((bucket, prefix))
+}
+
+/// What an object under a task's checkpoint folder is, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A copy's checkpoint, `<hash>.json`.
+    Checkpoint,
+    /// A range job's record, `<hash>.range-<first>-<last>.json`, beside its copy's checkpoint.
+    Range,
+    /// Anything else (a fanned-out copy's completion claim, `<hash>.claim.json`): not read.
+    Other,
+}
+
+/// The kind of the object `key` and the key of the copy's checkpoint it belongs to. Pure.
+pub fn classify(key: &str) -> (Kind, String) {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let dir = &key[..key.len() - name.len()];
+    let Some(stem) = name.strip_suffix(".json") else {
+        return (Kind::Other, key.to_owned());
+    };
+    match stem.split_once('.') {
+        None => (Kind::Checkpoint, key.to_owned()),
+        Some((hash, rest)) if rest.starts_with("range-") => {
+            (Kind::Range, format!("{dir}{hash}.json"))
+        }
+        Some((hash, _)) => (Kind::Other, format!("{dir}{hash}.json")),
+    }
+}
+
+/// Which checkpoints to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Select {
+    /// Every checkpoint and range record (`ctl status`, for each copy's progress).
+    All,
+    /// Per copy, only its most recently written checkpoint or range record (the one that names
+    /// the upload being worked on, with the latest time), and only for copies with something
+    /// written at or after the time given (the sweep: one read per copy still moving). When that
+    /// object's body is damaged, the next most recent is read, up to three.
+    LatestPerCopy(OffsetDateTime),
+}
+
+/// How much one read of the checkpoints may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// Most objects listed (pages of 1,000).
+    pub max_listed: usize,
+    /// Most objects read.
+    pub max_read: usize,
+    /// Reads at once.
+    pub parallel: usize,
+}
+
+/// The sweep's: 50,000 listed, 1,000 read (with [`Select::LatestPerCopy`], about one per copy
+/// in progress), 8 at once.
+pub const READ_LIMITS: ReadLimits = ReadLimits {
+    max_listed: 50_000,
+    max_read: 1_000,
+    parallel: 8,
+};
+
+/// `ctl status`'s: 50,000 listed, 10,000 read (a fanned-out copy has a range record per range),
+/// 32 at once.
+pub const STATUS_READ_LIMITS: ReadLimits = ReadLimits {
+    max_listed: 50_000,
+    max_read: 10_000,
+    parallel: 32,
+};
+
+/// A checkpoint that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unreadable {
+    /// Its key in the results bucket.
+    pub key: String,
+    /// Why.
+    pub reason: String,
+    /// Whether reading it failed (S3 answered an error, or none), rather than its body being
+    /// damaged: a failed read says nothing about the copy, a damaged body says it cannot resume.
+    pub read_failed: bool,
+}
+
+/// The checkpoints of a task, as read.
+#[derive(Debug, Clone, Default)]
+pub struct Copies {
+    /// Checkpoints read, with their keys, in key order.
+    pub checkpoints: Vec<(String, Checkpoint)>,
+    /// Range records read, with the keys of their copies' checkpoints, in key order.
+    pub ranges: Vec<(String, RangeRecord)>,
+    /// Those that could not be read or parsed.
+    pub unreadable: Vec<Unreadable>,
+    /// Objects listed.
+    pub listed: u64,
+    /// Listed but not read (not chosen, or not checkpoints).
+    pub not_read: u64,
+    /// Gone between the listing and the read (their copies ended).
+    pub gone: u64,
+    /// Set when a bound left some objects unlisted or unread: which.
+    pub incomplete: Option<String>,
+    /// Requests made (list pages and reads).
+    pub requests: u32,
+}
+
+/// What one read found.
+enum Found {
+    Checkpoint(Box<Checkpoint>),
+    Range(RangeRecord),
+}
+
+fn parse(kind: Kind, body: &[u8]) -> Result<Found, String> {
+    match kind {
+        Kind::Range => {
+            let r: RangeRecord = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+            if r.version != CHECKPOINT_VERSION {
+                return Err(format!(
+                    "range record format {} is not {CHECKPOINT_VERSION}",
+                    r.version
+                ));
+            }
+            Ok(Found::Range(r))
+        }
+        _ => Checkpoint::parse(body).map(|c| Found::Checkpoint(Box::new(c))),
+    }
+}
+
+/// Lists the objects under `prefix` (a task's checkpoint folder, [`task_prefix`]) and reads the
+/// checkpoints and range records `select` chooses, within `limits`. Only a failed listing is an
+/// error; an object that cannot be read or parsed is in [`Copies::unreadable`].
+pub async fn read_copies(
+    store: &impl CheckpointObjects,
+    prefix: &str,
+    select: Select,
+    limits: ReadLimits,
+) -> Result<Copies, SourceError> {
+    let mut copies = Copies::default();
+    let mut listed: Vec<Listed> = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        copies.requests += 1;
+        let page = store.list(prefix, token.as_deref()).await?;
+        listed.extend(page.objects);
+        match page.next {
+            None => break,
+            Some(_) if listed.len() >= limits.max_listed => {
+                copies.incomplete = Some(format!(
+                    "more than {} objects under {prefix}: only the first {} were listed",
+                    limits.max_listed,
+                    listed.len()
+                ));
+                break;
+            }
+            Some(next) if token.as_deref() == Some(next.as_str()) => {
+                return Err(SourceError::Transport {
+                    op: "ListObjectsV2",
+                    key: prefix.to_owned(),
+                    detail: "the next page's token is the same as this page's".into(),
+                    transient: false,
+                });
+            }
+            Some(next) => token = Some(next),
+        }
+    }
+    copies.listed = listed.len() as u64;
+    // Per copy (its checkpoint's key), the objects to read, in the order to read them; a copy's
+    // objects are read one after the other, and with `LatestPerCopy` only until one parses.
+    let mut groups: BTreeMap<String, Vec<(Kind, Listed)>> = BTreeMap::new();
+    for o in listed {
+        let (kind, copy) = classify(&o.key);
+        if kind != Kind::Other {
+            groups.entry(copy).or_default().push((kind, o));
+        }
+    }
+    let newest_first = |o: &Listed| {
+        std::cmp::Reverse(
+            o.last_modified
+                .map_or(i128::MAX, |t| t.unix_timestamp_nanos()),
+        )
+    };
+    let jobs: Vec<(bool, Vec<(Kind, String)>)> = match select {
+        Select::All => groups
+            .into_values()
+            .flatten()
+            .map(|(kind, o)| (false, vec![(kind, o.key)]))
+            .collect(),
+        Select::LatestPerCopy(since) => groups
+            .into_values()
+            .filter_map(|mut objects| {
+                objects.sort_by_key(|(_, o)| newest_first(o));
+                let newest = objects[0].1.last_modified;
+                newest.is_none_or(|at| at >= since).then(|| {
+                    let keys = objects.into_iter().take(3).map(|(k, o)| (k, o.key));
+                    (true, keys.collect())
+                })
+            })
+            .collect(),
+    };
+    if jobs.len() > limits.max_read {
+        let why = format!(
+            "{} objects to read under {prefix}: only the first {} were read",
+            jobs.len(),
+            limits.max_read
+        );
+        copies.incomplete = Some(match copies.incomplete.take() {
+            Some(listing) => format!("{listing}; {why}"),
+            None => why,
+        });
+    }
+    type Outcome = (String, Kind, Result<Option<Bytes>, SourceError>);
+    let results: Vec<Vec<Outcome>> =
+        futures_util::stream::iter(jobs.into_iter().take(limits.max_read))
+            .map(|(first_good, keys)| async move {
+                let mut out = Vec::new();
+                for (kind, key) in keys {
+                    let got = store.get(&key).await;
+                    let stop = match &got {
+                        Ok(Some(body)) => !first_good || parse(kind, body).is_ok(),
+                        Ok(None) => false,
+                        Err(_) => true,
+                    };
+                    out.push((key, kind, got));
+                    if stop {
+                        break;
+                    }
+                }
+                out
+            })
+            .buffer_unordered(limits.parallel.max(1))
+            .collect()
+            .await;
+    let mut read: Vec<Outcome> = results.into_iter().flatten().collect();
+    read.sort_by(|a, b| a.0.cmp(&b.0));
+    copies.not_read = copies.listed - read.len() as u64;
+    for (key, kind, got) in read {
+        copies.requests += 1;
+        match got {
+            Ok(None) => copies.gone += 1,
+            Ok(Some(body)) => match parse(kind, &body) {
+                Ok(Found::Checkpoint(cp)) => copies.checkpoints.push((key, *cp)),
+                Ok(Found::Range(r)) => copies.ranges.push((classify(&key).1, r)),
+                Err(reason) => copies.unreadable.push(Unreadable {
+                    key,
+                    reason: format!("damaged: {reason}"),
+                    read_failed: false,
+                }),
+            },
+            Err(e) => copies.unreadable.push(Unreadable {
+                key,
+                reason: error_chain(&e),
+                read_failed: true,
+            }),
+        }
+    }
+    Ok(copies)
+}
+
+/// Parses a checkpoint's RFC 3339 time.
+pub fn parse_time(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text.trim(), &Rfc3339).ok()
+}
+
+/// One copy in progress, as `ctl status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CopyInProgress {
+    /// The destination key.
+    pub dest_key: String,
+    /// The source key.
+    pub source_key: String,
+    /// Bytes in finished parts.
+    pub bytes_done: u64,
+    /// The object's size.
+    pub size: u64,
+    /// `bytes_done` as a percentage of `size`, to a tenth.
+    pub percent: f64,
+    /// Finished parts (for a fanned-out copy, in its range records).
+    pub parts_done: u32,
+    /// Parts the object has.
+    pub parts_total: u32,
+    /// For a copy fanned out to range jobs: how many ranges it has (0: not fanned out).
+    pub ranges_total: u32,
+    /// Ranges whose every part is done.
+    pub ranges_done: u32,
+    /// The OSS multipart upload id.
+    pub upload_id: String,
+    /// When the copy began (RFC 3339).
+    pub started_at: String,
+    /// When its checkpoint (or, fanned out, one of its range records) was last written (RFC
+    /// 3339).
+    pub updated_at: String,
+    /// Seconds since the copy began (unknown if `started_at` does not parse).
+    pub age_secs: Option<i64>,
+    /// Seconds since `updated_at`.
+    pub since_progress_secs: Option<i64>,
+    /// Whether the checkpoint has not been written for longer than the sweep's age: the next
+    /// sweep takes its upload for stale and aborts it.
+    pub stale: bool,
+    /// The checkpoint's key in the results bucket.
+    pub checkpoint: String,
+}
+
+impl CopyInProgress {
+    /// The view of one checkpoint and its range records (those of other uploads are left out)
+    /// as of `now`, `stale_after` being the sweep's age. Pure.
+    pub fn of(
+        key: &str,
+        cp: &Checkpoint,
+        ranges: &[&RangeRecord],
+        now: OffsetDateTime,
+        stale_after: std::time::Duration,
+    ) -> Self {
+        let ranges: Vec<&RangeRecord> = ranges
+            .iter()
+            .copied()
+            .filter(|r| r.upload_id == cp.upload_id)
+            .collect();
+        let mut parts: BTreeMap<u32, u64> = cp.parts.iter().map(|p| (p.number, p.size)).collect();
+        for r in &ranges {
+            parts.extend(r.parts.iter().map(|p| (p.number, p.size)));
+        }
+        let bytes_done: u64 = parts.values().sum();
+        let updated_at = ranges
+            .iter()
+            .map(|r| r.updated_at.as_str())
+            .filter_map(|t| Some((parse_time(t)?, t)))
+            .max()
+            .filter(|(at, _)| parse_time(&cp.updated_at).is_none_or(|c| *at > c))
+            .map_or(cp.updated_at.clone(), |(_, t)| t.to_owned());
+        let secs_since = |t: &str| parse_time(t).map(|t| (now - t).whole_seconds());
+        let since_progress_secs = secs_since(&updated_at);
+        Self {
+            dest_key: cp.dest_key.clone(),
+            source_key: cp.source_key.clone(),
+            bytes_done,
+            size: cp.size,
+            percent: if cp.size == 0 {
+                0.0
+            } else {
+                (bytes_done as f64 * 1000.0 / cp.size as f64).floor() / 10.0
+            },
+            parts_done: parts.len() as u32,
+            parts_total: cp.parts_total(),
+            ranges_total: cp.ranges.len() as u32,
+            ranges_done: ranges.iter().filter(|r| r.complete()).count() as u32,
+            upload_id: cp.upload_id.clone(),
+            started_at: cp.started_at.clone(),
+            updated_at,
+            age_secs: secs_since(&cp.started_at),
+            since_progress_secs,
+            stale: since_progress_secs.is_none_or(|s| s > stale_after.as_secs() as i64),
+            checkpoint: key.to_owned(),
+        }
+    }
+
+    /// One line for a terminal.
+    pub fn render(&self) -> String {
+        let since = |s: Option<i64>| s.map_or("unknown".to_owned(), human_secs);
+        let ranges = if self.ranges_total > 0 {
+            format!("  ranges {}/{}", self.ranges_done, self.ranges_total)
+        } else {
+            String::new()
+        };
+        format!(
+            "{}  {} of {} ({:.1}%)  parts {}/{}{ranges}  upload {}  age {}  last progress {} ago{}",
+            self.dest_key,
+            human_bytes(self.bytes_done),
+            human_bytes(self.size),
+            self.percent,
+            self.parts_done,
+            self.parts_total,
+            self.upload_id,
+            since(self.age_secs),
+            since(self.since_progress_secs),
+            if self.stale {
+                "  STALE: the next sweep aborts its upload"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// The copies in progress `copies` holds, each checkpoint with its range records, by
+/// destination key, as of `now`, `stale_after` being the sweep's age. Pure.
+pub fn in_progress(
+    copies: &Copies,
+    now: OffsetDateTime,
+    stale_after: std::time::Duration,
+) -> Vec<CopyInProgress> {
+    let mut ranges: BTreeMap<&str, Vec<&RangeRecord>> = BTreeMap::new();
+    for (copy, r) in &copies.ranges {
+        ranges.entry(copy.as_str()).or_default().push(r);
+    }
+    let mut out: Vec<CopyInProgress> = copies
+        .checkpoints
+        .iter()
+        .map(|(key, cp)| {
+            let mine = ranges.get(key.as_str()).map_or(&[][..], Vec::as_slice);
+            CopyInProgress::of(key, cp, mine, now, stale_after)
+        })
+        .collect();
+    out.sort_by(|a, b| a.dest_key.cmp(&b.dest_key));
+    out
+}
+
+/// Bytes for a person: `512 B`, `1.5 KiB`, `3.0 GiB`, ...
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// Seconds for a person: `45 s`, `12 min`, `3.5 h`, `2.1 d` (negative, from a skewed clock: `0 s`).
+pub fn human_secs(s: i64) -> String {
+    let s = s.max(0);
+    match s {
+        0..120 => format!("{s} s"),
+        120..7_200 => format!("{} min", s / 60),
+        7_200..172_800 => format!("{:.1} h", s as f64 / 3600.0),
+        _ => format!("{:.1} d", s as f64 / 86_400.0),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::resume::{checkpoint_key, DonePart, CHECKPOINT_VERSION};
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    use time::macros::datetime;
+
+    pub(crate) const NOW: OffsetDateTime = datetime!(2026-11-30 12:00 UTC);
+
+    /// A checkpoint of `size` bytes in parts of `part`, `done` of them finished, written
+    /// `updated_h` hours before [`NOW`].
+    pub(crate) fn checkpoint(
+        key: &str,
+        upload: &str,
+        size: u64,
+        part: u64,
+        done: u32,
+        updated_h: i64,
+    ) -> Checkpoint {
+        let at = |h: i64| crate::outcome::format_time(NOW - time::Duration::hours(h));
+        let parts: Vec<DonePart> = (1..=done)
+            .map(|n| DonePart {
+                number: n,
+                size: part.min(size - u64::from(n - 1) * part),
+                etag: format!("\"p{n}\""),
+                crc64: "00000000000000ab".into(),
+            })
+            .collect();
+        // From JSON, as stored: fields the format gains later take their defaults.
+        let json = serde_json::json!({
+            "version": CHECKPOINT_VERSION,
+            "task": "t1",
+            "source_bucket": "src",
+            "source_key": key,
+            "etag": "\"e\"",
+            "size": size,
+            "fingerprint": "f",
+            "dest_bucket": "dst",
+            "dest_key": format!("m/{key}"),
+            "part_size": part,
+            "upload_id": upload,
+            "started_at": at(30),
+            "updated_at": at(updated_h),
+            "parts": parts,
+        });
+        Checkpoint::parse(json.to_string().as_bytes()).unwrap()
+    }
+
+    /// A range record of `cp`'s upload for parts `first..=last`, `done` of them finished, written
+    /// `updated_h` hours before [`NOW`].
+    pub(crate) fn range(
+        cp: &Checkpoint,
+        first: u32,
+        last: u32,
+        done: u32,
+        updated_h: i64,
+    ) -> RangeRecord {
+        let parts: Vec<DonePart> = (first..first + done)
+            .map(|n| DonePart {
+                number: n,
+                size: cp.range(n).1,
+                etag: format!("\"p{n}\""),
+                crc64: "00000000000000ab".into(),
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "version": CHECKPOINT_VERSION,
+            "upload_id": cp.upload_id,
+            "first": first,
+            "last": last,
+            "updated_at": crate::outcome::format_time(NOW - time::Duration::hours(updated_h)),
+            "parts": parts,
+        }))
+        .unwrap()
+    }
+
+    /// Objects in memory with last-modified times; listing pages of `page`; some reads fail.
+    #[derive(Default)]
+    pub(crate) struct Fake {
+        pub objects: BTreeMap<String, (Bytes, OffsetDateTime)>,
+        pub page: usize,
+        pub fail_list: bool,
+        pub fail_get: Vec<String>,
+        pub gets: Mutex<Vec<String>>,
+    }
+
+    impl Fake {
+        pub(crate) fn with(checkpoints: &[(Checkpoint, i64)]) -> Self {
+            let mut f = Self {
+                page: 1000,
+                ..Self::default()
+            };
+            for (cp, modified_h) in checkpoints {
+                f.objects.insert(
+                    checkpoint_key("results", "t1", &cp.dest_bucket, &cp.dest_key),
+                    (
+                        Bytes::from(serde_json::to_vec(cp).unwrap()),
+                        NOW - time::Duration::hours(*modified_h),
+                    ),
+                );
+            }
+            f
+        }
+
+        /// Adds `r`, a range record of `cp`, last modified `modified_h` hours before [`NOW`].
+        pub(crate) fn add_range(&mut self, cp: &Checkpoint, r: &RangeRecord, modified_h: i64) {
+            let key = checkpoint_key("results", "t1", &cp.dest_bucket, &cp.dest_key);
+            self.objects.insert(
+                crate::resume::range_record_key(&key, r.first, r.last),
+                (
+                    Bytes::from(serde_json::to_vec(r).unwrap()),
+                    NOW - time::Duration::hours(modified_h),
+                ),
+            );
+        }
+    }
+
+    impl CheckpointObjects for Fake {
+        async fn list(&self, prefix: &str, token: Option<&str>) -> Result<ListedPage, SourceError> {
+            if self.fail_list {
+                return Err(SourceError::Transport {
+                    op: "ListObjectsV2",
+                    key: prefix.into(),
+                    detail: "connection refused".into(),
+                    transient: true,
+                });
+            }
+            let keys: Vec<(&String, &(Bytes, OffsetDateTime))> = self
+                .objects
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix) && token.is_none_or(|t| k.as_str() > t))
+                .collect();
+            let page: Vec<Listed> = keys
+                .iter()
+                .take(self.page)
+                .map(|(k, (_, at))| Listed {
+                    key: (*k).clone(),
+                    last_modified: Some(*at),
+                })
+                .collect();
+            let next = (keys.len() > self.page).then(|| page.last().unwrap().key.clone());
+            Ok(ListedPage {
+                objects: page,
+                next,
+            })
+        }
+
+        async fn get(&self, key: &str) -> Result<Option<Bytes>, SourceError> {
+            self.gets.lock().unwrap().push(key.to_owned());
+            if self.fail_get.iter().any(|k| k == key) {
+                return Err(SourceError::Transport {
+                    op: "GetObject",
+                    key: key.into(),
+                    detail: "timed out".into(),
+                    transient: true,
+                });
+            }
+            Ok(self.objects.get(key).map(|(b, _)| b.clone()))
+        }
+    }
+
+    #[test]
+    fn every_checkpoint_key_of_the_task_is_under_its_prefix() {
+        for results in ["results", "/results/", ""] {
+            let key = checkpoint_key(results, "t1", "dst", "m/a");
+            assert!(key.starts_with(&task_prefix(results, "t1")), "{key}");
+            assert!(!key.starts_with(&task_prefix(results, "t")), "{key}");
+        }
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(results_location(env(&[])), None);
+        assert_eq!(
+            results_location(env(&[("RESULTS_BUCKET", "r")])),
+            Some(("r".into(), "results".into()))
+        );
+        assert_eq!(
+            results_location(env(&[("RESULTS_BUCKET", "r"), ("RESULTS_PREFIX", "/x/")])),
+            Some(("r".into(), "x".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn reads_pages_skips_old_checkpoints_and_reports_damaged_ones() {
+        let mut fake = Fake::with(&[
+            (checkpoint("a", "u1", 100, 10, 3, 0), 0),
+            (checkpoint("b", "u2", 100, 10, 10, 50), 50),
+            (checkpoint("c", "u3", 100, 10, 0, 1), 1),
+        ]);
+        fake.page = 1;
+        let damaged = format!("{}damaged.json", task_prefix("results", "t1"));
+        fake.objects
+            .insert(damaged.clone(), (Bytes::from_static(b"{not json"), NOW));
+        let failing = format!("{}failing.json", task_prefix("results", "t1"));
+        fake.objects
+            .insert(failing.clone(), (Bytes::from_static(b"{}"), NOW));
+        fake.fail_get = vec![failing.clone()];
+        let prefix = task_prefix("results", "t1");
+        let since = NOW - time::Duration::hours(25);
+        let copies = read_copies(&fake, &prefix, Select::LatestPerCopy(since), READ_LIMITS)
+            .await
+            .unwrap();
+        assert_eq!((copies.listed, copies.not_read, copies.gone), (5, 1, 0));
+        let mut ids: Vec<&str> = copies
+            .checkpoints
+            .iter()
+            .map(|(_, c)| c.upload_id.as_str())
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["u1", "u3"]);
+        assert!(copies.checkpoints.is_sorted_by(|a, b| a.0 <= b.0));
+        assert_eq!(copies.unreadable.len(), 2);
+        let bad: BTreeMap<&str, bool> = copies
+            .unreadable
+            .iter()
+            .map(|u| (u.key.as_str(), u.read_failed))
+            .collect();
+        assert!(!bad[damaged.as_str()]);
+        assert!(bad[failing.as_str()]);
+        assert!(copies.incomplete.is_none());
+        // Five pages of one, four reads.
+        assert_eq!(copies.requests, 9);
+        assert_eq!(copies.not_read, 1);
+        // Everything, when no time is given.
+        let all = read_copies(&fake, &prefix, Select::All, READ_LIMITS)
+            .await
+            .unwrap();
+        assert_eq!((all.checkpoints.len(), all.not_read), (3, 0));
+    }
+
+    #[tokio::test]
+    async fn bounds_are_reported_and_a_failed_listing_is_an_error() {
+        let mut fake = Fake::with(&[
+            (checkpoint("a", "u1", 100, 10, 3, 0), 0),
+            (checkpoint("b", "u2", 100, 10, 3, 0), 0),
+            (checkpoint("c", "u3", 100, 10, 3, 0), 0),
+        ]);
+        fake.page = 1;
+        let prefix = task_prefix("results", "t1");
+        let few = ReadLimits {
+            max_listed: 2,
+            max_read: 1,
+            parallel: 1,
+        };
+        let copies = read_copies(&fake, &prefix, Select::All, few).await.unwrap();
+        assert_eq!((copies.listed, copies.checkpoints.len()), (2, 1));
+        assert!(copies
+            .incomplete
+            .unwrap()
+            .contains("only the first 1 were read"));
+        let read_all = ReadLimits {
+            max_read: 10,
+            ..few
+        };
+        let copies = read_copies(&fake, &prefix, Select::All, read_all)
+            .await
+            .unwrap();
+        assert!(copies.incomplete.unwrap().contains("more than 2 objects"));
+        fake.fail_list = true;
+        assert!(read_copies(&fake, &prefix, Select::All, READ_LIMITS)
+            .await
+            .is_err());
+    }
+
+    #[test]
+    fn a_copy_in_progress_shows_its_progress_and_ages() {
+        let cp = checkpoint("big", "UP1", 1000, 300, 2, 0);
+        let c = CopyInProgress::of(
+            "k",
+            &cp,
+            &[],
+            NOW,
+            std::time::Duration::from_secs(24 * 3600),
+        );
+        assert_eq!(
+            (c.bytes_done, c.size, c.parts_done, c.parts_total),
+            (600, 1000, 2, 4)
+        );
+        assert_eq!(c.percent, 60.0);
+        assert_eq!(
+            (c.age_secs, c.since_progress_secs),
+            (Some(30 * 3600), Some(0))
+        );
+        assert!(!c.stale);
+        let line = c.render();
+        for want in [
+            "m/big  600 B of 1000 B (60.0%)",
+            "parts 2/4",
+            "upload UP1",
+            "age 30.0 h",
+            "last progress 0 s ago",
+        ] {
+            assert!(line.contains(want), "{want:?} not in {line}");
+        }
+        let old = checkpoint("old", "UP2", 3 << 40, 1 << 30, 1024, 26);
+        let c = CopyInProgress::of(
+            "k",
+            &old,
+            &[],
+            NOW,
+            std::time::Duration::from_secs(24 * 3600),
+        );
+        assert!(c.stale && c.render().contains("STALE"), "{c:?}");
+        assert_eq!(c.percent, 33.3);
+        assert!(c.render().contains("1.0 TiB of 3.0 TiB"), "{}", c.render());
+        let mut broken = cp.clone();
+        broken.updated_at = "yesterday".into();
+        let c = CopyInProgress::of("k", &broken, &[], NOW, std::time::Duration::from_secs(3600));
+        assert_eq!(c.since_progress_secs, None);
+        assert!(c.stale);
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 << 30), "5.0 GiB");
+        assert_eq!(human_secs(-5), "0 s");
+        assert_eq!(human_secs(119), "119 s");
+        assert_eq!(human_secs(600), "10 min");
+        assert_eq!(human_secs(9000), "2.5 h");
+        assert_eq!(human_secs(3 * 86_400), "3.0 d");
+    }
+
+    #[test]
+    fn objects_are_told_apart_by_name() {
+        let p = "results-checkpoints/t1/";
+        let c = |k: &str| classify(&format!("{p}{k}"));
+        assert_eq!(
+            c("0123abcd.json"),
+            (Kind::Checkpoint, format!("{p}0123abcd.json"))
+        );
+        assert_eq!(
+            c("0123abcd.range-1-64.json"),
+            (Kind::Range, format!("{p}0123abcd.json"))
+        );
+        assert_eq!(c("0123abcd.claim.json").0, Kind::Other);
+        assert_eq!(c("notes.txt").0, Kind::Other);
+        let key = checkpoint_key("results", "t1", "dst", "m/a");
+        assert_eq!(classify(&key), (Kind::Checkpoint, key.clone()));
+        assert_eq!(
+            classify(&crate::resume::range_record_key(&key, 3, 9)),
+            (Kind::Range, key.clone())
+        );
+        assert_eq!(classify(&crate::resume::claim_key(&key)).0, Kind::Other);
+    }
+
+    /// A fanned-out copy: its checkpoint written when it began (30 hours ago), its range records
+    /// since.
+    fn fanned_out() -> (Fake, Checkpoint) {
+        let mut cp = checkpoint("huge", "UPF", 400, 10, 0, 30);
+        cp.ranges = crate::resume::split_ranges(cp.parts_total(), 10);
+        let mut fake = Fake::with(&[(cp.clone(), 30)]);
+        fake.add_range(&cp, &range(&cp, 1, 10, 10, 20), 20);
+        fake.add_range(&cp, &range(&cp, 11, 20, 4, 1), 1);
+        let mut other_upload = range(&cp, 21, 30, 10, 0);
+        other_upload.upload_id = "OLD".into();
+        fake.add_range(&cp, &other_upload, 26);
+        let claim = crate::resume::claim_key(&checkpoint_key("results", "t1", "dst", "m/huge"));
+        fake.objects
+            .insert(claim, (Bytes::from_static(b"1-10 UPF"), NOW));
+        (fake, cp)
+    }
+
+    #[tokio::test]
+    async fn the_sweep_reads_one_object_per_copy_the_latest_written() {
+        let (fake, _) = fanned_out();
+        let prefix = task_prefix("results", "t1");
+        let since = NOW - time::Duration::hours(25);
+        let copies = read_copies(&fake, &prefix, Select::LatestPerCopy(since), READ_LIMITS)
+            .await
+            .unwrap();
+        assert_eq!(fake.gets.lock().unwrap().len(), 1);
+        assert!(copies.checkpoints.is_empty());
+        assert_eq!(copies.ranges.len(), 1);
+        assert_eq!(
+            (
+                copies.ranges[0].1.first,
+                copies.ranges[0].1.upload_id.as_str()
+            ),
+            (11, "UPF")
+        );
+        assert_eq!((copies.listed, copies.not_read), (5, 4));
+
+        // The latest is damaged: the next latest is read.
+        let (mut fake, cp) = fanned_out();
+        let key = checkpoint_key("results", "t1", &cp.dest_bucket, &cp.dest_key);
+        let latest = crate::resume::range_record_key(&key, 11, 20);
+        fake.objects.get_mut(&latest).unwrap().0 = Bytes::from_static(b"{\"version\":");
+        let copies = read_copies(&fake, &prefix, Select::LatestPerCopy(since), READ_LIMITS)
+            .await
+            .unwrap();
+        assert_eq!(fake.gets.lock().unwrap().len(), 2);
+        assert_eq!(copies.unreadable.len(), 1);
+        assert!(!copies.unreadable[0].read_failed);
+        assert_eq!(copies.ranges[0].1.first, 1);
+
+        // Nothing written since: nothing read.
+        let (fake, _) = fanned_out();
+        let later = NOW - time::Duration::minutes(30);
+        let copies = read_copies(&fake, &prefix, Select::LatestPerCopy(later), READ_LIMITS)
+            .await
+            .unwrap();
+        assert!(fake.gets.lock().unwrap().is_empty());
+        assert_eq!(copies.not_read, 5);
+    }
+
+    #[tokio::test]
+    async fn a_fanned_out_copy_shows_the_progress_of_its_ranges() {
+        let (fake, _) = fanned_out();
+        let prefix = task_prefix("results", "t1");
+        let copies = read_copies(&fake, &prefix, Select::All, READ_LIMITS)
+            .await
+            .unwrap();
+        // The claim is not read.
+        assert_eq!(fake.gets.lock().unwrap().len(), 4);
+        let list = in_progress(&copies, NOW, std::time::Duration::from_secs(24 * 3600));
+        assert_eq!(list.len(), 1);
+        let c = &list[0];
+        // 14 parts of 10 bytes in this upload's records; the other upload's are left out.
+        assert_eq!((c.bytes_done, c.parts_done, c.parts_total), (140, 14, 40));
+        assert_eq!((c.ranges_done, c.ranges_total), (1, 4));
+        assert_eq!(c.since_progress_secs, Some(3600));
+        assert!(!c.stale);
+        assert!(
+            c.render().contains("parts 14/40  ranges 1/4  upload UPF"),
+            "{}",
+            c.render()
+        );
+    }
+}
