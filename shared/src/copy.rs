@@ -150,6 +150,12 @@ impl Limits {
         self.before_cutoff(10, Duration::from_millis(50), Duration::from_secs(2))
     }
 
+    /// When a copy in parts drops the parts still running and saves its progress: before the
+    /// cut-off by a fortieth of the time left (25 to 500 ms), kept for that one write.
+    fn drop_parts_at(&self) -> Option<tokio::time::Instant> {
+        self.before_cutoff(40, Duration::from_millis(25), Duration::from_millis(500))
+    }
+
     /// The last instant a copy in parts may start its completion: before the cut-off by a quarter
     /// of the time left (at least 200 ms, at most 30 s), kept for the completion, which OSS may
     /// take seconds over for many parts, and the source check after it.
@@ -535,6 +541,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                     message_id: job.message_id,
                     stop_at: limits.stop_parts_at(),
                     complete_by: limits.complete_by(),
+                    drop_at: limits.drop_parts_at(),
                     fan_out,
                     range: job.range,
                 };

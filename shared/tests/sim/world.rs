@@ -4,10 +4,13 @@
 use super::rng::Rng;
 use bytes::Bytes;
 use md5::{Digest, Md5};
+use s3_oss_sync::checksum::crc64_combine;
 use s3_oss_sync::event::sequencer_cmp;
-use s3_oss_sync::oss::ObjectHead;
+use s3_oss_sync::metadata::read_marker;
+use s3_oss_sync::oss::{ObjectHead, ObjectMetadata};
 use s3_oss_sync::source::{SourceMetadata, SourceObject};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The world, shared by the stores, the writers and the executor.
@@ -35,6 +38,21 @@ pub enum Op {
     DestUploadLost,
     /// OSS DeleteObject.
     DestDelete,
+    /// OSS InitiateMultipartUpload (half of the failures after the upload was made).
+    DestInitiate,
+    /// OSS UploadPart (half of the failures after the part was stored).
+    DestPart,
+    /// OSS ListParts.
+    DestList,
+    /// OSS CompleteMultipartUpload, failing before it commits.
+    DestComplete,
+    /// OSS CompleteMultipartUpload whose answer is lost after it committed.
+    DestCompleteLost,
+    /// OSS AbortMultipartUpload.
+    DestAbort,
+    /// The checkpoint store (S3, the results bucket): a read, or a write (half of the failures
+    /// after it took effect).
+    Checkpoint,
     /// The results store's PutObject.
     Results,
     /// SQS SendMessageBatch of rechecks.
@@ -105,6 +123,20 @@ pub struct Faults {
     pub results: f64,
     /// SQS refuses to send rechecks.
     pub recheck: f64,
+    /// InitiateMultipartUpload fails.
+    pub dest_initiate: f64,
+    /// UploadPart fails.
+    pub dest_part: f64,
+    /// ListParts fails.
+    pub dest_list: f64,
+    /// CompleteMultipartUpload fails before it commits.
+    pub dest_complete: f64,
+    /// CompleteMultipartUpload commits, then its answer is lost.
+    pub dest_complete_lost: f64,
+    /// AbortMultipartUpload fails.
+    pub dest_abort: f64,
+    /// A checkpoint read or write fails.
+    pub checkpoint: f64,
 }
 
 impl Faults {
@@ -119,6 +151,13 @@ impl Faults {
             Op::DestDelete => self.dest_delete,
             Op::Results => self.results,
             Op::Recheck => self.recheck,
+            Op::DestInitiate => self.dest_initiate,
+            Op::DestPart => self.dest_part,
+            Op::DestList => self.dest_list,
+            Op::DestComplete => self.dest_complete,
+            Op::DestCompleteLost => self.dest_complete_lost,
+            Op::DestAbort => self.dest_abort,
+            Op::Checkpoint => self.checkpoint,
             Op::User | Op::Sqs | Op::Answer => 0.0,
         }
     }
@@ -146,15 +185,155 @@ pub struct Sent {
     pub at: u64,
 }
 
-/// A write OSS has received whole: it takes effect even if its sender dies now.
+/// One part of an open multipart upload.
+#[derive(Debug, Clone)]
+pub struct SimPart {
+    /// The bytes.
+    pub bytes: Bytes,
+    /// The ETag OSS gave it (from its content, as OSS's MD5 is).
+    pub etag: String,
+    /// Its CRC-64, as OSS computed it.
+    pub crc: u64,
+    /// The invocation that uploaded it.
+    pub by: String,
+}
+
+/// An open multipart upload.
+#[derive(Debug, Clone)]
+pub struct OpenUpload {
+    /// The destination key.
+    pub key: String,
+    /// The metadata it was initiated with (the object's, marker included).
+    pub metadata: ObjectMetadata,
+    /// Parts by number.
+    pub parts: BTreeMap<u32, SimPart>,
+}
+
+/// What a write sent to a store does when it takes effect.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// An OSS PutObject of this object.
+    Put(Box<DestObject>),
+    /// An OSS DeleteObject.
+    Delete,
+    /// An OSS UploadPart.
+    Part {
+        /// The upload.
+        upload: String,
+        /// Part number.
+        number: u32,
+        /// The part.
+        part: SimPart,
+    },
+    /// An OSS CompleteMultipartUpload from these `(number, ETag)` parts.
+    Complete {
+        /// The upload.
+        upload: String,
+        /// The parts listed.
+        parts: Vec<(u32, String)>,
+    },
+    /// An OSS AbortMultipartUpload.
+    Abort {
+        /// The upload.
+        upload: String,
+    },
+    /// A checkpoint PutObject.
+    CheckpointSave(Bytes),
+    /// A checkpoint PutObject with `If-None-Match: *`.
+    CheckpointCreate(Bytes),
+    /// A checkpoint DeleteObject.
+    CheckpointRemove,
+}
+
+impl Effect {
+    /// Whether it changes a destination object (a PUT, a DELETE or a completion).
+    fn writes_object(&self) -> bool {
+        matches!(self, Self::Put(_) | Self::Delete | Self::Complete { .. })
+    }
+}
+
+/// A write a store has received whole: it takes effect even if its sender dies now.
 #[derive(Debug, Clone)]
 pub struct InFlight {
     /// The invocation that sent it.
     pub by: String,
-    /// The destination key.
+    /// The destination key (the checkpoint's key for checkpoint writes).
     pub key: String,
-    /// The object a PUT stores (`None`: a DELETE).
-    pub object: Option<DestObject>,
+    /// What it does.
+    pub effect: Effect,
+}
+
+/// Why a completion did not commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotCompleted {
+    /// The upload is not open (completed, aborted, or never made).
+    NoSuchUpload,
+    /// A part listed is not there with that ETag.
+    InvalidPart(u32),
+}
+
+/// The CRC-64 of a source version's bytes, computed once per process for each.
+fn version_crc(bytes: &Bytes) -> u64 {
+    static CRCS: std::sync::OnceLock<Mutex<BTreeMap<(usize, usize), u64>>> =
+        std::sync::OnceLock::new();
+    if bytes.len() <= 4096 {
+        return s3_oss_sync::checksum::crc64(bytes);
+    }
+    // Large bodies are made once per process and kept ([`super::users::big_bytes_of`]), so
+    // their address names them.
+    let key = (bytes.as_ptr() as usize, bytes.len());
+    let mut crcs = CRCS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    *crcs
+        .entry(key)
+        .or_insert_with(|| s3_oss_sync::checksum::crc64(bytes))
+}
+
+/// What the resumable copies did in a schedule (counted by the stores).
+#[derive(Debug, Clone, Default)]
+pub struct ResumeCounts {
+    /// Multipart uploads initiated.
+    pub initiated: u64,
+    /// Parts stored (UploadPart requests that took effect).
+    pub parts: u64,
+    /// ListParts that found a copy's upload open (not fanned out): resumptions.
+    pub resumed: u64,
+    /// Parts of completed uploads (not fanned out) that an earlier invocation had uploaded: kept
+    /// on resumption.
+    pub parts_kept: u64,
+    /// Completions that committed.
+    pub completed: u64,
+    /// Of them, of uploads fanned out to range jobs.
+    pub completed_fanned: u64,
+    /// Completions that committed after their invocation was gone.
+    pub completed_late: u64,
+    /// Completions that committed but whose answer was lost.
+    pub completed_lost: u64,
+    /// Uploads aborted.
+    pub aborted: u64,
+    /// Checkpoint writes (saves, creates, removes) that took effect.
+    pub checkpoint_writes: u64,
+    /// Completion claims created (exactly one per fanned-out copy that completes).
+    pub claims: u64,
+    /// Claims refused because one was there.
+    pub claims_refused: u64,
+    /// Writes other than object writes (parts, aborts, checkpoint writes) that took effect after
+    /// their invocation was gone.
+    pub late_other: u64,
+}
+
+/// How the destination takes objects in parts, for a schedule (`None` in [`World`]: every copy
+/// is a single PutObject).
+#[derive(Debug, Clone, Copy)]
+pub struct PartSettings {
+    /// Objects larger than this are copied in parts.
+    pub threshold: u64,
+    /// Preferred part size (the copy raises it to OSS's least, 100 KiB).
+    pub part_size: u64,
+    /// Parts in flight per copy.
+    pub in_flight: usize,
 }
 
 /// One line of the trace.
@@ -185,6 +364,8 @@ pub struct World {
     pub max_delay: u32,
     /// Bytes per chunk of a source body (each chunk is an await point).
     pub chunk: usize,
+    /// Chunks a large body (over 4 KiB: a part of a copy in parts) is read in.
+    pub big_reads: usize,
     /// When set, every store call is `Pending` exactly this many times (scripted scenarios).
     pub fixed_delay: Option<u32>,
     /// The S3 source: the current version of each key.
@@ -220,6 +401,38 @@ pub struct World {
     pub trace: Vec<TraceLine>,
     /// Broken rules seen while running (a torn copy, a lost wake-up).
     pub violations: Vec<String>,
+    /// How the destination takes objects in parts (`None`: it does not).
+    pub parts: Option<PartSettings>,
+    /// Open multipart uploads, by id.
+    pub open_uploads: BTreeMap<String, OpenUpload>,
+    /// Uploads whose checkpoint split them into range jobs: their key and ranges.
+    pub fanned: BTreeMap<String, (String, Vec<[u32; 2]>)>,
+    /// Deliveries of range jobs recorded superseded (by another job for the key in the same
+    /// batch) and acknowledged: invocation, message, range.
+    pub ranges_superseded: Vec<(String, String, String)>,
+    /// The checkpoint store (the results bucket's checkpoint objects).
+    pub checkpoints: BTreeMap<String, Bytes>,
+    /// The bytes of every source version ever written, by ETag (a completed object must be one).
+    pub versions: BTreeMap<String, Bytes>,
+    /// What the resumable copies did.
+    pub resume: ResumeCounts,
+    /// Messages sent to run at once (continuations and range jobs): the invocation that sent it,
+    /// the message it stands for, and its range.
+    pub immediate: Vec<(String, String, Option<String>)>,
+    /// While set, no store call moves on (its await point stays `Pending`): during the first
+    /// poll of an invocation after the virtual clock moved, and after a checkpoint call ends in a
+    /// poll (see [`Self::hold_after_checkpoints`]). With deadlines, a copy in parts waits in a
+    /// `select!` between its parts and its stop time, and tokio picks the branch to poll first
+    /// at random: the two must never be ready in the same poll, or a seed would not replay. A
+    /// stop time passes only when the clock moves, and then the copy is either waiting in that
+    /// `select!` (its first poll is stalled: only the timer can fire) or saving its checkpoint
+    /// (the rest of the poll that ends the save is stalled: only the timer can fire).
+    pub stalled: Arc<AtomicBool>,
+    /// Whether a checkpoint call ending stalls the rest of its poll (schedules with deadlines).
+    pub hold_after_checkpoints: bool,
+    /// The invocations that initiated or listed a multipart upload (their copies in parts may
+    /// wait on a timer).
+    pub in_parts: BTreeSet<String>,
 }
 
 impl World {
@@ -231,6 +444,7 @@ impl World {
             armed: Vec::new(),
             max_delay: 0,
             chunk: 8,
+            big_reads: 4,
             fixed_delay: None,
             source: BTreeMap::new(),
             sequencers: BTreeMap::new(),
@@ -248,16 +462,36 @@ impl World {
             tracing,
             trace: Vec::new(),
             violations: Vec::new(),
+            parts: None,
+            open_uploads: BTreeMap::new(),
+            fanned: BTreeMap::new(),
+            ranges_superseded: Vec::new(),
+            checkpoints: BTreeMap::new(),
+            versions: BTreeMap::new(),
+            resume: ResumeCounts::default(),
+            immediate: Vec::new(),
+            stalled: Arc::default(),
+            hold_after_checkpoints: false,
+            in_parts: BTreeSet::new(),
         }
     }
 
-    /// Notes a write sent whole by the acting invocation; its ticket.
+    /// Notes an object write (a PUT, or a DELETE for `None`) sent whole by the acting invocation;
+    /// its ticket.
     pub fn send_write(&mut self, key: &str, object: Option<DestObject>) -> u64 {
+        self.send(
+            key,
+            object.map_or(Effect::Delete, |o| Effect::Put(Box::new(o))),
+        )
+    }
+
+    /// Notes a write sent whole by the acting invocation; its ticket.
+    pub fn send(&mut self, key: &str, effect: Effect) -> u64 {
         self.tickets += 1;
         let w = InFlight {
             by: self.actor.clone(),
             key: key.to_owned(),
-            object,
+            effect,
         };
         self.in_flight.insert(self.tickets, w);
         self.tickets
@@ -292,10 +526,14 @@ impl World {
             .partition(|(at, _)| *at <= now);
         self.landing = later;
         for (_, w) in due {
-            self.landed_late += 1;
+            if w.effect.writes_object() {
+                self.landed_late += 1;
+            } else {
+                self.resume.late_other += 1;
+            }
             let key = w.key.clone();
-            match w.object {
-                Some(o) => {
+            match w.effect {
+                Effect::Put(o) => {
                     self.note(Op::DestUpload, Some(&key), || {
                         format!(
                             "OSS PUT commits {} marker {:?} (sent by {} before it was killed)",
@@ -304,16 +542,249 @@ impl World {
                             w.by
                         )
                     });
-                    self.dest.insert(key, o);
+                    self.dest.insert(key, *o);
                 }
-                None => {
+                Effect::Delete => {
                     self.note(Op::DestDelete, Some(&key), || {
                         format!("OSS DELETE (sent by {} before it was killed)", w.by)
                     });
                     self.dest.remove(&key);
                 }
+                Effect::Part {
+                    upload,
+                    number,
+                    part,
+                } => {
+                    let stored = self.store_part(&upload, number, part).is_ok();
+                    self.note(Op::DestPart, Some(&key), || {
+                        format!(
+                            "OSS UploadPart {number} of {upload} (sent by {} before it was killed): {}",
+                            w.by,
+                            if stored { "stored" } else { "NoSuchUpload" }
+                        )
+                    });
+                }
+                Effect::Complete { upload, parts } => {
+                    let done = self.complete_upload(&key, &upload, &parts, &w.by);
+                    if done.is_ok() {
+                        self.resume.completed_late += 1;
+                    }
+                    self.note(Op::DestComplete, Some(&key), || match &done {
+                        Ok(o) => format!(
+                            "OSS completes {upload}: {} marker {:?} (sent by {} before it was killed)",
+                            short(&md5_hex(&o.bytes)),
+                            o.head.metadata.user,
+                            w.by
+                        ),
+                        Err(e) => format!(
+                            "OSS completion of {upload} (sent by {} before it was killed) → {e:?}",
+                            w.by
+                        ),
+                    });
+                }
+                Effect::Abort { upload } => {
+                    let had = self.abort_upload(&upload);
+                    self.note(Op::DestAbort, Some(&key), || {
+                        format!(
+                            "OSS aborts {upload} (open: {had}; sent by {} before it was killed)",
+                            w.by
+                        )
+                    });
+                }
+                Effect::CheckpointSave(body) => {
+                    self.resume.checkpoint_writes += 1;
+                    self.note_fanned(&key, &body);
+                    self.checkpoints.insert(key, body);
+                }
+                Effect::CheckpointCreate(body) => {
+                    self.create_checkpoint(&key, body);
+                }
+                Effect::CheckpointRemove => {
+                    self.resume.checkpoint_writes += 1;
+                    self.checkpoints.remove(&key);
+                }
             }
         }
+    }
+
+    /// Stores a part in an open upload.
+    pub fn store_part(
+        &mut self,
+        upload: &str,
+        number: u32,
+        part: SimPart,
+    ) -> Result<(), NotCompleted> {
+        let open = self
+            .open_uploads
+            .get_mut(upload)
+            .ok_or(NotCompleted::NoSuchUpload)?;
+        open.parts.insert(number, part);
+        self.resume.parts += 1;
+        Ok(())
+    }
+
+    /// Commits a multipart upload from `parts` as invocation `by` asked: the object is stored
+    /// and the upload closed. Checks that the object is the bytes of the source version its
+    /// marker names (a torn copy otherwise).
+    pub fn complete_upload(
+        &mut self,
+        key: &str,
+        upload: &str,
+        parts: &[(u32, String)],
+        by: &str,
+    ) -> Result<DestObject, NotCompleted> {
+        let open = self
+            .open_uploads
+            .get(upload)
+            .filter(|u| u.key == key)
+            .ok_or(NotCompleted::NoSuchUpload)?;
+        let mut chosen: Vec<&SimPart> = Vec::with_capacity(parts.len());
+        for (n, etag) in parts {
+            match open.parts.get(n) {
+                Some(p) if p.etag.trim_matches('"') == etag.trim_matches('"') => chosen.push(p),
+                _ => return Err(NotCompleted::InvalidPart(*n)),
+            }
+        }
+        let fanned = self.fanned.contains_key(upload);
+        let kept = chosen.iter().filter(|p| p.by != by).count() as u64;
+        let mut metadata = open.metadata.clone();
+        metadata.tagging = None;
+        // The bytes of the version the marker names, when the parts are exactly those (the
+        // object then shares them, and their CRC-64 is computed once per version).
+        let named = metadata
+            .user
+            .iter()
+            .find(|(k, _)| k == s3_oss_sync::metadata::MARKER_ETAG)
+            .and_then(|(_, etag)| self.versions.get(etag.trim_matches('"')))
+            .filter(|v| {
+                let mut at = 0;
+                chosen.iter().all(|p| {
+                    let end = at + p.bytes.len();
+                    let same = v.get(at..end) == Some(&p.bytes[..]);
+                    at = end;
+                    same
+                }) && at == v.len()
+            })
+            .cloned();
+        let (bytes, crc) = match &named {
+            Some(v) => (v.clone(), version_crc(v)),
+            None => {
+                let mut bytes = Vec::with_capacity(chosen.iter().map(|p| p.bytes.len()).sum());
+                let mut crc = 0;
+                for p in &chosen {
+                    bytes.extend_from_slice(&p.bytes);
+                    crc = crc64_combine(crc, p.crc, p.bytes.len() as u64);
+                }
+                (Bytes::from(bytes), crc)
+            }
+        };
+        self.uploads += 1;
+        let object = DestObject {
+            head: ObjectHead {
+                size: bytes.len() as u64,
+                etag: format!("\"{crc:016X}-{}\"", parts.len()),
+                crc64: Some(crc),
+                last_modified: None,
+                object_type: Some("Multipart".into()),
+                tagging_count: 0,
+                metadata,
+                request_id: format!("sim-{}", self.uploads),
+            },
+            bytes,
+        };
+        self.open_uploads.remove(upload);
+        self.resume.completed += 1;
+        if fanned {
+            self.resume.completed_fanned += 1;
+        } else {
+            self.resume.parts_kept += kept;
+        }
+        if named.is_none() {
+            self.violations.push(format!(
+                "{key}: upload {upload} completed {} bytes that are not the source version its marker names ({:?}): a torn copy",
+                object.bytes.len(),
+                read_marker(&object.head).map(|m| m.etag)
+            ));
+        }
+        self.dest.insert(key.to_owned(), object.clone());
+        Ok(object)
+    }
+
+    /// Aborts an upload; whether it was open.
+    pub fn abort_upload(&mut self, upload: &str) -> bool {
+        let had = self.open_uploads.remove(upload).is_some();
+        if had {
+            self.resume.aborted += 1;
+        }
+        had
+    }
+
+    /// Notes a checkpoint that splits its upload into range jobs.
+    pub fn note_fanned(&mut self, key: &str, body: &Bytes) {
+        if key.contains(".range-") || key.ends_with(".claim.json") {
+            return;
+        }
+        // Only a checkpoint with ranges names them (an empty list is left out).
+        if !body.windows(8).any(|w| w == b"\"ranges\"") {
+            return;
+        }
+        if let Ok(cp) = s3_oss_sync::resume::Checkpoint::parse(body) {
+            if !cp.ranges.is_empty() {
+                self.fanned.insert(cp.upload_id, (cp.dest_key, cp.ranges));
+            }
+        }
+    }
+
+    /// A conditional create (`If-None-Match: *`): whether it created the object.
+    pub fn create_checkpoint(&mut self, key: &str, body: Bytes) -> bool {
+        let claim = key.ends_with(".claim.json");
+        if self.checkpoints.contains_key(key) {
+            if claim {
+                self.resume.claims_refused += 1;
+            }
+            return false;
+        }
+        self.resume.checkpoint_writes += 1;
+        if claim {
+            self.resume.claims += 1;
+        }
+        self.note_fanned(key, &body);
+        self.checkpoints.insert(key.to_owned(), body);
+        true
+    }
+
+    /// What went wrong with the fanned-out copies of `key` (for a failure's description): range
+    /// jobs superseded in a batch and acknowledged, and ranges whose jobs were never sent.
+    pub fn fan_out_findings(&self, key: Option<&str>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (upload, (dest_key, ranges)) in &self.fanned {
+            if key.is_some_and(|k| k != dest_key) {
+                continue;
+            }
+            let sent: Vec<String> = ranges
+                .iter()
+                .filter(|[first, last]| {
+                    let attr = format!("{first}-{last} {upload}");
+                    self.immediate
+                        .iter()
+                        .any(|(_, _, r)| r.as_deref() == Some(attr.as_str()))
+                })
+                .map(|[first, last]| format!("{first}-{last}"))
+                .collect();
+            if sent.len() < ranges.len() {
+                out.push(format!(
+                    "{dest_key}: upload {upload} was split into ranges {ranges:?}, but only the range jobs {sent:?} were ever sent"
+                ));
+            }
+            for (by, m, range) in &self.ranges_superseded {
+                if range.ends_with(&format!(" {upload}")) {
+                    out.push(format!(
+                        "{dest_key}: {by} acknowledged the range job {m} of range {range} without uploading it"
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// Into the shared handle.
