@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 const MAX_STEPS: u64 = 300_000;
 
 /// Whether schedules may fan copies out to range jobs: only with `SIM_FAN_OUT=1` for now, as
-/// fanned-out copies diverge in about one schedule in five that fans out (defects of the
-/// handler, see `RELIABILITY.md`); a seed draws the same other parameters either way.
+/// about one schedule in seven that fans out diverges (defects of the handler's fan-out, see
+/// `RELIABILITY.md`); a seed draws the same other parameters either way.
 pub fn fan_out_on() -> bool {
     std::env::var("SIM_FAN_OUT").is_ok_and(|v| v.trim() == "1")
 }
