@@ -404,6 +404,18 @@ pub const RECHECK_NOT_QUEUED: &str = "RecheckNotQueued";
 /// client): the check of its own write must not be lost to a passing error.
 pub const CONFIRM_ATTEMPTS: u32 = 4;
 
+/// The marker of the copy this job just wrote of `head` (its metadata fingerprinted), as the
+/// next round compares it with the source.
+fn written(job: &Job<'_>, head: &SourceObject, fingerprint: &str) -> Marker {
+    Marker {
+        etag: head.etag.clone(),
+        size: head.size,
+        fingerprint: Some(fingerprint.to_owned()),
+        sequencer: job.sequencer.map(str::to_owned),
+        message_id: job.message_id.map(str::to_owned),
+    }
+}
+
 /// What a round's source read found.
 enum Observed {
     /// The source's current version, with a stream of its body when it was read by a GET.
@@ -552,13 +564,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                         r.request_ids.push(outcome.request_id);
                         r.crc64 = Some(outcome.crc64);
                         (wrote, dest_exists, dest_crc) = (true, true, Some(outcome.crc64));
-                        marker = Some(Marker {
-                            etag: head.etag.clone(),
-                            size: head.size,
-                            fingerprint: Some(fingerprint.clone()),
-                            sequencer: job.sequencer.map(str::to_owned),
-                            message_id: job.message_id.map(str::to_owned),
-                        });
+                        marker = Some(written(job, &head, &fingerprint));
                     }
                     Ended::Paused {
                         done,
@@ -711,13 +717,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                     dest_exists = true;
                     wrote = true;
                     dest_crc = Some(up.crc64);
-                    marker = Some(Marker {
-                        etag: head.etag.clone(),
-                        size: head.size,
-                        fingerprint: Some(fingerprint.clone()),
-                        sequencer: job.sequencer.map(str::to_owned),
-                        message_id: job.message_id.map(str::to_owned),
-                    });
+                    marker = Some(written(job, &head, &fingerprint));
                 }
                 Err(e) => {
                     // A write may have landed with its answer lost (a reopened body means an

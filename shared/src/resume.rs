@@ -1,8 +1,8 @@
 //! Resumable copies: an object copied in parts that survives the end of its invocation.
 //!
 //! A copy larger than the destination's multipart threshold is made part by part, each part read
-//! by its own ranged GET pinned to the source version (`If-Match` on the ETag, and the version id
-//! when the event has one), several in flight at once. Its progress is a **checkpoint**, a small
+//! by its own ranged GET pinned to the source version (`If-Match` on the ETag, and the version's
+//! id in a versioned bucket), several in flight at once. Its progress is a **checkpoint**, a small
 //! JSON object in the results bucket (`<results prefix>-checkpoints/<task>/<hash of the
 //! destination>.json`, see [`checkpoint_key`]): the source it is pinned to (bucket, key, ETag,
 //! version id, size and metadata fingerprint), the part size, the OSS upload id, and each finished
@@ -21,8 +21,9 @@
 //! aborted, the checkpoint removed, and the copy starts over on the current version.
 //!
 //! **Deadlines.** No part starts that would not finish before the copy's stop time (from the
-//! slowest part seen so far); at the stop time the copy saves its checkpoint and returns
-//! [`Ended::Paused`]. The handler then records the event `in_progress` and sends the message
+//! slowest part seen so far and the process's [`PartPace`]; one part is tried in every run that
+//! has time); parts still running just before the cut-off are dropped, the checkpoint saved, and
+//! the run returns [`Ended::Paused`]. The handler then records the event `in_progress` and sends the message
 //! back as a continuation (see [`crate::sync`]), so the next delivery resumes at once.
 //!
 //! **Who may resume.** Any job for the key whose source is the pinned version: the parts are the
@@ -32,8 +33,14 @@
 //! Two jobs resuming at once cost duplicate part uploads, never a wrong object: the completion is
 //! checked against the CRC-64 of the source's bytes.
 //!
-//! **Cost.** One checkpoint PUT at the start, then at most one a second while parts finish, one
-//! at each pause and a DELETE at the end; a ListParts page per 1,000 parts on each resumption.
+//! **Fan-out** (off unless `FANOUT_THRESHOLD_MIB` is set): a new copy above the threshold is
+//! split into range jobs, each with its own record beside the checkpoint; the range job that sees
+//! every range uploaded claims the completion with a conditional create. The simulation still
+//! finds schedules where fan-out diverges (RELIABILITY.md, defects A-E).
+//!
+//! **Cost.** A checkpoint GET and a conditional PUT at the start, then at most one PUT a second
+//! while parts finish, one at each pause, and a GET and DELETE at the end; a ListParts page per
+//! 1,000 parts on each resumption.
 
 use crate::budget::MemoryBudget;
 use crate::checksum::{crc64, crc64_combine};
