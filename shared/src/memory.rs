@@ -124,6 +124,9 @@ pub struct MemoryDestination {
     pub parts: Option<crate::resume::PartPlan>,
     /// How long each UploadPart takes (on the tokio clock).
     pub part_delay: std::time::Duration,
+    /// How long an UploadPart's answer takes after the part is stored: a caller that gives up
+    /// in between leaves a part that landed without knowing it.
+    pub answer_delay: std::time::Duration,
     /// UploadPart requests served, by part number.
     pub part_uploads: Mutex<BTreeMap<u32, u32>>,
     /// Uploads initiated.
@@ -309,12 +312,17 @@ impl DestinationStore for MemoryDestination {
             });
         }
         let etag = format!("\"{}\"", md5_hex(&data).to_ascii_uppercase());
-        let mut open = lock(&self.open);
-        let upload = open
-            .get_mut(upload_id)
-            .filter(|u| u.0 == key)
-            .ok_or_else(|| Self::no_upload(upload_id))?;
-        upload.2.insert(number, (data, etag.clone()));
+        {
+            let mut open = lock(&self.open);
+            let upload = open
+                .get_mut(upload_id)
+                .filter(|u| u.0 == key)
+                .ok_or_else(|| Self::no_upload(upload_id))?;
+            upload.2.insert(number, (data, etag.clone()));
+        }
+        if !self.answer_delay.is_zero() {
+            tokio::time::sleep(self.answer_delay).await;
+        }
         Ok(etag)
     }
 

@@ -85,9 +85,12 @@ impl PartPace {
         Some(Duration::from_secs_f64((spb * size as f64).min(86_400.0)))
     }
 
-    /// Learns from one part.
-    pub fn observe(&self, size: u64, took: Duration) {
-        if size == 0 {
+    /// Learns from one part of `size` bytes of a copy whose parts are `part_size`. A part under
+    /// half that (the short last part) teaches nothing: its time is round trips, not bytes, and
+    /// taken as a rate it would predict hours for a full part and stop every later copy after
+    /// one part.
+    pub fn observe(&self, size: u64, part_size: u64, took: Duration) {
+        if size == 0 || size < part_size / 2 {
             return;
         }
         let spb = took.as_secs_f64() / size as f64;
@@ -338,6 +341,30 @@ pub fn plan_parts(
         }
     }
     (kept, todo)
+}
+
+/// The parts of `todo` that ListParts shows with the size their range needs although no record
+/// vouches for them: a part dropped at the cut-off after OSS had received it, or uploaded by a
+/// job killed before its save. Their ETags (OSS's MD5 of the part) are checked against the
+/// source range when it is read again, so such a part is kept, not sent twice. Pure.
+pub fn landed_unrecorded(
+    cp: &Checkpoint,
+    listed: &[ListedPart],
+    todo: &[u32],
+) -> BTreeMap<u32, String> {
+    let listed: BTreeMap<u32, &ListedPart> = listed.iter().map(|p| (p.number, p)).collect();
+    todo.iter()
+        .filter_map(|n| {
+            let there = listed.get(n)?;
+            (there.size == cp.range(*n).1).then(|| (*n, there.etag.clone()))
+        })
+        .collect()
+}
+
+/// Whether `etag` (as OSS gives a part's, quoted upper-case hex) is the MD5 of `data`.
+fn etag_is_md5_of(etag: &str, data: &[u8]) -> bool {
+    etag.trim_matches('"')
+        .eq_ignore_ascii_case(&hex::encode(md5::Md5::digest(data)))
 }
 
 /// Where checkpoints are kept: `<results prefix>-checkpoints/<task>/<SHA-256 of
@@ -711,14 +738,17 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
                     }
                     Ok(Some(listed)) => {
                         let (kept, todo) = plan_resume(&cp, &listed);
+                        let landed = landed_unrecorded(&cp, &listed, &todo);
                         tracing::info!(
                             key = cp.dest_key,
                             upload_id = cp.upload_id,
                             kept = kept.len(),
                             todo = todo.len(),
+                            to_verify = landed.len(),
                             "resuming a copy"
                         );
-                        return Ok(Some(Start::Parts(Checkpoint { parts: kept, ..cp }, todo)));
+                        let cp = Checkpoint { parts: kept, ..cp };
+                        return Ok(Some(Start::Parts(cp, todo, landed)));
                     }
                     // The upload is gone (completed by another job, aborted, swept).
                     Ok(None) => self.forget(key, &cp).await?,
@@ -781,7 +811,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             return Ok(Some(Start::FannedOut(cp, true)));
         }
         let todo = (1..=cp.parts_total()).collect();
-        Ok(Some(Start::Parts(cp, todo)))
+        Ok(Some(Start::Parts(cp, todo, BTreeMap::new())))
     }
 
     /// Sends the range jobs of a fanned-out copy: all of them for a new one; for one found, only
@@ -875,7 +905,15 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
     }
 
     /// Reads part `number` of the pinned version and uploads it; returns it as done.
-    async fn part(&self, cp: &Checkpoint, number: u32) -> Result<DonePart, PartError> {
+    /// Reads part `number` (pinned) and uploads it, unless `landed` is the ETag of a part OSS
+    /// already holds for it and that ETag is the MD5 of the bytes read: then the part is kept as
+    /// it is. Says whether the part was sent.
+    async fn part(
+        &self,
+        cp: &Checkpoint,
+        number: u32,
+        landed: Option<&String>,
+    ) -> Result<(DonePart, bool), PartError> {
         let (start, len) = cp.range(number);
         let _memory = self.plan.budget.acquire(len).await;
         let mut attempt = 1;
@@ -890,17 +928,26 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             }
         };
         let crc = crc64(&data);
+        let done = |etag| DonePart {
+            number,
+            size: len,
+            etag,
+            crc64: format!("{crc:016x}"),
+        };
+        if let Some(etag) = landed.filter(|etag| etag_is_md5_of(etag, &data)) {
+            tracing::info!(
+                key = cp.dest_key,
+                number,
+                "part already on OSS with the source's bytes (its ETag is their MD5); kept, not sent again"
+            );
+            return Ok((done(etag.clone()), false));
+        }
         let etag = self
             .dest
             .upload_part(&cp.dest_key, &cp.upload_id, number, data, crc)
             .await
             .map_err(PartError::Dest)?;
-        Ok(DonePart {
-            number,
-            size: len,
-            etag,
-            crc64: format!("{crc:016x}"),
-        })
+        Ok((done(etag), true))
     }
 
     async fn read_range(&self, cp: &Checkpoint, start: u64, len: u64) -> Result<Bytes, PartError> {
@@ -958,6 +1005,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
         &self,
         target: &Checkpoint,
         todo: Vec<u32>,
+        landed: &BTreeMap<u32, String>,
         parts: &mut Vec<DonePart>,
         to: &SaveTo,
     ) -> Run {
@@ -989,7 +1037,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
                 todo.pop_front();
                 running.push(async move {
                     let began = Instant::now();
-                    (self.part(target, n).await, began.elapsed())
+                    (self.part(target, n, landed.get(&n)).await, began.elapsed())
                 });
             }
             if running.is_empty() {
@@ -1008,10 +1056,12 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
                 break;
             };
             match result {
-                Ok(done) => {
+                Ok((done, sent)) => {
                     moved += done.size;
-                    self.plan.pace.observe(done.size, took);
-                    slowest = Some(slowest.map_or(took, |s| s.max(took)));
+                    if sent {
+                        self.plan.pace.observe(done.size, target.part_size, took);
+                        slowest = Some(slowest.map_or(took, |s| s.max(took)));
+                    }
                     parts.push(done);
                     dirty = true;
                 }
@@ -1099,8 +1149,8 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
         if let Some(range) = self.range {
             return self.run_range(&key, range, before_complete).await;
         }
-        let (cp, todo) = match self.start(&key).await {
-            Ok(Start::Parts(cp, todo)) => (cp, todo),
+        let (cp, todo, landed) = match self.start(&key).await {
+            Ok(Start::Parts(cp, todo, landed)) => (cp, todo, landed),
             Ok(Start::FannedOut(cp, fresh)) => return self.fan_out(&key, cp, fresh).await,
             Err(f) => return Ended::Failed(f),
         };
@@ -1110,7 +1160,10 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
         };
         let mut parts = cp.parts;
         let to = SaveTo::Checkpoint(key.clone());
-        let moved = match self.upload_parts(&target, todo, &mut parts, &to).await {
+        let moved = match self
+            .upload_parts(&target, todo, &landed, &mut parts, &to)
+            .await
+        {
             Run::Done(moved) => moved,
             Run::Stopped(moved) => return self.paused(&target, &parts, moved),
             Run::Moved => return self.moved(&key, &target).await,
@@ -1192,8 +1245,9 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             Err(e) => return Ended::Failed(Failure::Dest(e)),
         };
         let (mut parts, todo) = plan_parts(&cp, &recorded, &listed, range.first..=last);
+        let landed = landed_unrecorded(&cp, &listed, &todo);
         let to = SaveTo::Range(record_key, range.first, range.last);
-        let moved = match self.upload_parts(&target, todo, &mut parts, &to).await {
+        let moved = match self.upload_parts(&target, todo, &landed, &mut parts, &to).await {
             Run::Done(moved) => moved,
             Run::Stopped(moved) => return self.paused(&target, &parts, moved),
             Run::Moved => {
@@ -1264,8 +1318,9 @@ enum SaveTo {
 
 /// How a copy begins.
 enum Start {
-    /// The parts still to upload, from a new or resumed checkpoint.
-    Parts(Checkpoint, Vec<u32>),
+    /// The parts still to upload, from a new or resumed checkpoint, and those of them OSS may
+    /// already hold ([`landed_unrecorded`]).
+    Parts(Checkpoint, Vec<u32>, BTreeMap<u32, String>),
     /// A copy fanned out to range jobs: new (its range jobs to send), or found.
     FannedOut(Checkpoint, bool),
 }
