@@ -48,7 +48,7 @@ soak: venv
 	$(LOCAL) $(PYTHON) scripts/soak.py
 
 ## bench: run the benchmarks on 127.0.0.1 and rewrite BENCHMARKS.md (reports, asserts nothing)
-bench:
+bench: venv
 	python3 scripts/bench.py
 
 ## build: release bootstraps of both functions with cargo-lambda (arm64 where the target is installed)

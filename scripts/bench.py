@@ -323,6 +323,18 @@ def report_merge(r: Runner) -> list[dict]:
     return rows
 
 
+def fanout() -> dict:
+    """The fan-out section: `scripts/bench_fanout.py` under the project's venv (moto, boto3), on
+    its own local stack; the first line it prints is its figures."""
+    cmd = [str(ROOT / ".venv" / "bin" / "python"), "scripts/bench_fanout.py"]
+    log("running: " + " ".join(cmd[1:]))
+    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True, env=env)
+    result = json.loads(out.stdout.splitlines()[0])
+    log("  " + json.dumps({"speed_up": result["speed_up"]}))
+    return result
+
+
 def main() -> int:
     cargo_build()
     only = set(sys.argv[1:])
@@ -343,6 +355,8 @@ def main() -> int:
                 results[name] = step()
         if not only or "merge" in only:
             results["merge"] = report_merge(r)
+        if not only or "fanout" in only:
+            results["fanout"] = fanout()
         results["commands"] = r.commands
         results["latency_ms"] = LATENCY_MS
     finally:
@@ -350,7 +364,7 @@ def main() -> int:
         shutil.rmtree(data, ignore_errors=True)
     (ROOT / "target" / "bench-results.json").write_text(json.dumps(results, indent=1))
     import bench_report  # noqa: E402  (beside this script)
-    if only and only <= {"budget", "parallel"}:
+    if only and only <= {"budget", "parallel", "fanout"}:
         # These sections stand alone: regenerated in place, the rest left as it is.
         path = ROOT / "BENCHMARKS.md"
         text = path.read_text()

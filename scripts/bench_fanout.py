@@ -4,7 +4,7 @@ does). The copy fans out to range jobs (FANOUT_THRESHOLD_MIB below the object's 
 processes upload four ranges at once. Measured: from the event sent to the object complete in
 OSS. Reports, asserts nothing.
 
-Run alone with `python3 scripts/bench_fanout.py` (release binaries, moto and the emulator on
+Run alone with `.venv/bin/python scripts/bench_fanout.py` (release binaries, moto and the emulator on
 127.0.0.1); `make bench` runs it as its `fanout` section."""
 
 import hashlib
@@ -139,7 +139,7 @@ def render(result: dict) -> str:
         f"{r['processes'] * result['parts_in_flight'] * result['cap_mib_per_sec']:.0f} | "
         f"{r['parts_stored']} of {r['parts']} | {r['ranges_uploaded'] + r['copied_records']} |"
         for r in result["runs"])
-    return f"""## Fan-out: one {result['object_mib'] // 1024} GiB object over 1 and 4 `sync poll` processes
+    return f"""## 9. Fan-out: one {result['object_mib'] // 1024} GiB object over 1 and 4 `sync poll` processes
 
 The object is copied through the local stack (moto for S3 and SQS, the OSS emulator capped at
 {result['cap_mib_per_sec']:.0f} MiB/s per connection) by one `sync poll --batch-size 1` process, then by four on the
@@ -153,7 +153,7 @@ to the completion stored in OSS.
 
 **Speed-up with four processes: {result['speed_up']}×.**
 
-Command: `python3 scripts/bench_fanout.py` (release `sync` and `oss-emulator`).
+Command: `.venv/bin/python scripts/bench_fanout.py` (release `sync` and `oss-emulator`).
 """
 
 

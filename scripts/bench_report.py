@@ -412,7 +412,19 @@ Commands: `{cmds.get('parallel')}` and `{cmds.get('parallel-reads')}` for P in 1
 """
 
 
+def fanout_section(result: dict) -> str:
+    import bench_fanout  # noqa: E402  (beside this script)
+
+    return bench_fanout.render(result).replace(
+        "Command: `.venv/bin/python scripts/bench_fanout.py` (release `sync` and `oss-emulator`).",
+        "Command: `.venv/bin/python scripts/bench_fanout.py` (release `sync` and `oss-emulator`); regenerate\n"
+        "this section alone with `python3 scripts/bench.py fanout`.")
+
+
+FANOUT_HEADING = "## 9. Fan-out"
+
 SECTIONS = {
+    "fanout": (FANOUT_HEADING, lambda results: fanout_section(results["fanout"])),
     "budget": (BUDGET_HEADING, lambda results: budget_section(results["budget"],
                                                              results["commands"])),
     "parallel": (PARALLEL_HEADING, lambda results: parallel_section(results["parallel"],
@@ -425,8 +437,8 @@ def splice(text: str, name: str, results: dict) -> str:
     before the profile findings."""
     heading, make = SECTIONS[name]
     section = make(results)
-    text = text.replace("large|small|cold|scaling|merge|budget`",
-                        "large|small|cold|scaling|merge|budget|parallel`")
+    text = text.replace("large|small|cold|scaling|merge|budget|parallel`",
+                        "large|small|cold|scaling|merge|budget|parallel|fanout`")
     start = text.find(heading)
     if start >= 0:
         end = text.find("\n## ", start + len(heading))
@@ -456,7 +468,7 @@ against), served by `tests/bench/s3-source`; the destination is the project's OS
 reports them). Every measurement is a separate `target/release/sync-bench` process (tests/bench),
 so its memory and CPU figures are its own; settings are the sync function's variables.
 
-Re-run one part with `python3 scripts/bench.py large|small|cold|scaling|merge|budget|parallel` (figures go to
+Re-run one part with `python3 scripts/bench.py large|small|cold|scaling|merge|budget|parallel|fanout` (figures go to
 `target/bench-results.json`); profile with `BENCH_PROFILE=1` (see the end).
 
 {large_section(results['large'], cmds)}
@@ -467,4 +479,5 @@ Re-run one part with `python3 scripts/bench.py large|small|cold|scaling|merge|bu
 {scaling_section(results['scaling'], cmds, results.get('latency_ms', 20))}
 {budget_section(results['budget'], cmds)}
 {parallel_section(results['parallel'], cmds)}
+{fanout_section(results['fanout'])}
 {PROFILE}"""
