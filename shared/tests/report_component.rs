@@ -304,3 +304,124 @@ async fn an_empty_day_after_the_last_complete_one_still_gets_its_report() {
         "only the header row"
     );
 }
+
+/// The rows of every part of a day's list, as maps of column to value.
+fn list_rows(
+    bucket: &MemoryBucket,
+    day_dir: &str,
+    list: &str,
+) -> Vec<std::collections::HashMap<String, String>> {
+    let mut rows = Vec::new();
+    for (key, body) in bucket.snapshot() {
+        if key.starts_with(&format!("{day_dir}/{list}/")) {
+            let mut r = csv::Reader::from_reader(&body[..]);
+            let header = r.headers().unwrap().clone();
+            for row in r.records() {
+                let row = row.unwrap();
+                rows.push(
+                    header
+                        .iter()
+                        .zip(row.iter())
+                        .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                        .collect(),
+                );
+            }
+        }
+    }
+    rows
+}
+
+#[tokio::test]
+async fn files_synced_with_a_wrong_secret_then_the_right_one_are_copied_not_failed() {
+    let b = MemoryBucket::default();
+    let t = datetime!(2026-11-20 10:00 UTC);
+    let keys = ["k1", "k2", "k3", "k4"];
+    let mut records = Vec::new();
+    let mut second = 0;
+    let mut at = |n: i64| {
+        second += n;
+        t + Duration::seconds(second)
+    };
+    for k in keys {
+        // With the wrong secret: a transient failure SQS delivers again, the write-ahead
+        // recheck's failure, the last delivery's failure (final), a redrive's failure (final).
+        let mut failures = Vec::new();
+        for (is_final, recheck) in [(false, false), (true, true), (true, false), (true, false)] {
+            let mut o = record(k, at(1), OutcomeKind::Failed);
+            o.error_code = Some("SignatureDoesNotMatch".into());
+            o.is_final = is_final;
+            o.recheck_of = recheck.then(|| format!("m-{k}"));
+            failures.push(o);
+        }
+        records.extend(failures);
+    }
+    // Put right: each key copied once, and the copy's recheck finds it current.
+    for k in keys {
+        records.push(record(k, at(60), OutcomeKind::Copied));
+        let mut recheck = record(k, at(1), OutcomeKind::Skipped);
+        recheck.recheck_of = Some(format!("m-{k}"));
+        records.push(recheck);
+    }
+    let mut test_event = record("", at(1), OutcomeKind::Ignored);
+    (test_event.source_key, test_event.dest_key) = (None, None);
+    test_event.event_name = Some("s3:TestEvent".into());
+    records.push(test_event);
+    file(&b, &records, t + Duration::minutes(5), "i1");
+
+    let s = settings("Z");
+    let r = Reporter {
+        settings: &s,
+        results: &b,
+        store: &b,
+    };
+    let runs = r.run(datetime!(2026-11-21 01:00 UTC)).await.unwrap();
+    assert_eq!((runs[0].files, runs[0].records), (5, 25));
+    let dir = "reports/t1/2026-11-20";
+    let m = check_manifest(&b, dir);
+    assert_eq!(m["format_version"], 2);
+    assert_eq!(
+        (m["file_count"].as_u64(), m["records"].as_u64()),
+        (Some(5), Some(25))
+    );
+    assert_eq!(m["file_states"]["failed"], 0);
+    let summary = json(&b, &format!("{dir}/summary.json"));
+    assert_eq!(summary["file_count"], 5);
+    assert_eq!(summary["file_states"]["copied"], 4);
+    assert_eq!(summary["file_states"]["failed"], 0);
+    assert_eq!(summary["file_states"]["ignored"], 1);
+    assert_eq!(
+        summary["counts"]["failed"], 16,
+        "every failed attempt is counted as a record"
+    );
+    assert_eq!(summary["lists"]["failed_list"]["rows"], 0);
+
+    assert!(list_rows(&b, dir, "failed_list").is_empty());
+    let files = list_rows(&b, dir, "total_list");
+    let copied: Vec<(&str, &str, &str, &str)> = files
+        .iter()
+        .filter(|f| !f["source_key"].is_empty())
+        .map(|f| {
+            (
+                f["source_key"].as_str(),
+                f["state"].as_str(),
+                f["deliveries"].as_str(),
+                f["attempts"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        copied,
+        keys.iter()
+            .map(|k| (*k, "copied", "4", "6"))
+            .collect::<Vec<_>>()
+    );
+    let attempts = list_rows(&b, dir, "attempts_list");
+    assert_eq!(attempts.len(), 25, "every attempt listed");
+    assert_eq!(
+        attempts.iter().filter(|a| a["outcome"] == "failed").count(),
+        16
+    );
+    let skipped = list_rows(&b, dir, "skipped_list");
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0]["event_name"], "s3:TestEvent");
+}

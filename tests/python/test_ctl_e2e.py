@@ -252,7 +252,7 @@ def test_retry_failed_copies_exactly_the_failed_keys_once_fixed(moto, emulator):
     assert sorted(dry["key_list"]) == sorted(bad) and dry["keys"] == len(bad)
     assert task.queue_depths(task.queue_url) == (0, 0)
     out = summary(task.ctl("retry-failed", "--day", day))
-    assert out["sent"] == len(bad) and out["failed_rows"] == len(bad), out
+    assert out["sent"] == len(bad) and out["failed_files"] == len(bad), out
     before = task.records()
     assert task.run() == 0
     retried = without_rechecks(new_records(task, before))

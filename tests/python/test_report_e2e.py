@@ -28,8 +28,10 @@ def test_a_finished_report_downloads_with_matching_md5s_and_the_manifest_is_writ
     now = f"{tomorrow.isoformat()}T01:00:00Z"
 
     # Per key: its copy, and the recheck the copy left (which finds it current); and the test event.
+    # Files: one per key, copied (the recheck does not change that), and the test event's.
     out = task.report(now)
-    assert out["days"][0] == {"day": today.isoformat(), "state": "complete", "records": 2 * len(KEYS) + 1}
+    assert out["days"][0] == {"day": today.isoformat(), "state": "complete", "files": len(KEYS) + 1,
+                              "records": 2 * len(KEYS) + 1}
     assert out["days"][1]["state"] == "pushing"
 
     client = oss_client(emulator.endpoint)
@@ -43,6 +45,8 @@ def test_a_finished_report_downloads_with_matching_md5s_and_the_manifest_is_writ
     manifest = json.loads(raw)
     assert manifest["records"] == 2 * len(KEYS) + 1 and manifest["counts"]["copied"] == len(KEYS)
     assert manifest["counts"]["skipped"] == len(KEYS)
+    assert manifest["format_version"] == 2 and manifest["file_count"] == len(KEYS) + 1
+    assert manifest["file_states"]["copied"] == len(KEYS) and manifest["file_states"]["failed"] == 0
     for f in manifest["files"]:
         body = get(f["key"])
         assert hashlib.md5(body).hexdigest() == f["md5"], f["key"]
@@ -50,10 +54,16 @@ def test_a_finished_report_downloads_with_matching_md5s_and_the_manifest_is_writ
     summary = json.loads(get(f"{day_dir}/summary.json"))
     assert summary["state"] == "complete" and summary["lag_ms"]["max"] is not None
 
-    rows = list(csv.DictReader(io.StringIO(get(f"{day_dir}/total_list/part-00001.csv").decode(), newline="")))
-    keys = [urllib.parse.unquote(r["source_key"]) for r in rows if r["source_key"]]
-    assert keys == sorted(KEYS * 2)
-    assert sorted(r["outcome"] for r in rows if r["source_key"]) == ["copied"] * len(KEYS) + ["skipped"] * len(KEYS)
+    def rows(name: str) -> list[dict]:
+        return list(csv.DictReader(io.StringIO(get(f"{day_dir}/{name}/part-00001.csv").decode(), newline="")))
+
+    files = [r for r in rows("total_list") if r["source_key"]]
+    assert [urllib.parse.unquote(r["source_key"]) for r in files] == sorted(KEYS)
+    assert {(r["state"], r["deliveries"], r["attempts"]) for r in files} == {("copied", "1", "2")}
+    attempts = [r for r in rows("attempts_list") if r["source_key"]]
+    assert [urllib.parse.unquote(r["source_key"]) for r in attempts] == sorted(KEYS * 2)
+    assert sorted(r["outcome"] for r in attempts) == ["copied"] * len(KEYS) + ["skipped"] * len(KEYS)
+    assert rows("failed_list") == []
 
     # The emulator's write order: manifest.json after every file it lists.
     journal = json.loads(urllib.request.urlopen(f"{emulator.endpoint}/_emulator/journal", timeout=10).read())

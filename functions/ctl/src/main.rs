@@ -321,8 +321,9 @@ async fn retry_failed(
         "day": format_day(day),
         "keys": list.keys.len(),
         "deletes": list.keys.iter().filter(|k| k.delete).count(),
-        "failed_rows": list.failed_rows,
-        "rows_for_other_buckets_or_unusable": list.invalid_rows + list.unusable_rows,
+        "failed_files": list.failed_files,
+        "invalid_files": list.invalid_files,
+        "unusable_files": list.unusable_files,
     });
     if dry_run {
         summary["dry_run"] = json!(true);

@@ -46,7 +46,7 @@ async fn run_once(
     let days: Vec<serde_json::Value> = run
         .days
         .iter()
-        .map(|d| serde_json::json!({"day": format_day(d.day), "state": d.state, "records": d.records}))
+        .map(|d| serde_json::json!({"day": format_day(d.day), "state": d.state, "files": d.files, "records": d.records}))
         .collect();
     let sweep = match &run.sweep {
         Ok(s) => serde_json::to_value(s).unwrap_or_default(),

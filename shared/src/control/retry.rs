@@ -1,5 +1,6 @@
-//! Retry of failed keys: a day's `failed_list` from the report, turned back into events for the
-//! task queue, one per key, so the same sync function converges each key again.
+//! Retry of failed keys: a day's `failed_list` from the report (the files whose state for the day
+//! is failed), turned back into events for the task queue, one per key, so the same sync
+//! function converges each key again.
 
 use super::events::{event_body, SentEvent, RETRY_DELETE_EVENT, RETRY_EVENT};
 use super::ControlError;
@@ -13,8 +14,8 @@ use time::OffsetDateTime;
 pub struct RetryKey {
     /// The source key.
     pub key: String,
-    /// Whether the newest failure was of a delete event (retried as a delete, which copies the
-    /// object instead if it exists again).
+    /// Whether the failure was of a delete event (retried as a delete, which copies the object
+    /// instead if it exists again).
     pub delete: bool,
 }
 
@@ -23,18 +24,19 @@ pub struct RetryKey {
 pub struct FailedList {
     /// Keys to retry, in key order, each once.
     pub keys: Vec<RetryKey>,
-    /// `failed` rows read.
-    pub failed_rows: u64,
-    /// `invalid` rows: messages that could not be understood. They are not retried from here:
+    /// Failed files read (`failed`, or `deferred` on the last delivery).
+    pub failed_files: u64,
+    /// `invalid` files: messages that could not be understood. They are not retried from here:
     /// their messages are in the DLQ (fix the sender, then `ctl redrive`).
-    pub invalid_rows: u64,
-    /// `failed` rows for another bucket or without a key (none are expected).
-    pub unusable_rows: u64,
+    pub invalid_files: u64,
+    /// Failed files for another bucket or without a key (none are expected).
+    pub unusable_files: u64,
 }
 
-/// Reads `failed_list` CSV parts (RFC 4180, header row in each part) into the keys to retry.
-/// A key that failed several times is retried once, as its newest failure's kind (rows are in key
-/// order, then time).
+/// Reads `failed_list` CSV parts (RFC 4180, header row in each part) into the keys to retry,
+/// each once. A part of format 2 on has a row per file with its `state`; a part of format 1 (a
+/// day reported before) has a row per failed record with its `outcome`, and a key that failed
+/// several times is retried as its newest failure's kind (rows are in key order, then time).
 pub fn parse_failed_parts(parts: &[Vec<u8>], bucket: &str) -> Result<FailedList, ControlError> {
     let mut out = FailedList::default();
     let mut keys: BTreeMap<String, bool> = BTreeMap::new();
@@ -51,28 +53,31 @@ pub fn parse_failed_parts(parts: &[Vec<u8>], bucket: &str) -> Result<FailedList,
                 ControlError::Input(format!("failed_list part {} has no {name:?} column", n + 1))
             })
         };
-        let (c_key, c_bucket, c_event, c_outcome) = (
+        let (c_key, c_bucket, c_event, c_state) = (
             col("source_key")?,
             col("bucket")?,
             col("event_name")?,
-            col("outcome")?,
+            col("state").or_else(|_| col("outcome"))?,
         );
         for row in reader.records() {
             let row =
                 row.map_err(|e| ControlError::Input(format!("failed_list part {}: {e}", n + 1)))?;
             let field = |i: usize| row.get(i).unwrap_or_default();
-            match field(c_outcome) {
-                "failed" => out.failed_rows += 1,
+            match field(c_state) {
+                "failed" | "deferred" => {}
                 "invalid" => {
-                    out.invalid_rows += 1;
+                    out.invalid_files += 1;
                     continue;
                 }
                 _ => continue,
             }
             let key = crate::event::decode_form_key(field(c_key)).unwrap_or_default();
             if key.is_empty() || field(c_bucket) != bucket {
-                out.unusable_rows += 1;
+                out.unusable_files += 1;
                 continue;
+            }
+            if !keys.contains_key(&key) {
+                out.failed_files += 1;
             }
             let name = field(c_event);
             let delete = kind_of(name) == EventKind::Removed || name == "Object Deleted";
@@ -136,44 +141,57 @@ pub fn retry_bodies(keys: &[RetryKey], bucket: &str, now: OffsetDateTime) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::rows::{csv_row, HEADER};
+    use crate::report::rows::{csv_row, FILE_HEADER};
 
-    fn row(key: &str, bucket: &str, event: &str, outcome: &str) -> Vec<u8> {
-        let mut f: Vec<String> = vec![String::new(); HEADER.len()];
-        f[0] = crate::report::rows::encode_key(key);
-        f[2] = bucket.into();
-        f[3] = event.into();
-        f[8] = outcome.into();
-        f[10] = "a message, with \"quotes\"\nand a line break".into();
+    /// A row of `header` with the given columns set.
+    fn row(header: &[&str], set: &[(&str, &str)]) -> Vec<u8> {
+        let mut f: Vec<String> = vec![String::new(); header.len()];
+        for (name, v) in set {
+            f[header.iter().position(|h| h == name).unwrap()] = (*v).into();
+        }
+        f[header.iter().position(|h| *h == "error_message").unwrap()] =
+            "a message, with \"quotes\"\nand a line break".into();
         csv_row(&f)
     }
 
+    fn file(key: &str, bucket: &str, event: &str, state: &str) -> Vec<u8> {
+        let key = crate::report::rows::encode_key(key);
+        row(
+            &FILE_HEADER,
+            &[
+                ("source_key", &key),
+                ("bucket", bucket),
+                ("event_name", event),
+                ("state", state),
+            ],
+        )
+    }
+
     #[test]
-    fn failed_rows_become_one_retry_per_key() {
-        let mut p1 = csv_row(&HEADER);
-        p1.extend(row("a b+c/ü", "src", "ObjectCreated:Put", "failed"));
-        p1.extend(row("a b+c/ü", "src", "ObjectCreated:Put", "failed"));
-        p1.extend(row("", "src", "", "invalid"));
-        let mut p2 = csv_row(&HEADER);
-        p2.extend(row("gone", "src", "ObjectRemoved:Delete", "failed"));
-        p2.extend(row("other", "elsewhere", "ObjectCreated:Put", "failed"));
+    fn failed_files_become_one_retry_per_key() {
+        let mut p1 = csv_row(&FILE_HEADER);
+        p1.extend(file("a b+c/ü", "src", "ObjectCreated:Put", "failed"));
+        p1.extend(file("", "src", "", "invalid"));
+        let mut p2 = csv_row(&FILE_HEADER);
+        p2.extend(file("gone", "src", "ObjectRemoved:Delete", "failed"));
+        p2.extend(file("late", "src", "ObjectCreated:Put", "deferred"));
+        p2.extend(file("other", "elsewhere", "ObjectCreated:Put", "failed"));
         let list = parse_failed_parts(&[p1, p2], "src").unwrap();
+        let want = |key: &str, delete| RetryKey {
+            key: key.into(),
+            delete,
+        };
         assert_eq!(
             list.keys,
             vec![
-                RetryKey {
-                    key: "a b+c/ü".into(),
-                    delete: false
-                },
-                RetryKey {
-                    key: "gone".into(),
-                    delete: true
-                },
+                want("a b+c/ü", false),
+                want("gone", true),
+                want("late", false)
             ]
         );
         assert_eq!(
-            (list.failed_rows, list.invalid_rows, list.unusable_rows),
-            (4, 1, 1)
+            (list.failed_files, list.invalid_files, list.unusable_files),
+            (3, 1, 1)
         );
         let bodies = retry_bodies(&list.keys, "src", OffsetDateTime::UNIX_EPOCH);
         let crate::event::Message::Events(e) = crate::event::parse_message(&bodies[0]).unwrap()
@@ -182,6 +200,43 @@ mod tests {
         };
         assert_eq!(e[0].as_ref().unwrap().key, "a b+c/ü");
         assert!(bodies[1].contains(RETRY_DELETE_EVENT));
+    }
+
+    #[test]
+    fn a_day_reported_in_format_1_still_retries_each_failed_key_once() {
+        // Format 1: a row per failed record, with `outcome`.
+        let header = [
+            "source_key",
+            "dest_key",
+            "bucket",
+            "event_name",
+            "outcome",
+            "error_message",
+        ];
+        let rec = |key: &str, event: &str, outcome: &str| {
+            row(
+                &header,
+                &[
+                    ("source_key", key),
+                    ("bucket", "src"),
+                    ("event_name", event),
+                    ("outcome", outcome),
+                ],
+            )
+        };
+        let mut p = csv_row(&header);
+        p.extend(rec("k", "ObjectCreated:Put", "failed"));
+        p.extend(rec("k", "ObjectRemoved:Delete", "failed"));
+        p.extend(rec("", "", "invalid"));
+        let list = parse_failed_parts(&[p], "src").unwrap();
+        assert_eq!(
+            list.keys,
+            vec![RetryKey {
+                key: "k".into(),
+                delete: true
+            }]
+        );
+        assert_eq!((list.failed_files, list.invalid_files), (1, 1));
     }
 
     #[test]

@@ -25,15 +25,20 @@ pub struct DlqStatus {
     pub depths: Depths,
 }
 
-/// Today's counts so far, read from the results store.
+/// Today's counts so far, read from the results store: files (destination keys, each in its
+/// state for the day so far, as the report counts them) and records (every attempt).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TodayStatus {
     /// The day (in the report's offset).
     pub day: String,
+    /// Files so far.
+    pub files: u64,
+    /// Files per state (`copied`, ..., `failed`, `pending`).
+    pub counts: BTreeMap<&'static str, u64>,
     /// Outcome records so far.
     pub records: u64,
     /// Records per outcome.
-    pub counts: BTreeMap<&'static str, u64>,
+    pub record_counts: BTreeMap<&'static str, u64>,
     /// Bytes written to OSS.
     pub bytes: u64,
     /// Results objects that could not be read.
@@ -132,23 +137,31 @@ impl Status {
             self.last_complete_day.as_deref().unwrap_or("none")
         );
         if let Some(t) = &self.today {
-            let counts: Vec<String> = t
-                .counts
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect();
-            let _ = writeln!(
-                s,
-                "today {}  {} records ({}), {} bytes written",
-                t.day,
-                t.records,
-                if counts.is_empty() {
+            let counts = |c: &BTreeMap<&str, u64>| {
+                let nonzero: Vec<String> = c
+                    .iter()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect();
+                if nonzero.is_empty() {
                     "none".to_owned()
                 } else {
-                    counts.join(", ")
-                },
+                    nonzero.join(", ")
+                }
+            };
+            let _ = writeln!(
+                s,
+                "today {}  {} files ({}), {} bytes written",
+                t.day,
+                t.files,
+                counts(&t.counts),
                 t.bytes
+            );
+            let _ = writeln!(
+                s,
+                "  attempts        {} records ({})",
+                t.records,
+                counts(&t.record_counts)
             );
             if t.unreadable > 0 {
                 let _ = writeln!(s, "  unreadable      {} results objects", t.unreadable);
@@ -347,11 +360,13 @@ pub async fn gather(
     }
     let today = day_of(time::OffsetDateTime::now_utc(), report.offset);
     match reporter.day_totals(today).await {
-        Ok((totals, unreadable)) => {
+        Ok((totals, files, unreadable)) => {
             st.today = Some(TodayStatus {
                 day: format_day(today),
+                files: files.files,
+                counts: files.count_map(),
                 records: totals.records,
-                counts: totals.count_map(),
+                record_counts: totals.count_map(),
                 bytes: totals.bytes,
                 unreadable,
             })
@@ -386,8 +401,12 @@ mod tests {
             last_complete_day: Some("2026-11-24".into()),
             today: Some(TodayStatus {
                 day: "2026-11-25".into(),
+                files: 2,
+                counts: [("copied", 2), ("failed", 0), ("pending", 0)]
+                    .into_iter()
+                    .collect(),
                 records: 3,
-                counts: [("copied", 2), ("failed", 1), ("skipped", 0)]
+                record_counts: [("copied", 2), ("failed", 1), ("skipped", 0)]
                     .into_iter()
                     .collect(),
                 bytes: 10,
@@ -404,7 +423,8 @@ mod tests {
             "1 waiting",
             "paused (Disabled)",
             "2026-11-24",
-            "3 records (copied 2, failed 1)",
+            "2 files (copied 2), 10 bytes",
+            "attempts        3 records (copied 2, failed 1)",
             "problem           today: access denied",
             "unavailable       delivery: SYNC_FUNCTION_NAME is not set",
             "oldest message  none (no CloudWatch datapoint",
@@ -413,7 +433,8 @@ mod tests {
         }
         let json = serde_json::to_value(&st).unwrap();
         assert_eq!(json["queue"]["in_flight"], 2);
-        assert_eq!(json["today"]["counts"]["failed"], 1);
+        assert_eq!(json["today"]["counts"]["failed"], 0);
+        assert_eq!(json["today"]["record_counts"]["failed"], 1);
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! The report run: finds the days to report, strictly oldest first, merges each day's outcome
-//! records into sorted CSV lists, a summary, and, once the day is complete, `manifest.json`,
-//! written after every file it lists.
+//! records into sorted CSV lists (one row per file in the file lists, one per record in
+//! `attempts_list`), a summary, and, once the day is complete, `manifest.json`, written after
+//! every file it lists.
 
 use super::day::{day_of, format_day, format_offset, hour_partitions, parse_day, window};
-use super::rows::{csv_row, fields, sort_key, HEADER};
+use super::files::{FileDay, FileFolder, FileTotals};
+use super::rows::{attempt_fields, csv_row, file_fields, sort_key, ATTEMPT_HEADER, FILE_HEADER};
 use super::sort::{ExternalSorter, SortRow};
 use super::stats::DayTotals;
-use crate::outcome::{format_time, Outcome, OutcomeKind};
+use crate::outcome::{format_time, Outcome};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
@@ -14,8 +16,9 @@ use serde_json::json;
 use std::future::Future;
 use time::{Date, Duration, OffsetDateTime, UtcOffset};
 
-/// The report format's version, in every summary and manifest.
-pub const FORMAT_VERSION: u32 = 1;
+/// The report format's version, in every summary and manifest. 2: the file lists hold one row
+/// per file (its state for the day), `attempts_list` every record; summaries count both.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Why a report run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +95,8 @@ pub struct DayRun {
     pub state: &'static str,
     /// Records in the day.
     pub records: u64,
+    /// Files in the day (destination keys, and records without one).
+    pub files: u64,
 }
 
 fn join(prefix: &str, rest: &str) -> String {
@@ -117,6 +122,7 @@ fn md5_hex(b: &[u8]) -> String {
 /// Writes one list as CSV parts of at most `part_bytes`, each with the header row.
 struct ListWriter {
     name: &'static str,
+    header: &'static [&'static str],
     dir: String,
     buf: Vec<u8>,
     rows_in_part: u64,
@@ -126,19 +132,25 @@ struct ListWriter {
 }
 
 impl ListWriter {
-    fn fresh_buffer(part_bytes: usize) -> Vec<u8> {
+    fn fresh_buffer(header: &[&str], part_bytes: usize) -> Vec<u8> {
         // Reserved whole so the buffer never doubles past the part size; untouched pages cost
         // no memory.
         let mut buf = Vec::with_capacity(part_bytes + 64 * 1024);
-        buf.extend_from_slice(&csv_row(&HEADER));
+        buf.extend_from_slice(&csv_row(header));
         buf
     }
 
-    fn new(name: &'static str, day_dir: &str, part_bytes: usize) -> Self {
+    fn new(
+        name: &'static str,
+        header: &'static [&'static str],
+        day_dir: &str,
+        part_bytes: usize,
+    ) -> Self {
         Self {
             name,
+            header,
             dir: format!("{day_dir}/{name}"),
-            buf: Self::fresh_buffer(part_bytes),
+            buf: Self::fresh_buffer(header, part_bytes),
             rows_in_part: 0,
             rows: 0,
             parts: Vec::new(),
@@ -158,7 +170,10 @@ impl ListWriter {
 
     async fn flush<S: ReportStore>(&mut self, store: &S) -> Result<(), ReportError> {
         let key = format!("{}/part-{:05}.csv", self.dir, self.parts.len() + 1);
-        let body = std::mem::replace(&mut self.buf, Self::fresh_buffer(self.part_bytes));
+        let body = std::mem::replace(
+            &mut self.buf,
+            Self::fresh_buffer(self.header, self.part_bytes),
+        );
         let w = Written {
             key: key.clone(),
             size: body.len() as u64,
@@ -191,21 +206,49 @@ impl ListWriter {
     }
 }
 
-/// Which lists a record's row goes to besides `total_list`.
-fn second_list(kind: OutcomeKind) -> Option<usize> {
-    match kind {
-        OutcomeKind::Failed | OutcomeKind::Invalid => Some(1),
-        OutcomeKind::Skipped
-        | OutcomeKind::Superseded
-        | OutcomeKind::Filtered
-        | OutcomeKind::Ignored => Some(2),
-        // Copies and deletes are listed in total_list only; so are a deferral and a copy in
-        // progress, whose event comes again (its next record tells what became of it).
-        OutcomeKind::Copied
-        | OutcomeKind::Deleted
-        | OutcomeKind::Deferred
-        | OutcomeKind::InProgress => None,
+/// The file lists and `attempts_list` of one day, being written.
+struct DayLists {
+    /// `total_list`, `failed_list`, `skipped_list` (rows of files), `attempts_list` (rows of
+    /// records).
+    lists: [ListWriter; 4],
+    files: FileTotals,
+}
+
+impl DayLists {
+    fn new(dir: &str, part_bytes: usize) -> Self {
+        Self {
+            lists: [
+                ListWriter::new("total_list", &FILE_HEADER, dir, part_bytes),
+                ListWriter::new("failed_list", &FILE_HEADER, dir, part_bytes),
+                ListWriter::new("skipped_list", &FILE_HEADER, dir, part_bytes),
+                ListWriter::new("attempts_list", &ATTEMPT_HEADER, dir, part_bytes),
+            ],
+            files: FileTotals::default(),
+        }
     }
+
+    async fn attempt<S: ReportStore>(&mut self, store: &S, o: &Outcome) -> Result<(), ReportError> {
+        self.lists[3].add(store, &csv_row(&attempt_fields(o))).await
+    }
+
+    /// A file to `total_list`, and to `failed_list` or `skipped_list` by its state.
+    async fn file<S: ReportStore>(&mut self, store: &S, f: &FileDay) -> Result<(), ReportError> {
+        self.files.add(f);
+        let row = csv_row(&file_fields(f));
+        self.lists[0].add(store, &row).await?;
+        if f.state.failed() {
+            self.lists[1].add(store, &row).await?;
+        } else if f.state.skipped() {
+            self.lists[2].add(store, &row).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A sorted record back from the sorter.
+fn decode(row: &SortRow) -> Result<Outcome, ReportError> {
+    serde_json::from_slice(&row.body)
+        .map_err(|e| ReportError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
 /// The report runner.
@@ -373,34 +416,35 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         Ok(unreadable)
     }
 
-    /// A day's totals so far, straight from the results store, and the records that could not
-    /// be read.
-    pub async fn day_totals(&self, day: Date) -> Result<(DayTotals, u64), ReportError> {
-        let mut totals = DayTotals::default();
-        let unreadable = self
-            .for_each_record(day, |o| {
-                totals.add(&o);
-                Ok(())
-            })
-            .await?;
-        Ok((totals, unreadable))
+    /// A day's totals so far, straight from the results store: records, files per state, and
+    /// the records that could not be read.
+    pub async fn day_totals(&self, day: Date) -> Result<(DayTotals, FileTotals, u64), ReportError> {
+        let (totals, sorter, unreadable) = self.read_day(day).await?;
+        let mut files = FileTotals::default();
+        let mut folder = FileFolder::default();
+        for row in sorter.finish()? {
+            let row = row?;
+            if let Some(f) = folder.push(&row.key.0, decode(&row)?) {
+                files.add(&f);
+            }
+        }
+        if let Some(f) = folder.finish() {
+            files.add(&f);
+        }
+        Ok((totals, files, unreadable))
     }
 
-    /// Reads a day's records into totals and the sorter.
+    /// Reads a day's records into totals and the sorter (by file, then time).
     async fn read_day(&self, day: Date) -> Result<(DayTotals, ExternalSorter, u64), ReportError> {
         let mut totals = DayTotals::default();
         let mut sorter = ExternalSorter::new(self.settings.sort_budget);
         let unreadable = self
             .for_each_record(day, |o| {
                 totals.add(&o);
-                let kind = OutcomeKind::ALL
-                    .iter()
-                    .position(|k| *k == o.outcome)
-                    .unwrap_or(0) as u8;
+                let body = serde_json::to_vec(&o).map_err(std::io::Error::other)?;
                 sorter.push(SortRow {
                     key: sort_key(&o),
-                    outcome: kind,
-                    csv: csv_row(&fields(&o)),
+                    body,
                 })?;
                 Ok(())
             })
@@ -420,20 +464,23 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             return Ok(None);
         }
         let dir = self.day_dir(day);
-        let part_bytes = self.settings.part_bytes;
-        let mut lists = [
-            ListWriter::new("total_list", &dir, part_bytes),
-            ListWriter::new("failed_list", &dir, part_bytes),
-            ListWriter::new("skipped_list", &dir, part_bytes),
-        ];
+        let mut lists = DayLists::new(&dir, self.settings.part_bytes);
+        let mut folder = FileFolder::default();
         for row in sorter.finish()? {
             let row = row?;
-            lists[0].add(self.store, &row.csv).await?;
-            let kind = OutcomeKind::ALL[row.outcome as usize % OutcomeKind::ALL.len()];
-            if let Some(i) = second_list(kind) {
-                lists[i].add(self.store, &row.csv).await?;
+            let o = decode(&row)?;
+            lists.attempt(self.store, &o).await?;
+            if let Some(f) = folder.push(&row.key.0, o) {
+                lists.file(self.store, &f).await?;
             }
         }
+        if let Some(f) = folder.finish() {
+            lists.file(self.store, &f).await?;
+        }
+        let DayLists {
+            lists,
+            files: file_totals,
+        } = lists;
         let mut files = Vec::new();
         let mut list_summary = serde_json::Map::new();
         for list in lists {
@@ -451,6 +498,8 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             "utc_offset": format_offset(self.settings.offset),
             "state": state,
             "generated_at": generated,
+            "file_count": file_totals.files,
+            "file_states": file_totals.count_map(),
             "records": totals.records,
             "counts": totals.count_map(),
             "bytes": totals.bytes,
@@ -476,6 +525,8 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
                 "day": format_day(day),
                 "utc_offset": format_offset(self.settings.offset),
                 "generated_at": generated,
+                "file_count": file_totals.files,
+                "file_states": file_totals.count_map(),
                 "records": totals.records,
                 "counts": totals.count_map(),
                 "bytes": totals.bytes,
@@ -498,6 +549,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             day,
             state,
             records: totals.records,
+            files: file_totals.files,
         }))
     }
 }

@@ -1,11 +1,13 @@
-//! Report rows: the CSV columns of `total_list`, `failed_list` and `skipped_list`, one row per
-//! outcome record, keys URL-encoded, and the order rows are listed in (key, then time).
+//! Report rows: the CSV columns of the file lists (`total_list`, `failed_list`,
+//! `skipped_list`: one row per file) and of `attempts_list` (one row per outcome record), keys
+//! URL-encoded, and the order rows are listed in (file, then time).
 
+use super::files::FileDay;
 use crate::outcome::Outcome;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-/// The header row.
-pub const HEADER: [&str; 16] = [
+/// The header row of `attempts_list`: one row per record.
+pub const ATTEMPT_HEADER: [&str; 19] = [
     "source_key",
     "dest_key",
     "bucket",
@@ -15,11 +17,38 @@ pub const HEADER: [&str; 16] = [
     "source_etag",
     "dest_crc64",
     "outcome",
+    "final",
     "error_code",
     "error_message",
     "event_time",
     "start",
     "end",
+    "copy_rounds",
+    "message_id",
+    "receive_count",
+    "recheck_of",
+];
+
+/// The header row of the file lists: one row per file, its fields from the record that settles
+/// it (or its latest, when pending).
+pub const FILE_HEADER: [&str; 19] = [
+    "source_key",
+    "dest_key",
+    "bucket",
+    "event_name",
+    "version_id",
+    "size",
+    "source_etag",
+    "dest_crc64",
+    "state",
+    "error_code",
+    "error_message",
+    "event_time",
+    "settled_at",
+    "last_outcome",
+    "first_attempt",
+    "last_attempt",
+    "deliveries",
     "attempts",
     "message_id",
 ];
@@ -37,10 +66,11 @@ pub fn encode_key(key: &str) -> String {
     utf8_percent_encode(key, KEY).to_string()
 }
 
-/// The sort key of a record: source key, then processing time, then message id.
+/// The sort key of a record: its file ([`super::files::file_id`]), then processing time, then
+/// message id.
 pub fn sort_key(o: &Outcome) -> (String, String, String) {
     (
-        o.source_key.clone().unwrap_or_default(),
+        super::files::file_id(o),
         o.processed_at.clone(),
         o.message_id.clone(),
     )
@@ -60,25 +90,65 @@ fn start_of(o: &Outcome) -> String {
     }
 }
 
-/// The CSV fields of a record, in [`HEADER`] order.
-pub fn fields(o: &Outcome) -> [String; 16] {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+fn opt(v: &Option<String>) -> String {
+    v.clone().unwrap_or_default()
+}
+
+fn key(v: &Option<String>) -> String {
+    v.as_deref().map(encode_key).unwrap_or_default()
+}
+
+fn num<T: ToString>(v: Option<T>) -> String {
+    v.map(|n| n.to_string()).unwrap_or_default()
+}
+
+/// The CSV fields of a record, in [`ATTEMPT_HEADER`] order.
+pub fn attempt_fields(o: &Outcome) -> [String; 19] {
     [
-        o.source_key.as_deref().map(encode_key).unwrap_or_default(),
-        o.dest_key.as_deref().map(encode_key).unwrap_or_default(),
+        key(&o.source_key),
+        key(&o.dest_key),
         opt(&o.bucket),
         opt(&o.event_name),
         opt(&o.version_id),
-        o.size.map(|s| s.to_string()).unwrap_or_default(),
+        num(o.size),
         opt(&o.source_etag),
-        o.crc64.map(|c| c.to_string()).unwrap_or_default(),
+        num(o.crc64),
         o.outcome.as_str().to_owned(),
+        o.is_final.to_string(),
         opt(&o.error_code),
         opt(&o.error_message),
         opt(&o.event_time),
         start_of(o),
         o.processed_at.clone(),
         o.attempts.to_string(),
+        o.message_id.clone(),
+        o.receive_count.to_string(),
+        opt(&o.recheck_of),
+    ]
+}
+
+/// The CSV fields of a file, in [`FILE_HEADER`] order.
+pub fn file_fields(f: &FileDay) -> [String; 19] {
+    let o = &f.record;
+    [
+        key(&o.source_key),
+        key(&o.dest_key),
+        opt(&o.bucket),
+        opt(&o.event_name),
+        opt(&o.version_id),
+        num(o.size),
+        opt(&o.source_etag),
+        num(o.crc64),
+        f.state.as_str().to_owned(),
+        opt(&o.error_code),
+        opt(&o.error_message),
+        opt(&o.event_time),
+        o.processed_at.clone(),
+        f.last_outcome.as_str().to_owned(),
+        f.first_at.clone(),
+        f.last_at.clone(),
+        f.deliveries.to_string(),
+        f.attempts.to_string(),
         o.message_id.clone(),
     ]
 }
@@ -99,6 +169,12 @@ pub fn csv_row(fields: &[impl AsRef<str>]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::outcome::OutcomeKind;
+    use crate::report::files::{FileFolder, FileState};
+
+    /// The field under `name`.
+    fn at<'a>(header: &[&str], fields: &'a [String], name: &str) -> &'a str {
+        &fields[header.iter().position(|h| *h == name).unwrap()]
+    }
 
     #[test]
     fn keys_are_encoded_and_rows_quoted() {
@@ -107,22 +183,55 @@ mod tests {
         assert_eq!(row, b"\"a,b\",\"say \"\"hi\"\"\",\"line\nbreak\",plain\r\n");
         let mut r = csv::Reader::from_reader(&row[..]);
         let _ = r.headers();
-        assert_eq!(csv_row(&HEADER).split(|b| *b == b',').count(), 16);
+        assert_eq!(csv_row(&ATTEMPT_HEADER).split(|b| *b == b',').count(), 19);
     }
 
     #[test]
-    fn fields_follow_the_header() {
+    fn attempt_fields_follow_the_header() {
         let o: Outcome = serde_json::from_value(serde_json::json!({
             "task": "t", "processed_at": "2026-11-25T00:00:01.500Z", "source_key": "a b",
             "dest_key": "m/a b", "outcome": "failed", "bytes_moved": 0, "attempts": 2,
-            "duration_ms": 1000, "message_id": "m1", "error_code": "X", "error_message": "y, z"
+            "duration_ms": 1000, "message_id": "m1", "error_code": "X", "error_message": "y, z",
+            "final": false, "receive_count": 3, "recheck_of": "m0"
         }))
         .unwrap();
-        let f = fields(&o);
-        assert_eq!(f[0], "a%20b");
-        assert_eq!(f[8], OutcomeKind::Failed.as_str());
-        assert_eq!(f[12], "2026-11-25T00:00:00.500Z");
-        assert_eq!(f[13], "2026-11-25T00:00:01.500Z");
-        assert_eq!(f[14], "2");
+        let f = attempt_fields(&o);
+        let h = &ATTEMPT_HEADER;
+        assert_eq!(at(h, &f, "source_key"), "a%20b");
+        assert_eq!(at(h, &f, "dest_key"), "m/a%20b");
+        assert_eq!(at(h, &f, "outcome"), OutcomeKind::Failed.as_str());
+        assert_eq!(at(h, &f, "final"), "false");
+        assert_eq!(at(h, &f, "start"), "2026-11-25T00:00:00.500Z");
+        assert_eq!(at(h, &f, "end"), "2026-11-25T00:00:01.500Z");
+        assert_eq!(at(h, &f, "copy_rounds"), "2");
+        assert_eq!(at(h, &f, "receive_count"), "3");
+        assert_eq!(at(h, &f, "recheck_of"), "m0");
+    }
+
+    #[test]
+    fn file_fields_show_the_settling_record_and_the_counts() {
+        use crate::report::files::tests::rec;
+        let mut f = FileFolder::default();
+        let mut failed = rec("k", 1, OutcomeKind::Failed, true);
+        failed.error_code = Some("SignatureDoesNotMatch".into());
+        assert!(f.push("m/k", failed).is_none());
+        let mut copied = rec("k", 2, OutcomeKind::Copied, true);
+        copied.crc64 = Some(42);
+        assert!(f.push("m/k", copied).is_none());
+        let day = f.finish().unwrap();
+        assert_eq!(day.state, FileState::Settled(OutcomeKind::Copied));
+        let fields = file_fields(&day);
+        let h = &FILE_HEADER;
+        assert_eq!(at(h, &fields, "state"), "copied");
+        assert_eq!(at(h, &fields, "error_code"), "");
+        assert_eq!(at(h, &fields, "dest_crc64"), "42");
+        assert_eq!(at(h, &fields, "settled_at"), "2026-11-25T10:00:02.000Z");
+        assert_eq!(at(h, &fields, "first_attempt"), "2026-11-25T10:00:01.000Z");
+        assert_eq!(at(h, &fields, "last_attempt"), "2026-11-25T10:00:02.000Z");
+        assert_eq!(at(h, &fields, "last_outcome"), "copied");
+        assert_eq!(
+            (at(h, &fields, "deliveries"), at(h, &fields, "attempts")),
+            ("2", "2")
+        );
     }
 }

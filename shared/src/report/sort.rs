@@ -6,15 +6,13 @@ use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 
-/// One row to sort: its order key, which lists it belongs to, and its CSV bytes.
+/// One row to sort: its order key and its bytes (the report sorts outcome records as JSON).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SortRow {
-    /// Order: source key, processing time, message id.
+    /// Order: file, processing time, message id.
     pub key: (String, String, String),
-    /// Outcome (as its position in `OutcomeKind::ALL`).
-    pub outcome: u8,
-    /// The CSV row, line end included.
-    pub csv: Vec<u8>,
+    /// The row's bytes.
+    pub body: Vec<u8>,
 }
 
 impl SortRow {
@@ -23,7 +21,7 @@ impl SortRow {
         self.key.0.capacity()
             + self.key.1.capacity()
             + self.key.2.capacity()
-            + self.csv.capacity()
+            + self.body.capacity()
             + 2 * std::mem::size_of::<Self>()
     }
 
@@ -32,12 +30,12 @@ impl SortRow {
             self.key.0.as_bytes(),
             self.key.1.as_bytes(),
             self.key.2.as_bytes(),
-            &self.csv,
+            &self.body,
         ] {
             w.write_all(&(part.len() as u32).to_le_bytes())?;
             w.write_all(part)?;
         }
-        w.write_all(&[self.outcome])
+        Ok(())
     }
 
     fn read_from(r: &mut impl Read) -> io::Result<Option<Self>> {
@@ -52,19 +50,16 @@ impl SortRow {
             r.read_exact(&mut buf)?;
             parts.push(buf);
         }
-        let mut outcome = [0u8; 1];
-        r.read_exact(&mut outcome)?;
         let text = |b: Vec<u8>| {
             String::from_utf8(b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
         };
-        let csv = parts.pop().unwrap_or_default();
+        let body = parts.pop().unwrap_or_default();
         let k2 = text(parts.pop().unwrap_or_default())?;
         let k1 = text(parts.pop().unwrap_or_default())?;
         let k0 = text(parts.pop().unwrap_or_default())?;
         Ok(Some(Self {
             key: (k0, k1, k2),
-            outcome: outcome[0],
-            csv,
+            body,
         }))
     }
 }
@@ -197,8 +192,7 @@ mod tests {
                     format!("t{i:06}"),
                     String::new(),
                 ),
-                outcome: (i % 8) as u8,
-                csv: vec![b'x'; 40],
+                body: vec![b'x'; 40 + (i % 8) as usize],
             };
             expected.push(row.clone());
             s.push(row).unwrap();
