@@ -378,7 +378,7 @@ async fn files_synced_with_a_wrong_secret_then_the_right_one_are_copied_not_fail
     assert_eq!((runs[0].files, runs[0].records), (5, 25));
     let dir = "reports/t1/2026-11-20";
     let m = check_manifest(&b, dir);
-    assert_eq!(m["format_version"], 2);
+    assert_eq!(m["format_version"], 3);
     assert_eq!(
         (m["file_count"].as_u64(), m["records"].as_u64()),
         (Some(5), Some(25))
@@ -424,4 +424,123 @@ async fn files_synced_with_a_wrong_secret_then_the_right_one_are_copied_not_fail
     let skipped = list_rows(&b, dir, "skipped_list");
     assert_eq!(skipped.len(), 1);
     assert_eq!(skipped[0]["event_name"], "s3:TestEvent");
+}
+
+#[tokio::test]
+async fn records_filed_after_their_day_completed_are_listed_late_never_dropped() {
+    let b = MemoryBucket::default();
+    let s = settings("Z");
+    let r = Reporter {
+        settings: &s,
+        results: &b,
+        store: &b,
+    };
+    // The 20th: a record, and one processed just before midnight and filed just after.
+    let d20 = datetime!(2026-11-20 10:00 UTC);
+    file(&b, &[record("a", d20, OutcomeKind::Copied)], d20, "i1");
+    let edge = datetime!(2026-11-20 23:59:58 UTC);
+    file(
+        &b,
+        &[record("b", edge, OutcomeKind::Copied)],
+        edge + Duration::seconds(5),
+        "i2",
+    );
+    // Completed early (as of a later instant, or past a grace shorter than a slow batch).
+    r.run(datetime!(2026-11-21 01:00 UTC)).await.unwrap();
+    let m20 = check_manifest(&b, "reports/t1/2026-11-20");
+    assert_eq!(m20["records"], 2);
+    assert_eq!(m20["read_after_end"].as_array().unwrap().len(), 1);
+    let day20: Vec<_> = b
+        .snapshot()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("reports/t1/2026-11-20/"))
+        .collect();
+
+    // Then records of the 20th are filed: one within its grace hour, one hours later, one on
+    // the 22nd just after midnight (in both the 21st's and the 22nd's partitions); and a
+    // record of the 21st in the same object as a late one.
+    let c = datetime!(2026-11-20 23:59:59 UTC);
+    file(
+        &b,
+        &[record("c", c, OutcomeKind::Copied)],
+        datetime!(2026-11-21 00:20 UTC),
+        "i3",
+    );
+    let d21 = datetime!(2026-11-21 02:59 UTC);
+    file(
+        &b,
+        &[
+            record("d", c, OutcomeKind::Failed),
+            record("e", d21, OutcomeKind::Copied),
+        ],
+        datetime!(2026-11-21 03:00 UTC),
+        "i4",
+    );
+    file(
+        &b,
+        &[record("f", c, OutcomeKind::Copied)],
+        datetime!(2026-11-22 00:10 UTC),
+        "i5",
+    );
+    r.run(datetime!(2026-11-22 00:40 UTC)).await.unwrap();
+    let now20: Vec<_> = b
+        .snapshot()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("reports/t1/2026-11-20/"))
+        .collect();
+    assert_eq!(now20, day20, "a complete day is never touched again");
+    let m21 = check_manifest(&b, "reports/t1/2026-11-21");
+    assert_eq!(
+        (m21["records"].as_u64(), m21["late_records"].as_u64()),
+        (Some(1), Some(3))
+    );
+    let late = list_rows(&b, "reports/t1/2026-11-21", "late_list");
+    let listed: Vec<(&str, &str, &str)> = late
+        .iter()
+        .map(|l| {
+            (
+                l["day"].as_str(),
+                l["source_key"].as_str(),
+                l["outcome"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("2026-11-20", "c", "copied"),
+            ("2026-11-20", "d", "failed"),
+            ("2026-11-20", "f", "copied"),
+        ]
+    );
+    // The 22nd reads the object the 21st took "f" from: not listed twice.
+    r.run(datetime!(2026-11-23 01:00 UTC)).await.unwrap();
+    let m22 = check_manifest(&b, "reports/t1/2026-11-22");
+    assert_eq!(
+        (m22["records"].as_u64(), m22["late_records"].as_u64()),
+        (Some(0), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn a_record_whose_time_cannot_be_read_is_counted_unreadable() {
+    let b = MemoryBucket::default();
+    let t = datetime!(2026-11-20 10:00 UTC);
+    let mut bad = record("bad", t, OutcomeKind::Copied);
+    bad.processed_at = "yesterday-ish".into();
+    file(&b, &[record("a", t, OutcomeKind::Copied), bad], t, "i1");
+    let s = settings("Z");
+    Reporter {
+        settings: &s,
+        results: &b,
+        store: &b,
+    }
+    .run(datetime!(2026-11-21 01:00 UTC))
+    .await
+    .unwrap();
+    let m = check_manifest(&b, "reports/t1/2026-11-20");
+    assert_eq!(
+        (m["records"].as_u64(), m["unreadable_records"].as_u64()),
+        (Some(1), Some(1))
+    );
 }

@@ -248,10 +248,12 @@ class SyncTask:
         return p.wait(timeout=max_seconds + 60)
 
     def report(self, now: str, **settings: str) -> dict:
-        """`report run --now NOW`; returns what it printed (the days it reported)."""
+        """`report run --now NOW --allow-future` (tests report as of tomorrow to see a day
+        complete); returns what it printed (the days it reported)."""
         env = self.env()
         env.update(settings)
-        p = subprocess.run([str(binary("report")), "run", "--now", now], capture_output=True, text=True,
+        p = subprocess.run([str(binary("report")), "run", "--now", now, "--allow-future"],
+                           capture_output=True, text=True,
                            env=env, timeout=300)
         if p.returncode != 0:
             raise RuntimeError(f"report run failed ({p.returncode}): {p.stderr}")

@@ -7,7 +7,7 @@
 use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, LambdaEvent};
 use s3_oss_sync::config::ReportConfig;
-use s3_oss_sync::report::day::format_day;
+use s3_oss_sync::report::day::{as_of, check_grace, format_day};
 use s3_oss_sync::telemetry::LineSink;
 use s3_oss_sync::{setup, telemetry};
 use std::process::ExitCode;
@@ -27,9 +27,14 @@ struct Cli {
 enum Command {
     /// Report every day not yet complete, once.
     Run {
-        /// Run as of this instant (RFC 3339) instead of now.
+        /// Run as of this instant (RFC 3339) instead of now; not later than the clock unless
+        /// --allow-future.
         #[arg(long, value_parser = |s: &str| OffsetDateTime::parse(s, &Rfc3339).map_err(|e| e.to_string()))]
         now: Option<OffsetDateTime>,
+        /// Accept a --now later than the clock (days complete before their records are written;
+        /// records written after are listed late in a later day's report).
+        #[arg(long)]
+        allow_future: bool,
     },
 }
 
@@ -67,11 +72,23 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let grace = time::Duration::minutes(config.grace_minutes as i64);
+    let sync_timeout = std::env::var("SYNC_FUNCTION_TIMEOUT_SECONDS").ok();
+    if let Err(e) = check_grace(grace, sync_timeout.as_deref()) {
+        tracing::error!(error = %e, "invalid configuration");
+        return ExitCode::from(2);
+    }
     match cli.command {
-        Some(Command::Run { now }) => {
+        Some(Command::Run { now, allow_future }) => {
             // Locally, stdout is the run's JSON alone; the metric line goes to stderr.
             let sink: LineSink = Arc::new(|line: &str| eprintln!("{line}"));
-            let now = now.unwrap_or_else(OffsetDateTime::now_utc);
+            let now = match as_of(now, OffsetDateTime::now_utc(), allow_future) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "refused");
+                    return ExitCode::from(2);
+                }
+            };
             match run_once(&config, now, None, &sink).await {
                 Ok(out) => {
                     println!("{out}");
@@ -85,7 +102,7 @@ async fn main() -> ExitCode {
         }
         None => {
             if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
-                tracing::error!("not inside Lambda (no AWS_LAMBDA_RUNTIME_API); use 'report run [--now RFC3339]' locally");
+                tracing::error!("not inside Lambda (no AWS_LAMBDA_RUNTIME_API); use 'report run [--now RFC3339 [--allow-future]]' locally");
                 return ExitCode::from(2);
             }
             let config = &config;

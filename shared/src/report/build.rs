@@ -5,7 +5,11 @@
 
 use super::day::{day_of, format_day, format_offset, hour_partitions, parse_day, window};
 use super::files::{FileDay, FileFolder, FileTotals};
-use super::rows::{attempt_fields, csv_row, file_fields, sort_key, ATTEMPT_HEADER, FILE_HEADER};
+use super::late::{read_after_end, Taken, READ_AFTER_END};
+use super::rows::{
+    attempt_fields, csv_row, file_fields, late_fields, late_header, sort_key, ATTEMPT_HEADER,
+    FILE_HEADER,
+};
 use super::sort::{ExternalSorter, SortRow};
 use super::stats::DayTotals;
 use crate::outcome::{format_time, Outcome};
@@ -13,12 +17,15 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
 use serde_json::json;
+use std::collections::BTreeSet;
 use std::future::Future;
 use time::{Date, Duration, OffsetDateTime, UtcOffset};
 
 /// The report format's version, in every summary and manifest. 2: the file lists hold one row
-/// per file (its state for the day), `attempts_list` every record; summaries count both.
-pub const FORMAT_VERSION: u32 = 2;
+/// per file (its state for the day), `attempts_list` every record; summaries count both. 3:
+/// `late_list` (records of days already complete), `late_records`, and the manifest's
+/// `read_after_end`.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Why a report run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +61,8 @@ pub trait RecordSource: Listing {
     fn get(&self, key: &str) -> impl Future<Output = Result<Bytes, ReportError>> + Send;
 }
 
-/// Where reports are written.
-pub trait ReportStore: Listing {
+/// Where reports are written (and read back: a day's manifest says what it read).
+pub trait ReportStore: RecordSource {
     /// Writes an object whole.
     fn put(&self, key: &str, body: Bytes) -> impl Future<Output = Result<(), ReportError>> + Send;
     /// Whether an object exists.
@@ -122,7 +129,7 @@ fn md5_hex(b: &[u8]) -> String {
 /// Writes one list as CSV parts of at most `part_bytes`, each with the header row.
 struct ListWriter {
     name: &'static str,
-    header: &'static [&'static str],
+    header: Vec<u8>,
     dir: String,
     buf: Vec<u8>,
     rows_in_part: u64,
@@ -132,25 +139,21 @@ struct ListWriter {
 }
 
 impl ListWriter {
-    fn fresh_buffer(header: &[&str], part_bytes: usize) -> Vec<u8> {
+    fn fresh_buffer(header: &[u8], part_bytes: usize) -> Vec<u8> {
         // Reserved whole so the buffer never doubles past the part size; untouched pages cost
         // no memory.
         let mut buf = Vec::with_capacity(part_bytes + 64 * 1024);
-        buf.extend_from_slice(&csv_row(header));
+        buf.extend_from_slice(header);
         buf
     }
 
-    fn new(
-        name: &'static str,
-        header: &'static [&'static str],
-        day_dir: &str,
-        part_bytes: usize,
-    ) -> Self {
+    fn new(name: &'static str, header: &[&str], day_dir: &str, part_bytes: usize) -> Self {
+        let header = csv_row(header);
         Self {
             name,
-            header,
             dir: format!("{day_dir}/{name}"),
-            buf: Self::fresh_buffer(header, part_bytes),
+            buf: Self::fresh_buffer(&header, part_bytes),
+            header,
             rows_in_part: 0,
             rows: 0,
             parts: Vec::new(),
@@ -172,7 +175,7 @@ impl ListWriter {
         let key = format!("{}/part-{:05}.csv", self.dir, self.parts.len() + 1);
         let body = std::mem::replace(
             &mut self.buf,
-            Self::fresh_buffer(self.header, self.part_bytes),
+            Self::fresh_buffer(&self.header, self.part_bytes),
         );
         let w = Written {
             key: key.clone(),
@@ -206,11 +209,11 @@ impl ListWriter {
     }
 }
 
-/// The file lists and `attempts_list` of one day, being written.
+/// The file lists, `attempts_list` and `late_list` of one day, being written.
 struct DayLists {
     /// `total_list`, `failed_list`, `skipped_list` (rows of files), `attempts_list` (rows of
-    /// records).
-    lists: [ListWriter; 4],
+    /// records), `late_list` (rows of late records).
+    lists: [ListWriter; 5],
     files: FileTotals,
 }
 
@@ -222,6 +225,7 @@ impl DayLists {
                 ListWriter::new("failed_list", &FILE_HEADER, dir, part_bytes),
                 ListWriter::new("skipped_list", &FILE_HEADER, dir, part_bytes),
                 ListWriter::new("attempts_list", &ATTEMPT_HEADER, dir, part_bytes),
+                ListWriter::new("late_list", &late_header(), dir, part_bytes),
             ],
             files: FileTotals::default(),
         }
@@ -243,6 +247,17 @@ impl DayLists {
         }
         Ok(())
     }
+}
+
+/// A day's records as read: its own (totals, and sorted by file) and late ones of complete days.
+struct DayRead {
+    totals: DayTotals,
+    sorter: ExternalSorter,
+    /// `late_list` rows, by day, file and time.
+    late: ExternalSorter,
+    unreadable: u64,
+    /// Results objects filed after the day's end that it took records from.
+    read_after_end: BTreeSet<String>,
 }
 
 /// A sorted record back from the sorter.
@@ -353,15 +368,20 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         // Only leading days without records are left out (the first partition can name a day
         // before the first record); once a day is reported, every later day is.
         let mut before_first_record = last_complete.is_none();
+        // Every day up to this one has its manifest.
+        let mut complete_through = last_complete.or_else(|| first.previous_day());
         while day <= today {
             let (_, end) = window(day, self.settings.offset);
             let complete = now >= end + self.settings.grace;
             let r = self
-                .report_day(day, complete, now, before_first_record)
+                .report_day(day, complete, now, before_first_record, complete_through)
                 .await?;
             if let Some(r) = r {
                 before_first_record = false;
                 out.push(r);
+            }
+            if complete {
+                complete_through = Some(day);
             }
             match day.next_day() {
                 Some(d) => day = d,
@@ -371,18 +391,25 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         Ok(out)
     }
 
-    /// Calls `each` with every readable record processed within the day, and returns how many
-    /// records could not be read (each is logged with its object key).
+    /// Calls `each` with every readable record in the hour partitions that can hold the day's
+    /// records, with its processing time, its results object's key, and whether that object was
+    /// filed after the day's end; returns how many records could not be read (each is logged
+    /// with its object key and line): lines that are not a record, and records whose
+    /// `processed_at` is not an RFC 3339 time.
     async fn for_each_record(
         &self,
         day: Date,
-        mut each: impl FnMut(Outcome) -> Result<(), ReportError>,
+        mut each: impl FnMut(Outcome, OffsetDateTime, &str, bool) -> Result<(), ReportError>,
     ) -> Result<u64, ReportError> {
-        let (start, end) = window(day, self.settings.offset);
+        let (_, end) = window(day, self.settings.offset);
         let mut unreadable = 0u64;
         let rfc3339 = &time::format_description::well_known::Rfc3339;
         // One hour partition at a time, so only that hour's key list is held.
         for (date, hour) in hour_partitions(day, self.settings.offset, self.settings.grace) {
+            let after_end = date
+                .with_hms(hour, 0, 0)
+                .map(|h| h.assume_utc() + Duration::hours(1) > end)
+                .unwrap_or(true);
             let prefix = format!(
                 "{}dt={}/hr={hour:02}/",
                 self.task_results(),
@@ -406,9 +433,12 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
                             continue;
                         }
                     };
-                    let at = OffsetDateTime::parse(&o.processed_at, rfc3339).ok();
-                    if at.is_some_and(|t| t >= start && t < end) {
-                        each(o)?;
+                    match OffsetDateTime::parse(&o.processed_at, rfc3339) {
+                        Ok(at) => each(o, at, key, after_end)?,
+                        Err(e) => {
+                            unreadable += 1;
+                            tracing::error!(key = %key, line = n + 1, processed_at = %o.processed_at, error = %e, "an outcome record's processed_at is not an RFC 3339 time; it is counted as unreadable");
+                        }
                     }
                 }
             }
@@ -416,13 +446,43 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         Ok(unreadable)
     }
 
+    /// What the complete days among the two before `day` (all up to `complete_through`) read
+    /// after their end, from their manifests.
+    async fn taken_before(
+        &self,
+        day: Date,
+        complete_through: Option<Date>,
+    ) -> Result<Taken, ReportError> {
+        let mut taken = Taken::default();
+        let mut d = day;
+        for _ in 0..2 {
+            let Some(prev) = d.previous_day() else { break };
+            d = prev;
+            if complete_through.is_none_or(|c| d > c) {
+                continue;
+            }
+            let key = format!("{}/manifest.json", self.day_dir(d));
+            let read = if self.store.exists(&key).await? {
+                let raw = self.store.get(&key).await?;
+                serde_json::from_slice(&raw)
+                    .ok()
+                    .and_then(|m| read_after_end(&m))
+            } else {
+                // A leading day without records has no report: it read nothing.
+                Some(Default::default())
+            };
+            taken.insert(d, read);
+        }
+        Ok(taken)
+    }
+
     /// A day's totals so far, straight from the results store: records, files per state, and
     /// the records that could not be read.
     pub async fn day_totals(&self, day: Date) -> Result<(DayTotals, FileTotals, u64), ReportError> {
-        let (totals, sorter, unreadable) = self.read_day(day).await?;
+        let read = self.read_day(day, None).await?;
         let mut files = FileTotals::default();
         let mut folder = FileFolder::default();
-        for row in sorter.finish()? {
+        for row in read.sorter.finish()? {
             let row = row?;
             if let Some(f) = folder.push(&row.key.0, decode(&row)?) {
                 files.add(&f);
@@ -431,25 +491,57 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         if let Some(f) = folder.finish() {
             files.add(&f);
         }
-        Ok((totals, files, unreadable))
+        Ok((read.totals, files, read.unreadable))
     }
 
-    /// Reads a day's records into totals and the sorter (by file, then time).
-    async fn read_day(&self, day: Date) -> Result<(DayTotals, ExternalSorter, u64), ReportError> {
-        let mut totals = DayTotals::default();
-        let mut sorter = ExternalSorter::new(self.settings.sort_budget);
-        let unreadable = self
-            .for_each_record(day, |o| {
-                totals.add(&o);
-                let body = serde_json::to_vec(&o).map_err(std::io::Error::other)?;
-                sorter.push(SortRow {
-                    key: sort_key(&o),
-                    body,
-                })?;
+    /// Reads a day's records into totals and the sorter (by file, then time), and, when the
+    /// days up to `complete_through` are complete, the records of those days that they did not
+    /// take ([`super::late`]) into the late sorter.
+    async fn read_day(
+        &self,
+        day: Date,
+        complete_through: Option<Date>,
+    ) -> Result<DayRead, ReportError> {
+        let (start, end) = window(day, self.settings.offset);
+        let offset = self.settings.offset;
+        let taken = self.taken_before(day, complete_through).await?;
+        let mut read = DayRead {
+            totals: DayTotals::default(),
+            sorter: ExternalSorter::new(self.settings.sort_budget),
+            late: ExternalSorter::new(self.settings.sort_budget / 8),
+            unreadable: 0,
+            read_after_end: BTreeSet::new(),
+        };
+        read.unreadable = self
+            .for_each_record(day, |o, at, object, after_end| {
+                let from = day_of(at, offset);
+                if at >= start && at < end {
+                    read.totals.add(&o);
+                    let body = serde_json::to_vec(&o).map_err(std::io::Error::other)?;
+                    read.sorter.push(SortRow {
+                        key: sort_key(&o),
+                        body,
+                    })?;
+                } else if at < start
+                    && complete_through.is_some_and(|c| from <= c)
+                    && taken.is_late(from, object)
+                {
+                    let (file, time, message) = sort_key(&o);
+                    let from = format_day(from);
+                    read.late.push(SortRow {
+                        body: csv_row(&late_fields(&from, &o)),
+                        key: (format!("{from}\0{file}"), time, message),
+                    })?;
+                } else {
+                    return Ok(());
+                }
+                if after_end {
+                    read.read_after_end.insert(object.to_owned());
+                }
                 Ok(())
             })
             .await?;
-        Ok((totals, sorter, unreadable))
+        Ok(read)
     }
 
     async fn report_day(
@@ -458,11 +550,20 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         complete: bool,
         now: OffsetDateTime,
         skip_if_empty: bool,
+        complete_through: Option<Date>,
     ) -> Result<Option<DayRun>, ReportError> {
-        let (totals, sorter, unreadable) = self.read_day(day).await?;
-        if skip_if_empty && totals.records == 0 && unreadable == 0 {
+        let read = self.read_day(day, complete_through).await?;
+        let DayRead {
+            totals,
+            sorter,
+            late,
+            unreadable,
+            read_after_end,
+        } = read;
+        if skip_if_empty && totals.records == 0 && unreadable == 0 && late.rows == 0 {
             return Ok(None);
         }
+        let late_records = late.rows;
         let dir = self.day_dir(day);
         let mut lists = DayLists::new(&dir, self.settings.part_bytes);
         let mut folder = FileFolder::default();
@@ -476,6 +577,9 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         }
         if let Some(f) = folder.finish() {
             lists.file(self.store, &f).await?;
+        }
+        for row in late.finish()? {
+            lists.lists[4].add(self.store, &row?.body).await?;
         }
         let DayLists {
             lists,
@@ -507,6 +611,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             "first_event": totals.first_event,
             "last_event": totals.last_event,
             "unreadable_records": unreadable,
+            "late_records": late_records,
             "lists": list_summary,
         });
         let summary = Bytes::from(serde_json::to_vec_pretty(&summary).unwrap_or_default());
@@ -531,6 +636,8 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
                 "counts": totals.count_map(),
                 "bytes": totals.bytes,
                 "unreadable_records": unreadable,
+                "late_records": late_records,
+                READ_AFTER_END: read_after_end,
                 "files": files.iter().map(|f| json!({
                     "key": f.key, "size": f.size, "md5": f.md5, "rows": f.rows,
                 })).collect::<Vec<_>>(),

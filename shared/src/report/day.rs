@@ -78,6 +78,43 @@ pub fn hour_partitions(day: Date, offset: UtcOffset, lateness: Duration) -> Vec<
     out
 }
 
+/// The instant a run reports as of: `now` when given, else the wall clock. A `now` later than
+/// the wall clock is refused unless `allow_future`: a day completed ahead of time would take no
+/// records written after the run (they are listed late in a later day's report, but the day's
+/// own report would be short).
+pub fn as_of(
+    now: Option<OffsetDateTime>,
+    wall: OffsetDateTime,
+    allow_future: bool,
+) -> Result<OffsetDateTime, String> {
+    match now {
+        Some(t) if t > wall && !allow_future => Err(format!(
+            "--now {t} is later than the clock ({wall}); days would complete before their records are written (add --allow-future to do it anyway)"
+        )),
+        Some(t) => Ok(t),
+        None => Ok(wall),
+    }
+}
+
+/// Checks `REPORT_GRACE` against the sync function's timeout (`SYNC_FUNCTION_TIMEOUT_SECONDS`,
+/// when set): a batch's records are filed up to a timeout after they were processed, so a
+/// shorter grace would complete days before their last records are written.
+pub fn check_grace(grace: Duration, sync_timeout_seconds: Option<&str>) -> Result<(), String> {
+    let Some(raw) = sync_timeout_seconds else {
+        return Ok(());
+    };
+    let secs: i64 = raw.trim().parse().map_err(|_| {
+        format!("SYNC_FUNCTION_TIMEOUT_SECONDS: {raw:?} is not a number of seconds")
+    })?;
+    if grace < Duration::seconds(secs) {
+        return Err(format!(
+            "REPORT_GRACE ({} min) is shorter than the sync function's timeout (SYNC_FUNCTION_TIMEOUT_SECONDS {secs} s): make it longer, so every record of a day is written before the day is complete",
+            grace.whole_minutes()
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +149,31 @@ mod tests {
                 datetime!(2026-11-25 16:00 UTC)
             )
         );
+    }
+
+    #[test]
+    fn a_run_as_of_the_future_needs_allow_future() {
+        let wall = datetime!(2026-11-25 10:00 UTC);
+        let later = datetime!(2026-11-26 01:00 UTC);
+        assert_eq!(as_of(None, wall, false), Ok(wall));
+        assert_eq!(as_of(Some(wall), wall, false), Ok(wall));
+        let earlier = datetime!(2026-11-20 00:00 UTC);
+        assert_eq!(as_of(Some(earlier), wall, false), Ok(earlier));
+        let e = as_of(Some(later), wall, false).unwrap_err();
+        assert!(e.contains("--allow-future"), "{e}");
+        assert_eq!(as_of(Some(later), wall, true), Ok(later));
+    }
+
+    #[test]
+    fn a_grace_shorter_than_the_sync_timeout_is_refused() {
+        let half_hour = Duration::minutes(30);
+        assert!(check_grace(half_hour, None).is_ok());
+        assert!(check_grace(half_hour, Some("900")).is_ok());
+        assert!(check_grace(half_hour, Some("1800")).is_ok());
+        let e = check_grace(Duration::minutes(10), Some("900")).unwrap_err();
+        assert!(e.contains("REPORT_GRACE") && e.contains("900"), "{e}");
+        let e = check_grace(half_hour, Some("15m")).unwrap_err();
+        assert!(e.contains("SYNC_FUNCTION_TIMEOUT_SECONDS"), "{e}");
     }
 
     #[test]

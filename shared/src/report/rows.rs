@@ -29,6 +29,18 @@ pub const ATTEMPT_HEADER: [&str; 19] = [
     "recheck_of",
 ];
 
+/// The header row of `late_list`: a record of a day already complete, with that day first.
+pub fn late_header() -> Vec<&'static str> {
+    std::iter::once("day").chain(ATTEMPT_HEADER).collect()
+}
+
+/// The CSV fields of a late record of `day`, in [`late_header`] order.
+pub fn late_fields(day: &str, o: &Outcome) -> Vec<String> {
+    std::iter::once(day.to_owned())
+        .chain(attempt_fields(o))
+        .collect()
+}
+
 /// The header row of the file lists: one row per file, its fields from the record that settles
 /// it (or its latest, when pending).
 pub const FILE_HEADER: [&str; 19] = [

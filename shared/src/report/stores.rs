@@ -196,6 +196,13 @@ impl<P: ReportStore> Listing for WithCopy<P> {
     }
 }
 
+/// Reads come from the primary.
+impl<P: ReportStore> RecordSource for WithCopy<P> {
+    async fn get(&self, key: &str) -> Result<Bytes, ReportError> {
+        self.primary.get(key).await
+    }
+}
+
 impl<P: ReportStore> ReportStore for WithCopy<P> {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), ReportError> {
         // The copy first, so the primary's manifest is never ahead of it.

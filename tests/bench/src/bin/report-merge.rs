@@ -83,6 +83,13 @@ impl Listing for CountingStore {
     }
 }
 
+/// It keeps nothing to read back (no manifest exists in it).
+impl RecordSource for CountingStore {
+    async fn get(&self, key: &str) -> Result<Bytes, ReportError> {
+        Err(ReportError::Destination(format!("{key}: not kept")))
+    }
+}
+
 impl ReportStore for CountingStore {
     async fn put(&self, _key: &str, body: Bytes) -> Result<(), ReportError> {
         self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
