@@ -338,8 +338,8 @@ pub async fn report_parts(
 /// followed.
 #[derive(Debug)]
 pub struct ReportRun {
-    /// The days reported.
-    pub days: Vec<crate::report::build::DayRun>,
+    /// The days reported, folders ignored, and why none was reported, if none was.
+    pub report: crate::report::build::RunSummary,
     /// The sweep; its failure never fails the run.
     pub sweep: Result<SweepSummary, SweepError>,
 }
@@ -473,7 +473,7 @@ pub async fn run_report(
     )
     .await;
     Ok(ReportRun {
-        days: report?,
+        report: report?,
         sweep,
     })
 }

@@ -109,7 +109,7 @@ async fn days_are_reported_oldest_first_pushing_then_complete() {
         results: &b,
         store: &b,
     };
-    let runs = r.run(datetime!(2026-11-22 12:00 UTC)).await.unwrap();
+    let runs = r.run(datetime!(2026-11-22 12:00 UTC)).await.unwrap().days;
     let states: Vec<(String, &str, u64)> = runs
         .iter()
         .map(|d| (d.day.to_string(), d.state, d.records))
@@ -146,12 +146,12 @@ async fn days_are_reported_oldest_first_pushing_then_complete() {
     );
 
     // Within the grace period after the 22nd's end it is still pushing; after it, complete.
-    let runs = r.run(datetime!(2026-11-23 00:10 UTC)).await.unwrap();
+    let runs = r.run(datetime!(2026-11-23 00:10 UTC)).await.unwrap().days;
     assert_eq!(
         (runs[0].day.to_string().as_str(), runs[0].state),
         ("2026-11-22", "pushing")
     );
-    let runs = r.run(datetime!(2026-11-23 00:31 UTC)).await.unwrap();
+    let runs = r.run(datetime!(2026-11-23 00:31 UTC)).await.unwrap().days;
     assert_eq!(runs[0].day.to_string(), "2026-11-22");
     assert_eq!(runs[0].state, "complete");
     check_manifest(&b, "reports/t1/2026-11-22");
@@ -215,7 +215,7 @@ async fn days_follow_a_fixed_offset() {
         results: &b,
         store: &b,
     };
-    let runs = r.run(datetime!(2026-11-21 17:00 UTC)).await.unwrap();
+    let runs = r.run(datetime!(2026-11-21 17:00 UTC)).await.unwrap().days;
     assert_eq!(runs[0].day.to_string(), "2026-11-21");
     assert_eq!(runs[0].records, 1);
     assert_eq!(runs[0].state, "complete");
@@ -284,7 +284,7 @@ async fn an_empty_day_after_the_last_complete_one_still_gets_its_report() {
     check_manifest(&b, "reports/t1/2026-11-20");
     let d22 = datetime!(2026-11-22 10:00 UTC);
     file(&b, &[record("b", d22, OutcomeKind::Copied)], d22, "i2");
-    let runs = r.run(datetime!(2026-11-23 01:00 UTC)).await.unwrap();
+    let runs = r.run(datetime!(2026-11-23 01:00 UTC)).await.unwrap().days;
     let days: Vec<(String, &str)> = runs.iter().map(|d| (d.day.to_string(), d.state)).collect();
     assert_eq!(
         days[..2],
@@ -374,7 +374,7 @@ async fn files_synced_with_a_wrong_secret_then_the_right_one_are_copied_not_fail
         results: &b,
         store: &b,
     };
-    let runs = r.run(datetime!(2026-11-21 01:00 UTC)).await.unwrap();
+    let runs = r.run(datetime!(2026-11-21 01:00 UTC)).await.unwrap().days;
     assert_eq!((runs[0].files, runs[0].records), (5, 25));
     let dir = "reports/t1/2026-11-20";
     let m = check_manifest(&b, dir);
@@ -542,5 +542,122 @@ async fn a_record_whose_time_cannot_be_read_is_counted_unreadable() {
     assert_eq!(
         (m["records"].as_u64(), m["unreadable_records"].as_u64()),
         (Some(1), Some(1))
+    );
+}
+
+#[tokio::test]
+async fn a_stray_folder_under_the_results_prefix_is_ignored_and_reports_continue() {
+    let b = MemoryBucket::default();
+    // A query engine's output beside the partitions (sorting before them), a day folder holding
+    // no hour partition, and a folder inside a real partition.
+    b.insert(
+        "results/t1/athena-query-results/2020-01-01/q.csv",
+        bytes::Bytes::from_static(b"a,b\n1,2\n"),
+    );
+    b.insert(
+        "results/t1/dt=2026-11-18/tmp/x.jsonl",
+        bytes::Bytes::from_static(b"{}\n"),
+    );
+    b.insert(
+        "results/t1/dt=2026-11-20/hr=10/tmp/y.csv",
+        bytes::Bytes::from_static(b"not a record\n"),
+    );
+    let t = datetime!(2026-11-20 10:00 UTC);
+    file(&b, &[record("a", t, OutcomeKind::Copied)], t, "i1");
+    let s = settings("Z");
+    let r = Reporter {
+        settings: &s,
+        results: &b,
+        store: &b,
+    };
+    let run = r.run(datetime!(2026-11-21 01:00 UTC)).await.unwrap();
+    let days: Vec<(String, &str)> = run
+        .days
+        .iter()
+        .map(|d| (d.day.to_string(), d.state))
+        .collect();
+    assert_eq!(
+        days,
+        [
+            ("2026-11-20".into(), "complete"),
+            ("2026-11-21".into(), "pushing")
+        ]
+    );
+    assert_eq!(run.nothing_to_do, None);
+    assert_eq!(
+        run.ignored,
+        [
+            "results/t1/athena-query-results/",
+            "results/t1/dt=2026-11-18/tmp/"
+        ]
+    );
+    let m = check_manifest(&b, "reports/t1/2026-11-20");
+    assert_eq!(
+        (m["records"].as_u64(), m["unreadable_records"].as_u64()),
+        (Some(1), Some(0)),
+        "nothing in a folder inside a partition is read"
+    );
+    assert!(b
+        .snapshot()
+        .iter()
+        .all(|(k, _)| !k.starts_with("reports/t1/2026-11-18")));
+}
+
+#[tokio::test]
+async fn a_run_with_nothing_to_report_says_why() {
+    let b = MemoryBucket::default();
+    let s = settings("Z");
+    let r = Reporter {
+        settings: &s,
+        results: &b,
+        store: &b,
+    };
+    let now = datetime!(2026-11-21 01:00 UTC);
+    let run = r.run(now).await.unwrap();
+    assert!(run.days.is_empty());
+    let why = run.nothing_to_do.unwrap();
+    assert!(
+        why.contains("no results partitions") && why.contains("results/t1/"),
+        "{why}"
+    );
+
+    b.insert(
+        "results/t1/athena-query-results/q.csv",
+        bytes::Bytes::from_static(b"a\n"),
+    );
+    let why = r.run(now).await.unwrap().nothing_to_do.unwrap();
+    assert!(why.contains("1 other folder(s) ignored"), "{why}");
+
+    let t = datetime!(2026-11-20 10:00 UTC);
+    file(&b, &[record("a", t, OutcomeKind::Copied)], t, "i1");
+    assert_eq!(r.run(now).await.unwrap().days.len(), 2);
+    // As of an instant before the next day begins, every day is complete.
+    let why = r
+        .run(datetime!(2026-11-20 23:00 UTC))
+        .await
+        .unwrap()
+        .nothing_to_do
+        .unwrap();
+    assert!(
+        why.contains("every day through 2026-11-20 is complete"),
+        "{why}"
+    );
+    // As of an instant before the first record, there is nothing yet.
+    let empty = MemoryBucket::default();
+    file(&empty, &[record("a", t, OutcomeKind::Copied)], t, "i1");
+    let early = Reporter {
+        settings: &s,
+        results: &empty,
+        store: &empty,
+    };
+    let why = early
+        .run(datetime!(2026-11-19 12:00 UTC))
+        .await
+        .unwrap()
+        .nothing_to_do
+        .unwrap();
+    assert!(
+        why.contains("2026-11-20") && why.contains("after today"),
+        "{why}"
     );
 }

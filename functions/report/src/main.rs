@@ -49,6 +49,7 @@ async fn run_once(
         .await
         .map_err(|e| e.to_string())?;
     let days: Vec<serde_json::Value> = run
+        .report
         .days
         .iter()
         .map(|d| serde_json::json!({"day": format_day(d.day), "state": d.state, "files": d.files, "records": d.records}))
@@ -57,7 +58,12 @@ async fn run_once(
         Ok(s) => serde_json::to_value(s).unwrap_or_default(),
         Err(e) => serde_json::json!({ "error": e.to_string() }),
     };
-    Ok(serde_json::json!({ "days": days, "upload_sweep": sweep }))
+    Ok(serde_json::json!({
+        "days": days,
+        "nothing_to_do": run.report.nothing_to_do,
+        "ignored": run.report.ignored,
+        "upload_sweep": sweep,
+    }))
 }
 
 #[tokio::main]

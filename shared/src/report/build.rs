@@ -3,7 +3,10 @@
 //! `attempts_list`), a summary, and, once the day is complete, `manifest.json`, written after
 //! every file it lists.
 
-use super::day::{day_of, format_day, format_offset, hour_partitions, parse_day, window};
+use super::day::{
+    day_of, format_day, format_offset, hour_partitions, parse_day, partition_day, partition_hour,
+    window,
+};
 use super::files::{FileDay, FileFolder, FileTotals};
 use super::late::{read_after_end, Taken, READ_AFTER_END};
 use super::rows::{
@@ -104,6 +107,27 @@ pub struct DayRun {
     pub records: u64,
     /// Files in the day (destination keys, and records without one).
     pub files: u64,
+}
+
+/// What a run did: the days it reported, the folders under the task's results prefix it
+/// ignored, and, when it reported no day, why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// The days reported, oldest first.
+    pub days: Vec<DayRun>,
+    /// Folders under the task's results prefix that are not `dt=YYYY-MM-DD` partitions, or
+    /// folders in the partitions it looked into that are not `hr=HH`: never read.
+    pub ignored: Vec<String>,
+    /// Why no day was reported, when none was.
+    pub nothing_to_do: Option<String>,
+}
+
+/// Where reporting starts: the first hour partition, and the folders passed over on the way.
+struct Discovery {
+    /// The earliest `dt=YYYY-MM-DD/hr=HH` partition, as its UTC hour.
+    first_hour: Option<OffsetDateTime>,
+    /// Folders that are not partitions.
+    ignored: Vec<String>,
 }
 
 fn join(prefix: &str, rest: &str) -> String {
@@ -296,33 +320,41 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         format!("{}{}", self.task_reports(), format_day(day))
     }
 
-    /// The first day any record can belong to: from the earliest hour partition.
-    async fn first_day(&self) -> Result<Option<Date>, ReportError> {
+    /// Finds the earliest hour partition under the task's results prefix. Only
+    /// `dt=YYYY-MM-DD/hr=HH` folders are partitions: any other folder (a query engine's output
+    /// folder, say) is logged and passed over, so it can neither start the reports nor stop them.
+    async fn discover(&self) -> Result<Discovery, ReportError> {
         let base = self.task_results();
-        let mut dts = self.results.list_prefixes(&base).await?;
-        dts.sort();
-        let Some(first_dt) = dts.first() else {
-            return Ok(None);
+        let mut found = Discovery {
+            first_hour: None,
+            ignored: Vec::new(),
         };
-        let mut hrs = self.results.list_prefixes(first_dt).await?;
-        hrs.sort();
-        let date = first_dt
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .and_then(|d| d.strip_prefix("dt="))
-            .and_then(parse_day);
-        let hour: u8 = hrs
-            .first()
-            .and_then(|h| h.trim_end_matches('/').rsplit('/').next())
-            .and_then(|h| h.strip_prefix("hr="))
-            .and_then(|h| h.parse().ok())
-            .unwrap_or(0);
-        Ok(date.and_then(|d| {
-            let t = d.with_hms(hour, 0, 0).ok()?.assume_utc();
-            // A record is filed at most `grace` after it was processed.
-            Some(day_of(t - self.settings.grace, self.settings.offset))
-        }))
+        let mut dts = Vec::new();
+        for p in self.results.list_prefixes(&base).await? {
+            match partition_day(&p) {
+                Some(d) => dts.push((d, p)),
+                None => found.ignored.push(p),
+            }
+        }
+        dts.sort();
+        // The first day partition holding an hour partition (one may hold only stray folders).
+        for (date, dt) in dts {
+            let mut hours = Vec::new();
+            for p in self.results.list_prefixes(&dt).await? {
+                match partition_hour(&p) {
+                    Some(h) => hours.push(h),
+                    None => found.ignored.push(p),
+                }
+            }
+            if let Some(h) = hours.into_iter().min() {
+                found.first_hour = date.with_hms(h, 0, 0).ok().map(|t| t.assume_utc());
+                break;
+            }
+        }
+        for p in &found.ignored {
+            tracing::warn!(prefix = %p, "ignored: not a results partition (dt=YYYY-MM-DD/hr=HH); nothing in it is read");
+        }
+        Ok(found)
     }
 
     /// The newest day with a manifest.
@@ -352,18 +384,51 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         Ok(None)
     }
 
-    /// Reports every day not yet complete, oldest first, as of `now`.
-    pub async fn run(&self, now: OffsetDateTime) -> Result<Vec<DayRun>, ReportError> {
-        let Some(first) = self.first_day().await? else {
-            return Ok(Vec::new());
+    /// Reports every day not yet complete, oldest first, as of `now`. A run that reports no day
+    /// says why (and logs it).
+    pub async fn run(&self, now: OffsetDateTime) -> Result<RunSummary, ReportError> {
+        let found = self.discover().await?;
+        let mut summary = RunSummary {
+            ignored: found.ignored,
+            ..RunSummary::default()
         };
+        let first = found
+            .first_hour
+            // A record is filed at most `grace` after it was processed.
+            .map(|t| day_of(t - self.settings.grace, self.settings.offset));
+        let today = day_of(now, self.settings.offset);
+        let why = match first {
+            Some(first) => self.run_from(first, today, now, &mut summary.days).await?,
+            None => Some(format!(
+                "no results partitions (dt=YYYY-MM-DD/hr=HH) under {}{}",
+                self.task_results(),
+                match summary.ignored.len() {
+                    0 => String::new(),
+                    n => format!("; {n} other folder(s) ignored"),
+                }
+            )),
+        };
+        if let Some(why) = &why {
+            tracing::info!(reason = %why, "no day to report");
+        }
+        summary.nothing_to_do = why;
+        Ok(summary)
+    }
+
+    /// Reports the days from `first` (or after the last complete one) through `today`; returns
+    /// why none was reported, when none was.
+    async fn run_from(
+        &self,
+        first: Date,
+        today: Date,
+        now: OffsetDateTime,
+        out: &mut Vec<DayRun>,
+    ) -> Result<Option<String>, ReportError> {
         let last_complete = self.last_complete_day().await?;
         let start = match last_complete {
             Some(d) => d.next_day().unwrap_or(d).max(first),
             None => first,
         };
-        let today = day_of(now, self.settings.offset);
-        let mut out = Vec::new();
         let mut day = start;
         // Only leading days without records are left out (the first partition can name a day
         // before the first record); once a day is reported, every later day is.
@@ -388,7 +453,26 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
                 None => break,
             }
         }
-        Ok(out)
+        Ok(match (out.is_empty(), last_complete) {
+            (false, _) => None,
+            (true, Some(c)) if start > today => Some(format!(
+                "every day through {} is complete, and the next has not begun as of {}",
+                format_day(c),
+                format_time(now)
+            )),
+            (true, None) if start > today => Some(format!(
+                "the first results partition can hold records of {} at the earliest, after today ({}, as of {})",
+                format_day(start),
+                format_day(today),
+                format_time(now)
+            )),
+            (true, _) => Some(format!(
+                "no records from {} through {} (as of {})",
+                format_day(start),
+                format_day(today),
+                format_time(now)
+            )),
+        })
     }
 
     /// Calls `each` with every readable record in the hour partitions that can hold the day's
@@ -415,7 +499,15 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
                 self.task_results(),
                 format_day(date)
             );
-            let keys = self.results.list_keys(&prefix).await?;
+            let mut keys = self.results.list_keys(&prefix).await?;
+            // Records are objects directly in the partition; anything in a folder below is not.
+            keys.retain(|k| {
+                let nested = k.get(prefix.len()..).is_none_or(|rest| rest.contains('/'));
+                if nested {
+                    tracing::warn!(key = %k, "ignored: in a folder inside a results partition; nothing in it is read");
+                }
+                !nested
+            });
             let mut bodies = futures_util::stream::iter(keys.iter())
                 .map(|k| async move { self.results.get(k).await.map(|b| (k, b)) })
                 .buffered(self.settings.parallel_reads.max(1));

@@ -1,5 +1,5 @@
 //! Report days: calendar days by processing time in a fixed UTC offset, their windows in UTC,
-//! and the results-store hour partitions that can hold a day's records.
+//! and the results-store hour partitions (`dt=YYYY-MM-DD/hr=HH`) that can hold a day's records.
 
 use time::{Date, Duration, OffsetDateTime, Time, UtcOffset};
 
@@ -55,6 +55,31 @@ pub fn format_day(d: Date) -> String {
 pub fn parse_day(s: &str) -> Option<Date> {
     let f = time::macros::format_description!("[year]-[month]-[day]");
     Date::parse(s, &f).ok()
+}
+
+/// The day of a results partition folder, `dt=YYYY-MM-DD` (the last segment of a prefix,
+/// trailing `/` allowed); `None` for any other name.
+pub fn partition_day(name: &str) -> Option<Date> {
+    let d = last_segment(name).strip_prefix("dt=")?;
+    if d.len() != 10 {
+        return None;
+    }
+    parse_day(d)
+}
+
+/// The hour of a results partition folder, `hr=HH` (`00` to `23`; the last segment of a prefix,
+/// trailing `/` allowed); `None` for any other name.
+pub fn partition_hour(name: &str) -> Option<u8> {
+    let h = last_segment(name).strip_prefix("hr=")?;
+    if h.len() != 2 || !h.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    h.parse().ok().filter(|h| *h < 24)
+}
+
+fn last_segment(name: &str) -> &str {
+    let name = name.strip_suffix('/').unwrap_or(name);
+    name.rsplit('/').next().unwrap_or(name)
 }
 
 /// The UTC hour partitions (`dt`, `hr`) that can hold records processed during the day: records
@@ -174,6 +199,31 @@ mod tests {
         assert!(e.contains("REPORT_GRACE") && e.contains("900"), "{e}");
         let e = check_grace(half_hour, Some("15m")).unwrap_err();
         assert!(e.contains("SYNC_FUNCTION_TIMEOUT_SECONDS"), "{e}");
+    }
+
+    #[test]
+    fn only_dt_and_hr_folders_are_partitions() {
+        assert_eq!(
+            partition_day("results/t1/dt=2026-11-25/"),
+            Some(date!(2026 - 11 - 25))
+        );
+        assert_eq!(partition_day("dt=2026-11-25"), Some(date!(2026 - 11 - 25)));
+        for stray in [
+            "results/t1/athena-query-results/",
+            "results/t1/dt=2026-13-01/",
+            "results/t1/dt=2026-11-25-x/",
+            "results/t1/dt=+2026-11-25/",
+            "results/t1/dt=/",
+            "results/t1/DT=2026-11-25/",
+            "results/t1/dt=2026-11-25/hr=00/",
+        ] {
+            assert_eq!(partition_day(stray), None, "{stray}");
+        }
+        assert_eq!(partition_hour("results/t1/dt=2026-11-25/hr=07/"), Some(7));
+        assert_eq!(partition_hour("hr=23"), Some(23));
+        for stray in ["hr=24/", "hr=7/", "hr=+7/", "hr=007/", "tmp/", "hr=0a/"] {
+            assert_eq!(partition_hour(stray), None, "{stray}");
+        }
     }
 
     #[test]

@@ -197,7 +197,7 @@ async fn main() -> std::io::Result<()> {
     .await
     .map_err(std::io::Error::other)?;
     let merge_s = t.elapsed().as_secs_f64();
-    let merged: u64 = days.iter().map(|d| d.records).sum();
+    let merged: u64 = days.days.iter().map(|d| d.records).sum();
     std::fs::remove_dir_all(&tmp)?;
     println!(
         "{}",
