@@ -378,7 +378,7 @@ async fn files_synced_with_a_wrong_secret_then_the_right_one_are_copied_not_fail
     assert_eq!((runs[0].files, runs[0].records), (5, 25));
     let dir = "reports/t1/2026-11-20";
     let m = check_manifest(&b, dir);
-    assert_eq!(m["format_version"], 3);
+    assert_eq!(m["format_version"], 4);
     assert_eq!(
         (m["file_count"].as_u64(), m["records"].as_u64()),
         (Some(5), Some(25))
@@ -659,5 +659,89 @@ async fn a_run_with_nothing_to_report_says_why() {
     assert!(
         why.contains("2026-11-20") && why.contains("after today"),
         "{why}"
+    );
+}
+
+#[tokio::test]
+async fn lists_follow_the_manifest_file_schema_and_neutralise_formulas() {
+    let b = MemoryBucket::default();
+    let t = datetime!(2026-11-20 10:00 UTC);
+    let mut copied = record("-a", t, OutcomeKind::Copied);
+    copied.crc64 = Some(u64::MAX);
+    copied.dropped_metadata = vec!["x-amz-meta-z: value is not printable ASCII".into()];
+    let mut failed = record("b", t, OutcomeKind::Failed);
+    failed.error_message = Some("=HYPERLINK(\"http://x\",\"y\")".into());
+    failed.event_name = Some("@SUM(1)".into());
+    file(&b, &[copied, failed], t, "i1");
+    let s = settings("Z");
+    Reporter {
+        settings: &s,
+        results: &b,
+        store: &b,
+    }
+    .run(datetime!(2026-11-21 01:00 UTC))
+    .await
+    .unwrap();
+    let dir = "reports/t1/2026-11-20";
+    let m = check_manifest(&b, dir);
+    assert_eq!(m["format_version"], 4);
+    let summary = json(&b, &format!("{dir}/summary.json"));
+    assert_eq!(summary["fileSchema"], m["fileSchema"]);
+    let mut lists = 0;
+    for f in m["files"].as_array().unwrap() {
+        let key = f["key"].as_str().unwrap();
+        let Some(list) = key
+            .strip_prefix(&format!("{dir}/"))
+            .and_then(|k| k.split_once('/'))
+        else {
+            continue;
+        };
+        lists += 1;
+        let body = b.object(key).unwrap();
+        let mut r = csv::Reader::from_reader(&body[..]);
+        let header: Vec<&str> = r.headers().unwrap().iter().collect();
+        assert_eq!(
+            m["fileSchema"][list.0].as_str().unwrap(),
+            header.join(", "),
+            "{key}"
+        );
+    }
+    assert_eq!(lists, 5);
+    let rows = |list: &str| -> Vec<std::collections::HashMap<String, String>> {
+        let body = b.object(&format!("{dir}/{list}/part-00001.csv")).unwrap();
+        csv::Reader::from_reader(&body[..])
+            .deserialize()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let total = rows("total_list");
+    let a = &total[0];
+    assert_eq!(a["source_key"], "%2Da");
+    assert_eq!(a["dest_crc64"], "'18446744073709551615");
+    assert_eq!(a["dest_crc64_hex"], "ffffffffffffffff");
+    assert_eq!(
+        (a["dest_size"].as_str(), a["bytes_moved"].as_str()),
+        ("10", "10")
+    );
+    assert_eq!(
+        a["dropped_metadata"],
+        "[\"x-amz-meta-z: value is not printable ASCII\"]"
+    );
+    let failed = rows("failed_list");
+    assert_eq!(
+        failed[0]["error_message"],
+        "'=HYPERLINK(\"http://x\",\"y\")"
+    );
+    assert_eq!(failed[0]["event_name"], "'@SUM(1)");
+    assert_eq!(
+        (
+            failed[0]["dest_size"].as_str(),
+            failed[0]["dest_crc64"].as_str()
+        ),
+        ("", "")
+    );
+    assert_eq!(
+        rows("attempts_list")[1]["error_message"],
+        failed[0]["error_message"]
     );
 }

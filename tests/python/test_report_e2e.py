@@ -45,7 +45,7 @@ def test_a_finished_report_downloads_with_matching_md5s_and_the_manifest_is_writ
     manifest = json.loads(raw)
     assert manifest["records"] == 2 * len(KEYS) + 1 and manifest["counts"]["copied"] == len(KEYS)
     assert manifest["counts"]["skipped"] == len(KEYS)
-    assert manifest["format_version"] == 3 and manifest["file_count"] == len(KEYS) + 1
+    assert manifest["format_version"] == 4 and manifest["file_count"] == len(KEYS) + 1
     assert manifest["file_states"]["copied"] == len(KEYS) and manifest["file_states"]["failed"] == 0
     for f in manifest["files"]:
         body = get(f["key"])
@@ -57,9 +57,25 @@ def test_a_finished_report_downloads_with_matching_md5s_and_the_manifest_is_writ
     def rows(name: str) -> list[dict]:
         return list(csv.DictReader(io.StringIO(get(f"{day_dir}/{name}/part-00001.csv").decode(), newline="")))
 
+    # Each list's header row is the manifest's fileSchema for it.
+    for name, schema in manifest["fileSchema"].items():
+        header = get(f"{day_dir}/{name}/part-00001.csv").decode().split("\r\n", 1)[0]
+        assert schema == ", ".join(header.split(",")), name
+    assert summary["fileSchema"] == manifest["fileSchema"]
+
     files = [r for r in rows("total_list") if r["source_key"]]
     assert [urllib.parse.unquote(r["source_key"]) for r in files] == sorted(KEYS)
     assert {(r["state"], r["deliveries"], r["attempts"]) for r in files} == {("copied", "1", "2")}
+    # The CRC-64 as 16 hex digits and as OSS's decimal marked as text, both OSS's own; the size
+    # in the destination and the bytes moved are the object's.
+    for r in files:
+        key = urllib.parse.unquote(r["dest_key"])
+        head = client.head_object(oss.HeadObjectRequest(bucket=task.dest, key=key))
+        assert len(r["dest_crc64_hex"]) == 16 and r["dest_crc64"].startswith("'"), r
+        assert int(r["dest_crc64_hex"], 16) == int(r["dest_crc64"][1:]) == int(head.hash_crc64), r
+        body = urllib.parse.unquote(r["source_key"]).encode()
+        assert r["dest_size"] == r["bytes_moved"] == str(len(body)), r
+        assert r["dropped_metadata"] == "", r
     attempts = [r for r in rows("attempts_list") if r["source_key"]]
     assert [urllib.parse.unquote(r["source_key"]) for r in attempts] == sorted(KEYS * 2)
     assert sorted(r["outcome"] for r in attempts) == ["copied"] * len(KEYS) + ["skipped"] * len(KEYS)

@@ -6,6 +6,7 @@ use super::events::{event_body, SentEvent, RETRY_DELETE_EVENT, RETRY_EVENT};
 use super::ControlError;
 use crate::event::{kind_of, EventKind};
 use crate::report::build::RecordSource;
+use crate::report::rows::cell_value;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
@@ -34,9 +35,11 @@ pub struct FailedList {
 }
 
 /// Reads `failed_list` CSV parts (RFC 4180, header row in each part) into the keys to retry,
-/// each once. A part of format 2 on has a row per file with its `state`; a part of format 1 (a
-/// day reported before) has a row per failed record with its `outcome`, and a key that failed
-/// several times is retried as its newest failure's kind (rows are in key order, then time).
+/// each once. Columns are found by name, so every format's parts read. A part of format 2 on
+/// has a row per file with its `state`; a part of format 1 (a day reported before) has a row per
+/// failed record with its `outcome`, and a key that failed several times is retried as its
+/// newest failure's kind (rows are in key order, then time). From format 4 a cell may carry the
+/// leading `'` that keeps a spreadsheet from evaluating it; it is dropped ([`cell_value`]).
 pub fn parse_failed_parts(parts: &[Vec<u8>], bucket: &str) -> Result<FailedList, ControlError> {
     let mut out = FailedList::default();
     let mut keys: BTreeMap<String, bool> = BTreeMap::new();
@@ -62,7 +65,7 @@ pub fn parse_failed_parts(parts: &[Vec<u8>], bucket: &str) -> Result<FailedList,
         for row in reader.records() {
             let row =
                 row.map_err(|e| ControlError::Input(format!("failed_list part {}: {e}", n + 1)))?;
-            let field = |i: usize| row.get(i).unwrap_or_default();
+            let field = |i: usize| cell_value(row.get(i).unwrap_or_default());
             match field(c_state) {
                 "failed" | "deferred" => {}
                 "invalid" => {
@@ -237,6 +240,67 @@ mod tests {
             }]
         );
         assert_eq!((list.failed_files, list.invalid_files), (1, 1));
+    }
+
+    #[test]
+    fn rows_as_the_report_writes_them_read_back_with_their_marks_dropped() {
+        use crate::report::files::{file_id, FileFolder};
+        use crate::report::rows::file_fields;
+        let mut part = csv_row(&FILE_HEADER);
+        let mut folder = FileFolder::default();
+        let mut days = Vec::new();
+        for (key, event) in [
+            ("-dash", "ObjectCreated:Put"),
+            ("=1+2", "ObjectRemoved:Delete"),
+            ("@at 'q'", "ObjectCreated:Put"),
+        ] {
+            let o: crate::outcome::Outcome = serde_json::from_value(serde_json::json!({
+                "task": "t", "processed_at": "2026-11-25T10:00:00.000Z", "source_key": key,
+                "dest_key": format!("m/{key}"), "bucket": "src", "event_name": event,
+                "outcome": "failed", "bytes_moved": 0, "attempts": 1, "duration_ms": 1,
+                "message_id": "m", "error_code": "-Odd", "error_message": "=HYPERLINK(\"x\")",
+                "crc64": 7,
+            }))
+            .unwrap();
+            days.extend(folder.push(&file_id(&o), o));
+        }
+        days.extend(folder.finish());
+        for d in &days {
+            part.extend(csv_row(&file_fields(d)));
+        }
+        assert!(String::from_utf8_lossy(&part).contains("'=HYPERLINK"));
+        let list = parse_failed_parts(&[part], "src").unwrap();
+        let keys: Vec<(&str, bool)> = list
+            .keys
+            .iter()
+            .map(|k| (k.key.as_str(), k.delete))
+            .collect();
+        assert_eq!(keys, [("-dash", false), ("=1+2", true), ("@at 'q'", false)]);
+    }
+
+    #[test]
+    fn a_day_reported_in_format_3_still_reads() {
+        // Format 3: the first 19 columns of today's file lists, no marks.
+        let header = &FILE_HEADER[..19];
+        let mut p = csv_row(header);
+        p.extend(row(
+            header,
+            &[
+                ("source_key", "a%20b"),
+                ("bucket", "src"),
+                ("event_name", "ObjectCreated:Put"),
+                ("state", "failed"),
+                ("dest_crc64", "18446744073709551614"),
+            ],
+        ));
+        let list = parse_failed_parts(&[p], "src").unwrap();
+        assert_eq!(
+            list.keys,
+            vec![RetryKey {
+                key: "a b".into(),
+                delete: false
+            }]
+        );
     }
 
     #[test]

@@ -10,8 +10,8 @@ use super::day::{
 use super::files::{FileDay, FileFolder, FileTotals};
 use super::late::{read_after_end, Taken, READ_AFTER_END};
 use super::rows::{
-    attempt_fields, csv_row, file_fields, late_fields, late_header, sort_key, ATTEMPT_HEADER,
-    FILE_HEADER,
+    attempt_fields, csv_row, file_fields, file_schema, late_fields, late_header, sort_key,
+    ATTEMPT_HEADER, FILE_HEADER,
 };
 use super::sort::{ExternalSorter, SortRow};
 use super::stats::DayTotals;
@@ -27,8 +27,10 @@ use time::{Date, Duration, OffsetDateTime, UtcOffset};
 /// The report format's version, in every summary and manifest. 2: the file lists hold one row
 /// per file (its state for the day), `attempts_list` every record; summaries count both. 3:
 /// `late_list` (records of days already complete), `late_records`, and the manifest's
-/// `read_after_end`.
-pub const FORMAT_VERSION: u32 = 3;
+/// `read_after_end`. 4: the lists' `dest_size`, `dest_crc64_hex`, `bytes_moved` and
+/// `dropped_metadata` columns, `dest_crc64` marked as text and cells a spreadsheet would
+/// evaluate neutralised ([`super::rows`]), and `fileSchema` in the summary and manifest.
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Why a report run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -705,6 +707,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             "unreadable_records": unreadable,
             "late_records": late_records,
             "lists": list_summary,
+            "fileSchema": file_schema(),
         });
         let summary = Bytes::from(serde_json::to_vec_pretty(&summary).unwrap_or_default());
         let summary_key = format!("{dir}/summary.json");
@@ -730,6 +733,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
                 "unreadable_records": unreadable,
                 "late_records": late_records,
                 READ_AFTER_END: read_after_end,
+                "fileSchema": file_schema(),
                 "files": files.iter().map(|f| json!({
                     "key": f.key, "size": f.size, "md5": f.md5, "rows": f.rows,
                 })).collect::<Vec<_>>(),
