@@ -82,7 +82,7 @@ use crate::metadata::{map_metadata, metadata_fingerprint, read_marker, Marker, W
 use crate::oss::{self, BodySource, ByteStream, UploadRequest};
 use crate::outcome::OutcomeKind;
 use crate::resume::{
-    Ended, Failure, FanOut, PartPlan, RangeJob, RangeSender, ResumableCopy, Resume,
+    self, Ended, Failure, FanOut, PartPlan, RangeJob, RangeSender, ResumableCopy, Resume,
 };
 use crate::source::{error_chain, SourceError, SourceObject, SourceStore};
 use futures_util::future::BoxFuture;
@@ -285,6 +285,21 @@ impl JobReport {
         )
     }
 
+    /// A resumable copy's failure other than the destination's (whose completion may have landed
+    /// and is checked by the caller first).
+    fn resume_failed(self, f: Failure) -> Self {
+        match f {
+            Failure::Source(e) => self.source_failed(&e),
+            Failure::NotQueued(why) => self.not_written(why),
+            Failure::Checkpoint(e) => self.failed(
+                CHECKPOINT_FAILED,
+                format!("the copy's checkpoint could not be kept: {e}"),
+                e.is_transient(),
+            ),
+            Failure::Dest(e) => self.oss_failed(&e),
+        }
+    }
+
     fn not_written(self, why: String) -> Self {
         self.failed(
             RECHECK_NOT_QUEUED,
@@ -416,6 +431,15 @@ fn written(job: &Job<'_>, head: &SourceObject, fingerprint: &str) -> Marker {
     }
 }
 
+/// What a destination HEAD says: the sync marker, whether the object exists, its CRC-64.
+fn dest_state(head: Option<&oss::ObjectHead>) -> (Option<Marker>, bool, Option<u64>) {
+    (
+        head.and_then(read_marker),
+        head.is_some(),
+        head.and_then(|h| h.crc64),
+    )
+}
+
 /// What a round's source read found.
 enum Observed {
     /// The source's current version, with a stream of its body when it was read by a GET.
@@ -430,6 +454,20 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
             Some(w) => w.before_write(job).await,
             None => Ok(()),
         }
+    }
+
+    /// A HEAD of the destination key, counted in the report.
+    async fn head_dest(
+        &self,
+        job: &Job<'_>,
+        r: &mut JobReport,
+    ) -> Result<Option<oss::ObjectHead>, oss::Error> {
+        r.requests += 1;
+        let head = self.dest.head(job.dest_key).await?;
+        if let Some(h) = &head {
+            r.request_ids.push(h.request_id.clone());
+        }
+        Ok(head)
     }
 
     /// Makes the destination key match the source key, as far as the job allows and within its
@@ -447,33 +485,77 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                 "the invocation's cut-off came before the job could start".to_owned(),
             );
         }
-        r.requests += 1;
-        let dest_head = match self.dest.head(job.dest_key).await {
+        let dest_head = match self.head_dest(job, &mut r).await {
             Ok(h) => h,
             Err(e) => return r.oss_failed(&e),
         };
-        if let Some(h) = &dest_head {
-            r.request_ids.push(h.request_id.clone());
-        }
-        let mut marker = dest_head.as_ref().and_then(read_marker);
-        if let Some((kind, note)) = decide::settled_by_marker(job, marker.as_ref()) {
-            r.crc64 = dest_head.as_ref().and_then(|h| h.crc64);
+        let (mut marker, mut dest_exists, mut dest_crc) = dest_state(dest_head.as_ref());
+        // A range job is not its event's job: it uploads parts of a copy that another job began,
+        // perhaps of a newer version than the event's (a job reads the source, not the event),
+        // so the marker's verdict on the event says nothing of it. Its copy in progress does.
+        let settled = job
+            .range
+            .is_none()
+            .then(|| decide::settled_by_marker(job, marker.as_ref()))
+            .flatten();
+        if let Some((kind, note)) = settled {
+            r.crc64 = dest_crc;
             return r.done(kind, note);
         }
-        let mut dest_exists = dest_head.is_some();
-        let mut dest_crc = dest_head.as_ref().and_then(|h| h.crc64);
         // Once this job has written, its own reads of the source are all that can see its write
         // is stale (its message may be acknowledged by another delivery meanwhile), so they are
         // retried harder.
         let mut wrote = false;
-        for round in 1..=self.options.max_rounds {
-            r.rounds = round;
+        // A range job's parts, until it takes over (below).
+        let mut range = job.range;
+        let (mut round, mut take_over) = (0, false);
+        while take_over || round < self.options.max_rounds {
+            if take_over {
+                (range, round, take_over) = (None, 0, false);
+                let dest_head = match self.head_dest(job, &mut r).await {
+                    Ok(h) => h,
+                    Err(e) => return r.oss_failed(&e),
+                };
+                (marker, dest_exists, dest_crc) = dest_state(dest_head.as_ref());
+            }
+            round += 1;
+            r.rounds += 1;
             // A copy in parts reads its parts by range: its first read is a HEAD, not a GET.
-            let head_first = marker.is_some() || self.resumable(job.size.unwrap_or(0)).is_some();
+            let head_first = range.is_some()
+                || marker.is_some()
+                || self.resumable(job.size.unwrap_or(0)).is_some();
             let observed = match self.observe(job, head_first, wrote, &mut r).await {
                 Ok(o) => o,
                 Err(e) => return r.source_failed(&e),
             };
+            // A range job that will not upload its range (the source is gone, or too small to be
+            // copied in parts, or the destination already holds it) gives up its copy; one whose
+            // copy is over, replaced or discarded ends below (`RangeOver`). Either way it then
+            // takes over: other jobs may have been acknowledged trusting its copy to be carried
+            // on (a job that finds a fanned-out copy of the current version leaves it to its
+            // range jobs), so it looks at the key afresh, from a new destination HEAD, as its
+            // message's own job, and copies, deletes or skips accordingly.
+            if let Some(rj) = range {
+                let keeps = match &observed {
+                    Observed::Gone => false,
+                    Observed::Present(head, _) => {
+                        let fingerprint = metadata_fingerprint(&head.metadata);
+                        !decide::holds_current(marker.as_ref(), head, &fingerprint)
+                            && self.resumable(head.size).is_some()
+                    }
+                };
+                if !keeps {
+                    if let Some(resume) = self.resume {
+                        let given_up =
+                            resume::give_up_copy(resume, self.dest, job.dest_key, &rj.upload_id);
+                        if let Err(f) = given_up.await {
+                            return r.resume_failed(f);
+                        }
+                    }
+                    take_over = true;
+                    continue;
+                }
+            }
             let (head, stream) = match observed {
                 Observed::Gone => {
                     let deleted = match decide::when_gone(self.options.sync_deletes, dest_exists) {
@@ -534,7 +616,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                     .options
                     .fan_out_threshold
                     .zip(ranges.as_ref())
-                    .filter(|_| job.range.is_none())
+                    .filter(|_| range.is_none())
                     .map(|(threshold, sender)| FanOut {
                         threshold,
                         range_bytes: self.options.fan_out_range,
@@ -555,7 +637,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                     complete_by: limits.complete_by(),
                     drop_at: limits.drop_parts_at(),
                     fan_out,
-                    range: job.range,
+                    range,
                 };
                 match copy.run(self.write_ahead(job)).await {
                     Ended::Complete { outcome, moved } => {
@@ -591,13 +673,6 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                             &upload_id,
                         );
                     }
-                    Ended::StartOver if job.range.is_some() => {
-                        return r.done(
-                            OutcomeKind::Superseded,
-                            "the source changed during the copy; the new version's event copies it"
-                                .to_owned(),
-                        )
-                    }
                     Ended::StartOver => continue,
                     Ended::FannedOut {
                         ranges,
@@ -615,7 +690,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                     }
                     Ended::RangeUploaded { moved } => {
                         r.bytes_moved += moved;
-                        let range = job.range.map(RangeJob::attribute).unwrap_or_default();
+                        let range = range.map(RangeJob::attribute).unwrap_or_default();
                         let mut r = r.done(
                             OutcomeKind::InProgress,
                             format!("range {range} uploaded; the range job that finishes last completes the object"),
@@ -623,15 +698,11 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                         r.code = Some(RANGE_UPLOADED);
                         return r;
                     }
-                    Ended::RangeOver(why) => return r.done(OutcomeKind::Superseded, why),
-                    Ended::Failed(Failure::Source(e)) => return r.source_failed(&e),
-                    Ended::Failed(Failure::NotQueued(why)) => return r.not_written(why),
-                    Ended::Failed(Failure::Checkpoint(e)) => {
-                        return r.failed(
-                            CHECKPOINT_FAILED,
-                            format!("the copy's checkpoint could not be kept: {e}"),
-                            e.is_transient(),
-                        )
+                    Ended::RangeOver(why) => {
+                        // Its copy is over, replaced or discarded: it takes over (see above).
+                        tracing::info!(key = job.dest_key, why, "a range job takes over its key");
+                        take_over = true;
+                        continue;
                     }
                     Ended::Failed(Failure::Dest(e)) => {
                         // The completion may have landed with its answer lost: check as a
@@ -642,6 +713,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                             Ok(Next::Done(_)) | Err(_) => return r.oss_failed(&e),
                         }
                     }
+                    Ended::Failed(f) => return r.resume_failed(f),
                 }
                 match self.check_copy(job, &head, &fingerprint, &mut r).await {
                     Ok(Next::Done((kind, note))) => {

@@ -33,10 +33,18 @@
 //! Two jobs resuming at once cost duplicate part uploads, never a wrong object: the completion is
 //! checked against the CRC-64 of the source's bytes.
 //!
-//! **Fan-out** (off unless `FANOUT_THRESHOLD_MIB` is set): a new copy above the threshold is
-//! split into range jobs, each with its own record beside the checkpoint; the range job that sees
-//! every range uploaded claims the completion with a conditional create. The simulation still
-//! finds schedules where fan-out diverges (RELIABILITY.md, defects A-E).
+//! **Fan-out** (`FANOUT_THRESHOLD_MIB`): a new copy above the threshold is split into range jobs,
+//! each with its own record beside the checkpoint; the range job that sees every range uploaded
+//! claims the completion with a conditional create. Range records, the claim and the note that
+//! the range jobs were sent are named by the upload, so nothing left by an upload discarded
+//! since touches the one that replaced it. A job that finds a fanned-out copy of the version it
+//! holds leaves it to its range jobs (sending them if they are not known to be sent), and is
+//! acknowledged; so a range job never ends without uploading its range while its copy stays: one
+//! that finds the source gone, too small, or already in the destination gives the copy up
+//! (aborts it), and one whose copy is over, replaced or discarded takes over, looking at the key
+//! afresh (a new destination HEAD, then the source) as its message's own job. A job holding an
+//! older version's HEAD reads the source again before it discards a copy pinned to another
+//! version, so a newer copy is never discarded for an older one.
 //!
 //! **Cost.** A checkpoint GET and a conditional PUT at the start, then at most one PUT a second
 //! while parts finish, one at each pause, and a GET and DELETE at the end; a ListParts page per
@@ -63,11 +71,6 @@ pub const CHECKPOINT_VERSION: u32 = 1;
 
 /// Source reads of one part before its failure ends the copy's run (transient errors only).
 pub const PART_READ_ATTEMPTS: u32 = 3;
-
-/// How long a fanned-out copy's range jobs may still be on their way: its initiator's
-/// invocation may run this long (the longest Lambda timeout and slack). A job finding such a copy
-/// whose range jobs are not known to be sent sends them (again) only once this has passed.
-pub const SEND_GRACE: Duration = Duration::from_secs(16 * 60);
 
 /// Least time between two checkpoint writes while parts finish.
 pub const SAVE_EVERY: Duration = Duration::from_secs(1);
@@ -173,9 +176,6 @@ pub struct Checkpoint {
     /// For a copy fanned out to range jobs: each job's first and last part number.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ranges: Vec<[u32; 2]>,
-    /// Whether every range job was sent (then no other job sends them again).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub ranges_sent: bool,
 }
 
 /// A range job's progress: which of its parts are done (kept beside the checkpoint, one object
@@ -244,18 +244,48 @@ pub fn split_ranges(parts: u32, per_range: u32) -> Vec<[u32; 2]> {
         .collect()
 }
 
-/// The key of a range job's record, beside its copy's checkpoint.
-pub fn range_record_key(checkpoint_key: &str, first: u32, last: u32) -> String {
+/// The key of the note that a fanned-out copy's range jobs were all sent, beside its checkpoint:
+/// `<checkpoint>.sent-<upload tag>.json`, written once they were. A note of its own, not a field
+/// of the checkpoint: the checkpoint of a copy fanned out is only ever created (if absent) and
+/// removed, so a job that finds it naming another upload (replaced, or removed by a job that
+/// read it before) can rely on it never naming its upload again.
+pub fn sent_key(checkpoint_key: &str, upload_id: &str) -> String {
     format!(
-        "{}.range-{first}-{last}.json",
-        checkpoint_key.trim_end_matches(".json")
+        "{}.sent-{}.json",
+        checkpoint_key.trim_end_matches(".json"),
+        upload_tag(upload_id)
     )
 }
 
-/// The key of a fanned-out copy's completion claim, beside its checkpoint: created only if
-/// absent, by the range job that completes the upload.
-pub fn claim_key(checkpoint_key: &str) -> String {
-    format!("{}.claim.json", checkpoint_key.trim_end_matches(".json"))
+/// A short name of an upload for the keys of its range records and claim: 16 hex digits of the
+/// SHA-256 of its id (OSS's ids are long; any of their characters is safe this way).
+fn upload_tag(upload_id: &str) -> String {
+    hex::encode(&Sha256::digest(upload_id.as_bytes())[..8])
+}
+
+/// The key of a range job's record, beside its copy's checkpoint:
+/// `<checkpoint>.range-<first>-<last>-<upload tag>.json`. Named by the upload, so a job still
+/// working on an upload discarded since never writes over (nor removes) a record of the upload
+/// that replaced it, whose ranges may be the same.
+pub fn range_record_key(checkpoint_key: &str, upload_id: &str, first: u32, last: u32) -> String {
+    format!(
+        "{}.range-{first}-{last}-{}.json",
+        checkpoint_key.trim_end_matches(".json"),
+        upload_tag(upload_id)
+    )
+}
+
+/// The key of a fanned-out copy's completion claim, beside its checkpoint:
+/// `<checkpoint>.claim-<upload tag>.json`, created only if absent, by the range job that
+/// completes the upload. Named by the upload, so a claim left by a range job of an upload
+/// discarded since (written late, or after the discard removed the claims it knew of) never
+/// stands in the way of the upload that replaced it.
+pub fn claim_key(checkpoint_key: &str, upload_id: &str) -> String {
+    format!(
+        "{}.claim-{}.json",
+        checkpoint_key.trim_end_matches(".json"),
+        upload_tag(upload_id)
+    )
 }
 
 impl Checkpoint {
@@ -496,8 +526,9 @@ pub enum Ended {
         /// The upload id.
         upload_id: String,
     },
-    /// The source is no longer the pinned version: the upload was aborted and the checkpoint
-    /// removed; the copy must start over on the current version.
+    /// The source is no longer the pinned version (the upload was aborted and the checkpoint
+    /// removed), or no longer the version the job holds (a copy of a newer one is in progress,
+    /// left as it is): the copy must start over on the current version.
     StartOver,
     /// The copy failed; parts finished before the failure are in the checkpoint.
     Failed(Failure),
@@ -647,61 +678,39 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             .map_err(Failure::Checkpoint)
     }
 
-    /// Drops a checkpoint, its range records and its upload (a stale pin, or a source that
-    /// moved). The checkpoint is removed only if it still names that upload.
     async fn discard(&self, key: &str, cp: &Checkpoint) -> Result<(), Failure> {
-        self.dest
-            .abort(&cp.dest_key, &cp.upload_id)
-            .await
-            .map_err(Failure::Dest)?;
-        tracing::info!(
-            key = cp.dest_key,
-            upload_id = cp.upload_id,
-            "resumable copy discarded: the source is no longer the version it was pinned to"
-        );
-        self.forget(key, cp).await
+        discard(self.resume.store, self.dest, key, cp).await
     }
 
-    /// Removes a finished or discarded copy's checkpoint, range records and claim (if the
-    /// checkpoint still names its upload: another copy may have replaced it).
     async fn forget(&self, key: &str, cp: &Checkpoint) -> Result<(), Failure> {
-        let store = self.resume.store;
-        for [first, last] in &cp.ranges {
-            store
-                .remove(&range_record_key(key, *first, *last))
-                .await
-                .map_err(Failure::Checkpoint)?;
-        }
-        if !cp.ranges.is_empty() {
-            store
-                .remove(&claim_key(key))
-                .await
-                .map_err(Failure::Checkpoint)?;
-        }
-        let current = store.load(key).await.map_err(Failure::Checkpoint)?;
-        let same = current
-            .as_deref()
-            .and_then(|b| Checkpoint::parse(b).ok())
-            .is_some_and(|c| c.upload_id == cp.upload_id);
-        if same {
-            store.remove(key).await.map_err(Failure::Checkpoint)?;
-        }
-        Ok(())
+        forget(self.resume.store, key, cp).await
     }
 
     async fn load(&self, key: &str) -> Result<Option<Checkpoint>, Failure> {
-        let stored = self
-            .resume
-            .store
-            .load(key)
+        load(self.resume.store, key).await
+    }
+
+    /// Whether the version this job holds is still the source's, so that `cp`, a copy in
+    /// progress pinned to another version, is of an older one and may be discarded. The job's
+    /// HEAD may predate the copy: a newer version written since, whose job began the copy (and
+    /// may have fanned it out, its message acknowledged), must not be discarded by a job holding
+    /// the version it replaced, so the source is read again.
+    async fn holds_latest(&self, cp: &Checkpoint) -> Result<bool, Failure> {
+        if cp.dest_key != self.dest_key {
+            return Ok(true);
+        }
+        let now = self
+            .source
+            .head(self.source_key)
             .await
-            .map_err(Failure::Checkpoint)?;
-        Ok(stored.and_then(|body| match Checkpoint::parse(&body) {
-            Ok(cp) => Some(cp),
-            Err(why) => {
-                tracing::warn!(checkpoint = key, why, "unreadable checkpoint replaced");
-                None
-            }
+            .map_err(Failure::Source)?;
+        Ok(now.is_some_and(|now| {
+            let fingerprint = crate::metadata::metadata_fingerprint(&now.metadata);
+            now.etag == self.head.etag
+                && now.size == self.head.size
+                && now.version_id == self.head.version_id
+                && fingerprint == self.fingerprint
+                && !cp.pinned_to(&now, &fingerprint)
         }))
     }
 
@@ -754,8 +763,10 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
                     Ok(None) => self.forget(key, &cp).await?,
                     Err(e) => return Err(Failure::Dest(e)),
                 }
-            } else {
+            } else if self.holds_latest(&cp).await? {
                 self.discard(key, &cp).await?;
+            } else {
+                return Ok(Some(Start::Stale));
             }
         }
         let part_size =
@@ -790,7 +801,6 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             updated_at: now,
             parts: Vec::new(),
             ranges: Vec::new(),
-            ranges_sent: false,
         };
         if let Some(f) = self.fan_out.filter(|f| self.head.size > f.threshold) {
             let per_range = (f.range_bytes / part_size).max(1) as u32;
@@ -814,11 +824,15 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
         Ok(Some(Start::Parts(cp, todo, BTreeMap::new())))
     }
 
-    /// Sends the range jobs of a fanned-out copy: all of them for a new one; for one found, only
-    /// if they are not known to be sent and its initiator is surely over ([`SEND_GRACE`]), and
-    /// then those whose range is not uploaded. (A duplicate event of a copy in progress sends
-    /// nothing: its range jobs carry it.)
-    async fn fan_out(&self, key: &str, mut cp: Checkpoint, fresh: bool) -> Ended {
+    /// Sends the range jobs of a fanned-out copy whose range is not uploaded: all of them for a
+    /// new one; for one found, only if they are not known to be sent (the note at [`sent_key`]
+    /// is written once they are). A copy whose initiator failed or was killed before it had sent
+    /// them all is so carried on by the next job that finds it, whatever its message: the
+    /// initiator's own chain may end without another look (a marker may settle its event). A
+    /// job that finds the copy between its creation and that write sends them again: a range
+    /// job sent twice costs a duplicate upload of its parts, never a wrong object. (A duplicate
+    /// event of a copy whose range jobs were sent sends nothing: they carry it.)
+    async fn fan_out(&self, key: &str, cp: Checkpoint, fresh: bool) -> Ended {
         let Some(f) = self.fan_out else {
             return Ended::Failed(Failure::NotQueued(
                 "a copy split into range jobs, but this job cannot send them".into(),
@@ -829,15 +843,12 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             sent: 0,
             upload_id: cp.upload_id.clone(),
         };
+        let sent_at = sent_key(key, &cp.upload_id);
         if !fresh {
-            let since = time::OffsetDateTime::parse(
-                &cp.updated_at,
-                &time::format_description::well_known::Rfc3339,
-            )
-            .map(|at| OffsetDateTime::now_utc() - at)
-            .unwrap_or(time::Duration::MAX);
-            if cp.ranges_sent || since < SEND_GRACE {
-                return quiet;
+            match self.resume.store.load(&sent_at).await {
+                Ok(Some(_)) => return quiet,
+                Ok(None) => {}
+                Err(e) => return Ended::Failed(Failure::Checkpoint(e)),
             }
         }
         let records = match self.range_records(key, &cp).await {
@@ -867,12 +878,9 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             sent = jobs.len(),
             "copy fanned out to range jobs"
         );
-        cp.ranges_sent = true;
-        if let Err(e) = self
-            .save(&SaveTo::Checkpoint(key.to_owned()), &cp, &mut [])
-            .await
-        {
-            // Sent all the same; a duplicate event after the grace would send them again.
+        let note = Bytes::from(cp.upload_id.clone());
+        if let Err(e) = self.resume.store.save(&sent_at, note).await {
+            // Sent all the same; the next job that finds the copy sends them again.
             tracing::warn!(checkpoint = key, error = ?e, "could not note that the range jobs were sent");
         }
         Ended::FannedOut {
@@ -893,7 +901,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             let body = self
                 .resume
                 .store
-                .load(&range_record_key(key, *first, *last))
+                .load(&range_record_key(key, &cp.upload_id, *first, *last))
                 .await
                 .map_err(Failure::Checkpoint)?;
             out.push(
@@ -1152,6 +1160,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
         let (cp, todo, landed) = match self.start(&key).await {
             Ok(Start::Parts(cp, todo, landed)) => (cp, todo, landed),
             Ok(Start::FannedOut(cp, fresh)) => return self.fan_out(&key, cp, fresh).await,
+            Ok(Start::Stale) => return Ended::StartOver,
             Err(f) => return Ended::Failed(f),
         };
         let target = Checkpoint {
@@ -1225,7 +1234,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             parts: Vec::new(),
             ..cp.clone()
         };
-        let record_key = range_record_key(key, range.first, range.last);
+        let record_key = range_record_key(key, &cp.upload_id, range.first, range.last);
         let recorded = match self.resume.store.load(&record_key).await {
             Ok(body) => body
                 .and_then(|b| serde_json::from_slice::<RangeRecord>(&b).ok())
@@ -1274,15 +1283,11 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             return Ended::RangeUploaded { moved };
         }
         let claim = Bytes::from(range.attribute());
-        let claimed = match self
-            .resume
-            .store
-            .create(&claim_key(key), claim.clone())
-            .await
-        {
+        let claim_at = claim_key(key, &cp.upload_id);
+        let claimed = match self.resume.store.create(&claim_at, claim.clone()).await {
             Ok(true) => true,
             // Already claimed: by this range (its earlier delivery) or by another.
-            Ok(false) => match self.resume.store.load(&claim_key(key)).await {
+            Ok(false) => match self.resume.store.load(&claim_at).await {
                 Ok(Some(b)) => b == claim,
                 Ok(None) => false,
                 Err(e) => return Ended::Failed(Failure::Checkpoint(e)),
@@ -1308,6 +1313,78 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
     }
 }
 
+/// Drops a checkpoint, its range records and its upload (a stale pin, or a source that
+/// moved). The checkpoint is removed only if it still names that upload.
+async fn discard<D: DestinationStore>(
+    store: &dyn CheckpointStore,
+    dest: &D,
+    key: &str,
+    cp: &Checkpoint,
+) -> Result<(), Failure> {
+    dest.abort(&cp.dest_key, &cp.upload_id)
+        .await
+        .map_err(Failure::Dest)?;
+    tracing::info!(
+        key = cp.dest_key,
+        upload_id = cp.upload_id,
+        "resumable copy discarded: the source is no longer the version it was pinned to"
+    );
+    forget(store, key, cp).await
+}
+
+/// Removes a finished or discarded copy's checkpoint, range records, claim and sent note (if the
+/// checkpoint still names its upload: another copy may have replaced it).
+async fn forget(store: &dyn CheckpointStore, key: &str, cp: &Checkpoint) -> Result<(), Failure> {
+    for [first, last] in &cp.ranges {
+        store
+            .remove(&range_record_key(key, &cp.upload_id, *first, *last))
+            .await
+            .map_err(Failure::Checkpoint)?;
+    }
+    if !cp.ranges.is_empty() {
+        for note in [claim_key(key, &cp.upload_id), sent_key(key, &cp.upload_id)] {
+            store.remove(&note).await.map_err(Failure::Checkpoint)?;
+        }
+    }
+    let same = load(store, key)
+        .await?
+        .is_some_and(|c| c.upload_id == cp.upload_id);
+    if same {
+        store.remove(key).await.map_err(Failure::Checkpoint)?;
+    }
+    Ok(())
+}
+
+/// The checkpoint at `key`, if there is a readable one.
+async fn load(store: &dyn CheckpointStore, key: &str) -> Result<Option<Checkpoint>, Failure> {
+    let stored = store.load(key).await.map_err(Failure::Checkpoint)?;
+    Ok(stored.and_then(|body| match Checkpoint::parse(&body) {
+        Ok(cp) => Some(cp),
+        Err(why) => {
+            tracing::warn!(checkpoint = key, why, "unreadable checkpoint replaced");
+            None
+        }
+    }))
+}
+
+/// Gives up a range job's copy: if the copy in progress of `dest_key` is still the upload
+/// `upload_id`, the upload is aborted and the checkpoint, range records and claim removed. A
+/// range job that will not upload its range (the source is gone, or is a version the copy is
+/// not of, or the destination already holds it) calls this before it looks at the key afresh,
+/// so that no copy is left that other jobs take to be carried on by range jobs that have ended.
+pub async fn give_up_copy<D: DestinationStore>(
+    resume: Resume<'_>,
+    dest: &D,
+    dest_key: &str,
+    upload_id: &str,
+) -> Result<(), Failure> {
+    let key = checkpoint_key(resume.results_prefix, resume.task, dest.bucket(), dest_key);
+    match load(resume.store, &key).await? {
+        Some(cp) if cp.upload_id == upload_id => discard(resume.store, dest, &key, &cp).await,
+        _ => Ok(()),
+    }
+}
+
 /// Where a run's progress is saved.
 enum SaveTo {
     /// The copy's checkpoint (a copy not fanned out).
@@ -1323,6 +1400,9 @@ enum Start {
     Parts(Checkpoint, Vec<u32>, BTreeMap<u32, String>),
     /// A copy fanned out to range jobs: new (its range jobs to send), or found.
     FannedOut(Checkpoint, bool),
+    /// The source is no longer the version the job holds (a copy of a newer one is in
+    /// progress): the job must read it again.
+    Stale,
 }
 
 /// How uploading a set of parts ended.

@@ -398,9 +398,16 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
             .await;
 
         // One job per destination key, for the newest event; the others are superseded by it.
-        let mut by_key: BTreeMap<&str, Vec<&Slot>> = BTreeMap::new();
+        // A range job is a job of its own (one per range: the ranges of a fanned-out copy are
+        // often delivered together, and each must upload its own), never grouped with the
+        // key's events.
+        let mut by_key: BTreeMap<(&str, Option<String>), Vec<&Slot>> = BTreeMap::new();
         for s in &slots {
-            by_key.entry(s.dest_key.as_str()).or_default().push(s);
+            let range = messages[s.message].range.as_ref().map(RangeJob::attribute);
+            by_key
+                .entry((s.dest_key.as_str(), range))
+                .or_default()
+                .push(s);
         }
         let mut jobs: Vec<(&Slot, Vec<&str>)> = Vec::new();
         for group in by_key.values() {
@@ -423,10 +430,17 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
                     OutcomeKind::Superseded,
                 );
                 o.dest_key = Some(older.dest_key.clone());
-                o.error_message = Some(format!(
-                    "a newer event for this key in the same batch was handled (message {})",
-                    messages[chosen.message].id
-                ));
+                o.error_message = Some(match &messages[older.message].range {
+                    Some(r) => format!(
+                        "the same range job ({}) came twice in this batch; message {} uploads it",
+                        r.attribute(),
+                        messages[chosen.message].id
+                    ),
+                    None => format!(
+                        "a newer event for this key in the same batch was handled (message {})",
+                        messages[chosen.message].id
+                    ),
+                });
                 records.insert((older.message, older.position), o);
                 superseded_by.insert(
                     (older.message, older.position),

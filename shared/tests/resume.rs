@@ -8,12 +8,13 @@ use s3_oss_sync::budget::MemoryBudget;
 use s3_oss_sync::copy::{
     Copier, CopyOptions, Job, JobKind, Limits, WriteAhead, FANNED_OUT, RANGE_UPLOADED,
 };
+use s3_oss_sync::destination::DestinationStore;
 use s3_oss_sync::memory::{MemoryDestination, MemorySource};
 use s3_oss_sync::oss::{ByteStream, ListedPart};
 use s3_oss_sync::outcome::OutcomeKind;
 use s3_oss_sync::resume::{
-    checkpoint_key, plan_resume, split_ranges, Checkpoint, DonePart, MemoryCheckpoints, PartPlan,
-    RangeJob, Resume, CHECKPOINT_VERSION,
+    checkpoint_key, plan_resume, split_ranges, Checkpoint, CheckpointStore, DonePart,
+    MemoryCheckpoints, PartPlan, RangeJob, Resume, CHECKPOINT_VERSION,
 };
 use s3_oss_sync::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -321,7 +322,6 @@ fn checkpoint(parts: Vec<DonePart>) -> Checkpoint {
         updated_at: String::new(),
         parts,
         ranges: Vec::new(),
-        ranges_sent: false,
     }
 }
 
@@ -490,8 +490,11 @@ async fn a_copy_fanned_out_to_range_jobs_is_completed_once_by_the_last_of_them()
     assert_eq!(dest.parts_uploaded(), 11);
 }
 
+/// A range job that finds the source changed aborts its copy's upload and takes over as its
+/// message's job: jobs acknowledged while the old copy was in progress trusted its range jobs to
+/// carry it on, so the new version is copied (here fanned out anew) by the range job itself.
 #[tokio::test(start_paused = true)]
-async fn a_range_job_for_a_source_that_changed_ends_quietly_and_aborts_the_upload() {
+async fn a_range_job_for_a_source_that_changed_aborts_the_upload_and_takes_over() {
     let source = MemorySource::default();
     source.put(
         "huge",
@@ -525,10 +528,17 @@ async fn a_range_job_for_a_source_that_changed_ends_quietly_and_aborts_the_uploa
             &Limits::none(),
         )
         .await;
-    assert_eq!(r.outcome, OutcomeKind::Superseded, "{r:?}");
-    assert!(r.note.unwrap().contains("source changed"));
+    assert_eq!(
+        (r.outcome, r.code),
+        (OutcomeKind::InProgress, Some(FANNED_OUT)),
+        "{r:?}"
+    );
     assert_eq!(dest.aborted.load(Ordering::SeqCst), 1);
-    assert!(dest.open_uploads().is_empty() && store.all().is_empty());
+    let open = dest.open_uploads();
+    assert_eq!(open.len(), 1, "the new version's upload: {open:?}");
+    let sent = queue.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 8, "four range jobs of each copy: {sent:?}");
+    assert!(sent[4..].iter().all(|r| r.upload_id != first.upload_id));
     assert_eq!(dest.parts_uploaded(), 0);
 }
 
@@ -546,4 +556,147 @@ fn ranges_cover_every_part_once_and_parse_back() {
     for bad in ["", "4-6", "6-4 U", "0-1 U", "a-b U", "4-6  "] {
         assert_eq!(RangeJob::parse(bad), None, "{bad:?}");
     }
+}
+
+/// A source whose next HEAD answers an older version, once: a job whose HEAD was answered before
+/// a newer version was written.
+struct Lagging {
+    inner: MemorySource,
+    stale: std::sync::Mutex<Option<SourceObject>>,
+}
+
+impl SourceStore for Lagging {
+    async fn head(&self, key: &str) -> Result<Option<SourceObject>, SourceError> {
+        if let Some(old) = self.stale.lock().unwrap().take() {
+            return Ok(Some(old));
+        }
+        self.inner.head(key).await
+    }
+    async fn get(
+        &self,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<Option<(SourceObject, ByteStream)>, SourceError> {
+        self.inner.get(key, if_match).await
+    }
+    async fn tags(&self, k: &str, v: Option<&str>) -> Result<Vec<(String, String)>, SourceError> {
+        self.inner.tags(k, v).await
+    }
+}
+
+/// Defect E of the fan-out: a job holding the HEAD of an older version finds the copy of a newer
+/// one, fanned out (its message acknowledged, its range jobs on their way). It must not discard
+/// it: it reads the source again and leaves the copy to its range jobs.
+#[tokio::test(start_paused = true)]
+async fn a_job_holding_an_older_head_leaves_a_newer_fanned_out_copy_alone() {
+    let len = PART * 10;
+    let source = Lagging {
+        inner: MemorySource::default(),
+        stale: Default::default(),
+    };
+    source
+        .inner
+        .put("huge", body(len as usize, 1), SourceMetadata::default());
+    let older = source.inner.head("huge").await.unwrap();
+    source
+        .inner
+        .put("huge", body(len as usize, 2), SourceMetadata::default());
+    let dest = dest(10);
+    let store = MemoryCheckpoints::default();
+    let queue = Ranges::default();
+    let options = fanning();
+    let copier = Copier {
+        source: &source,
+        dest: &dest,
+        options: &options,
+        write_ahead: Some(&queue),
+        resume: Some(resume(&store)),
+    };
+    let newer = Job {
+        message_id: Some("m-2"),
+        size: Some(len),
+        ..job("huge")
+    };
+    assert_eq!(
+        copier.run(&newer, &Limits::none()).await.code,
+        Some(FANNED_OUT)
+    );
+    *source.stale.lock().unwrap() = older;
+    let late = Job {
+        size: Some(len),
+        ..job("huge")
+    };
+    let r = copier.run(&late, &Limits::none()).await;
+    assert_eq!(
+        (r.outcome, r.code),
+        (OutcomeKind::InProgress, Some(FANNED_OUT)),
+        "{r:?}"
+    );
+    assert!(r.note.unwrap().contains("(0 sent now)"));
+    assert_eq!(
+        dest.aborted.load(Ordering::SeqCst),
+        0,
+        "the newer copy stays"
+    );
+    assert_eq!(dest.open_uploads().len(), 1);
+    assert_eq!(queue.0.lock().unwrap().len(), 4);
+}
+
+/// Defect D of the fan-out: a completion claim written for an upload discarded since (a claim
+/// that landed late, after the discard had removed what it knew of) must not keep the upload
+/// that replaced it from completing: claims, like range records, are named by their upload.
+#[tokio::test(start_paused = true)]
+async fn a_claim_left_for_a_discarded_upload_does_not_block_the_next_one() {
+    let len = PART * 10;
+    let source = MemorySource::default();
+    source.put("huge", body(len as usize, 1), SourceMetadata::default());
+    let dest = dest(10);
+    let store = MemoryCheckpoints::default();
+    let queue = Ranges::default();
+    let options = fanning();
+    let copier = Copier {
+        source: &source,
+        dest: &dest,
+        options: &options,
+        write_ahead: Some(&queue),
+        resume: Some(resume(&store)),
+    };
+    copier.run(&job("huge"), &Limits::none()).await;
+    let old = queue.0.lock().unwrap()[0].clone();
+    let newer = body(len as usize, 2);
+    source.put("huge", newer.clone(), SourceMetadata::default());
+    // Every range job of the new version's copy, run one after another (the last completes).
+    let run_ranges = |ranges: Vec<RangeJob>| {
+        let copier = &copier;
+        async move {
+            let mut reports = Vec::new();
+            for r in &ranges {
+                let j = Job {
+                    range: Some(r),
+                    ..job("huge")
+                };
+                reports.push(copier.run(&j, &Limits::none()).await);
+            }
+            reports
+        }
+    };
+    // The old copy's first range job finds the source changed: it discards that copy and fans
+    // out the new version's.
+    let r = run_ranges(vec![old.clone()]).await;
+    assert_eq!(r[0].code, Some(FANNED_OUT), "{r:?}");
+    let key = checkpoint_key("results", "t", dest.bucket(), "huge");
+    let stale = s3_oss_sync::resume::claim_key(&key, &old.upload_id);
+    assert!(store
+        .create(&stale, Bytes::from(old.attribute()))
+        .await
+        .unwrap());
+    let new_ranges: Vec<RangeJob> = queue.0.lock().unwrap()[4..].to_vec();
+    assert!(new_ranges.iter().all(|r| r.upload_id != old.upload_id));
+    let reports = run_ranges(new_ranges).await;
+    assert_eq!(
+        reports.last().map(|r| r.outcome),
+        Some(OutcomeKind::Copied),
+        "{reports:?}"
+    );
+    assert_eq!(dest.get("huge").unwrap().1, newer);
 }

@@ -568,7 +568,6 @@ fn a_copy_in_parts_stopped_by_the_deadline_continues_in_the_next_delivery() {
 /// destination key: one range job is worked on, the others are recorded `superseded` and
 /// acknowledged with it, and their ranges are never uploaded; the copy never completes.
 #[test]
-#[ignore = "defect A of the fan-out (range jobs in one batch): fails until it is mended"]
 fn fan_out_range_jobs_delivered_in_one_batch_all_upload_their_ranges() {
     let world = scripted_parts();
     let svc = service_with(&world, true, 4, 300, Some((0, 100 * 1024)));
@@ -603,11 +602,11 @@ fn fan_out_range_jobs_delivered_in_one_batch_all_upload_their_ranges() {
 
 /// Defect B (e.g. seeds 217, 286 with `SIM_FAN_OUT=1`): the copy's checkpoint, with its ranges,
 /// is created, but a range job cannot be sent (an entry of SendMessageBatch fails); the message
-/// comes again, and every later job that finds the checkpoint within `resume::SEND_GRACE` of
-/// its writing (on the wall clock, which the simulation does not move) leaves the range jobs to
-/// their initiator and acknowledges its message: the range never sent is never uploaded.
+/// comes again, and every later job that found the checkpoint within a grace period of its
+/// writing (on the wall clock, which the simulation does not move) left the range jobs to their
+/// initiator and acknowledged its message: the range never sent was never uploaded. Now the
+/// next job that finds range jobs not known to be sent sends them.
 #[test]
-#[ignore = "defect B of the fan-out (range jobs never sent): fails until it is mended"]
 fn a_fanned_out_copy_whose_range_job_could_not_be_sent_is_completed() {
     let world = scripted_parts();
     let svc = service_with(&world, true, 4, 300, Some((0, 100 * 1024)));
@@ -643,7 +642,6 @@ fn a_fanned_out_copy_whose_range_job_could_not_be_sent_is_completed() {
 /// the range jobs. Each range job finds the marker of its own event (version 1, written by the
 /// other message) and is `skipped`: version 2 is never uploaded.
 #[test]
-#[ignore = "defect C of the fan-out (range jobs settled by their event's marker): fails until it is mended"]
 fn a_range_job_is_not_settled_by_the_marker_its_event_left() {
     let world = scripted_parts();
     let svc = service_with(&world, true, 4, 300, Some((0, 100 * 1024)));

@@ -117,9 +117,11 @@ pub fn results_location(get: impl Fn(&str) -> Option<String>) -> Option<(String,
 pub enum Kind {
     /// A copy's checkpoint, `<hash>.json`.
     Checkpoint,
-    /// A range job's record, `<hash>.range-<first>-<last>.json`, beside its copy's checkpoint.
+    /// A range job's record, `<hash>.range-<first>-<last>-<upload tag>.json`, beside its copy's
+    /// checkpoint.
     Range,
-    /// Anything else (a fanned-out copy's completion claim, `<hash>.claim.json`): not read.
+    /// Anything else (a fanned-out copy's completion claim, `<hash>.claim-<upload tag>.json`):
+    /// not read.
     Other,
 }
 
@@ -646,7 +648,7 @@ pub(crate) mod tests {
         pub(crate) fn add_range(&mut self, cp: &Checkpoint, r: &RangeRecord, modified_h: i64) {
             let key = checkpoint_key("results", "t1", &cp.dest_bucket, &cp.dest_key);
             self.objects.insert(
-                crate::resume::range_record_key(&key, r.first, r.last),
+                crate::resume::range_record_key(&key, &r.upload_id, r.first, r.last),
                 (
                     Bytes::from(serde_json::to_vec(r).unwrap()),
                     NOW - time::Duration::hours(modified_h),
@@ -876,18 +878,21 @@ pub(crate) mod tests {
             (Kind::Checkpoint, format!("{p}0123abcd.json"))
         );
         assert_eq!(
-            c("0123abcd.range-1-64.json"),
+            c("0123abcd.range-1-64-00ff00ff00ff00ff.json"),
             (Kind::Range, format!("{p}0123abcd.json"))
         );
-        assert_eq!(c("0123abcd.claim.json").0, Kind::Other);
+        assert_eq!(c("0123abcd.claim-00ff00ff00ff00ff.json").0, Kind::Other);
         assert_eq!(c("notes.txt").0, Kind::Other);
         let key = checkpoint_key("results", "t1", "dst", "m/a");
         assert_eq!(classify(&key), (Kind::Checkpoint, key.clone()));
         assert_eq!(
-            classify(&crate::resume::range_record_key(&key, 3, 9)),
+            classify(&crate::resume::range_record_key(&key, "UP", 3, 9)),
             (Kind::Range, key.clone())
         );
-        assert_eq!(classify(&crate::resume::claim_key(&key)).0, Kind::Other);
+        assert_eq!(
+            classify(&crate::resume::claim_key(&key, "UP")).0,
+            Kind::Other
+        );
     }
 
     /// A fanned-out copy: its checkpoint written when it began (30 hours ago), its range records
@@ -901,7 +906,8 @@ pub(crate) mod tests {
         let mut other_upload = range(&cp, 21, 30, 10, 0);
         other_upload.upload_id = "OLD".into();
         fake.add_range(&cp, &other_upload, 26);
-        let claim = crate::resume::claim_key(&checkpoint_key("results", "t1", "dst", "m/huge"));
+        let claim =
+            crate::resume::claim_key(&checkpoint_key("results", "t1", "dst", "m/huge"), "UPF");
         fake.objects
             .insert(claim, (Bytes::from_static(b"1-10 UPF"), NOW));
         (fake, cp)
@@ -930,7 +936,7 @@ pub(crate) mod tests {
         // The latest is damaged: the next latest is read.
         let (mut fake, cp) = fanned_out();
         let key = checkpoint_key("results", "t1", &cp.dest_bucket, &cp.dest_key);
-        let latest = crate::resume::range_record_key(&key, 11, 20);
+        let latest = crate::resume::range_record_key(&key, "UPF", 11, 20);
         fake.objects.get_mut(&latest).unwrap().0 = Bytes::from_static(b"{\"version\":");
         let copies = read_copies(&fake, &prefix, Select::LatestPerCopy(since), READ_LIMITS)
             .await

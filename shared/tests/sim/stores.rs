@@ -690,12 +690,11 @@ fn describe(body: &Option<Bytes>) -> String {
     };
     if let Ok(cp) = Checkpoint::parse(b) {
         return format!(
-            ": upload {} of {} parts {:?} ranges {:?} sent {}",
+            ": upload {} of {} parts {:?} ranges {:?}",
             cp.upload_id,
             short(&cp.etag),
             numbers(&cp.parts),
-            cp.ranges,
-            cp.ranges_sent
+            cp.ranges
         );
     }
     if let Ok(r) = serde_json::from_slice::<RangeRecord>(b) {

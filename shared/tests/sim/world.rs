@@ -721,7 +721,7 @@ impl World {
 
     /// Notes a checkpoint that splits its upload into range jobs.
     pub fn note_fanned(&mut self, key: &str, body: &Bytes) {
-        if key.contains(".range-") || key.ends_with(".claim.json") {
+        if key.contains(".range-") || key.contains(".claim-") || key.contains(".sent-") {
             return;
         }
         // Only a checkpoint with ranges names them (an empty list is left out).
@@ -737,7 +737,7 @@ impl World {
 
     /// A conditional create (`If-None-Match: *`): whether it created the object.
     pub fn create_checkpoint(&mut self, key: &str, body: Bytes) -> bool {
-        let claim = key.ends_with(".claim.json");
+        let claim = key.contains(".claim-");
         if self.checkpoints.contains_key(key) {
             if claim {
                 self.resume.claims_refused += 1;
