@@ -87,7 +87,7 @@ pub struct SyncConfig {
     /// `eventSourceARN` when unset).
     pub queue_url: Option<String>,
     /// Objects larger than this are copied by range jobs on several function instances
-    /// (`FANOUT_THRESHOLD_MIB`, default 0: off until the simulation's fan-out defects A-E in RELIABILITY.md are fixed).
+    /// (`FANOUT_THRESHOLD_MIB`, default 8192 = 8 GiB; 0 turns fan-out off).
     pub fan_out_threshold: Option<u64>,
     /// Bytes per range job (`FANOUT_RANGE_MIB`, default 1024, at least one part).
     pub fan_out_range: u64,
@@ -437,7 +437,7 @@ impl SyncConfig {
                 300,
             )?),
             queue_url: get("SYNC_QUEUE_URL").filter(|v| !v.trim().is_empty()),
-            fan_out_threshold: Some(number(&get, "FANOUT_THRESHOLD_MIB", 0, 0, 50 << 20)? << 20)
+            fan_out_threshold: Some(number(&get, "FANOUT_THRESHOLD_MIB", 8192, 0, 50 << 20)? << 20)
                 .filter(|&t| t > 0),
             fan_out_range: number(&get, "FANOUT_RANGE_MIB", 1024, 1, 1 << 20)? << 20,
         })
