@@ -244,6 +244,14 @@ pub fn split_ranges(parts: u32, per_range: u32) -> Vec<[u32; 2]> {
         .collect()
 }
 
+/// How long a job that finds a fanned-out copy without its note of range jobs sent waits for it,
+/// at most [`SENT_NOTE_WAITS`] times, before sending them itself.
+pub const SENT_NOTE_WAIT: Duration = Duration::from_millis(500);
+
+/// See [`SENT_NOTE_WAIT`]: 3 s in all, ample for the initiator's few requests between creating the
+/// checkpoint and writing the note.
+pub const SENT_NOTE_WAITS: u32 = 6;
+
 /// The key of the note that a fanned-out copy's range jobs were all sent, beside its checkpoint:
 /// `<checkpoint>.sent-<upload tag>.json`, written once they were. A note of its own, not a field
 /// of the checkpoint: the checkpoint of a copy fanned out is only ever created (if absent) and
@@ -435,6 +443,18 @@ pub trait CheckpointStore: Send + Sync {
     /// Writes the body only if no object is there (S3's `If-None-Match: *`): `true` if this call
     /// created it.
     fn create<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<bool, SourceError>>;
+    /// [`Self::load`] after waiting `wait` on the clock (a simulated store, whose clock moves
+    /// with every call, models the wait its own way).
+    fn load_after<'a>(
+        &'a self,
+        key: &'a str,
+        wait: Duration,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, SourceError>> {
+        Box::pin(async move {
+            tokio::time::sleep(wait).await;
+            self.load(key).await
+        })
+    }
 }
 
 /// Checkpoints kept in memory (tests).
@@ -845,10 +865,26 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
         };
         let sent_at = sent_key(key, &cp.upload_id);
         if !fresh {
-            match self.resume.store.load(&sent_at).await {
-                Ok(Some(_)) => return quiet,
-                Ok(None) => {}
-                Err(e) => return Ended::Failed(Failure::Checkpoint(e)),
+            // The initiator notes the range jobs sent right after sending them: a job that finds
+            // the copy in between (a duplicate event delivered at once to another instance)
+            // waits a little for the note rather than sending every range job again, and sends
+            // them itself only if the note does not come (the initiator failed or was killed).
+            let mut waits = 0;
+            loop {
+                let note = match waits {
+                    0 => self.resume.store.load(&sent_at).await,
+                    _ => self.resume.store.load_after(&sent_at, SENT_NOTE_WAIT).await,
+                };
+                match note {
+                    Ok(Some(_)) => return quiet,
+                    Ok(None) => {}
+                    Err(e) => return Ended::Failed(Failure::Checkpoint(e)),
+                }
+                let next = Instant::now() + SENT_NOTE_WAIT;
+                if waits == SENT_NOTE_WAITS || self.stop_at.is_some_and(|stop| next >= stop) {
+                    break;
+                }
+                waits += 1;
             }
         }
         let records = match self.range_records(key, &cp).await {

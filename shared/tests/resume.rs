@@ -490,6 +490,56 @@ async fn a_copy_fanned_out_to_range_jobs_is_completed_once_by_the_last_of_them()
     assert_eq!(dest.parts_uploaded(), 11);
 }
 
+/// A duplicate event that finds a fanned-out copy before its initiator noted the range jobs sent
+/// waits a little for the note instead of sending every range job again; if the note never comes
+/// (the initiator died after creating the copy), it sends them itself.
+#[tokio::test(start_paused = true)]
+async fn a_duplicate_waits_for_the_note_of_range_jobs_sent_and_sends_them_only_without_it() {
+    use s3_oss_sync::resume::CheckpointStore;
+    let source = MemorySource::default();
+    source.put(
+        "huge",
+        body((PART * 10 + 7) as usize, 4),
+        SourceMetadata::default(),
+    );
+    let dest = dest(50);
+    let store = MemoryCheckpoints::default();
+    let queue = Ranges::default();
+    let options = fanning();
+    let copier = Copier {
+        source: &source,
+        dest: &dest,
+        options: &options,
+        write_ahead: Some(&queue),
+        resume: Some(resume(&store)),
+    };
+    let r = copier.run(&job("huge"), &Limits::none()).await;
+    assert_eq!(r.code, Some(FANNED_OUT), "{r:?}");
+    assert_eq!(queue.0.lock().unwrap().len(), 4);
+    let note = store
+        .all()
+        .into_iter()
+        .find(|(k, _)| k.contains(".sent-"))
+        .expect("the note of range jobs sent");
+    // As if the initiator had not written its note yet: it comes a second later.
+    store.remove(&note.0).await.unwrap();
+    let late_note = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        store.save(&note.0, note.1.clone()).await.unwrap();
+    };
+    let (dup_job, none) = (job("huge"), Limits::none());
+    let (dup, ()) = tokio::join!(copier.run(&dup_job, &none), late_note);
+    assert!(dup.note.unwrap().contains("(0 sent now)"));
+    assert_eq!(queue.0.lock().unwrap().len(), 4, "nothing sent twice");
+    // The note never comes: the duplicate sends the range jobs itself, after its wait.
+    store.remove(&note.0).await.unwrap();
+    let began = tokio::time::Instant::now();
+    let dup = copier.run(&job("huge"), &Limits::none()).await;
+    assert!(dup.note.unwrap().contains("(4 sent now)"));
+    assert_eq!(queue.0.lock().unwrap().len(), 8);
+    assert!(began.elapsed() >= Duration::from_secs(3));
+}
+
 /// A range job that finds the source changed aborts its copy's upload and takes over as its
 /// message's job: jobs acknowledged while the old copy was in progress trusted its range jobs to
 /// carry it on, so the new version is copied (here fanned out anew) by the range job itself.
