@@ -86,7 +86,7 @@ use crate::resume::{
 };
 use crate::source::{error_chain, SourceError, SourceObject, SourceStore};
 use futures_util::future::BoxFuture;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -242,16 +242,25 @@ impl JobReport {
         self
     }
 
-    /// The report of a job stopped at the invocation's cut-off after `ran`: what it had done is
-    /// lost with it, and its multipart upload, if any, is aborted by the handler.
-    pub fn cut_off(ran: Duration) -> Self {
-        Self::new().done(
+    /// The report of a job stopped at the invocation's cut-off after `ran`, having moved `moved`
+    /// bytes in parts of a resumable copy (kept for the next delivery; a completion in flight may
+    /// still land, and the next delivery then records the copy: [`resume::completed_unrecorded`]).
+    /// The rest of what it had done is lost with it, and its single upload, if any, is aborted by
+    /// the handler.
+    pub fn cut_off(ran: Duration, moved: u64) -> Self {
+        let mut r = Self::new().done(
             OutcomeKind::Deferred,
             format!(
-                "stopped at the invocation's cut-off after {} ms; the event comes again",
-                ran.as_millis()
+                "stopped at the invocation's cut-off after {} ms{}; the event comes again",
+                ran.as_millis(),
+                match moved {
+                    0 => String::new(),
+                    n => format!(", {n} bytes moved in parts kept for the next delivery"),
+                }
             ),
-        )
+        );
+        r.bytes_moved = moved;
+        r
     }
 
     fn failed(mut self, code: &str, message: String, transient: bool) -> Self {
@@ -275,11 +284,22 @@ impl JobReport {
         self.failed(e.code(), e.to_string(), e.is_transient())
     }
 
-    fn in_progress(self, done: u64, size: u64, parts: (u32, u32), upload_id: &str) -> Self {
+    fn in_progress(
+        self,
+        done: u64,
+        size: u64,
+        parts: (u32, u32),
+        upload_id: &str,
+        dropped: u32,
+    ) -> Self {
+        let dropped = match dropped {
+            0 => String::new(),
+            n => format!("; {n} part(s) in flight at the stop time dropped, in doubt: checked (and sent again only if OSS does not hold them) next time"),
+        };
         self.done(
             OutcomeKind::InProgress,
             format!(
-                "copy in progress: {done} of {size} bytes in {} of {} parts (upload {upload_id}); it continues in the next delivery",
+                "copy in progress: {done} of {size} bytes in {} of {} parts (upload {upload_id}); it continues in the next delivery{dropped}",
                 parts.0, parts.1
             ),
         )
@@ -473,6 +493,17 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
     /// Makes the destination key match the source key, as far as the job allows and within its
     /// limits.
     pub async fn run(&self, job: &Job<'_>, limits: &Limits) -> JobReport {
+        self.run_counted(job, limits, &AtomicU64::new(0)).await
+    }
+
+    /// [`Self::run`], adding to `progress` the bytes of every part of a resumable copy as it lands,
+    /// so that a job stopped at the cut-off (its future dropped) still tells what it moved.
+    pub async fn run_counted(
+        &self,
+        job: &Job<'_>,
+        limits: &Limits,
+        progress: &AtomicU64,
+    ) -> JobReport {
         let mut r = JobReport::new();
         r.source_etag = job.etag.map(str::to_owned);
         r.size = job.size;
@@ -594,6 +625,20 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
             let fingerprint = metadata_fingerprint(&head.metadata);
             if decide::holds_current(marker.as_ref(), &head, &fingerprint) {
                 r.crc64 = dest_crc;
+                // A copy in parts whose completion landed after its job was stopped at the
+                // cut-off left its checkpoint: the copy is recorded now, and the checkpoint goes.
+                if let Some((_, resume)) = self.resumable(head.size) {
+                    match resume::completed_unrecorded(resume, self.dest, job.dest_key, &head, &fingerprint).await {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            return r.done(
+                                OutcomeKind::Copied,
+                                "the copy in parts was completed by an earlier delivery that its invocation's cut-off stopped before it could record it; confirmed now (its parts' bytes are in the earlier records)".to_owned(),
+                            )
+                        }
+                        Err(f) => return r.resume_failed(f),
+                    }
+                }
                 return r.done(
                     OutcomeKind::Skipped,
                     "the destination already holds the current version".to_owned(),
@@ -638,6 +683,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                     drop_at: limits.drop_parts_at(),
                     fan_out,
                     range,
+                    progress: Some(progress),
                 };
                 match copy.run(self.write_ahead(job)).await {
                     Ended::Complete { outcome, moved } => {
@@ -654,6 +700,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                         parts_total,
                         moved,
                         upload_id,
+                        dropped,
                     } => {
                         if moved == 0 {
                             // Nothing to continue from this run: it comes again as any deferral.
@@ -671,6 +718,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                             head.size,
                             (parts_done, parts_total),
                             &upload_id,
+                            dropped,
                         );
                     }
                     Ended::StartOver => continue,

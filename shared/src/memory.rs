@@ -127,6 +127,9 @@ pub struct MemoryDestination {
     /// How long an UploadPart's answer takes after the part is stored: a caller that gives up
     /// in between leaves a part that landed without knowing it.
     pub answer_delay: std::time::Duration,
+    /// How long the next CompleteMultipartUpload's answer takes after the object is stored (once):
+    /// a caller stopped in between leaves a completed object it does not know of.
+    pub slow_completion: Mutex<Option<std::time::Duration>>,
     /// UploadPart requests served, by part number.
     pub part_uploads: Mutex<BTreeMap<u32, u32>>,
     /// Uploads initiated.
@@ -376,6 +379,10 @@ impl DestinationStore for MemoryDestination {
             (metadata, Bytes::from(body))
         };
         let out = self.store(key, body, &metadata);
+        let slow = lock(&self.slow_completion).take();
+        if let Some(d) = slow {
+            tokio::time::sleep(d).await;
+        }
         if out.crc64 != crc {
             return Err(oss::Error::ChecksumMismatch {
                 key: key.to_owned(),

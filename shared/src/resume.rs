@@ -77,14 +77,19 @@ pub const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a part takes, as this process has seen: seconds per byte of one part upload (its
 /// ranged read included), an exponentially weighted average, so a copy knows before its first
-/// part whether one still fits before its stop time.
+/// part whether one still fits before its stop time; and how long a copy's finish took (the
+/// write-ahead and the completion), so a copy whose parts are done starts its completion only
+/// when the slowest finish seen still fits before the drop time.
 #[derive(Debug, Default)]
-pub struct PartPace(std::sync::Mutex<Option<f64>>);
+pub struct PartPace {
+    per_byte: std::sync::Mutex<Option<f64>>,
+    finish: std::sync::Mutex<Option<Duration>>,
+}
 
 impl PartPace {
     /// The expected time of a part of `size` bytes, if a part has been timed.
     pub fn expect(&self, size: u64) -> Option<Duration> {
-        let spb = (*self.0.lock().unwrap_or_else(|p| p.into_inner()))?;
+        let spb = (*self.per_byte.lock().unwrap_or_else(|p| p.into_inner()))?;
         Some(Duration::from_secs_f64((spb * size as f64).min(86_400.0)))
     }
 
@@ -97,8 +102,20 @@ impl PartPace {
             return;
         }
         let spb = took.as_secs_f64() / size as f64;
-        let mut p = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut p = self.per_byte.lock().unwrap_or_else(|p| p.into_inner());
         *p = Some(p.map_or(spb, |old| 0.7 * old + 0.3 * spb));
+    }
+
+    /// The slowest finish seen (write-ahead and completion), if one has been timed.
+    pub fn expect_finish(&self) -> Option<Duration> {
+        *self.finish.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Learns from one finish that took `took`; the slowest is kept, as a completion cut off
+    /// costs a delivery and a record in doubt, where one started a delivery later costs little.
+    pub fn observe_finish(&self, took: Duration) {
+        let mut f = self.finish.lock().unwrap_or_else(|p| p.into_inner());
+        *f = Some(f.map_or(took, |old| old.max(took)));
     }
 }
 
@@ -545,6 +562,9 @@ pub enum Ended {
         moved: u64,
         /// The upload id.
         upload_id: String,
+        /// Parts still in flight at the drop time, dropped: in doubt (one may land after the
+        /// next run has listed the upload's parts, and then be sent twice).
+        dropped: u32,
     },
     /// The source is no longer the pinned version (the upload was aborted and the checkpoint
     /// removed), or no longer the version the job holds (a copy of a newer one is in progress,
@@ -620,6 +640,9 @@ pub struct ResumableCopy<'a, S, D> {
     pub fan_out: Option<FanOut<'a>>,
     /// For a range job: the parts it uploads.
     pub range: Option<&'a RangeJob>,
+    /// Where the bytes of each part uploaded are added as it lands (read by the handler when it
+    /// stops the job at the cut-off).
+    pub progress: Option<&'a std::sync::atomic::AtomicU64>,
 }
 
 /// Sends range jobs to the task queue.
@@ -1063,6 +1086,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
         let paced = self.plan.pace.expect(target.part_size);
         let mut failure: Option<Failure> = None;
         let mut stopped = false;
+        let mut dropped = 0u32;
         let mut started = 0u32;
         loop {
             while running.len() < in_flight && failure.is_none() {
@@ -1097,12 +1121,16 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             let Some((result, took)) = next else {
                 // The stop time: parts still running are dropped (in doubt next time).
                 stopped = true;
+                dropped = running.len() as u32;
                 break;
             };
             match result {
                 Ok((done, sent)) => {
                     moved += done.size;
                     if sent {
+                        if let Some(p) = self.progress {
+                            p.fetch_add(done.size, std::sync::atomic::Ordering::Relaxed);
+                        }
                         self.plan.pace.observe(done.size, target.part_size, took);
                         slowest = Some(slowest.map_or(took, |s| s.max(took)));
                     }
@@ -1129,13 +1157,26 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
         }
         match failure {
             Some(f) => Run::Failed(f),
-            None if stopped || !todo.is_empty() => Run::Stopped(moved),
+            None if stopped || !todo.is_empty() => Run::Stopped { moved, dropped },
             None => Run::Done(moved),
         }
     }
 
+    /// Whether the completion may start now: before `complete_by`, and with the slowest finish
+    /// this process has seen (half again) fitting before the drop time. Otherwise the run
+    /// pauses with every part done, and the next delivery completes at once.
+    fn may_finish(&self) -> bool {
+        let now = Instant::now();
+        let fits = match (self.drop_at, self.plan.pace.expect_finish()) {
+            (Some(at), Some(finish)) => now + finish.mul_f64(1.5) <= at,
+            _ => true,
+        };
+        fits && self.complete_by.is_none_or(|by| now < by)
+    }
+
     /// Completes the upload from `parts` (all of them), the write-ahead first; then forgets the
-    /// copy's checkpoint.
+    /// copy's checkpoint. A completion that ends well teaches the process's [`PartPace`] how
+    /// long a finish takes.
     async fn finish(
         &self,
         key: &str,
@@ -1148,6 +1189,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
         let whole = parts.iter().fold(0, |acc, p| {
             crc64_combine(acc, p.crc().unwrap_or_default(), p.size)
         });
+        let began = Instant::now();
         if let Err(why) = before_complete.await {
             return Ended::Failed(Failure::NotQueued(why));
         }
@@ -1174,6 +1216,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
                 }
             }
         };
+        self.plan.pace.observe_finish(began.elapsed());
         if let Err(e) = self.forget(key, target).await {
             // Found again later: its upload is gone, so it is removed then.
             tracing::warn!(checkpoint = key, error = ?e, "could not remove a finished copy's checkpoint");
@@ -1210,24 +1253,25 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             .await
         {
             Run::Done(moved) => moved,
-            Run::Stopped(moved) => return self.paused(&target, &parts, moved),
+            Run::Stopped { moved, dropped } => return self.paused(&target, &parts, moved, dropped),
             Run::Moved => return self.moved(&key, &target).await,
             Run::Failed(f) => return Ended::Failed(f),
         };
-        if self.complete_by.is_some_and(|by| Instant::now() >= by) {
-            return self.paused(&target, &parts, moved);
+        if !self.may_finish() {
+            return self.paused(&target, &parts, moved, 0);
         }
         self.finish(&key, &target, &mut parts, moved, before_complete)
             .await
     }
 
-    fn paused(&self, target: &Checkpoint, parts: &[DonePart], moved: u64) -> Ended {
+    fn paused(&self, target: &Checkpoint, parts: &[DonePart], moved: u64, dropped: u32) -> Ended {
         Ended::Paused {
             done: parts.iter().map(|p| p.size).sum(),
             parts_done: parts.len() as u32,
             parts_total: target.parts_total(),
             moved,
             upload_id: target.upload_id.clone(),
+            dropped,
         }
     }
 
@@ -1294,7 +1338,9 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
         let to = SaveTo::Range(record_key, range.first, range.last);
         let moved = match self.upload_parts(&target, todo, &landed, &mut parts, &to).await {
             Run::Done(moved) => moved,
-            Run::Stopped(moved) => return self.paused(&target, &parts, moved),
+            Run::Stopped { moved, dropped } => {
+                return self.paused(&target, &parts, moved, dropped)
+            }
             Run::Moved => {
                 return match self.discard(key, &target).await {
                     Ok(()) => Ended::RangeOver(
@@ -1333,9 +1379,9 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
         if !claimed {
             return Ended::RangeUploaded { moved };
         }
-        if self.complete_by.is_some_and(|by| Instant::now() >= by) {
+        if !self.may_finish() {
             // The claim is this range's: its next delivery completes.
-            return self.paused(&target, &parts, moved);
+            return self.paused(&target, &parts, moved, 0);
         }
         let mut all: Vec<DonePart> = records
             .into_iter()
@@ -1421,6 +1467,43 @@ pub async fn give_up_copy<D: DestinationStore>(
     }
 }
 
+/// Whether the copy in parts of `dest_key` pinned to `head` (whose metadata has fingerprint
+/// `fingerprint`), which the destination is known to hold, was completed by a job that could not
+/// record it: its checkpoint is still there and its upload is gone. A completion in flight when
+/// the invocation's cut-off stopped its job may land after the job was recorded `deferred`; the
+/// next job for the key then finds the destination holding the version, and records the copy
+/// instead of a skip. The checkpoint (and, for a copy fanned out, its range records, claim and
+/// note) is removed. A checkpoint of another version, or whose upload is still open, is left to
+/// the copy that owns it.
+pub async fn completed_unrecorded<D: DestinationStore>(
+    resume: Resume<'_>,
+    dest: &D,
+    dest_key: &str,
+    head: &SourceObject,
+    fingerprint: &str,
+) -> Result<bool, Failure> {
+    let key = checkpoint_key(resume.results_prefix, resume.task, dest.bucket(), dest_key);
+    let Some(cp) = load(resume.store, &key).await? else {
+        return Ok(false);
+    };
+    if cp.dest_key != dest_key || !cp.pinned_to(head, fingerprint) {
+        return Ok(false);
+    }
+    match dest.list_parts(&cp.dest_key, &cp.upload_id).await {
+        Ok(Some(_)) => Ok(false),
+        Ok(None) => {
+            tracing::info!(
+                key = cp.dest_key,
+                upload_id = cp.upload_id,
+                "a copy in parts completed by a job stopped at its cut-off: recorded now"
+            );
+            forget(resume.store, &key, &cp).await?;
+            Ok(true)
+        }
+        Err(e) => Err(Failure::Dest(e)),
+    }
+}
+
 /// Where a run's progress is saved.
 enum SaveTo {
     /// The copy's checkpoint (a copy not fanned out).
@@ -1444,7 +1527,7 @@ enum Start {
 /// How uploading a set of parts ended.
 enum Run {
     Done(u64),
-    Stopped(u64),
+    Stopped { moved: u64, dropped: u32 },
     Moved,
     Failed(Failure),
 }

