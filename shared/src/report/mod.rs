@@ -5,6 +5,7 @@
 pub mod build;
 pub mod day;
 pub mod files;
+pub mod html;
 pub mod late;
 pub mod rows;
 pub mod sort;
