@@ -1,4 +1,4 @@
-//! Writes a complete sample day's report into a folder: a busy day of outcome records (about 700
+//! Writes a complete sample day's report into a folder: a busy day of outcome records (about 650
 //! files over 24 hours: copies from kilobytes to tens of megabytes, skips, deletes, failures
 //! with several reasons, retries that end copied, an afternoon backlog with lags of minutes),
 //! reported by the real report run from in-memory stores. The browser test renders its

@@ -31,6 +31,7 @@ use time::{Date, Duration, OffsetDateTime, UtcOffset};
 /// `read_after_end`. 4: the lists' `dest_size`, `dest_crc64_hex`, `bytes_moved` and
 /// `dropped_metadata` columns, `dest_crc64` marked as text and cells a spreadsheet would
 /// evaluate neutralised ([`super::rows`]), and `fileSchema` in the summary and manifest.
+/// `report.html` ([`super::html`]) came within 4: it changes no list, summary or manifest field.
 pub const FORMAT_VERSION: u32 = 4;
 
 /// Why a report run stopped.
