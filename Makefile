@@ -28,6 +28,7 @@ rust-test:
 
 python-test: venv
 	cargo build -p oss-emulator -p sync -p report -p ctl
+	cargo build -p s3-oss-sync-shared --example report_page
 	$(PYTEST) -q tests/python
 
 ## audit: licences, sources and wildcard versions of every dependency (cargo-deny, deny.toml)

@@ -127,6 +127,16 @@ async fn days_are_reported_oldest_first_pushing_then_complete() {
     assert_eq!(m20["counts"]["failed"], 1);
     check_manifest(&b, "reports/t1/2026-11-21");
     assert!(b.object("reports/t1/2026-11-22/manifest.json").is_none());
+    // The page is listed (with its MD5, checked above) and written while a day is pushing too.
+    assert!(m20["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["key"] == "reports/t1/2026-11-20/report.html" && f["rows"].is_null()));
+    let page = b.object("reports/t1/2026-11-22/report.html").unwrap();
+    assert!(std::str::from_utf8(&page)
+        .unwrap()
+        .contains(r#"data-hour="8" data-state="copied" data-files="1""#));
     assert_eq!(
         json(&b, "reports/t1/2026-11-22/summary.json")["state"],
         "pushing"

@@ -1,13 +1,14 @@
 //! The report run: finds the days to report, strictly oldest first, merges each day's outcome
 //! records into sorted CSV lists (one row per file in the file lists, one per record in
-//! `attempts_list`), a summary, and, once the day is complete, `manifest.json`, written after
-//! every file it lists.
+//! `attempts_list`), a page to look at (`report.html`, [`super::html`]), a summary, and, once the
+//! day is complete, `manifest.json`, written after every file it lists.
 
 use super::day::{
     day_of, format_day, format_offset, hour_partitions, parse_day, partition_day, partition_hour,
     window,
 };
 use super::files::{FileDay, FileFolder, FileTotals};
+use super::html::{render, DayChart, DayPage, PartLink};
 use super::late::{read_after_end, Taken, READ_AFTER_END};
 use super::rows::{
     attempt_fields, csv_row, file_fields, file_schema, late_fields, late_header, sort_key,
@@ -30,6 +31,7 @@ use time::{Date, Duration, OffsetDateTime, UtcOffset};
 /// `read_after_end`. 4: the lists' `dest_size`, `dest_crc64_hex`, `bytes_moved` and
 /// `dropped_metadata` columns, `dest_crc64` marked as text and cells a spreadsheet would
 /// evaluate neutralised ([`super::rows`]), and `fileSchema` in the summary and manifest.
+/// `report.html` ([`super::html`]) came within 4: it changes no list, summary or manifest field.
 pub const FORMAT_VERSION: u32 = 4;
 
 /// Why a report run stopped.
@@ -241,10 +243,12 @@ struct DayLists {
     /// records), `late_list` (rows of late records).
     lists: [ListWriter; 5],
     files: FileTotals,
+    /// The page's per-hour figures, fed every file.
+    chart: DayChart,
 }
 
 impl DayLists {
-    fn new(dir: &str, part_bytes: usize) -> Self {
+    fn new(dir: &str, part_bytes: usize, chart: DayChart) -> Self {
         Self {
             lists: [
                 ListWriter::new("total_list", &FILE_HEADER, dir, part_bytes),
@@ -254,6 +258,7 @@ impl DayLists {
                 ListWriter::new("late_list", &late_header(), dir, part_bytes),
             ],
             files: FileTotals::default(),
+            chart,
         }
     }
 
@@ -264,6 +269,7 @@ impl DayLists {
     /// A file to `total_list`, and to `failed_list` or `skipped_list` by its state.
     async fn file<S: ReportStore>(&mut self, store: &S, f: &FileDay) -> Result<(), ReportError> {
         self.files.add(f);
+        self.chart.file(f);
         let row = csv_row(&file_fields(f));
         self.lists[0].add(store, &row).await?;
         if f.state.failed() {
@@ -278,6 +284,8 @@ impl DayLists {
 /// A day's records as read: its own (totals, and sorted by file) and late ones of complete days.
 struct DayRead {
     totals: DayTotals,
+    /// Records and lags per hour, for the page.
+    chart: DayChart,
     sorter: ExternalSorter,
     /// `late_list` rows, by day, file and time.
     late: ExternalSorter,
@@ -601,6 +609,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         let taken = self.taken_before(day, complete_through).await?;
         let mut read = DayRead {
             totals: DayTotals::default(),
+            chart: DayChart::new(offset),
             sorter: ExternalSorter::new(self.settings.sort_budget),
             late: ExternalSorter::new(self.settings.sort_budget / 8),
             unreadable: 0,
@@ -611,6 +620,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
                 let from = day_of(at, offset);
                 if at >= start && at < end {
                     read.totals.add(&o);
+                    read.chart.record(&o, at);
                     let body = serde_json::to_vec(&o).map_err(std::io::Error::other)?;
                     read.sorter.push(SortRow {
                         key: sort_key(&o),
@@ -649,6 +659,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         let read = self.read_day(day, complete_through).await?;
         let DayRead {
             totals,
+            chart,
             sorter,
             late,
             unreadable,
@@ -659,7 +670,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         }
         let late_records = late.rows;
         let dir = self.day_dir(day);
-        let mut lists = DayLists::new(&dir, self.settings.part_bytes);
+        let mut lists = DayLists::new(&dir, self.settings.part_bytes, chart);
         let mut folder = FileFolder::default();
         for row in sorter.finish()? {
             let row = row?;
@@ -678,6 +689,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         let DayLists {
             lists,
             files: file_totals,
+            chart,
         } = lists;
         let mut files = Vec::new();
         let mut list_summary = serde_json::Map::new();
@@ -688,6 +700,40 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         }
         let state = if complete { "complete" } else { "pushing" };
         let generated = format_time(now);
+        // The parts sit beside the page: links relative to the day's folder.
+        let in_day = format!("{dir}/");
+        let parts: Vec<PartLink> = files
+            .iter()
+            .map(|w| PartLink {
+                href: w.key.strip_prefix(&in_day).unwrap_or(&w.key).to_owned(),
+                rows: w.rows.unwrap_or(0),
+                size: w.size,
+            })
+            .collect();
+        let day_name = format_day(day);
+        let html = Bytes::from(render(&DayPage {
+            task: &self.settings.task,
+            day: &day_name,
+            utc_offset: &format_offset(self.settings.offset),
+            state,
+            generated_at: &generated,
+            files: &file_totals,
+            totals: &totals,
+            chart: &chart,
+            unreadable,
+            late_records,
+            parts: &parts,
+            // Paused periods are not recorded yet.
+            paused: &[],
+        }));
+        let html_key = format!("{dir}/report.html");
+        files.push(Written {
+            key: html_key.clone(),
+            size: html.len() as u64,
+            md5: md5_hex(&html),
+            rows: None,
+        });
+        self.store.put(&html_key, html).await?;
         let lag = totals.lag();
         let summary = json!({
             "format_version": FORMAT_VERSION,

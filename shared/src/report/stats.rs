@@ -72,6 +72,14 @@ pub struct LagSummary {
     pub max: Option<u64>,
 }
 
+/// A record's replication lag, milliseconds: measured for objects copied or deleted, when the
+/// event time is known.
+pub fn lag_of(o: &Outcome) -> Option<i64> {
+    matches!(o.outcome, OutcomeKind::Copied | OutcomeKind::Deleted)
+        .then(|| o.lag_ms())
+        .flatten()
+}
+
 /// What a day came to, accumulated record by record.
 #[derive(Debug, Clone, Default)]
 pub struct DayTotals {
@@ -89,7 +97,7 @@ pub struct DayTotals {
 }
 
 impl DayTotals {
-    /// Counts one record. Lag is measured for objects copied or deleted.
+    /// Counts one record (its lag: [`lag_of`]).
     pub fn add(&mut self, o: &Outcome) {
         *self.counts.entry(o.outcome).or_default() += 1;
         self.records += 1;
@@ -102,10 +110,8 @@ impl DayTotals {
                 self.last_event = Some(t.clone());
             }
         }
-        if matches!(o.outcome, OutcomeKind::Copied | OutcomeKind::Deleted) {
-            if let Some(l) = o.lag_ms() {
-                self.lag.add(l);
-            }
+        if let Some(l) = lag_of(o) {
+            self.lag.add(l);
         }
     }
 

@@ -109,6 +109,9 @@ fn content_type(key: &str) -> &'static str {
         "text/csv; charset=utf-8"
     } else if key.ends_with(".json") {
         "application/json"
+    } else if key.ends_with(".html") {
+        // So a browser shows the page rather than its source.
+        "text/html; charset=utf-8"
     } else {
         "text/plain; charset=utf-8"
     }
@@ -229,5 +232,30 @@ impl<P: ReportStore> ReportStore for WithCopy<P> {
             .await
             .map_err(|e| ReportError::Destination(format!("S3 copy {key}: {}", error_chain(&e))))?;
         self.primary.delete(key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_type;
+
+    #[test]
+    fn report_files_carry_their_content_type() {
+        let types = [
+            "a/part-00001.csv",
+            "summary.json",
+            "report.html",
+            "manifest.checksum",
+        ]
+        .map(content_type);
+        assert_eq!(
+            types,
+            [
+                "text/csv; charset=utf-8",
+                "application/json",
+                "text/html; charset=utf-8",
+                "text/plain; charset=utf-8"
+            ]
+        );
     }
 }
