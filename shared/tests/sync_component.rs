@@ -90,6 +90,7 @@ fn service_with<S: SourceStore, D: DestinationStore>(
             dest_bucket: "dst".into(),
             dest_prefix: "mirror/".into(),
             strip_source_prefix: false,
+            report_area: Some("reports/".into()),
         },
         options,
         concurrency: 4,
