@@ -6,6 +6,7 @@ pub mod build;
 pub mod day;
 pub mod files;
 pub mod late;
+pub mod lease;
 pub mod rows;
 pub mod sort;
 pub mod stats;
