@@ -509,6 +509,57 @@ async fn prefix_binding_filters_and_maps_keys() {
     assert!(failed_ids(&r).is_empty());
 }
 
+/// With an empty DEST_PREFIX the destination bucket's root is shared with the reports: a source
+/// object whose key falls in the report area (a `manifest.json` for tomorrow, a file in a list
+/// folder) is filtered with the reason, never copied; its neighbours are copied.
+#[tokio::test]
+async fn objects_bound_for_the_report_area_are_filtered_not_copied() {
+    let source = MemorySource::default();
+    let keys = [
+        "reports/task-1/2026-11-26/manifest.json",
+        "reports/task-1/2026-11-25/total_list/part-00001.csv",
+        "reports-old/a.csv",
+    ];
+    let etags: Vec<String> = keys
+        .iter()
+        .map(|k| source.put(k, &b"x"[..], meta()))
+        .collect();
+    let (mut svc, _) = service(source, CopyOptions::default());
+    svc.binding.dest_prefix = String::new();
+    let r = svc
+        .handle(
+            &batch(
+                keys.iter()
+                    .zip(&etags)
+                    .enumerate()
+                    .map(|(i, (k, e))| message(&format!("m{i}"), &created(k, e, 1, None)))
+                    .collect(),
+            ),
+            "1",
+        )
+        .await;
+    assert_eq!(
+        kinds(&r),
+        [
+            OutcomeKind::Filtered,
+            OutcomeKind::Filtered,
+            OutcomeKind::Copied
+        ]
+    );
+    for o in &r.outcomes[..2] {
+        assert_eq!(o.error_code.as_deref(), Some("ReportArea"));
+        assert!(
+            o.error_message
+                .as_deref()
+                .is_some_and(|m| m.contains("REPORT_PREFIX")),
+            "{:?}",
+            o.error_message
+        );
+    }
+    assert_eq!(svc.dest.keys(), ["reports-old/a.csv"]);
+    assert!(failed_ids(&r).is_empty());
+}
+
 #[tokio::test]
 async fn keys_oss_cannot_hold_fail_permanently_with_a_clear_code() {
     let source = MemorySource::default();
