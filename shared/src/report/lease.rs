@@ -30,6 +30,12 @@
 //! atomic (S3's are). The report function also has `ReservedConcurrentExecutions: 1`, so
 //! scheduled runs queue rather than overlap; the lease covers overlaps with local runs and runs
 //! on other schedules.
+//!
+//! Why S3 and not OSS: OSS's `x-oss-forbid-overwrite` creates a lease only if absent, but has no
+//! write conditional on the ETag read, so two runs that both find a lease expired could each
+//! delete it and create their own, one after the other, and both believe they hold it. And why
+//! time rather than a fencing token: neither OSS nor the report's S3 copy can refuse a write
+//! carrying a stale token, so a run's writes must end before its lease does.
 
 use super::build::{
     Listing, RecordSource, ReportError, ReportSettings, ReportStore, Reporter, RunSummary,
