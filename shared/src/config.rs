@@ -203,6 +203,51 @@ fn prefix(variable: &'static str, v: Option<String>) -> Result<String, ConfigErr
     Ok(v)
 }
 
+/// The report area of the destination bucket: `<REPORT_PREFIX>/`, or `<task>/` with an empty
+/// `REPORT_PREFIX` (the report writes only under `<REPORT_PREFIX>/<task>/`).
+pub fn report_area(report_prefix: &str, task: &str) -> String {
+    let root = report_prefix.trim_matches('/');
+    if root.is_empty() {
+        format!("{task}/")
+    } else {
+        format!("{root}/")
+    }
+}
+
+/// Refuses a non-empty `DEST_PREFIX` that overlaps the report area (one a prefix of the other):
+/// synced objects would land among the report's files (a synced `manifest.json` would stop the
+/// reports; the report's clean-up would meet user objects). An empty `DEST_PREFIX` shares the
+/// bucket root with the reports: then the sync function filters the keys in the area
+/// ([`TaskBinding::report_area`]).
+pub fn check_report_area(
+    dest_prefix: &str,
+    report_prefix: &str,
+    task: &str,
+) -> Result<(), ConfigError> {
+    let area = report_area(report_prefix, task);
+    if !dest_prefix.is_empty()
+        && (area.starts_with(dest_prefix) || dest_prefix.starts_with(area.as_str()))
+    {
+        return Err(problem(
+            "REPORT_PREFIX",
+            format!(
+                "the report area {area:?} overlaps DEST_PREFIX {dest_prefix:?}: synced objects \
+                 would land among the report's files; choose a REPORT_PREFIX outside \
+                 DEST_PREFIX (and DEST_PREFIX outside it)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `REPORT_PREFIX` without surrounding `/`, default `reports`.
+fn report_prefix(get: &impl Fn(&str) -> Option<String>) -> String {
+    get("REPORT_PREFIX")
+        .unwrap_or_else(|| "reports".into())
+        .trim_matches('/')
+        .to_owned()
+}
+
 /// Reads the S3 bucket naming rules loosely: 3–63 of lower-case letters, digits, `.` and `-`.
 fn bucket(variable: &'static str, v: &str) -> Result<String, ConfigError> {
     let ok = (3..=63).contains(&v.len())
@@ -360,6 +405,9 @@ impl SyncConfig {
         )?;
         let source_prefix = prefix("SOURCE_PREFIX", get("SOURCE_PREFIX"))?;
         let dest_prefix = prefix("DEST_PREFIX", get("DEST_PREFIX"))?;
+        let report_prefix = report_prefix(&get);
+        check_report_area(&dest_prefix, &report_prefix, &task_id)?;
+        let report_area = Some(report_area(&report_prefix, &task_id));
         let strip = get("STRIP_SOURCE_PREFIX")
             .map(|v| parse_bool("STRIP_SOURCE_PREFIX", &v))
             .transpose()?
@@ -395,6 +443,7 @@ impl SyncConfig {
                 source_bucket,
                 source_prefix,
                 dest_bucket,
+                report_area,
                 dest_prefix,
                 strip_source_prefix: strip,
             },
@@ -507,6 +556,22 @@ mod tests {
         );
         assert_eq!(c.results_prefix, "results");
         assert!(!format!("{c:?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    fn the_sync_function_keeps_out_of_the_report_area() {
+        let c = load(&base()).unwrap();
+        assert_eq!(c.binding.report_area.as_deref(), Some("reports/"));
+        let mut env = base();
+        env.insert("REPORT_PREFIX", "audit/".into());
+        let c = load(&env).unwrap();
+        assert_eq!(c.binding.report_area.as_deref(), Some("audit/"));
+        env.insert("DEST_PREFIX", "audit/mirror/".into());
+        let e = load(&env).unwrap_err();
+        assert_eq!(e.variable, "REPORT_PREFIX");
+        assert!(e.problem.contains("overlaps DEST_PREFIX"), "{e}");
+        env.insert("DEST_PREFIX", "mirror/".into());
+        assert!(load(&env).is_ok());
     }
 
     #[test]
@@ -652,8 +717,13 @@ pub struct ReportConfig {
     pub dest_bucket: String,
     /// OSS endpoint and credentials, as for the sync function.
     pub oss: OssSettings,
-    /// Report prefix (`REPORT_PREFIX`, default `reports`).
+    /// Report prefix (`REPORT_PREFIX`, default `reports`); with a non-empty `DEST_PREFIX`,
+    /// neither may lie inside the other ([`check_report_area`]).
     pub report_prefix: String,
+    /// How long a run's lease lasts, minutes (`REPORT_LEASE_MINUTES`, 20 to 1440, default 30):
+    /// longer than the report function's timeout (15 minutes); a local run stops writing
+    /// [`crate::report::lease::LEASE_MARGIN`] before it ends.
+    pub lease_minutes: u64,
     /// The offset days are counted in (`REPORT_UTC_OFFSET`, default `+00:00`).
     pub offset: time::UtcOffset,
     /// Minutes after a day's end before it is complete (`REPORT_GRACE`: `30m`, `1h` or minutes;
@@ -704,8 +774,12 @@ impl ReportConfig {
                 crate::report::day::parse_offset(&v).map_err(|e| problem("REPORT_UTC_OFFSET", e))?
             }
         };
+        let task_id = check_task_id("TASK_ID", &required(&get, "TASK_ID", "the task's id")?)?;
+        let dest_prefix = prefix("DEST_PREFIX", get("DEST_PREFIX"))?;
+        let report_prefix = report_prefix(&get);
+        check_report_area(&dest_prefix, &report_prefix, &task_id)?;
         Ok(Self {
-            task_id: check_task_id("TASK_ID", &required(&get, "TASK_ID", "the task's id")?)?,
+            task_id,
             results_bucket: bucket(
                 "RESULTS_BUCKET",
                 &required(&get, "RESULTS_BUCKET", "an S3 bucket name")?,
@@ -719,10 +793,8 @@ impl ReportConfig {
                 &required(&get, "DEST_BUCKET", "an OSS bucket name")?,
             )?,
             oss: OssSettings::from_lookup(&get)?,
-            report_prefix: get("REPORT_PREFIX")
-                .unwrap_or_else(|| "reports".into())
-                .trim_matches('/')
-                .to_owned(),
+            report_prefix,
+            lease_minutes: number(&get, "REPORT_LEASE_MINUTES", 30, 20, 24 * 60)?,
             offset,
             grace_minutes: match get("REPORT_GRACE") {
                 None => 30,
@@ -742,7 +814,7 @@ impl ReportConfig {
                 .filter(|v| !v.is_empty())
                 .map(|v| bucket("REPORT_S3_BUCKET", &v))
                 .transpose()?,
-            dest_prefix: prefix("DEST_PREFIX", get("DEST_PREFIX"))?,
+            dest_prefix,
             upload_sweep_age_hours: upload_sweep_age_hours(&get)?,
         })
     }
@@ -985,5 +1057,35 @@ mod report_tests {
             env(&[("DEST_PREFIX", "\\x")]).unwrap_err().variable,
             "DEST_PREFIX"
         );
+    }
+
+    #[test]
+    fn a_report_area_overlapping_dest_prefix_is_refused() {
+        assert_eq!(env(&[]).unwrap().lease_minutes, 30);
+        for (dest, report) in [
+            ("reports/", "reports"),
+            ("reports/t1/", "reports"),
+            ("rep", "reports"),
+            ("reports", "reports"),
+            ("mirror/", "mirror/reports"),
+            ("t1/", ""),
+        ] {
+            let e = env(&[("DEST_PREFIX", dest), ("REPORT_PREFIX", report)]).unwrap_err();
+            assert_eq!(e.variable, "REPORT_PREFIX", "{dest:?} {report:?}");
+            assert!(e.problem.contains("overlaps DEST_PREFIX"), "{e}");
+        }
+        for (dest, report) in [
+            ("", "reports"),
+            ("mirror/", "reports"),
+            ("reports2/", "reports"),
+            ("data/", ""),
+        ] {
+            assert!(
+                env(&[("DEST_PREFIX", dest), ("REPORT_PREFIX", report)]).is_ok(),
+                "{dest:?} {report:?}"
+            );
+        }
+        assert_eq!(report_area("", "t1"), "t1/");
+        assert_eq!(report_area("/reports/", "t1"), "reports/");
     }
 }

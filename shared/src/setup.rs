@@ -338,10 +338,11 @@ pub async fn report_parts(
 /// followed.
 #[derive(Debug)]
 pub struct ReportRun {
-    /// The days reported, folders ignored, and why none was reported, if none was.
-    pub report: crate::report::build::RunSummary,
-    /// The sweep; its failure never fails the run.
-    pub sweep: Result<SweepSummary, SweepError>,
+    /// The days reported, folders ignored, and why none was reported, if none was; or who
+    /// holds the lease, when another run does (this run then wrote nothing and swept nothing).
+    pub report: crate::report::lease::LeasedRun,
+    /// The sweep; its failure never fails the run. `None` when another run holds the lease.
+    pub sweep: Option<Result<SweepSummary, SweepError>>,
 }
 
 /// Time kept free before the invocation's deadline when the sweep is bounded.
@@ -417,9 +418,11 @@ pub async fn sweep_after_report(
     outcome
 }
 
-/// The report run as deployed: results from S3, reports to OSS (and an optional S3 copy), as of
-/// `now`; then, whatever the report's outcome, the sweep of stale multipart uploads
-/// ([`sweep_after_report`], on the real clock), ending before `deadline`.
+/// The report run as deployed: under the report lease ([`crate::report::lease`], kept in the
+/// results bucket), results from S3, reports to OSS (and an optional S3 copy), as of `now`;
+/// then, whatever the report's outcome, the sweep of stale multipart uploads
+/// ([`sweep_after_report`], on the real clock), ending before `deadline`. When another run
+/// holds the lease, this one writes nothing, sweeps nothing, and says who holds it.
 pub async fn run_report(
     config: &crate::config::ReportConfig,
     sdk: &aws_config::SdkConfig,
@@ -428,7 +431,9 @@ pub async fn run_report(
     deadline: Option<std::time::SystemTime>,
     sink: &LineSink,
 ) -> Result<ReportRun, ReportRunError> {
-    use crate::report::build::Reporter;
+    use crate::report::lease::{
+        lease_key, new_holder, LeaseHolder, LeaseSettings, LeasedRun, SystemClock, LEASE_MARGIN,
+    };
     use crate::report::stores::WithCopy;
     let ReportParts {
         records,
@@ -437,31 +442,35 @@ pub async fn run_report(
         s3,
     } = report_parts(config, sdk, get).await?;
     let client = oss.client().clone();
+    let lease_settings = LeaseSettings {
+        key: lease_key(&config.results_prefix, &config.task_id),
+        duration: time::Duration::minutes(config.lease_minutes as i64),
+        margin: LEASE_MARGIN,
+    };
+    let holder = LeaseHolder {
+        store: &records,
+        settings: &lease_settings,
+        clock: &SystemClock,
+        holder: new_holder(),
+        deadline: deadline.map(time::OffsetDateTime::from),
+    };
     let report = match &config.report_s3_bucket {
-        None => {
-            Reporter {
-                settings: &settings,
-                results: &records,
-                store: &oss,
-            }
-            .run(now)
-            .await
-        }
+        None => holder.run(&settings, &records, &oss, now).await,
         Some(bucket) => {
             let store = WithCopy {
                 primary: oss,
                 copy: s3,
                 copy_bucket: bucket.clone(),
             };
-            Reporter {
-                settings: &settings,
-                results: &records,
-                store: &store,
-            }
-            .run(now)
-            .await
+            holder.run(&settings, &records, &store, now).await
         }
     };
+    if let Ok(LeasedRun::Busy(busy)) = report {
+        return Ok(ReportRun {
+            report: LeasedRun::Busy(busy),
+            sweep: None,
+        });
+    }
     // Ages are measured on the real clock, never the report's "as of" instant: a run as of a
     // later day must not make live uploads look stale.
     let sweep = sweep_after_report(
@@ -474,7 +483,7 @@ pub async fn run_report(
     .await;
     Ok(ReportRun {
         report: report?,
-        sweep,
+        sweep: Some(sweep),
     })
 }
 

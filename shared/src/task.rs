@@ -14,6 +14,12 @@ pub struct TaskBinding {
     pub dest_prefix: String,
     /// Whether the source prefix is removed from the key before the destination prefix is added.
     pub strip_source_prefix: bool,
+    /// The report area of the destination bucket (`<REPORT_PREFIX>/`, see
+    /// [`crate::config::report_area`]): an event whose destination key falls in it is filtered,
+    /// never copied, so no synced object can stand among the report's files. `None`: no area
+    /// to keep clear (the configuration refuses a `DEST_PREFIX` overlapping it, so only an empty
+    /// `DEST_PREFIX` can reach it).
+    pub report_area: Option<String>,
 }
 
 /// Why an event is outside the task.
@@ -41,6 +47,14 @@ pub enum Filtered {
         /// The task's prefix.
         prefix: String,
     },
+    /// The destination key is in the report area.
+    #[error("the destination key {key:?} is in the report area {area:?} (REPORT_PREFIX), which only the report writes; the object is not copied (rename it, or set DEST_PREFIX)")]
+    ReportArea {
+        /// The destination key.
+        key: String,
+        /// The report area.
+        area: String,
+    },
 }
 
 impl Filtered {
@@ -50,6 +64,7 @@ impl Filtered {
             Self::OtherBucket { .. } => "OtherBucket",
             Self::OutsidePrefix { .. } => "OutsidePrefix",
             Self::EmptyAfterStrip { .. } => "EmptyAfterStrip",
+            Self::ReportArea { .. } => "ReportArea",
         }
     }
 }
@@ -74,7 +89,14 @@ impl TaskBinding {
                 prefix: self.source_prefix.clone(),
             });
         }
-        Ok(format!("{}{}", self.dest_prefix, tail))
+        let key = format!("{}{}", self.dest_prefix, tail);
+        match &self.report_area {
+            Some(area) if key.starts_with(area.as_str()) => Err(Filtered::ReportArea {
+                key,
+                area: area.clone(),
+            }),
+            _ => Ok(key),
+        }
     }
 }
 
@@ -89,6 +111,7 @@ mod tests {
             dest_bucket: "dst".into(),
             dest_prefix: dest.into(),
             strip_source_prefix: strip,
+            report_area: Some("reports/".into()),
         }
     }
 
@@ -126,5 +149,30 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("\"other\""));
+    }
+
+    #[test]
+    fn keys_landing_in_the_report_area_are_filtered() {
+        let b = binding("", "", false);
+        let e = b
+            .dest_key("src", "reports/t1/2026-11-26/manifest.json")
+            .unwrap_err();
+        assert_eq!(e.code(), "ReportArea");
+        assert!(e.to_string().contains("REPORT_PREFIX"), "{e}");
+        assert_eq!(
+            b.dest_key("src", "reports/t1/2026-11-25/total_list/x.csv")
+                .unwrap_err()
+                .code(),
+            "ReportArea"
+        );
+        // Only the area itself: a neighbour with a longer name is copied.
+        assert_eq!(b.dest_key("src", "reports2/a").unwrap(), "reports2/a");
+        assert_eq!(b.dest_key("src", "reports").unwrap(), "reports");
+        // Stripped into the area is filtered too.
+        let b = binding("in/", "", true);
+        assert_eq!(
+            b.dest_key("src", "in/reports/x").unwrap_err().code(),
+            "ReportArea"
+        );
     }
 }

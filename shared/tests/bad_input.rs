@@ -58,6 +58,7 @@ fn service() -> (Service, Arc<Mutex<Vec<String>>>) {
             dest_bucket: "dst".into(),
             dest_prefix: String::new(),
             strip_source_prefix: false,
+            report_area: Some("reports/".into()),
         },
         options: CopyOptions {
             sync_deletes: true,

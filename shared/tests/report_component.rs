@@ -755,3 +755,133 @@ async fn lists_follow_the_manifest_file_schema_and_neutralise_formulas() {
         failed[0]["error_message"]
     );
 }
+
+/// Objects that are not the report's, in its area (synced there before the sync function kept
+/// out of it, or put there by hand): a run deletes none of them, a foreign `manifest.json` on a
+/// later day does not stop the reports, and parts an earlier run wrote beyond this run's last
+/// are still cleaned up.
+#[tokio::test]
+async fn objects_the_report_did_not_write_survive_and_a_foreign_manifest_stops_nothing() {
+    let b = MemoryBucket::default();
+    let t = datetime!(2026-11-20 10:00 UTC);
+    // 60 files failed: failed_list has several parts.
+    let failed: Vec<Outcome> = (0..60)
+        .map(|i| record(&format!("k{i:03}"), t, OutcomeKind::Failed))
+        .collect();
+    file(&b, &failed, t, "i1");
+    let s = settings("Z");
+    let r = Reporter {
+        settings: &s,
+        results: &b,
+        store: &b,
+    };
+    r.run(datetime!(2026-11-20 12:00 UTC)).await.unwrap();
+    let dir = "reports/t1/2026-11-20";
+    let failed_parts = b
+        .snapshot()
+        .keys()
+        .filter(|k| k.starts_with(&format!("{dir}/failed_list/part-")))
+        .count();
+    assert!(failed_parts > 3, "{failed_parts}");
+    let journal = json(&b, &format!("{dir}/_journal.json"));
+    assert_eq!(journal["parts"]["failed_list"], failed_parts as u64);
+
+    // Objects the report did not write, one named like a part beyond any it wrote.
+    let user = [
+        format!("{dir}/total_list/user-notes.csv"),
+        format!("{dir}/total_list/part-00900.csv"),
+        format!("{dir}/failed_list/part-00900.csv"),
+        format!("{dir}/failed_list/sub/part-00002.csv"),
+        format!("{dir}/mine.txt"),
+    ];
+    for k in &user {
+        b.insert(k, "a user's object");
+    }
+    // A manifest for tomorrow that the report did not write (no checksum), one with a checksum
+    // but another task, and one whose checksum does not match.
+    let foreign =
+        serde_json::json!({"format_version": 4, "task": "t1", "day": "2026-11-21", "files": []});
+    b.insert(
+        "reports/t1/2026-11-21/manifest.json",
+        serde_json::to_vec(&foreign).unwrap(),
+    );
+    let other_task = serde_json::to_vec(
+        &serde_json::json!({"format_version": 4, "task": "t2", "day": "2026-11-22", "files": []}),
+    )
+    .unwrap();
+    b.insert(
+        "reports/t1/2026-11-22/manifest.checksum",
+        md5_hex(&other_task),
+    );
+    b.insert("reports/t1/2026-11-22/manifest.json", other_task);
+    let wrong_sum = serde_json::to_vec(
+        &serde_json::json!({"format_version": 4, "task": "t1", "day": "2026-11-23", "files": []}),
+    )
+    .unwrap();
+    b.insert("reports/t1/2026-11-23/manifest.checksum", "0".repeat(32));
+    b.insert("reports/t1/2026-11-23/manifest.json", wrong_sum);
+    for day in [
+        time::macros::date!(2026 - 11 - 21),
+        time::macros::date!(2026 - 11 - 22),
+        time::macros::date!(2026 - 11 - 23),
+    ] {
+        assert!(!r.has_manifest(day).await.unwrap(), "{day}");
+    }
+    assert_eq!(r.last_complete_day().await.unwrap(), None);
+
+    // The files are then copied: failed_list shrinks to its header.
+    let later = t + Duration::hours(2);
+    let copied: Vec<Outcome> = (0..60)
+        .map(|i| record(&format!("k{i:03}"), later, OutcomeKind::Copied))
+        .collect();
+    file(&b, &copied, later, "i2");
+    let runs = r.run(datetime!(2026-11-21 01:00 UTC)).await.unwrap();
+    assert_eq!(
+        runs.days
+            .iter()
+            .map(|d| (d.day.to_string(), d.state))
+            .collect::<Vec<_>>(),
+        [
+            ("2026-11-20".to_string(), "complete"),
+            ("2026-11-21".to_string(), "pushing")
+        ],
+        "reporting continues past the foreign manifest"
+    );
+    let m = check_manifest(&b, dir);
+    assert!(r
+        .has_manifest(time::macros::date!(2026 - 11 - 20))
+        .await
+        .unwrap());
+    assert_eq!(
+        r.last_complete_day().await.unwrap(),
+        Some(time::macros::date!(2026 - 11 - 20))
+    );
+    for k in &user {
+        assert_eq!(
+            b.object(k).as_deref(),
+            Some(&b"a user's object"[..]),
+            "{k} survives"
+        );
+    }
+    // The report's own stale parts are gone: failed_list is its one header-only part.
+    let listed: Vec<String> = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap().to_owned())
+        .collect();
+    for n in 2..=failed_parts {
+        let k = format!("{dir}/failed_list/part-{n:05}.csv");
+        assert!(b.object(&k).is_none(), "{k} left behind");
+    }
+    for k in b.snapshot().keys().filter(|k| k.contains("_list/part-")) {
+        assert!(
+            listed.contains(k) || user.contains(k) || !k.starts_with(dir),
+            "{k}: neither listed nor a user's"
+        );
+    }
+    assert_eq!(
+        json(&b, &format!("{dir}/_journal.json"))["parts"]["failed_list"],
+        1
+    );
+}

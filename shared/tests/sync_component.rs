@@ -90,6 +90,7 @@ fn service_with<S: SourceStore, D: DestinationStore>(
             dest_bucket: "dst".into(),
             dest_prefix: "mirror/".into(),
             strip_source_prefix: false,
+            report_area: Some("reports/".into()),
         },
         options,
         concurrency: 4,
@@ -505,6 +506,57 @@ async fn prefix_binding_filters_and_maps_keys() {
     assert_eq!(kinds(&r), [OutcomeKind::Copied, OutcomeKind::Filtered]);
     assert_eq!(r.outcomes[0].dest_key.as_deref(), Some("mirror/a"));
     assert_eq!(r.outcomes[1].error_code.as_deref(), Some("OutsidePrefix"));
+    assert!(failed_ids(&r).is_empty());
+}
+
+/// With an empty DEST_PREFIX the destination bucket's root is shared with the reports: a source
+/// object whose key falls in the report area (a `manifest.json` for tomorrow, a file in a list
+/// folder) is filtered with the reason, never copied; its neighbours are copied.
+#[tokio::test]
+async fn objects_bound_for_the_report_area_are_filtered_not_copied() {
+    let source = MemorySource::default();
+    let keys = [
+        "reports/task-1/2026-11-26/manifest.json",
+        "reports/task-1/2026-11-25/total_list/part-00001.csv",
+        "reports-old/a.csv",
+    ];
+    let etags: Vec<String> = keys
+        .iter()
+        .map(|k| source.put(k, &b"x"[..], meta()))
+        .collect();
+    let (mut svc, _) = service(source, CopyOptions::default());
+    svc.binding.dest_prefix = String::new();
+    let r = svc
+        .handle(
+            &batch(
+                keys.iter()
+                    .zip(&etags)
+                    .enumerate()
+                    .map(|(i, (k, e))| message(&format!("m{i}"), &created(k, e, 1, None)))
+                    .collect(),
+            ),
+            "1",
+        )
+        .await;
+    assert_eq!(
+        kinds(&r),
+        [
+            OutcomeKind::Filtered,
+            OutcomeKind::Filtered,
+            OutcomeKind::Copied
+        ]
+    );
+    for o in &r.outcomes[..2] {
+        assert_eq!(o.error_code.as_deref(), Some("ReportArea"));
+        assert!(
+            o.error_message
+                .as_deref()
+                .is_some_and(|m| m.contains("REPORT_PREFIX")),
+            "{:?}",
+            o.error_message
+        );
+    }
+    assert_eq!(svc.dest.keys(), ["reports-old/a.csv"]);
     assert!(failed_ids(&r).is_empty());
 }
 

@@ -91,3 +91,17 @@ def test_queue_dlq_policy_alarms_and_retention_as_the_issue_asks():
     assert len(groups) == 2 and all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups)
     sync = res["SyncFunction"]["Properties"]["Events"]["TaskQueue"]["Properties"]
     assert sync["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_one_report_writer_and_the_lease_is_allowed():
+    from cfnlint.decode import decode_str
+
+    t, _ = decode_str((ROOT / "template.yaml").read_text())
+    report = t["Resources"]["ReportFunction"]["Properties"]
+    assert report["ReservedConcurrentExecutions"] == 1
+    # Both functions see the same report area.
+    assert t["Globals"]["Function"]["Environment"]["Variables"]["REPORT_PREFIX"] == "reports"
+    statements = [s for p in report["Policies"] for s in p.get("Statement", [])]
+    [lease] = [s for s in statements if s.get("Sid") == "HoldReportLease"]
+    assert sorted(lease["Action"]) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    assert "results-locks/${TaskId}/*" in json.dumps(lease["Resource"])

@@ -2,12 +2,14 @@
 //! destination bucket, days strictly oldest first, `manifest.json` last, then aborts the
 //! multipart uploads under the task's prefix older than `UPLOAD_SWEEP_AGE_HOURS` (a failed
 //! sweep is logged and counted, never fails the run). `report run` runs it once locally,
-//! optionally "as of" another instant.
+//! optionally "as of" another instant. A run writes only under the report lease: when another
+//! run holds it, this one exits 0 saying so (`lease` in `report run`'s JSON).
 
 use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, LambdaEvent};
 use s3_oss_sync::config::ReportConfig;
 use s3_oss_sync::report::day::{as_of, check_grace, format_day};
+use s3_oss_sync::report::lease::LeasedRun;
 use s3_oss_sync::telemetry::LineSink;
 use s3_oss_sync::{setup, telemetry};
 use std::process::ExitCode;
@@ -48,20 +50,31 @@ async fn run_once(
     let run = setup::run_report(config, &sdk, |n| std::env::var(n).ok(), now, deadline, sink)
         .await
         .map_err(|e| e.to_string())?;
-    let days: Vec<serde_json::Value> = run
-        .report
+    let report = match &run.report {
+        LeasedRun::Ran(report) => report,
+        LeasedRun::Busy(busy) => {
+            return Ok(serde_json::json!({
+                "days": [],
+                "nothing_to_do": busy.to_string(),
+                "lease": {"held_by": busy.holder, "expires_at": busy.expires_at},
+                "upload_sweep": null,
+            }))
+        }
+    };
+    let days: Vec<serde_json::Value> = report
         .days
         .iter()
         .map(|d| serde_json::json!({"day": format_day(d.day), "state": d.state, "files": d.files, "records": d.records}))
         .collect();
     let sweep = match &run.sweep {
-        Ok(s) => serde_json::to_value(s).unwrap_or_default(),
-        Err(e) => serde_json::json!({ "error": e.to_string() }),
+        Some(Ok(s)) => serde_json::to_value(s).unwrap_or_default(),
+        Some(Err(e)) => serde_json::json!({ "error": e.to_string() }),
+        None => serde_json::Value::Null,
     };
     Ok(serde_json::json!({
         "days": days,
-        "nothing_to_do": run.report.nothing_to_do,
-        "ignored": run.report.ignored,
+        "nothing_to_do": report.nothing_to_do,
+        "ignored": report.ignored,
         "upload_sweep": sweep,
     }))
 }

@@ -46,6 +46,15 @@ pub enum ReportError {
     /// Sorting spilled to local disk and that failed.
     #[error("local sort files: {0}")]
     Io(#[from] std::io::Error),
+    /// The run's lease is nearly over: it stopped before its next write (see
+    /// [`super::lease`]); the next run continues from what is written.
+    #[error("stopped writing at {until}: the report lease expires at {expires}, and a write started later could land after another run took the lease over; the next run continues")]
+    LeaseEnding {
+        /// When writing stopped.
+        until: String,
+        /// When the lease expires.
+        expires: String,
+    },
 }
 
 /// Listing a bucket: keys under a prefix, and the sub-prefixes (`.../`) directly under it.
@@ -189,9 +198,14 @@ impl ListWriter {
         }
     }
 
-    async fn add<S: ReportStore>(&mut self, store: &S, row: &[u8]) -> Result<(), ReportError> {
+    async fn add<S: ReportStore>(
+        &mut self,
+        store: &S,
+        journal: &mut Journal,
+        row: &[u8],
+    ) -> Result<(), ReportError> {
         if self.rows_in_part > 0 && self.buf.len() + row.len() > self.part_bytes {
-            self.flush(store).await?;
+            self.flush(store, journal).await?;
         }
         self.buf.extend_from_slice(row);
         self.rows_in_part += 1;
@@ -199,8 +213,15 @@ impl ListWriter {
         Ok(())
     }
 
-    async fn flush<S: ReportStore>(&mut self, store: &S) -> Result<(), ReportError> {
-        let key = format!("{}/part-{:05}.csv", self.dir, self.parts.len() + 1);
+    async fn flush<S: ReportStore>(
+        &mut self,
+        store: &S,
+        journal: &mut Journal,
+    ) -> Result<(), ReportError> {
+        let number = self.parts.len() as u32 + 1;
+        // The journal first: every part the report writes is numbered within it.
+        journal.record(store, self.name, number).await?;
+        let key = part_key(&self.dir, number);
         let body = std::mem::replace(
             &mut self.buf,
             Self::fresh_buffer(&self.header, self.part_bytes),
@@ -217,23 +238,116 @@ impl ListWriter {
         Ok(())
     }
 
-    /// Writes the last part (a header-only part for an empty list) and removes parts a longer
-    /// earlier run left behind.
+    /// Writes the last part (a header-only part for an empty list) and removes the parts an
+    /// earlier, longer run of the report wrote past this run's last (numbered within the
+    /// journal). Nothing else in the folder is touched: not a key the report did not write.
     async fn finish<S: ReportStore>(
         mut self,
         store: &S,
+        journal: &mut Journal,
     ) -> Result<(&'static str, u64, Vec<Written>), ReportError> {
         if self.rows_in_part > 0 || self.parts.is_empty() {
-            self.flush(store).await?;
+            self.flush(store, journal).await?;
         }
-        let keep: std::collections::HashSet<&str> =
-            self.parts.iter().map(|p| p.key.as_str()).collect();
-        for key in store.list_keys(&format!("{}/", self.dir)).await? {
-            if !keep.contains(key.as_str()) {
-                store.delete(&key).await?;
+        let count = self.parts.len() as u32;
+        let written_before = journal.parts(self.name);
+        if written_before > count {
+            let stale: std::collections::HashSet<String> = (count + 1..=written_before)
+                .map(|n| part_key(&self.dir, n))
+                .collect();
+            for key in store.list_keys(&format!("{}/", self.dir)).await? {
+                if stale.contains(&key) {
+                    store.delete(&key).await?;
+                }
             }
         }
         Ok((self.name, self.rows, self.parts))
+    }
+}
+
+/// A list's part `n`: `<dir>/part-NNNNN.csv`.
+fn part_key(dir: &str, n: u32) -> String {
+    format!("{dir}/part-{n:05}.csv")
+}
+
+/// The parts of a day's lists the report has written: `<day>/_journal.json`, the highest part
+/// number of each list ever written. It is written before any part numbered beyond what it
+/// records, so every part of the day the report ever wrote is numbered within it, and cleanup
+/// deletes only those: a part an earlier run wrote beyond this run's last. A key in a list
+/// folder that the report did not write (an object synced there, say) is never deleted, whatever
+/// its name, unless it bears the name of a part the report wrote and then overwrote.
+struct Journal {
+    key: String,
+    parts: std::collections::BTreeMap<String, u32>,
+}
+
+/// The journal's file name in a day's folder.
+pub const JOURNAL: &str = "_journal.json";
+
+impl Journal {
+    /// The day's journal, or an empty one (a day never written, or one written before journals:
+    /// its stale parts, if any, are left, as they were never in a manifest).
+    async fn read<S: ReportStore>(store: &S, dir: &str) -> Result<Self, ReportError> {
+        let key = format!("{dir}/{JOURNAL}");
+        let parts = if store.exists(&key).await? {
+            let raw = store.get(&key).await?;
+            serde_json::from_slice::<serde_json::Value>(&raw)
+                .ok()
+                .and_then(|v| serde_json::from_value(v.get("parts")?.clone()).ok())
+                .unwrap_or_else(|| {
+                    tracing::warn!(key = %key, "the report's journal cannot be read; no part is deleted this run");
+                    Default::default()
+                })
+        } else {
+            Default::default()
+        };
+        Ok(Self { key, parts })
+    }
+
+    fn parts(&self, list: &str) -> u32 {
+        self.parts.get(list).copied().unwrap_or(0)
+    }
+
+    async fn save<S: ReportStore>(&self, store: &S) -> Result<(), ReportError> {
+        let body = serde_json::to_vec_pretty(&json!({
+            "format_version": FORMAT_VERSION,
+            "parts": self.parts,
+        }))
+        .map_err(std::io::Error::other)?;
+        store.put(&self.key, Bytes::from(body)).await
+    }
+
+    /// Notes part `n` of a list before it is written.
+    async fn record<S: ReportStore>(
+        &mut self,
+        store: &S,
+        list: &str,
+        n: u32,
+    ) -> Result<(), ReportError> {
+        if n <= self.parts(list) {
+            return Ok(());
+        }
+        self.parts.insert(list.to_owned(), n);
+        self.save(store).await
+    }
+
+    /// After the stale parts are deleted: the lists' part counts as they now are.
+    async fn settle<S: ReportStore>(
+        &mut self,
+        store: &S,
+        counts: &[(&'static str, u32)],
+    ) -> Result<(), ReportError> {
+        let mut changed = false;
+        for (list, n) in counts {
+            if self.parts(list) != *n {
+                self.parts.insert((*list).to_owned(), *n);
+                changed = true;
+            }
+        }
+        if changed {
+            self.save(store).await?;
+        }
+        Ok(())
     }
 }
 
@@ -245,11 +359,13 @@ struct DayLists {
     files: FileTotals,
     /// The page's per-hour figures, fed every file.
     chart: DayChart,
+    journal: Journal,
 }
 
 impl DayLists {
-    fn new(dir: &str, part_bytes: usize, chart: DayChart) -> Self {
+    fn new(dir: &str, part_bytes: usize, chart: DayChart, journal: Journal) -> Self {
         Self {
+            journal,
             lists: [
                 ListWriter::new("total_list", &FILE_HEADER, dir, part_bytes),
                 ListWriter::new("failed_list", &FILE_HEADER, dir, part_bytes),
@@ -263,7 +379,9 @@ impl DayLists {
     }
 
     async fn attempt<S: ReportStore>(&mut self, store: &S, o: &Outcome) -> Result<(), ReportError> {
-        self.lists[3].add(store, &csv_row(&attempt_fields(o))).await
+        self.lists[3]
+            .add(store, &mut self.journal, &csv_row(&attempt_fields(o)))
+            .await
     }
 
     /// A file to `total_list`, and to `failed_list` or `skipped_list` by its state.
@@ -271,11 +389,11 @@ impl DayLists {
         self.files.add(f);
         self.chart.file(f);
         let row = csv_row(&file_fields(f));
-        self.lists[0].add(store, &row).await?;
+        self.lists[0].add(store, &mut self.journal, &row).await?;
         if f.state.failed() {
-            self.lists[1].add(store, &row).await?;
+            self.lists[1].add(store, &mut self.journal, &row).await?;
         } else if f.state.skipped() {
-            self.lists[2].add(store, &row).await?;
+            self.lists[2].add(store, &mut self.journal, &row).await?;
         }
         Ok(())
     }
@@ -367,7 +485,59 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         Ok(found)
     }
 
-    /// The newest day with a manifest.
+    /// Whether a day's `manifest.json` is one the report wrote: it is JSON whose
+    /// `format_version` is one the report has written, whose `task` and `day` are this task
+    /// and this day, and `manifest.checksum` holds its MD5. Anything else there (an object
+    /// synced into the report area, or a manifest torn by a crash between its checksum and
+    /// itself) is logged and passed over: the day is not complete, and is reported again.
+    pub async fn has_manifest(&self, day: Date) -> Result<bool, ReportError> {
+        let dir = self.day_dir(day);
+        let key = format!("{dir}/manifest.json");
+        if !self.store.exists(&key).await? {
+            return Ok(false);
+        }
+        let raw = self.store.get(&key).await?;
+        let why = match serde_json::from_slice::<serde_json::Value>(&raw) {
+            Err(_) => Some("it is not JSON".to_owned()),
+            Ok(m) => {
+                let version = m["format_version"].as_u64();
+                if !version.is_some_and(|v| (1..=u64::from(FORMAT_VERSION)).contains(&v)) {
+                    Some(format!(
+                        "its format_version {} is not one the report writes",
+                        m["format_version"]
+                    ))
+                } else if m["task"].as_str() != Some(&self.settings.task) {
+                    Some(format!("its task {} is not this task", m["task"]))
+                } else if m["day"].as_str() != Some(&format_day(day)) {
+                    Some(format!("its day {} is not the folder's", m["day"]))
+                } else {
+                    None
+                }
+            }
+        };
+        let why = match why {
+            Some(why) => Some(why),
+            None => {
+                let sum_key = format!("{dir}/manifest.checksum");
+                let sum = if self.store.exists(&sum_key).await? {
+                    Some(self.store.get(&sum_key).await?)
+                } else {
+                    None
+                };
+                match sum {
+                    Some(s) if s.trim_ascii() == md5_hex(&raw).as_bytes() => None,
+                    Some(_) => Some("manifest.checksum is not its MD5".to_owned()),
+                    None => Some("there is no manifest.checksum".to_owned()),
+                }
+            }
+        };
+        if let Some(why) = &why {
+            tracing::warn!(key = %key, reason = %why, "not a manifest the report wrote; the day is not taken as complete");
+        }
+        Ok(why.is_none())
+    }
+
+    /// The newest day with a manifest the report wrote ([`Self::has_manifest`]).
     pub async fn last_complete_day(&self) -> Result<Option<Date>, ReportError> {
         let mut days: Vec<Date> = self
             .store
@@ -383,11 +553,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             .collect();
         days.sort();
         for d in days.into_iter().rev() {
-            if self
-                .store
-                .exists(&format!("{}/manifest.json", self.day_dir(d)))
-                .await?
-            {
+            if self.has_manifest(d).await? {
                 return Ok(Some(d));
             }
         }
@@ -670,7 +836,8 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         }
         let late_records = late.rows;
         let dir = self.day_dir(day);
-        let mut lists = DayLists::new(&dir, self.settings.part_bytes, chart);
+        let journal = Journal::read(self.store, &dir).await?;
+        let mut lists = DayLists::new(&dir, self.settings.part_bytes, chart, journal);
         let mut folder = FileFolder::default();
         for row in sorter.finish()? {
             let row = row?;
@@ -684,20 +851,26 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             lists.file(self.store, &f).await?;
         }
         for row in late.finish()? {
-            lists.lists[4].add(self.store, &row?.body).await?;
+            lists.lists[4]
+                .add(self.store, &mut lists.journal, &row?.body)
+                .await?;
         }
         let DayLists {
             lists,
             files: file_totals,
             chart,
+            mut journal,
         } = lists;
         let mut files = Vec::new();
         let mut list_summary = serde_json::Map::new();
+        let mut counts = Vec::new();
         for list in lists {
-            let (name, rows, parts) = list.finish(self.store).await?;
+            let (name, rows, parts) = list.finish(self.store, &mut journal).await?;
             list_summary.insert(name.into(), json!({"rows": rows, "parts": parts.len()}));
+            counts.push((name, parts.len() as u32));
             files.extend(parts);
         }
+        journal.settle(self.store, &counts).await?;
         let state = if complete { "complete" } else { "pushing" };
         let generated = format_time(now);
         // The parts sit beside the page: links relative to the day's folder.

@@ -8,6 +8,7 @@ pub mod day;
 pub mod files;
 pub mod html;
 pub mod late;
+pub mod lease;
 pub mod rows;
 pub mod sort;
 pub mod stats;

@@ -2,6 +2,7 @@
 //! destination bucket (and optionally copied to S3).
 
 use super::build::{Listing, RecordSource, ReportError, ReportStore};
+use super::lease::{Condition, LeaseStore};
 use crate::destination::{DestinationStore, OssDestination};
 use crate::oss::{BytesSource, ObjectMetadata, UploadRequest};
 use crate::results::S3ResultsStore;
@@ -72,6 +73,84 @@ impl RecordSource for S3ResultsStore {
             .await
             .map_err(|e| failed(&e))?
             .into_bytes())
+    }
+}
+
+/// The report lease is kept in the results bucket, written with S3's conditional writes.
+impl LeaseStore for S3ResultsStore {
+    async fn read_lease(&self, key: &str) -> Result<Option<(Bytes, String)>, ReportError> {
+        let failed = |e: &dyn std::error::Error| {
+            ReportError::Results(format!(
+                "GetObject {key} (the report lease): {}",
+                error_chain(e)
+            ))
+        };
+        let out = match self
+            .client()
+            .get_object()
+            .bucket(self.bucket())
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(failed(&e)),
+        };
+        let etag = out.e_tag().unwrap_or_default().to_owned();
+        let body = out.body.collect().await.map_err(|e| failed(&e))?;
+        Ok(Some((body.into_bytes(), etag)))
+    }
+
+    async fn put_lease(
+        &self,
+        key: &str,
+        body: Bytes,
+        condition: &Condition,
+    ) -> Result<Option<String>, ReportError> {
+        let put = self
+            .client()
+            .put_object()
+            .bucket(self.bucket())
+            .key(key)
+            .content_type("application/json")
+            .body(body.into());
+        let put = match condition {
+            Condition::Absent => put.if_none_match("*"),
+            Condition::Unchanged(etag) => put.if_match(etag),
+        };
+        match put.send().await {
+            Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_owned())),
+            // 412: the condition failed (another run wrote or holds it); 404: the object read
+            // has since been deleted; 409: another conditional write at the same moment won.
+            // Each means another run got there first: the caller reads the lease again.
+            Err(e)
+                if e.raw_response()
+                    .is_some_and(|r| matches!(r.status().as_u16(), 404 | 409 | 412)) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(ReportError::Results(format!(
+                "PutObject {key} (the report lease): {}",
+                error_chain(&e)
+            ))),
+        }
+    }
+
+    async fn delete_lease(&self, key: &str) -> Result<(), ReportError> {
+        self.client()
+            .delete_object()
+            .bucket(self.bucket())
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                ReportError::Results(format!(
+                    "DeleteObject {key} (the report lease): {}",
+                    error_chain(&e)
+                ))
+            })
     }
 }
 

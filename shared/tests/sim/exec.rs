@@ -59,6 +59,7 @@ pub fn service_with(
             dest_bucket: DEST_BUCKET.into(),
             dest_prefix: String::new(),
             strip_source_prefix: false,
+            report_area: Some("reports/".into()),
         },
         options: CopyOptions {
             sync_deletes,

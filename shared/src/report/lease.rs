@@ -1,0 +1,457 @@
+//! One writer: the report lease. A report run writes only while it holds a lease, an object in
+//! the results bucket that two runs cannot both hold.
+//!
+//! The protocol. The lease is one small JSON object (`<RESULTS_PREFIX>-locks/<task>/report.lease`,
+//! beside the results partitions, never under them): `{holder, acquired_at, expires_at}`.
+//!
+//! - **Acquire**: write it only if absent (S3's `If-None-Match: *`). If one is there, read it
+//!   with its ETag: while it has not expired, another run holds it, and this run writes nothing
+//!   and ends (successfully: reporting is that run's job). An expired one (a run that was killed)
+//!   is taken over by a write only if the object is still the one read (`If-Match: <ETag>`): of
+//!   two runs that both saw it expired, one write succeeds and the other gets 412 and reads again.
+//!   A conditional write is atomic in S3, so at any instant at most one run has an unexpired
+//!   lease of its own.
+//! - **Write only while held**: every write of the run goes through [`Fenced`], which refuses it
+//!   once the clock reaches `expires_at - margin` ([`LeaseSettings::margin`]). The margin is
+//!   longer than one write can last (the OSS client's retries end within 2 minutes, a request
+//!   within its timeouts), so every write has landed before the lease expires, hence before any
+//!   other run can acquire it. A run that runs out of lease stops with
+//!   [`ReportError::LeaseEnding`] before its next write, above all before a manifest; the next
+//!   run continues from what is written (days are written oldest first and a day's manifest last).
+//! - **Expiry**: the lease lasts [`LeaseSettings::duration`], and never less than the run's own
+//!   deadline plus the margin (a Lambda invocation's deadline), so an invocation ends before its
+//!   lease; a local run's deadline is its lease.
+//! - **Release**: at the end the holder reads the lease again and deletes it if it is still its
+//!   own and still within its writing time: nobody can take over an unexpired lease, so the
+//!   delete cannot remove another run's. Otherwise it is left to expire.
+//!
+//! What this rests on: the clocks of the runs agree to within the margin (Lambda's and a
+//! workstation's synchronised clocks do), and the conditional writes of the results bucket are
+//! atomic (S3's are). The report function also has `ReservedConcurrentExecutions: 1`, so
+//! scheduled runs queue rather than overlap; the lease covers overlaps with local runs and runs
+//! on other schedules.
+//!
+//! Why S3 and not OSS: OSS's `x-oss-forbid-overwrite` creates a lease only if absent, but has no
+//! write conditional on the ETag read, so two runs that both find a lease expired could each
+//! delete it and create their own, one after the other, and both believe they hold it. And why
+//! time rather than a fencing token: neither OSS nor the report's S3 copy can refuse a write
+//! carrying a stale token, so a run's writes must end before its lease does.
+
+use super::build::{
+    Listing, RecordSource, ReportError, ReportSettings, ReportStore, Reporter, RunSummary,
+};
+use crate::outcome::format_time;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use time::{Duration, OffsetDateTime};
+
+/// The lease's body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseBody {
+    /// The run holding it (a random id).
+    pub holder: String,
+    /// When it was taken, RFC 3339.
+    pub acquired_at: String,
+    /// When it expires, RFC 3339.
+    pub expires_at: String,
+}
+
+/// The condition of a lease write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// Only if there is no lease object (`If-None-Match: *`).
+    Absent,
+    /// Only if the lease object is still the one with this ETag (`If-Match`).
+    Unchanged(String),
+}
+
+/// Where the lease is kept: a store with conditional writes that are atomic.
+pub trait LeaseStore: Send + Sync {
+    /// The lease object's body and ETag, or `None` when there is none.
+    fn read_lease(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<(Bytes, String)>, ReportError>> + Send;
+    /// Writes the lease object if the condition holds: its new ETag, or `None` when the
+    /// condition failed (HTTP 412, or 404 for an `If-Match` on an object since deleted).
+    fn put_lease(
+        &self,
+        key: &str,
+        body: Bytes,
+        condition: &Condition,
+    ) -> impl Future<Output = Result<Option<String>, ReportError>> + Send;
+    /// Deletes the lease object.
+    fn delete_lease(&self, key: &str) -> impl Future<Output = Result<(), ReportError>> + Send;
+}
+
+/// A source of the current time (the real clock in production, a shared one in tests).
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// How the lease is taken.
+#[derive(Debug, Clone)]
+pub struct LeaseSettings {
+    /// The lease object's key in the results bucket.
+    pub key: String,
+    /// How long a lease lasts (`REPORT_LEASE_MINUTES`).
+    pub duration: Duration,
+    /// Writing stops this long before the lease expires: longer than any one write lasts.
+    pub margin: Duration,
+}
+
+/// The default margin: the OSS client's retries of one request end within 2 minutes, one
+/// attempt within its timeouts; a write to the report's S3 copy and then to OSS within twice
+/// that.
+pub const LEASE_MARGIN: Duration = Duration::minutes(5);
+
+/// The lease object's key: `<results prefix>-locks/<task>/report.lease` (`locks/...` with an
+/// empty results prefix), beside the results partitions, so the report never reads it as a
+/// record.
+pub fn lease_key(results_prefix: &str, task: &str) -> String {
+    let root = results_prefix.trim_matches('/');
+    if root.is_empty() {
+        format!("locks/{task}/report.lease")
+    } else {
+        format!("{root}-locks/{task}/report.lease")
+    }
+}
+
+/// A lease this run holds.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    /// This run's id.
+    pub holder: String,
+    /// When it expires.
+    pub expires_at: OffsetDateTime,
+    /// The last instant a write may start.
+    pub writable_until: OffsetDateTime,
+    key: String,
+}
+
+impl Lease {
+    /// Whether a write may start at `now`; the error says when writing stopped.
+    pub fn check(&self, now: OffsetDateTime) -> Result<(), ReportError> {
+        if now < self.writable_until {
+            Ok(())
+        } else {
+            Err(ReportError::LeaseEnding {
+                until: format_time(self.writable_until),
+                expires: format_time(self.expires_at),
+            })
+        }
+    }
+
+    /// Gives the lease up: deletes it if it is still this run's and within its writing time
+    /// (so nobody else can have taken it); otherwise leaves it to expire. A failure is logged:
+    /// the lease expires anyway.
+    pub async fn release<L: LeaseStore, C: Clock>(&self, store: &L, clock: &C) {
+        let released = async {
+            if self.check(clock.now()).is_err() {
+                return Ok(false);
+            }
+            let Some((body, _)) = store.read_lease(&self.key).await? else {
+                return Ok(false);
+            };
+            let ours =
+                serde_json::from_slice::<LeaseBody>(&body).is_ok_and(|b| b.holder == self.holder);
+            // Checked again after the read: the delete starts within the writing time.
+            if !ours || self.check(clock.now()).is_err() {
+                return Ok(false);
+            }
+            store.delete_lease(&self.key).await.map(|()| true)
+        }
+        .await;
+        match released {
+            Ok(true) => tracing::info!(holder = %self.holder, "report lease released"),
+            Ok(false) => {
+                tracing::info!(holder = %self.holder, expires_at = %format_time(self.expires_at), "report lease left to expire")
+            }
+            Err(e) => {
+                tracing::warn!(holder = %self.holder, error = %e, expires_at = %format_time(self.expires_at), "the report lease could not be released; it expires on its own")
+            }
+        }
+    }
+}
+
+/// Another run holds the lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Busy {
+    /// Its holder's id (or `unreadable` for a lease object that is not a lease).
+    pub holder: String,
+    /// When its lease expires, RFC 3339.
+    pub expires_at: String,
+}
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "another report run holds the lease (holder {}, until {}); this run wrote nothing",
+            self.holder, self.expires_at
+        )
+    }
+}
+
+/// What a lease holder found: it holds the lease now, or another run does.
+#[derive(Debug, Clone)]
+pub enum Acquired {
+    /// This run holds it.
+    Held(Lease),
+    /// Another run does.
+    Busy(Busy),
+}
+
+/// What an existing lease object means at `now`: `None` when it may be taken over (expired, or
+/// not a lease at all: nothing but the report writes under the locks prefix, so an unreadable
+/// object is a torn-down remnant), else who holds it.
+pub fn holder_of(body: &[u8], now: OffsetDateTime) -> Option<Busy> {
+    let b: LeaseBody = serde_json::from_slice(body).ok()?;
+    let expires = OffsetDateTime::parse(
+        &b.expires_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()?;
+    (now < expires).then_some(Busy {
+        holder: b.holder,
+        expires_at: b.expires_at,
+    })
+}
+
+/// Conditional writes in a row that may lose to other runs before acquire gives up and reports
+/// the lease busy.
+const ACQUIRE_ROUNDS: usize = 4;
+
+/// Takes the lease for `holder`, lasting `settings.duration` and at least until `deadline` plus
+/// the margin.
+pub async fn acquire<L: LeaseStore, C: Clock>(
+    store: &L,
+    settings: &LeaseSettings,
+    holder: &str,
+    clock: &C,
+    deadline: Option<OffsetDateTime>,
+) -> Result<Acquired, ReportError> {
+    let mut condition = Condition::Absent;
+    let mut last_seen = None;
+    for _ in 0..ACQUIRE_ROUNDS {
+        let now = clock.now();
+        let mut expires_at = now + settings.duration;
+        if let Some(d) = deadline {
+            expires_at = expires_at.max(d + settings.margin);
+        }
+        let body = LeaseBody {
+            holder: holder.to_owned(),
+            acquired_at: format_time(now),
+            expires_at: format_time(expires_at),
+        };
+        let body = Bytes::from(serde_json::to_vec(&body).map_err(std::io::Error::other)?);
+        if store
+            .put_lease(&settings.key, body, &condition)
+            .await?
+            .is_some()
+        {
+            tracing::info!(holder, expires_at = %format_time(expires_at), "report lease acquired");
+            return Ok(Acquired::Held(Lease {
+                holder: holder.to_owned(),
+                expires_at,
+                writable_until: expires_at - settings.margin,
+                key: settings.key.clone(),
+            }));
+        }
+        // Lost the write: read what is there now.
+        match store.read_lease(&settings.key).await? {
+            None => condition = Condition::Absent,
+            Some((body, etag)) => match holder_of(&body, clock.now()) {
+                Some(busy) => return Ok(Acquired::Busy(busy)),
+                None => {
+                    condition = Condition::Unchanged(etag);
+                    last_seen = Some(body);
+                }
+            },
+        }
+    }
+    // Every round lost to another run's write: that run holds it.
+    let busy = last_seen
+        .and_then(|b| serde_json::from_slice::<LeaseBody>(&b).ok())
+        .map(|b| Busy {
+            holder: b.holder,
+            expires_at: b.expires_at,
+        })
+        .unwrap_or_else(|| Busy {
+            holder: "unknown (the lease changed hands during acquire)".into(),
+            expires_at: "unknown".into(),
+        });
+    Ok(Acquired::Busy(busy))
+}
+
+/// A random holder id.
+pub fn new_holder() -> String {
+    hex::encode(rand::random::<[u8; 8]>())
+}
+
+/// What a report run under the lease did.
+#[derive(Debug)]
+pub enum LeasedRun {
+    /// It held the lease and ran.
+    Ran(RunSummary),
+    /// Another run holds the lease: this one wrote nothing.
+    Busy(Busy),
+}
+
+/// A report run's side of the lease: where it is kept, how long it lasts, the clock it is
+/// checked on, and this run's id and deadline.
+pub struct LeaseHolder<'a, L, C> {
+    /// The results bucket, where the lease is kept.
+    pub store: &'a L,
+    /// Its key and duration.
+    pub settings: &'a LeaseSettings,
+    /// The clock (the real one: never the report's "as of" instant).
+    pub clock: &'a C,
+    /// This run's id ([`new_holder`]).
+    pub holder: String,
+    /// When the run is cut off, if it is (a Lambda invocation's deadline).
+    pub deadline: Option<OffsetDateTime>,
+}
+
+impl<L: LeaseStore, C: Clock> LeaseHolder<'_, L, C> {
+    /// Acquires the lease; if held, reports as of `now` with every write fenced by the lease
+    /// ([`Fenced`]), then releases it, also when the run failed. A busy lease is logged and
+    /// returned: the run wrote nothing.
+    pub async fn run<R: RecordSource, S: ReportStore>(
+        &self,
+        settings: &ReportSettings,
+        results: &R,
+        store: &S,
+        now: OffsetDateTime,
+    ) -> Result<LeasedRun, ReportError> {
+        let lease = match acquire(
+            self.store,
+            self.settings,
+            &self.holder,
+            self.clock,
+            self.deadline,
+        )
+        .await?
+        {
+            Acquired::Held(lease) => lease,
+            Acquired::Busy(busy) => {
+                tracing::info!(holder = %busy.holder, expires_at = %busy.expires_at, "another report run holds the lease; this run ends without writing");
+                return Ok(LeasedRun::Busy(busy));
+            }
+        };
+        let fenced = Fenced {
+            inner: store,
+            lease: &lease,
+            clock: self.clock,
+        };
+        let ran = Reporter {
+            settings,
+            results,
+            store: &fenced,
+        }
+        .run(now)
+        .await;
+        lease.release(self.store, self.clock).await;
+        ran.map(LeasedRun::Ran)
+    }
+}
+
+/// A report store whose writes and deletes start only while the lease is held.
+pub struct Fenced<'a, S, C> {
+    /// The store written to.
+    pub inner: &'a S,
+    /// The lease held.
+    pub lease: &'a Lease,
+    /// The clock the lease is checked on.
+    pub clock: &'a C,
+}
+
+impl<S, C: Clock> Fenced<'_, S, C> {
+    fn check(&self) -> Result<(), ReportError> {
+        self.lease.check(self.clock.now())
+    }
+}
+
+impl<S: Listing, C: Clock> Listing for Fenced<'_, S, C> {
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
+        self.inner.list_keys(prefix).await
+    }
+    async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
+        self.inner.list_prefixes(prefix).await
+    }
+}
+
+impl<S: RecordSource, C: Clock> RecordSource for Fenced<'_, S, C> {
+    async fn get(&self, key: &str) -> Result<Bytes, ReportError> {
+        self.inner.get(key).await
+    }
+}
+
+impl<S: ReportStore, C: Clock> ReportStore for Fenced<'_, S, C> {
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), ReportError> {
+        self.check()?;
+        self.inner.put(key, body).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool, ReportError> {
+        self.inner.exists(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), ReportError> {
+        self.check()?;
+        self.inner.delete(key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn keys_sit_beside_the_results() {
+        assert_eq!(lease_key("results", "t1"), "results-locks/t1/report.lease");
+        assert_eq!(lease_key("", "t1"), "locks/t1/report.lease");
+    }
+
+    #[test]
+    fn an_unexpired_lease_is_busy_an_expired_or_foreign_one_is_free() {
+        let body = serde_json::to_vec(&LeaseBody {
+            holder: "a".into(),
+            acquired_at: "2026-11-25T10:00:00Z".into(),
+            expires_at: "2026-11-25T10:30:00Z".into(),
+        })
+        .unwrap();
+        let busy = holder_of(&body, datetime!(2026-11-25 10:29:59 UTC)).unwrap();
+        assert_eq!(busy.holder, "a");
+        assert!(busy.to_string().contains("holder a"), "{busy}");
+        assert_eq!(holder_of(&body, datetime!(2026-11-25 10:30 UTC)), None);
+        assert_eq!(
+            holder_of(b"not json", datetime!(2026-11-25 10:00 UTC)),
+            None
+        );
+    }
+
+    #[test]
+    fn writing_stops_a_margin_before_expiry() {
+        let lease = Lease {
+            holder: "a".into(),
+            expires_at: datetime!(2026-11-25 10:30 UTC),
+            writable_until: datetime!(2026-11-25 10:25 UTC),
+            key: "k".into(),
+        };
+        assert!(lease.check(datetime!(2026-11-25 10:24:59 UTC)).is_ok());
+        let e = lease.check(datetime!(2026-11-25 10:25 UTC)).unwrap_err();
+        assert!(e.to_string().contains("10:25:00"), "{e}");
+    }
+}
