@@ -654,8 +654,9 @@ pub struct ReportConfig {
     pub oss: OssSettings,
     /// Report prefix (`REPORT_PREFIX`, default `reports`).
     pub report_prefix: String,
-    /// The offset days are counted in (`REPORT_UTC_OFFSET`, default `+00:00`).
-    pub offset: time::UtcOffset,
+    /// The zone days are counted in (`REPORT_TIME_ZONE`: an IANA name such as `Asia/Shanghai`,
+    /// or an offset; the older `REPORT_UTC_OFFSET` takes an offset; default `+00:00`).
+    pub zone: crate::report::day::Zone,
     /// Minutes after a day's end before it is complete (`REPORT_GRACE`: `30m`, `1h` or minutes;
     /// default 30 minutes); must
     /// be longer than the sync function's timeout.
@@ -690,6 +691,36 @@ fn upload_sweep_age_hours(get: &impl Fn(&str) -> Option<String>) -> Result<u64, 
     )
 }
 
+/// The report's zone from `REPORT_TIME_ZONE` (a name or an offset) and `REPORT_UTC_OFFSET` (an
+/// offset, kept for existing deployments); empty values are unset (the template passes both).
+/// Both set to different zones is an error: which one is meant cannot be guessed.
+fn report_zone(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::report::day::Zone, ConfigError> {
+    use crate::report::day::{parse_offset, Zone};
+    let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+    let named = set("REPORT_TIME_ZONE")
+        .map(|v| Zone::parse(&v).map_err(|e| problem("REPORT_TIME_ZONE", e)))
+        .transpose()?;
+    let offset = set("REPORT_UTC_OFFSET")
+        .map(|v| {
+            parse_offset(&v)
+                .map(Zone::fixed)
+                .map_err(|e| problem("REPORT_UTC_OFFSET", e))
+        })
+        .transpose()?;
+    match (named, offset) {
+        (Some(z), Some(o)) if z != o => Err(problem(
+            "REPORT_TIME_ZONE",
+            format!(
+                "{z} differs from REPORT_UTC_OFFSET {o}: set only REPORT_TIME_ZONE (REPORT_UTC_OFFSET is the older name for an offset)"
+            ),
+        )),
+        (Some(z), _) | (None, Some(z)) => Ok(z),
+        (None, None) => Ok(Zone::default()),
+    }
+}
+
 impl ReportConfig {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -698,12 +729,7 @@ impl ReportConfig {
 
     /// Reads settings through a lookup function.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let offset = match get("REPORT_UTC_OFFSET") {
-            None => time::UtcOffset::UTC,
-            Some(v) => {
-                crate::report::day::parse_offset(&v).map_err(|e| problem("REPORT_UTC_OFFSET", e))?
-            }
-        };
+        let zone = report_zone(&get)?;
         Ok(Self {
             task_id: check_task_id("TASK_ID", &required(&get, "TASK_ID", "the task's id")?)?,
             results_bucket: bucket(
@@ -723,7 +749,7 @@ impl ReportConfig {
                 .unwrap_or_else(|| "reports".into())
                 .trim_matches('/')
                 .to_owned(),
-            offset,
+            zone,
             grace_minutes: match get("REPORT_GRACE") {
                 None => 30,
                 Some(v) => parse_minutes(&v)
@@ -950,9 +976,36 @@ mod report_tests {
             env(&[("REPORT_GRACE", "soon")]).unwrap_err().variable,
             "REPORT_GRACE"
         );
-        assert_eq!(c.offset, time::UtcOffset::UTC);
+        assert_eq!(c.zone.name(), "+00:00");
         let c = env(&[("REPORT_UTC_OFFSET", "+08:00")]).unwrap();
-        assert_eq!(c.offset.whole_hours(), 8);
+        assert_eq!(c.zone.name(), "+08:00");
+        let c = env(&[
+            ("REPORT_TIME_ZONE", "Asia/Shanghai"),
+            ("REPORT_UTC_OFFSET", ""),
+        ])
+        .unwrap();
+        assert_eq!(c.zone.name(), "Asia/Shanghai");
+        let c = env(&[("REPORT_TIME_ZONE", "-05:00")]).unwrap();
+        assert_eq!(c.zone.name(), "-05:00");
+        let c = env(&[
+            ("REPORT_TIME_ZONE", "+08:00"),
+            ("REPORT_UTC_OFFSET", "+0800"),
+        ])
+        .unwrap();
+        assert_eq!(c.zone.name(), "+08:00", "both, the same zone");
+        let e = env(&[
+            ("REPORT_TIME_ZONE", "Asia/Shanghai"),
+            ("REPORT_UTC_OFFSET", "+08:00"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "REPORT_TIME_ZONE");
+        assert!(e.to_string().contains("REPORT_UTC_OFFSET"), "{e}");
+        assert_eq!(
+            env(&[("REPORT_TIME_ZONE", "Mars/Olympus")])
+                .unwrap_err()
+                .variable,
+            "REPORT_TIME_ZONE"
+        );
         assert_eq!(
             env(&[("REPORT_UTC_OFFSET", "8")]).unwrap_err().variable,
             "REPORT_UTC_OFFSET"

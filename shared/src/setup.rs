@@ -320,7 +320,7 @@ pub async fn report_parts(
         task: config.task_id.clone(),
         results_prefix: config.results_prefix.clone(),
         report_prefix: config.report_prefix.clone(),
-        offset: config.offset,
+        zone: config.zone.clone(),
         grace: time::Duration::minutes(config.grace_minutes as i64),
         part_bytes: config.part_bytes,
         sort_budget: config.sort_budget,

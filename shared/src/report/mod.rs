@@ -3,6 +3,7 @@
 //! complete, a manifest written after every file it lists.
 
 pub mod build;
+pub mod change;
 pub mod day;
 pub mod files;
 pub mod late;
