@@ -675,6 +675,11 @@ pub struct ReportConfig {
     /// Hours after which a multipart upload under the destination prefix is stale and aborted by
     /// that sweep (`UPLOAD_SWEEP_AGE_HOURS`, 1 to 720, default 24).
     pub upload_sweep_age_hours: u64,
+    /// The id of the sync function's event source mapping on the task queue, which each run
+    /// looks at to note paused periods (`SYNC_EVENT_SOURCE_MAPPING`; unset: none noted).
+    pub event_source_mapping: Option<String>,
+    /// The task queue (`TASK_QUEUE_URL`, optional): its depth goes into a paused period's reason.
+    pub task_queue_url: Option<String>,
 }
 
 /// `UPLOAD_SWEEP_AGE_HOURS`: whole hours from [`crate::sweep::MIN_AGE_HOURS`] (above the longest
@@ -770,6 +775,18 @@ impl ReportConfig {
                 .transpose()?,
             dest_prefix: prefix("DEST_PREFIX", get("DEST_PREFIX"))?,
             upload_sweep_age_hours: upload_sweep_age_hours(&get)?,
+            event_source_mapping: get("SYNC_EVENT_SOURCE_MAPPING")
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty()),
+            task_queue_url: match get("TASK_QUEUE_URL").filter(|v| !v.trim().is_empty()) {
+                Some(q) if !(q.starts_with("https://") || q.starts_with("http://")) => {
+                    return Err(problem(
+                        "TASK_QUEUE_URL",
+                        format!("{q:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"),
+                    ))
+                }
+                q => q,
+            },
         })
     }
 }
@@ -1005,6 +1022,15 @@ mod report_tests {
                 .unwrap_err()
                 .variable,
             "REPORT_TIME_ZONE"
+        );
+        assert_eq!((c.event_source_mapping, c.task_queue_url), (None, None));
+        let q = "https://sqs.us-east-1.amazonaws.com/1/t1";
+        let c = env(&[("SYNC_EVENT_SOURCE_MAPPING", "a1b2"), ("TASK_QUEUE_URL", q)]).unwrap();
+        assert_eq!(c.event_source_mapping.as_deref(), Some("a1b2"));
+        assert_eq!(c.task_queue_url.as_deref(), Some(q));
+        assert_eq!(
+            env(&[("TASK_QUEUE_URL", "t1")]).unwrap_err().variable,
+            "TASK_QUEUE_URL"
         );
         assert_eq!(
             env(&[("REPORT_UTC_OFFSET", "8")]).unwrap_err().variable,

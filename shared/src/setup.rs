@@ -437,15 +437,24 @@ pub async fn run_report(
         s3,
     } = report_parts(config, sdk, get).await?;
     let client = oss.client().clone();
+    let watch =
+        config
+            .event_source_mapping
+            .as_ref()
+            .map(|mapping| crate::report::watch::MappingWatch {
+                lambda: aws_sdk_lambda::Client::new(sdk),
+                sqs: aws_sdk_sqs::Client::new(sdk),
+                mapping: mapping.clone(),
+                queue_url: config.task_queue_url.clone(),
+            });
     let report = match &config.report_s3_bucket {
         None => {
-            Reporter {
+            let reporter = Reporter {
                 settings: &settings,
                 results: &records,
                 store: &oss,
-            }
-            .run(now)
-            .await
+            };
+            report_watching(&reporter, now, watch.as_ref()).await
         }
         Some(bucket) => {
             let store = WithCopy {
@@ -453,13 +462,12 @@ pub async fn run_report(
                 copy: s3,
                 copy_bucket: bucket.clone(),
             };
-            Reporter {
+            let reporter = Reporter {
                 settings: &settings,
                 results: &records,
                 store: &store,
-            }
-            .run(now)
-            .await
+            };
+            report_watching(&reporter, now, watch.as_ref()).await
         }
     };
     // Ages are measured on the real clock, never the report's "as of" instant: a run as of a
@@ -476,6 +484,22 @@ pub async fn run_report(
         report: report?,
         sweep,
     })
+}
+
+/// A report run, looking at the task's delivery first when a watch is configured.
+async fn report_watching<R, S>(
+    reporter: &crate::report::build::Reporter<'_, R, S>,
+    now: time::OffsetDateTime,
+    watch: Option<&crate::report::watch::MappingWatch>,
+) -> Result<crate::report::build::RunSummary, crate::report::build::ReportError>
+where
+    R: crate::report::build::RecordSource,
+    S: crate::report::build::ReportStore,
+{
+    match watch {
+        Some(w) => reporter.run_watching(now, w).await,
+        None => reporter.run(now).await,
+    }
 }
 
 /// Why a report run failed.

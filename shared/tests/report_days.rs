@@ -1,11 +1,12 @@
 //! Report days across time zones and runs: serial days (one day pushing at a time), days of 23
-//! and 25 hours in a zone with daylight saving, and a change of zone between runs, with every
-//! record counted exactly once across the days' `attempts_list` and `late_list`.
+//! and 25 hours in a zone with daylight saving, a change of zone between runs, with every record
+//! counted exactly once across the days' `attempts_list` and `late_list`, and paused periods.
 
 use s3_oss_sync::memory::MemoryBucket;
 use s3_oss_sync::outcome::{format_time, Outcome};
 use s3_oss_sync::report::build::{ReportError, ReportSettings, Reporter};
 use s3_oss_sync::report::day::Zone;
+use s3_oss_sync::report::pauses::{PauseWatch, Sighting};
 use s3_oss_sync::results::{results_key, to_json_lines};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -440,4 +441,116 @@ async fn a_manifest_naming_an_unknown_zone_stops_the_run_with_what_to_do() {
         e.contains("Mars/Olympus") && e.contains("REPORT_TIME_ZONE"),
         "{e}"
     );
+}
+
+/// Answers every look with the state set last, or the error.
+struct FakeWatch(std::sync::Mutex<Result<Sighting, String>>);
+
+impl FakeWatch {
+    fn set(&self, state: &str, changed_at: Option<OffsetDateTime>) {
+        *self.0.lock().unwrap() = Ok(Sighting {
+            at: OffsetDateTime::UNIX_EPOCH,
+            state: state.into(),
+            changed_at,
+            waiting: Some(40),
+        });
+    }
+}
+
+impl PauseWatch for FakeWatch {
+    async fn look(&self, now: OffsetDateTime) -> Result<Sighting, String> {
+        let mut s = self.0.lock().unwrap().clone()?;
+        s.at = now;
+        Ok(s)
+    }
+}
+
+#[tokio::test]
+async fn a_paused_day_is_told_from_an_empty_one() {
+    let b = MemoryBucket::default();
+    let s = settings("Z");
+    let r = Reporter {
+        settings: &s,
+        results: &b,
+        store: &b,
+    };
+    let watch = FakeWatch(std::sync::Mutex::new(Err("not yet".into())));
+    let t = datetime!(2026-11-20 02:00 UTC);
+    file(&b, "a", t, t);
+    // A look that fails does not stop the run.
+    let run = r
+        .run_watching(datetime!(2026-11-20 03:00 UTC), &watch)
+        .await
+        .unwrap();
+    assert_eq!(run.days.len(), 1);
+    assert!(b.object("reports/t1/paused.json").is_none());
+    watch.set("Enabled", Some(datetime!(2026-11-01 00:00 UTC)));
+    r.run_watching(datetime!(2026-11-20 04:00 UTC), &watch)
+        .await
+        .unwrap();
+    assert!(
+        b.object("reports/t1/paused.json").is_none(),
+        "nothing to note"
+    );
+
+    // `ctl pause` at 09:20; seen at 10:00; still paused when the 20th completes; resumed at
+    // 03:10 on the 21st, seen at 04:00.
+    let off = datetime!(2026-11-20 09:20 UTC);
+    let on = datetime!(2026-11-21 03:10 UTC);
+    let mut now = datetime!(2026-11-20 10:00 UTC);
+    while now <= datetime!(2026-11-23 01:00 UTC) {
+        if now >= datetime!(2026-11-21 04:00 UTC) {
+            watch.set("Enabled", Some(on));
+        } else {
+            watch.set("Disabled", Some(off));
+        }
+        if now == datetime!(2026-11-21 06:00 UTC) {
+            file(&b, "b", now, now);
+        }
+        r.run_watching(now, &watch).await.unwrap();
+        now += Duration::hours(1);
+    }
+    let periods =
+        |day: &str| json(&b, &format!("reports/t1/{day}/manifest.json"))["paused_periods"].clone();
+    let p20 = periods("2026-11-20");
+    assert_eq!(p20.as_array().unwrap().len(), 1);
+    assert_eq!(p20[0]["from"], "2026-11-20T09:20:00.000Z");
+    assert!(
+        p20[0]["to"].is_null(),
+        "still paused when the 20th completed"
+    );
+    assert!(
+        p20[0]["reason"].as_str().unwrap().contains("Disabled"),
+        "{p20}"
+    );
+    let p21 = periods("2026-11-21");
+    assert_eq!(p21[0]["to"], "2026-11-21T03:10:00.000Z");
+    // The 22nd: no records and not paused, an empty day.
+    let m22 = json(&b, "reports/t1/2026-11-22/manifest.json");
+    assert_eq!(m22["records"], 0);
+    assert_eq!(m22["paused_periods"], serde_json::json!([]));
+    let journal = json(&b, "reports/t1/paused.json");
+    assert_eq!(journal["periods"].as_array().unwrap().len(), 1);
+    // A plain run (no watch) shows the periods noted so far.
+    let b2 = MemoryBucket::default();
+    b2.insert(
+        "reports/t1/paused.json",
+        b.object("reports/t1/paused.json").unwrap(),
+    );
+    file(
+        &b2,
+        "c",
+        datetime!(2026-11-21 01:00 UTC),
+        datetime!(2026-11-21 01:00 UTC),
+    );
+    Reporter {
+        settings: &s,
+        results: &b2,
+        store: &b2,
+    }
+    .run(datetime!(2026-11-21 05:00 UTC))
+    .await
+    .unwrap();
+    let shown = json(&b2, "reports/t1/2026-11-21/summary.json")["paused_periods"].clone();
+    assert_eq!(shown[0]["to"], "2026-11-21T03:10:00.000Z", "{shown}");
 }

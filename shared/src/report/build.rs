@@ -10,6 +10,7 @@ use super::day::{
 };
 use super::files::{FileDay, FileFolder, FileTotals};
 use super::late::{read_after_end, Taken, READ_AFTER_END};
+use super::pauses::{Journal, PauseWatch, JOURNAL};
 use super::rows::{
     attempt_fields, csv_row, file_fields, file_schema, late_fields, late_header, sort_key,
     ATTEMPT_HEADER, FILE_HEADER,
@@ -33,7 +34,8 @@ use time::{Date, Duration, OffsetDateTime};
 /// evaluate neutralised ([`super::rows`]), and `fileSchema` in the summary and manifest. 5:
 /// `time_zone` (an IANA name or an offset; `utc_offset` is now the offset at the day's start),
 /// `window` (the day's `start` and `end` in UTC: 23 or 25 hours on a daylight-saving change,
-/// other lengths after a change of zone) and `zone_changed_from` ([`super::change`]).
+/// other lengths after a change of zone), `zone_changed_from` ([`super::change`]) and
+/// `paused_periods` ([`super::pauses`]).
 pub const FORMAT_VERSION: u32 = 5;
 
 /// Why a report run stopped.
@@ -129,6 +131,13 @@ pub struct RunSummary {
     pub ignored: Vec<String>,
     /// Why no day was reported, when none was.
     pub nothing_to_do: Option<String>,
+}
+
+/// What the days of a run are reported against: how days are counted, and the paused periods.
+#[derive(Clone, Copy)]
+struct DayContext<'a> {
+    calendar: &'a Calendar,
+    paused: &'a Journal,
 }
 
 /// Where reporting starts: the first hour partition, and the folders passed over on the way.
@@ -393,9 +402,57 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         Ok(None)
     }
 
-    /// Reports every day not yet complete, oldest first, as of `now`. A run that reports no day
-    /// says why (and logs it).
+    fn journal_key(&self) -> String {
+        format!("{}{JOURNAL}", self.task_reports())
+    }
+
+    /// The journal of paused periods ([`super::pauses`]); empty when there is none yet.
+    pub async fn paused(&self) -> Result<Journal, ReportError> {
+        let key = self.journal_key();
+        if !self.store.exists(&key).await? {
+            return Ok(Journal::default());
+        }
+        Ok(Journal::from_bytes(&self.store.get(&key).await?))
+    }
+
+    /// Looks at the task's delivery first, notes a pause or resume in the journal of paused
+    /// periods, then runs as [`Self::run`]. A look that fails is logged and the run goes on: the
+    /// periods are a help to the reader, never a reason to hold a report back.
+    pub async fn run_watching(
+        &self,
+        now: OffsetDateTime,
+        watch: &impl PauseWatch,
+    ) -> Result<RunSummary, ReportError> {
+        let mut journal = self.paused().await?;
+        match watch.look(now).await {
+            Ok(seen) => {
+                let before = journal.clone();
+                journal.note(&seen);
+                if journal != before {
+                    tracing::info!(state = %seen.state, "the task's delivery changed; noted in the journal of paused periods");
+                    let body = Bytes::from(journal.to_bytes());
+                    self.store.put(&self.journal_key(), body).await?;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the task's delivery cannot be seen; paused periods are as last noted")
+            }
+        }
+        self.run_noting(now, &journal).await
+    }
+
+    /// Reports every day not yet complete, oldest first, as of `now`, with the paused periods
+    /// noted so far. A run that reports no day says why (and logs it).
     pub async fn run(&self, now: OffsetDateTime) -> Result<RunSummary, ReportError> {
+        let journal = self.paused().await?;
+        self.run_noting(now, &journal).await
+    }
+
+    async fn run_noting(
+        &self,
+        now: OffsetDateTime,
+        paused: &Journal,
+    ) -> Result<RunSummary, ReportError> {
         let found = self.discover().await?;
         let mut summary = RunSummary {
             ignored: found.ignored,
@@ -411,8 +468,11 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         let why = match first {
             Some(first) => {
                 let days = (first, today, last_complete);
-                self.run_from(days, now, &calendar, &mut summary.days)
-                    .await?
+                let ctx = DayContext {
+                    calendar: &calendar,
+                    paused,
+                };
+                self.run_from(days, now, ctx, &mut summary.days).await?
             }
             None => Some(format!(
                 "no results partitions (dt=YYYY-MM-DD/hr=HH) under {}{}",
@@ -469,7 +529,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         &self,
         (first, today, last_complete): (Date, Date, Option<Date>),
         now: OffsetDateTime,
-        calendar: &Calendar,
+        ctx: DayContext<'_>,
         out: &mut Vec<DayRun>,
     ) -> Result<Option<String>, ReportError> {
         let start = match last_complete {
@@ -485,7 +545,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         // A day without records that is not complete yet, holding back the days after it.
         let mut waiting = None;
         while day <= today {
-            let (_, end) = calendar.window(day);
+            let (_, end) = ctx.calendar.window(day);
             let complete = now >= end + self.settings.grace;
             let r = self
                 .report_day(
@@ -494,7 +554,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
                     now,
                     before_first_record,
                     complete_through,
-                    calendar,
+                    ctx,
                 )
                 .await?;
             if let Some(r) = r {
@@ -713,8 +773,9 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         now: OffsetDateTime,
         skip_if_empty: bool,
         complete_through: Option<Date>,
-        calendar: &Calendar,
+        ctx: DayContext<'_>,
     ) -> Result<Option<DayRun>, ReportError> {
+        let calendar = ctx.calendar;
         let read = self.read_day(day, complete_through, calendar).await?;
         let DayRead {
             totals,
@@ -762,6 +823,12 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         let utc_offset = format_offset(calendar.zone.offset_at(start));
         let window = json!({"start": format_time(start), "end": format_time(end)});
         let changed_from = calendar.changed_from(day).map(Zone::name);
+        let paused: Vec<_> = ctx
+            .paused
+            .within((start, end))
+            .into_iter()
+            .map(|p| p.to_json())
+            .collect();
         let summary = json!({
             "format_version": FORMAT_VERSION,
             "task": self.settings.task,
@@ -770,6 +837,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             "utc_offset": utc_offset,
             WINDOW: window,
             ZONE_CHANGED_FROM: changed_from,
+            "paused_periods": paused,
             "state": state,
             "generated_at": generated,
             "file_count": file_totals.files,
@@ -803,6 +871,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
                 "utc_offset": utc_offset,
                 WINDOW: window,
                 ZONE_CHANGED_FROM: changed_from,
+                "paused_periods": paused,
                 "generated_at": generated,
                 "file_count": file_totals.files,
                 "file_states": file_totals.count_map(),
