@@ -605,9 +605,9 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
     }
 
     /// Calls `each` with every readable record in the hour partitions that can hold the records
-    /// of a day's window, with its processing time, its results object's key, and whether that object was
-    /// filed after the day's end; returns how many records could not be read (each is logged
-    /// with its object key and line): lines that are not a record, and records whose
+    /// of a day's window, with its processing time, its results object's key, and whether that
+    /// object was filed after the day's end; returns how many records could not be read (each is
+    /// logged with its object key and line): lines that are not a record, and records whose
     /// `processed_at` is not an RFC 3339 time.
     async fn for_each_record(
         &self,
