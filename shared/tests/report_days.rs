@@ -554,3 +554,60 @@ async fn a_paused_day_is_told_from_an_empty_one() {
     let shown = json(&b2, "reports/t1/2026-11-21/summary.json")["paused_periods"].clone();
     assert_eq!(shown[0]["to"], "2026-11-21T03:10:00.000Z", "{shown}");
 }
+
+#[tokio::test]
+async fn a_change_after_a_format_4_manifest_starts_where_its_offset_says_the_day_ended() {
+    let b = MemoryBucket::default();
+    let utc = settings("+00:00");
+    let t = datetime!(2026-11-20 20:00 UTC);
+    file(&b, "a", t, t);
+    Reporter {
+        settings: &utc,
+        results: &b,
+        store: &b,
+    }
+    .run(datetime!(2026-11-21 00:40 UTC))
+    .await
+    .unwrap();
+    // As a format 4 report left it: only `utc_offset`.
+    let key = "reports/t1/2026-11-20/manifest.json";
+    let mut m = json(&b, key);
+    for field in ["time_zone", "window", "zone_changed_from", "paused_periods"] {
+        m.as_object_mut().unwrap().remove(field);
+    }
+    m["format_version"] = 4.into();
+    b.insert(key, serde_json::to_vec(&m).unwrap());
+    // Records at 20:30 on the 20th (filed late) and at 02:00 on the 21st, UTC.
+    file(
+        &b,
+        "late",
+        datetime!(2026-11-20 20:30 UTC),
+        datetime!(2026-11-21 01:00 UTC),
+    );
+    file(
+        &b,
+        "b",
+        datetime!(2026-11-21 02:00 UTC),
+        datetime!(2026-11-21 02:00 UTC),
+    );
+    let shanghai = settings("Asia/Shanghai");
+    let run = Reporter {
+        settings: &shanghai,
+        results: &b,
+        store: &b,
+    }
+    .run(datetime!(2026-11-21 17:00 UTC))
+    .await
+    .unwrap();
+    assert_eq!(run.days[0].day.to_string(), "2026-11-21");
+    let m21 = json(&b, "reports/t1/2026-11-21/manifest.json");
+    assert_eq!(m21["zone_changed_from"], "+00:00");
+    assert_eq!(m21["time_zone"], "Asia/Shanghai");
+    assert_eq!(m21["window"]["start"], "2026-11-21T00:00:00.000Z");
+    assert_eq!(m21["window"]["end"], "2026-11-21T16:00:00.000Z");
+    assert_eq!(
+        (m21["records"].as_u64(), m21["late_records"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(keys_in(&b, "reports/t1/2026-11-21", "late_list"), ["late"]);
+}
