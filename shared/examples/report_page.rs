@@ -13,7 +13,7 @@ use s3_oss_sync::results::{results_key, to_json_lines};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use time::macros::datetime;
-use time::{Duration, OffsetDateTime, UtcOffset};
+use time::{Duration, OffsetDateTime};
 
 /// A small deterministic generator (xorshift), so every run writes the same day.
 struct Dice(u64);
@@ -197,7 +197,7 @@ async fn main() -> ExitCode {
         task: "media-to-oss".into(),
         results_prefix: "results".into(),
         report_prefix: "reports".into(),
-        offset: UtcOffset::UTC,
+        zone: Default::default(),
         grace: Duration::minutes(30),
         part_bytes: 64 * 1024,
         sort_budget: 8 << 20,

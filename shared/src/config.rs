@@ -724,8 +724,9 @@ pub struct ReportConfig {
     /// longer than the report function's timeout (15 minutes); a local run stops writing
     /// [`crate::report::lease::LEASE_MARGIN`] before it ends.
     pub lease_minutes: u64,
-    /// The offset days are counted in (`REPORT_UTC_OFFSET`, default `+00:00`).
-    pub offset: time::UtcOffset,
+    /// The zone days are counted in (`REPORT_TIME_ZONE`: an IANA name such as `Asia/Shanghai`,
+    /// or an offset; the older `REPORT_UTC_OFFSET` takes an offset; default `+00:00`).
+    pub zone: crate::report::day::Zone,
     /// Minutes after a day's end before it is complete (`REPORT_GRACE`: `30m`, `1h` or minutes;
     /// default 30 minutes); must
     /// be longer than the sync function's timeout.
@@ -744,6 +745,11 @@ pub struct ReportConfig {
     /// Hours after which a multipart upload under the destination prefix is stale and aborted by
     /// that sweep (`UPLOAD_SWEEP_AGE_HOURS`, 1 to 720, default 24).
     pub upload_sweep_age_hours: u64,
+    /// The id of the sync function's event source mapping on the task queue, which each run
+    /// looks at to note paused periods (`SYNC_EVENT_SOURCE_MAPPING`; unset: none noted).
+    pub event_source_mapping: Option<String>,
+    /// The task queue (`TASK_QUEUE_URL`, optional): its depth goes into a paused period's reason.
+    pub task_queue_url: Option<String>,
 }
 
 /// `UPLOAD_SWEEP_AGE_HOURS`: whole hours from [`crate::sweep::MIN_AGE_HOURS`] (above the longest
@@ -760,6 +766,36 @@ fn upload_sweep_age_hours(get: &impl Fn(&str) -> Option<String>) -> Result<u64, 
     )
 }
 
+/// The report's zone from `REPORT_TIME_ZONE` (a name or an offset) and `REPORT_UTC_OFFSET` (an
+/// offset, kept for existing deployments); empty values are unset (the template passes both).
+/// Both set to different zones is an error: which one is meant cannot be guessed.
+fn report_zone(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::report::day::Zone, ConfigError> {
+    use crate::report::day::{parse_offset, Zone};
+    let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+    let named = set("REPORT_TIME_ZONE")
+        .map(|v| Zone::parse(&v).map_err(|e| problem("REPORT_TIME_ZONE", e)))
+        .transpose()?;
+    let offset = set("REPORT_UTC_OFFSET")
+        .map(|v| {
+            parse_offset(&v)
+                .map(Zone::fixed)
+                .map_err(|e| problem("REPORT_UTC_OFFSET", e))
+        })
+        .transpose()?;
+    match (named, offset) {
+        (Some(z), Some(o)) if z != o => Err(problem(
+            "REPORT_TIME_ZONE",
+            format!(
+                "{z} differs from REPORT_UTC_OFFSET {o}: set only REPORT_TIME_ZONE (REPORT_UTC_OFFSET is the older name for an offset)"
+            ),
+        )),
+        (Some(z), _) | (None, Some(z)) => Ok(z),
+        (None, None) => Ok(Zone::default()),
+    }
+}
+
 impl ReportConfig {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -768,12 +804,7 @@ impl ReportConfig {
 
     /// Reads settings through a lookup function.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let offset = match get("REPORT_UTC_OFFSET") {
-            None => time::UtcOffset::UTC,
-            Some(v) => {
-                crate::report::day::parse_offset(&v).map_err(|e| problem("REPORT_UTC_OFFSET", e))?
-            }
-        };
+        let zone = report_zone(&get)?;
         let task_id = check_task_id("TASK_ID", &required(&get, "TASK_ID", "the task's id")?)?;
         let dest_prefix = prefix("DEST_PREFIX", get("DEST_PREFIX"))?;
         let report_prefix = report_prefix(&get);
@@ -795,7 +826,7 @@ impl ReportConfig {
             oss: OssSettings::from_lookup(&get)?,
             report_prefix,
             lease_minutes: number(&get, "REPORT_LEASE_MINUTES", 30, 20, 24 * 60)?,
-            offset,
+            zone,
             grace_minutes: match get("REPORT_GRACE") {
                 None => 30,
                 Some(v) => parse_minutes(&v)
@@ -816,6 +847,18 @@ impl ReportConfig {
                 .transpose()?,
             dest_prefix,
             upload_sweep_age_hours: upload_sweep_age_hours(&get)?,
+            event_source_mapping: get("SYNC_EVENT_SOURCE_MAPPING")
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty()),
+            task_queue_url: match get("TASK_QUEUE_URL").filter(|v| !v.trim().is_empty()) {
+                Some(q) if !(q.starts_with("https://") || q.starts_with("http://")) => {
+                    return Err(problem(
+                        "TASK_QUEUE_URL",
+                        format!("{q:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"),
+                    ))
+                }
+                q => q,
+            },
         })
     }
 }
@@ -1022,9 +1065,45 @@ mod report_tests {
             env(&[("REPORT_GRACE", "soon")]).unwrap_err().variable,
             "REPORT_GRACE"
         );
-        assert_eq!(c.offset, time::UtcOffset::UTC);
+        assert_eq!(c.zone.name(), "+00:00");
         let c = env(&[("REPORT_UTC_OFFSET", "+08:00")]).unwrap();
-        assert_eq!(c.offset.whole_hours(), 8);
+        assert_eq!(c.zone.name(), "+08:00");
+        let c = env(&[
+            ("REPORT_TIME_ZONE", "Asia/Shanghai"),
+            ("REPORT_UTC_OFFSET", ""),
+        ])
+        .unwrap();
+        assert_eq!(c.zone.name(), "Asia/Shanghai");
+        let c = env(&[("REPORT_TIME_ZONE", "-05:00")]).unwrap();
+        assert_eq!(c.zone.name(), "-05:00");
+        let c = env(&[
+            ("REPORT_TIME_ZONE", "+08:00"),
+            ("REPORT_UTC_OFFSET", "+0800"),
+        ])
+        .unwrap();
+        assert_eq!(c.zone.name(), "+08:00", "both, the same zone");
+        let e = env(&[
+            ("REPORT_TIME_ZONE", "Asia/Shanghai"),
+            ("REPORT_UTC_OFFSET", "+08:00"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "REPORT_TIME_ZONE");
+        assert!(e.to_string().contains("REPORT_UTC_OFFSET"), "{e}");
+        assert_eq!(
+            env(&[("REPORT_TIME_ZONE", "Mars/Olympus")])
+                .unwrap_err()
+                .variable,
+            "REPORT_TIME_ZONE"
+        );
+        assert_eq!((c.event_source_mapping, c.task_queue_url), (None, None));
+        let q = "https://sqs.us-east-1.amazonaws.com/1/t1";
+        let c = env(&[("SYNC_EVENT_SOURCE_MAPPING", "a1b2"), ("TASK_QUEUE_URL", q)]).unwrap();
+        assert_eq!(c.event_source_mapping.as_deref(), Some("a1b2"));
+        assert_eq!(c.task_queue_url.as_deref(), Some(q));
+        assert_eq!(
+            env(&[("TASK_QUEUE_URL", "t1")]).unwrap_err().variable,
+            "TASK_QUEUE_URL"
+        );
         assert_eq!(
             env(&[("REPORT_UTC_OFFSET", "8")]).unwrap_err().variable,
             "REPORT_UTC_OFFSET"

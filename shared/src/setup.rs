@@ -320,7 +320,7 @@ pub async fn report_parts(
         task: config.task_id.clone(),
         results_prefix: config.results_prefix.clone(),
         report_prefix: config.report_prefix.clone(),
-        offset: config.offset,
+        zone: config.zone.clone(),
         grace: time::Duration::minutes(config.grace_minutes as i64),
         part_bytes: config.part_bytes,
         sort_budget: config.sort_budget,
@@ -454,15 +454,31 @@ pub async fn run_report(
         holder: new_holder(),
         deadline: deadline.map(time::OffsetDateTime::from),
     };
+    let watch =
+        config
+            .event_source_mapping
+            .as_ref()
+            .map(|mapping| crate::report::watch::MappingWatch {
+                lambda: aws_sdk_lambda::Client::new(sdk),
+                sqs: aws_sdk_sqs::Client::new(sdk),
+                mapping: mapping.clone(),
+                queue_url: config.task_queue_url.clone(),
+            });
     let report = match &config.report_s3_bucket {
-        None => holder.run(&settings, &records, &oss, now).await,
+        None => {
+            holder
+                .run_watching(&settings, &records, &oss, now, watch.as_ref())
+                .await
+        }
         Some(bucket) => {
             let store = WithCopy {
                 primary: oss,
                 copy: s3,
                 copy_bucket: bucket.clone(),
             };
-            holder.run(&settings, &records, &store, now).await
+            holder
+                .run_watching(&settings, &records, &store, now, watch.as_ref())
+                .await
         }
     };
     if let Ok(LeasedRun::Busy(busy)) = report {

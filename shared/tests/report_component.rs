@@ -5,7 +5,7 @@ use md5::{Digest, Md5};
 use s3_oss_sync::memory::MemoryBucket;
 use s3_oss_sync::outcome::{format_time, Outcome, OutcomeKind};
 use s3_oss_sync::report::build::{ReportSettings, Reporter};
-use s3_oss_sync::report::day::parse_offset;
+use s3_oss_sync::report::day::Zone;
 use s3_oss_sync::results::{results_key, to_json_lines};
 use serde_json::Value;
 use time::macros::datetime;
@@ -16,7 +16,7 @@ fn settings(offset: &str) -> ReportSettings {
         task: "t1".into(),
         results_prefix: "results".into(),
         report_prefix: "reports".into(),
-        offset: parse_offset(offset).unwrap(),
+        zone: Zone::parse(offset).unwrap(),
         grace: Duration::minutes(30),
         part_bytes: 1024,
         sort_budget: 1 << 20,
@@ -388,7 +388,7 @@ async fn files_synced_with_a_wrong_secret_then_the_right_one_are_copied_not_fail
     assert_eq!((runs[0].files, runs[0].records), (5, 25));
     let dir = "reports/t1/2026-11-20";
     let m = check_manifest(&b, dir);
-    assert_eq!(m["format_version"], 4);
+    assert_eq!(m["format_version"], 5);
     assert_eq!(
         (m["file_count"].as_u64(), m["records"].as_u64()),
         (Some(5), Some(25))
@@ -694,7 +694,7 @@ async fn lists_follow_the_manifest_file_schema_and_neutralise_formulas() {
     .unwrap();
     let dir = "reports/t1/2026-11-20";
     let m = check_manifest(&b, dir);
-    assert_eq!(m["format_version"], 4);
+    assert_eq!(m["format_version"], 5);
     let summary = json(&b, &format!("{dir}/summary.json"));
     assert_eq!(summary["fileSchema"], m["fileSchema"]);
     let mut lists = 0;

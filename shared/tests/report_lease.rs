@@ -19,7 +19,6 @@ use rand::{Rng, SeedableRng};
 use s3_oss_sync::memory::MemoryBucket;
 use s3_oss_sync::outcome::{format_time, Outcome, OutcomeKind};
 use s3_oss_sync::report::build::{Listing, RecordSource, ReportError, ReportSettings, ReportStore};
-use s3_oss_sync::report::day::parse_offset;
 use s3_oss_sync::report::lease::{
     lease_key, Clock, Condition, LeaseBody, LeaseHolder, LeaseSettings, LeaseStore, LeasedRun,
 };
@@ -312,7 +311,7 @@ fn settings() -> ReportSettings {
         task: "t1".into(),
         results_prefix: "results".into(),
         report_prefix: "reports".into(),
-        offset: parse_offset("Z").unwrap(),
+        zone: Default::default(),
         grace: Duration::minutes(30),
         part_bytes: 700,
         sort_budget: 1 << 20,

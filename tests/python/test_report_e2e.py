@@ -45,7 +45,7 @@ def test_a_finished_report_downloads_with_matching_md5s_and_the_manifest_is_writ
     manifest = json.loads(raw)
     assert manifest["records"] == 2 * len(KEYS) + 1 and manifest["counts"]["copied"] == len(KEYS)
     assert manifest["counts"]["skipped"] == len(KEYS)
-    assert manifest["format_version"] == 4 and manifest["file_count"] == len(KEYS) + 1
+    assert manifest["format_version"] == 5 and manifest["file_count"] == len(KEYS) + 1
     assert manifest["file_states"]["copied"] == len(KEYS) and manifest["file_states"]["failed"] == 0
     for f in manifest["files"]:
         body = get(f["key"])

@@ -56,7 +56,7 @@ enum Command {
     Backfill(BackfillArgs),
     /// Re-send the keys a day's report lists as failed (failed_list), once each.
     RetryFailed {
-        /// The day (YYYY-MM-DD, in the report's REPORT_UTC_OFFSET).
+        /// The day (YYYY-MM-DD, in the report's REPORT_TIME_ZONE).
         #[arg(long, value_parser = |s: &str| parse_day(s).ok_or_else(|| format!("{s:?} is not YYYY-MM-DD")))]
         day: time::Date,
         /// List the keys without sending anything.

@@ -10,7 +10,7 @@ use super::queue::{queue_name_of, Depths, SqsQueue};
 use super::ControlError;
 use crate::config::{ControlConfig, ReportConfig};
 use crate::report::build::Reporter;
-use crate::report::day::{day_of, format_day};
+use crate::report::day::format_day;
 use crate::setup;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -358,7 +358,7 @@ pub async fn gather(
         Ok(d) => st.last_complete_day = d.map(format_day),
         Err(e) => st.problem("last complete day", e),
     }
-    let today = day_of(time::OffsetDateTime::now_utc(), report.offset);
+    let today = report.zone.day_of(time::OffsetDateTime::now_utc());
     match reporter.day_totals(today).await {
         Ok((totals, files, unreadable)) => {
             st.today = Some(TodayStatus {

@@ -3,13 +3,15 @@
 //! `attempts_list`), a page to look at (`report.html`, [`super::html`]), a summary, and, once the
 //! day is complete, `manifest.json`, written after every file it lists.
 
+use super::change::{zone_change, TIME_ZONE, WINDOW, ZONE_CHANGED_FROM};
 use super::day::{
-    day_of, format_day, format_offset, hour_partitions, parse_day, partition_day, partition_hour,
-    window,
+    format_day, format_offset, hour_partitions, parse_day, partition_day, partition_hour, Calendar,
+    Zone,
 };
 use super::files::{FileDay, FileFolder, FileTotals};
-use super::html::{render, DayChart, DayPage, PartLink};
+use super::html::{render, DayChart, DayPage, PartLink, PausedPeriod};
 use super::late::{read_after_end, Taken, READ_AFTER_END};
+use super::pauses::{Journal as PauseJournal, PauseWatch, JOURNAL as PAUSE_JOURNAL};
 use super::rows::{
     attempt_fields, csv_row, file_fields, file_schema, late_fields, late_header, sort_key,
     ATTEMPT_HEADER, FILE_HEADER,
@@ -23,16 +25,20 @@ use md5::{Digest, Md5};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::future::Future;
-use time::{Date, Duration, OffsetDateTime, UtcOffset};
+use time::{Date, Duration, OffsetDateTime};
 
 /// The report format's version, in every summary and manifest. 2: the file lists hold one row
 /// per file (its state for the day), `attempts_list` every record; summaries count both. 3:
 /// `late_list` (records of days already complete), `late_records`, and the manifest's
 /// `read_after_end`. 4: the lists' `dest_size`, `dest_crc64_hex`, `bytes_moved` and
 /// `dropped_metadata` columns, `dest_crc64` marked as text and cells a spreadsheet would
-/// evaluate neutralised ([`super::rows`]), and `fileSchema` in the summary and manifest.
-/// `report.html` ([`super::html`]) came within 4: it changes no list, summary or manifest field.
-pub const FORMAT_VERSION: u32 = 4;
+/// evaluate neutralised ([`super::rows`]), and `fileSchema` in the summary and manifest. 5:
+/// `time_zone` (an IANA name or an offset; `utc_offset` is now the offset at the day's start),
+/// `window` (the day's `start` and `end` in UTC: 23 or 25 hours on a daylight-saving change,
+/// other lengths after a change of zone), `zone_changed_from` ([`super::change`]) and
+/// `paused_periods` ([`super::pauses`]). `report.html` ([`super::html`]) came within 4: it
+/// changes no list, summary or manifest field.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Why a report run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +61,9 @@ pub enum ReportError {
         /// When the lease expires.
         expires: String,
     },
+    /// The last complete day's manifest names a time zone this build cannot read.
+    #[error("time zone: {0}")]
+    Zone(String),
 }
 
 /// Listing a bucket: keys under a prefix, and the sub-prefixes (`.../`) directly under it.
@@ -96,8 +105,8 @@ pub struct ReportSettings {
     pub results_prefix: String,
     /// Report prefix in the destination bucket.
     pub report_prefix: String,
-    /// The offset days are counted in.
-    pub offset: UtcOffset,
+    /// The zone days are counted in.
+    pub zone: Zone,
     /// How long after a day's end it is complete: longer than the sync function's longest run,
     /// so every record of the day has been written.
     pub grace: Duration,
@@ -133,6 +142,13 @@ pub struct RunSummary {
     pub ignored: Vec<String>,
     /// Why no day was reported, when none was.
     pub nothing_to_do: Option<String>,
+}
+
+/// What the days of a run are reported against: how days are counted, and the paused periods.
+#[derive(Clone, Copy)]
+struct DayContext<'a> {
+    calendar: &'a Calendar,
+    paused: &'a PauseJournal,
 }
 
 /// Where reporting starts: the first hour partition, and the folders passed over on the way.
@@ -560,21 +576,78 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         Ok(None)
     }
 
-    /// Reports every day not yet complete, oldest first, as of `now`. A run that reports no day
-    /// says why (and logs it).
+    fn journal_key(&self) -> String {
+        format!("{}{PAUSE_JOURNAL}", self.task_reports())
+    }
+
+    /// The journal of paused periods ([`super::pauses`]); empty when there is none yet.
+    pub async fn paused(&self) -> Result<PauseJournal, ReportError> {
+        let key = self.journal_key();
+        if !self.store.exists(&key).await? {
+            return Ok(PauseJournal::default());
+        }
+        Ok(PauseJournal::from_bytes(&self.store.get(&key).await?))
+    }
+
+    /// Looks at the task's delivery first, notes a pause or resume in the journal of paused
+    /// periods, then runs as [`Self::run`]. A look that fails is logged and the run goes on: the
+    /// periods are a help to the reader, never a reason to hold a report back.
+    pub async fn run_watching(
+        &self,
+        now: OffsetDateTime,
+        watch: &impl PauseWatch,
+    ) -> Result<RunSummary, ReportError> {
+        let mut journal = self.paused().await?;
+        match watch.look(now).await {
+            Ok(seen) => {
+                let before = journal.clone();
+                journal.note(&seen);
+                if journal != before {
+                    tracing::info!(state = %seen.state, "the task's delivery changed; noted in the journal of paused periods");
+                    let body = Bytes::from(journal.to_bytes());
+                    self.store.put(&self.journal_key(), body).await?;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the task's delivery cannot be seen; paused periods are as last noted")
+            }
+        }
+        self.run_noting(now, &journal).await
+    }
+
+    /// Reports every day not yet complete, oldest first, as of `now`, with the paused periods
+    /// noted so far. A run that reports no day says why (and logs it).
     pub async fn run(&self, now: OffsetDateTime) -> Result<RunSummary, ReportError> {
+        let journal = self.paused().await?;
+        self.run_noting(now, &journal).await
+    }
+
+    async fn run_noting(
+        &self,
+        now: OffsetDateTime,
+        paused: &PauseJournal,
+    ) -> Result<RunSummary, ReportError> {
         let found = self.discover().await?;
         let mut summary = RunSummary {
             ignored: found.ignored,
             ..RunSummary::default()
         };
+        let last_complete = self.last_complete_day().await?;
+        let calendar = self.calendar(last_complete).await?;
         let first = found
             .first_hour
             // A record is filed at most `grace` after it was processed.
-            .map(|t| day_of(t - self.settings.grace, self.settings.offset));
-        let today = day_of(now, self.settings.offset);
+            .map(|t| calendar.day_of(t - self.settings.grace));
+        let today = calendar.day_of(now);
         let why = match first {
-            Some(first) => self.run_from(first, today, now, &mut summary.days).await?,
+            Some(first) => {
+                let days = (first, today, last_complete);
+                let ctx = DayContext {
+                    calendar: &calendar,
+                    paused,
+                };
+                self.run_from(days, now, ctx, &mut summary.days).await?
+            }
             None => Some(format!(
                 "no results partitions (dt=YYYY-MM-DD/hr=HH) under {}{}",
                 self.task_results(),
@@ -591,16 +664,48 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         Ok(summary)
     }
 
-    /// Reports the days from `first` (or after the last complete one) through `today`; returns
-    /// why none was reported, when none was.
+    /// The days as the run counts them: the configured zone, and the change of zone from the
+    /// zone the last complete day's manifest names ([`super::change`]), logged when found.
+    pub async fn calendar(&self, last_complete: Option<Date>) -> Result<Calendar, ReportError> {
+        let zone = self.settings.zone.clone();
+        let Some(last) = last_complete else {
+            return Ok(Calendar::new(zone));
+        };
+        let key = format!("{}/manifest.json", self.day_dir(last));
+        let manifest: serde_json::Value = match serde_json::from_slice(&self.store.get(&key).await?)
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(key = %key, error = %e, "the last complete day's manifest cannot be read; its zone is taken to be the configured one");
+                return Ok(Calendar::new(zone));
+            }
+        };
+        let change = zone_change(&manifest, last, &zone).map_err(ReportError::Zone)?;
+        if let Some(c) = change.as_ref().filter(|c| c.first_day > last) {
+            tracing::warn!(
+                from = %c.from,
+                to = %zone,
+                last_complete = %format_day(last),
+                at = %format_time(c.at),
+                "the report time zone changed: the first day in the new zone starts where the last complete day ended"
+            );
+        }
+        Ok(Calendar { zone, change })
+    }
+
+    /// Reports the days from `first` (or after the last complete one) through `today`, one at a
+    /// time: the next day only once the one before is complete, so at most one day is pushing
+    /// (the seed's "one period is finished before the next starts"). Within the grace after
+    /// midnight only the day that ended is pushing; the new day's records wait for the first run
+    /// after it completes. A run that finds many days behind completes them in order. Returns
+    /// why no day was reported, when none was.
     async fn run_from(
         &self,
-        first: Date,
-        today: Date,
+        (first, today, last_complete): (Date, Date, Option<Date>),
         now: OffsetDateTime,
+        ctx: DayContext<'_>,
         out: &mut Vec<DayRun>,
     ) -> Result<Option<String>, ReportError> {
-        let last_complete = self.last_complete_day().await?;
         let start = match last_complete {
             Some(d) => d.next_day().unwrap_or(d).max(first),
             None => first,
@@ -611,23 +716,45 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         let mut before_first_record = last_complete.is_none();
         // Every day up to this one has its manifest.
         let mut complete_through = last_complete.or_else(|| first.previous_day());
+        // A day without records that is not complete yet, holding back the days after it.
+        let mut waiting = None;
         while day <= today {
-            let (_, end) = window(day, self.settings.offset);
+            let (_, end) = ctx.calendar.window(day);
             let complete = now >= end + self.settings.grace;
             let r = self
-                .report_day(day, complete, now, before_first_record, complete_through)
+                .report_day(
+                    day,
+                    complete,
+                    now,
+                    before_first_record,
+                    complete_through,
+                    ctx,
+                )
                 .await?;
             if let Some(r) = r {
                 before_first_record = false;
                 out.push(r);
             }
-            if complete {
-                complete_through = Some(day);
+            if !complete {
+                // Serial: the next day waits until this one is complete.
+                if out.is_empty() && day < today {
+                    waiting = Some((day, end + self.settings.grace));
+                }
+                break;
             }
+            complete_through = Some(day);
             match day.next_day() {
                 Some(d) => day = d,
                 None => break,
             }
+        }
+        if let (true, Some((day, at))) = (out.is_empty(), waiting) {
+            return Ok(Some(format!(
+                "{} has no records yet and is complete only at {}; the days after it wait (one day is reported at a time), as of {}",
+                format_day(day),
+                format_time(at),
+                format_time(now)
+            )));
         }
         Ok(match (out.is_empty(), last_complete) {
             (false, _) => None,
@@ -651,21 +778,21 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         })
     }
 
-    /// Calls `each` with every readable record in the hour partitions that can hold the day's
-    /// records, with its processing time, its results object's key, and whether that object was
-    /// filed after the day's end; returns how many records could not be read (each is logged
-    /// with its object key and line): lines that are not a record, and records whose
+    /// Calls `each` with every readable record in the hour partitions that can hold the records
+    /// of a day's window, with its processing time, its results object's key, and whether that
+    /// object was filed after the day's end; returns how many records could not be read (each is
+    /// logged with its object key and line): lines that are not a record, and records whose
     /// `processed_at` is not an RFC 3339 time.
     async fn for_each_record(
         &self,
-        day: Date,
+        window: (OffsetDateTime, OffsetDateTime),
         mut each: impl FnMut(Outcome, OffsetDateTime, &str, bool) -> Result<(), ReportError>,
     ) -> Result<u64, ReportError> {
-        let (_, end) = window(day, self.settings.offset);
+        let (_, end) = window;
         let mut unreadable = 0u64;
         let rfc3339 = &time::format_description::well_known::Rfc3339;
         // One hour partition at a time, so only that hour's key list is held.
-        for (date, hour) in hour_partitions(day, self.settings.offset, self.settings.grace) {
+        for (date, hour) in hour_partitions(window, self.settings.grace) {
             let after_end = date
                 .with_hms(hour, 0, 0)
                 .map(|h| h.assume_utc() + Duration::hours(1) > end)
@@ -747,7 +874,8 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
     /// A day's totals so far, straight from the results store: records, files per state, and
     /// the records that could not be read.
     pub async fn day_totals(&self, day: Date) -> Result<(DayTotals, FileTotals, u64), ReportError> {
-        let read = self.read_day(day, None).await?;
+        let calendar = self.calendar(self.last_complete_day().await?).await?;
+        let read = self.read_day(day, None, &calendar).await?;
         let mut files = FileTotals::default();
         let mut folder = FileFolder::default();
         for row in read.sorter.finish()? {
@@ -769,21 +897,21 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         &self,
         day: Date,
         complete_through: Option<Date>,
+        calendar: &Calendar,
     ) -> Result<DayRead, ReportError> {
-        let (start, end) = window(day, self.settings.offset);
-        let offset = self.settings.offset;
+        let (start, end) = calendar.window(day);
         let taken = self.taken_before(day, complete_through).await?;
         let mut read = DayRead {
             totals: DayTotals::default(),
-            chart: DayChart::new(offset),
+            chart: DayChart::new(self.settings.zone.clone()),
             sorter: ExternalSorter::new(self.settings.sort_budget),
             late: ExternalSorter::new(self.settings.sort_budget / 8),
             unreadable: 0,
             read_after_end: BTreeSet::new(),
         };
         read.unreadable = self
-            .for_each_record(day, |o, at, object, after_end| {
-                let from = day_of(at, offset);
+            .for_each_record((start, end), |o, at, object, after_end| {
+                let from = calendar.day_of(at);
                 if at >= start && at < end {
                     read.totals.add(&o);
                     read.chart.record(&o, at);
@@ -821,8 +949,10 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         now: OffsetDateTime,
         skip_if_empty: bool,
         complete_through: Option<Date>,
+        ctx: DayContext<'_>,
     ) -> Result<Option<DayRun>, ReportError> {
-        let read = self.read_day(day, complete_through).await?;
+        let calendar = ctx.calendar;
+        let read = self.read_day(day, complete_through, calendar).await?;
         let DayRead {
             totals,
             chart,
@@ -883,11 +1013,36 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
                 size: w.size,
             })
             .collect();
+        let lag = totals.lag();
+        let (start, end) = calendar.window(day);
+        let utc_offset = format_offset(calendar.zone.offset_at(start));
+        let window = json!({"start": format_time(start), "end": format_time(end)});
+        let changed_from = calendar.changed_from(day).map(Zone::name);
+        let paused: Vec<_> = ctx
+            .paused
+            .within((start, end))
+            .into_iter()
+            .map(|p| p.to_json())
+            .collect();
+        let zone_label = match calendar.zone.name() {
+            fixed if fixed.starts_with(['+', '-']) => format!("UTC{fixed}"),
+            named => format!("{named} (UTC{utc_offset} at the day's start)"),
+        };
+        let page_paused: Vec<PausedPeriod> = ctx
+            .paused
+            .within((start, end))
+            .into_iter()
+            .map(|p| PausedPeriod {
+                from: format_time(p.from),
+                to: p.to.map(format_time).unwrap_or_default(),
+                reason: p.reason.clone(),
+            })
+            .collect();
         let day_name = format_day(day);
         let html = Bytes::from(render(&DayPage {
             task: &self.settings.task,
             day: &day_name,
-            utc_offset: &format_offset(self.settings.offset),
+            zone: &zone_label,
             state,
             generated_at: &generated,
             files: &file_totals,
@@ -896,8 +1051,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             unreadable,
             late_records,
             parts: &parts,
-            // Paused periods are not recorded yet.
-            paused: &[],
+            paused: &page_paused,
         }));
         let html_key = format!("{dir}/report.html");
         files.push(Written {
@@ -907,12 +1061,15 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             rows: None,
         });
         self.store.put(&html_key, html).await?;
-        let lag = totals.lag();
         let summary = json!({
             "format_version": FORMAT_VERSION,
             "task": self.settings.task,
             "day": format_day(day),
-            "utc_offset": format_offset(self.settings.offset),
+            TIME_ZONE: calendar.zone.name(),
+            "utc_offset": utc_offset,
+            WINDOW: window,
+            ZONE_CHANGED_FROM: changed_from,
+            "paused_periods": paused,
             "state": state,
             "generated_at": generated,
             "file_count": file_totals.files,
@@ -942,7 +1099,11 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
                 "format_version": FORMAT_VERSION,
                 "task": self.settings.task,
                 "day": format_day(day),
-                "utc_offset": format_offset(self.settings.offset),
+                TIME_ZONE: calendar.zone.name(),
+                "utc_offset": utc_offset,
+                WINDOW: window,
+                ZONE_CHANGED_FROM: changed_from,
+                "paused_periods": paused,
                 "generated_at": generated,
                 "file_count": file_totals.files,
                 "file_states": file_totals.count_map(),

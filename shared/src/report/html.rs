@@ -9,12 +9,13 @@
 //! against `summary.json`. Every string from a record (keys, error codes and messages) is
 //! escaped for HTML.
 
+use super::day::Zone;
 use super::files::{FileDay, FileState, FileTotals};
 use super::stats::{lag_of, DayTotals, LagHistogram};
 use crate::outcome::Outcome;
 use std::collections::BTreeMap;
 use std::fmt::{self, Write};
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
 
 /// Example keys kept per failure reason.
 const EXAMPLES: usize = 3;
@@ -63,24 +64,27 @@ pub struct FailureReason {
 /// record) and files and bytes by state (from every file); and the failed files by reason.
 #[derive(Debug, Clone)]
 pub struct DayChart {
-    offset: UtcOffset,
+    zone: Zone,
     hours: Vec<Hour>,
     /// Failed files by error code (`(invalid)` or `(deferred)` when the record has none).
     pub failures: BTreeMap<String, FailureReason>,
 }
 
 impl DayChart {
-    /// An empty chart for days counted in `offset`.
-    pub fn new(offset: UtcOffset) -> Self {
+    /// An empty chart for days counted in `zone`: a record counts in its local hour (on a
+    /// daylight-saving day the repeated hour's records share one bar, the skipped hour's bar
+    /// is empty; a day after a change of zone, longer or shorter than 24 hours, folds onto the
+    /// clock's 24 hours).
+    pub fn new(zone: Zone) -> Self {
         Self {
-            offset,
+            zone,
             hours: vec![Hour::default(); 24],
             failures: BTreeMap::new(),
         }
     }
 
     fn hour(&mut self, at: OffsetDateTime) -> &mut Hour {
-        let h = usize::from(at.to_offset(self.offset).hour());
+        let h = usize::from(at.to_offset(self.zone.offset_at(at)).hour());
         &mut self.hours[h]
     }
 
@@ -144,8 +148,9 @@ pub struct DayPage<'a> {
     pub task: &'a str,
     /// `YYYY-MM-DD`.
     pub day: &'a str,
-    /// `+08:00`.
-    pub utc_offset: &'a str,
+    /// The zone the day is counted in, as shown: `UTC+08:00`, or `Asia/Shanghai (UTC+08:00 at
+    /// the day's start)`.
+    pub zone: &'a str,
     /// `pushing` or `complete`.
     pub state: &'a str,
     /// When the report was made (RFC 3339).
@@ -523,8 +528,8 @@ fn write_page(out: &mut String, p: &DayPage) -> fmt::Result {
     writeln!(out, "<h1>{task}: {day}</h1>")?;
     writeln!(
         out,
-        r#"<p class="sub">Day in UTC{}; <b class="{state}">{state}</b>; generated {}.</p>"#,
-        escape(p.utc_offset),
+        r#"<p class="sub">Day in {}; <b class="{state}">{state}</b>; generated {}.</p>"#,
+        escape(p.zone),
         escape(p.generated_at)
     )?;
     let failed: u64 = FileState::ALL
@@ -733,6 +738,7 @@ mod tests {
     use super::*;
     use crate::outcome::OutcomeKind::{self, *};
     use crate::report::files::{file_id, FileFolder};
+    use time::UtcOffset;
 
     fn rec(key: &str, at: &str, kind: OutcomeKind, bytes: u64, code: Option<&str>) -> Outcome {
         serde_json::from_value(serde_json::json!({
@@ -747,7 +753,7 @@ mod tests {
     /// Builds the page of `records` (in file, then time order) as the report run does.
     fn page_of(records: Vec<Outcome>, offset: UtcOffset) -> (String, FileTotals, DayTotals) {
         let rfc3339 = &time::format_description::well_known::Rfc3339;
-        let mut chart = DayChart::new(offset);
+        let mut chart = DayChart::new(Zone::fixed(offset));
         let mut totals = DayTotals::default();
         let mut files = FileTotals::default();
         let mut folder = FileFolder::default();
@@ -770,7 +776,7 @@ mod tests {
         let html = render(&DayPage {
             task: "t",
             day: "2026-11-25",
-            utc_offset: "+00:00",
+            zone: "UTC+00:00",
             state: "complete",
             generated_at: "2026-11-26T01:00:00.000Z",
             files: &files,
@@ -905,7 +911,7 @@ mod tests {
 
     #[test]
     fn paused_periods_are_listed() {
-        let chart = DayChart::new(UtcOffset::UTC);
+        let chart = DayChart::new(Zone::default());
         let (files, totals) = (FileTotals::default(), DayTotals::default());
         let paused = [PausedPeriod {
             from: "2026-11-25T02:00:00Z".into(),
@@ -915,7 +921,7 @@ mod tests {
         let html = render(&DayPage {
             task: "t",
             day: "2026-11-25",
-            utc_offset: "+00:00",
+            zone: "UTC+00:00",
             state: "pushing",
             generated_at: "now",
             files: &files,

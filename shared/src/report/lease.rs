@@ -40,6 +40,7 @@
 use super::build::{
     Listing, RecordSource, ReportError, ReportSettings, ReportStore, Reporter, RunSummary,
 };
+use super::pauses::{PauseWatch, Sighting};
 use crate::outcome::format_time;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -336,6 +337,20 @@ impl<L: LeaseStore, C: Clock> LeaseHolder<'_, L, C> {
         store: &S,
         now: OffsetDateTime,
     ) -> Result<LeasedRun, ReportError> {
+        self.run_watching(settings, results, store, now, None::<&Unwatched>)
+            .await
+    }
+
+    /// [`Self::run`], looking at the task's delivery first when `watch` is given
+    /// ([`Reporter::run_watching`]: its note of a pause is a write, fenced like the others).
+    pub async fn run_watching<R: RecordSource, S: ReportStore, W: PauseWatch>(
+        &self,
+        settings: &ReportSettings,
+        results: &R,
+        store: &S,
+        now: OffsetDateTime,
+        watch: Option<&W>,
+    ) -> Result<LeasedRun, ReportError> {
         let lease = match acquire(
             self.store,
             self.settings,
@@ -356,15 +371,26 @@ impl<L: LeaseStore, C: Clock> LeaseHolder<'_, L, C> {
             lease: &lease,
             clock: self.clock,
         };
-        let ran = Reporter {
+        let reporter = Reporter {
             settings,
             results,
             store: &fenced,
-        }
-        .run(now)
-        .await;
+        };
+        let ran = match watch {
+            Some(w) => reporter.run_watching(now, w).await,
+            None => reporter.run(now).await,
+        };
         lease.release(self.store, self.clock).await;
         ran.map(LeasedRun::Ran)
+    }
+}
+
+/// No watch of the task's delivery (the type of an absent one).
+struct Unwatched;
+
+impl PauseWatch for Unwatched {
+    async fn look(&self, _now: OffsetDateTime) -> Result<Sighting, String> {
+        Err("not watched".into())
     }
 }
 

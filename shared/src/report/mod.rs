@@ -4,12 +4,15 @@
 //! it lists.
 
 pub mod build;
+pub mod change;
 pub mod day;
 pub mod files;
 pub mod html;
 pub mod late;
 pub mod lease;
+pub mod pauses;
 pub mod rows;
 pub mod sort;
 pub mod stats;
 pub mod stores;
+pub mod watch;

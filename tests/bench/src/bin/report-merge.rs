@@ -179,7 +179,7 @@ async fn main() -> std::io::Result<()> {
         task: "bench".into(),
         results_prefix: "results".into(),
         report_prefix: "reports".into(),
-        offset: time::UtcOffset::UTC,
+        zone: s3_oss_sync::report::day::Zone::default(),
         grace: Duration::minutes(30),
         part_bytes: a.part_mib << 20,
         sort_budget: a.sort_mib << 20,
