@@ -885,3 +885,37 @@ async fn objects_the_report_did_not_write_survive_and_a_foreign_manifest_stops_n
         1
     );
 }
+
+/// A manifest written by a newer build (a rollback): its day is complete, and this build leaves
+/// it as it is.
+#[tokio::test]
+async fn a_day_a_newer_build_completed_is_left_alone() {
+    let b = MemoryBucket::default();
+    let t = datetime!(2026-11-20 10:00 UTC);
+    file(&b, &[record("a", t, OutcomeKind::Failed)], t, "i1");
+    let s = settings("Z");
+    let r = Reporter {
+        settings: &s,
+        results: &b,
+        store: &b,
+    };
+    let now = datetime!(2026-11-21 01:00 UTC);
+    r.run(now).await.unwrap();
+    let dir = "reports/t1/2026-11-20";
+    let mut m = check_manifest(&b, dir);
+    m["format_version"] = (s3_oss_sync::report::build::FORMAT_VERSION + 1).into();
+    m["a_newer_field"] = "x".into();
+    let raw = serde_json::to_vec_pretty(&m).unwrap();
+    b.insert(&format!("{dir}/manifest.checksum"), md5_hex(&raw));
+    b.insert(&format!("{dir}/manifest.json"), raw);
+    let day = time::macros::date!(2026 - 11 - 20);
+    assert!(r.has_manifest(day).await.unwrap());
+    assert_eq!(r.last_complete_day().await.unwrap(), Some(day));
+    let before = b.snapshot();
+    r.run(now).await.unwrap();
+    assert_eq!(
+        b.snapshot(),
+        before,
+        "the newer build's day is not rewritten"
+    );
+}

@@ -502,10 +502,12 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
     }
 
     /// Whether a day's `manifest.json` is one the report wrote: it is JSON whose
-    /// `format_version` is one the report has written, whose `task` and `day` are this task
-    /// and this day, and `manifest.checksum` holds its MD5. Anything else there (an object
-    /// synced into the report area, or a manifest torn by a crash between its checksum and
-    /// itself) is logged and passed over: the day is not complete, and is reported again.
+    /// `format_version` is 1 or more, whose `task` and `day` are this task and this day, and
+    /// `manifest.checksum` holds its MD5. A version above this build's [`FORMAT_VERSION`] was
+    /// written by a newer build (this one was rolled back): the day is complete all the same, and
+    /// left alone (logged). Anything else there (an object synced into the report area, or a
+    /// manifest torn by a crash between its checksum and itself) is logged and passed over: the
+    /// day is not complete, and is reported again.
     pub async fn has_manifest(&self, day: Date) -> Result<bool, ReportError> {
         let dir = self.day_dir(day);
         let key = format!("{dir}/manifest.json");
@@ -513,11 +515,12 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             return Ok(false);
         }
         let raw = self.store.get(&key).await?;
+        let mut version = None;
         let why = match serde_json::from_slice::<serde_json::Value>(&raw) {
             Err(_) => Some("it is not JSON".to_owned()),
             Ok(m) => {
-                let version = m["format_version"].as_u64();
-                if !version.is_some_and(|v| (1..=u64::from(FORMAT_VERSION)).contains(&v)) {
+                version = m["format_version"].as_u64();
+                if version.is_none_or(|v| v < 1) {
                     Some(format!(
                         "its format_version {} is not one the report writes",
                         m["format_version"]
@@ -547,8 +550,14 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
                 }
             }
         };
-        if let Some(why) = &why {
-            tracing::warn!(key = %key, reason = %why, "not a manifest the report wrote; the day is not taken as complete");
+        match (&why, version) {
+            (Some(why), _) => {
+                tracing::warn!(key = %key, reason = %why, "not a manifest the report wrote; the day is not taken as complete");
+            }
+            (None, Some(v)) if v > u64::from(FORMAT_VERSION) => {
+                tracing::warn!(key = %key, format_version = v, this_build = FORMAT_VERSION, "the manifest was written by a newer build of the report; the day is complete and left as it is");
+            }
+            (None, _) => {}
         }
         Ok(why.is_none())
     }
