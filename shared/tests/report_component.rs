@@ -919,3 +919,36 @@ async fn a_day_a_newer_build_completed_is_left_alone() {
         "the newer build's day is not rewritten"
     );
 }
+
+/// A `manifest.json` the report did not write, on a leading day without records, says nothing of
+/// what that day read: a record of that day found later is listed late, not taken as read.
+#[tokio::test]
+async fn a_foreign_manifest_on_a_day_without_a_report_hides_no_late_record() {
+    let b = MemoryBucket::default();
+    // The first partition (the 20th, 00:00) can hold records of the 19th: a leading day
+    // without records, never reported.
+    let t = datetime!(2026-11-20 00:10 UTC);
+    file(&b, &[record("a", t, OutcomeKind::Copied)], t, "i1");
+    let s = settings("Z");
+    let r = Reporter {
+        settings: &s,
+        results: &b,
+        store: &b,
+    };
+    r.run(datetime!(2026-11-21 01:00 UTC)).await.unwrap();
+    assert!(b.object("reports/t1/2026-11-19/summary.json").is_none());
+    check_manifest(&b, "reports/t1/2026-11-20");
+    // A record of the 19th, filed very late; and a manifest for the 19th the report did not
+    // write (no checksum, no read_after_end).
+    let late = record("b", datetime!(2026-11-19 23:00 UTC), OutcomeKind::Copied);
+    file(&b, &[late], datetime!(2026-11-21 05:00 UTC), "i2");
+    let foreign =
+        serde_json::json!({"format_version": 5, "task": "t1", "day": "2026-11-19", "files": []});
+    b.insert(
+        "reports/t1/2026-11-19/manifest.json",
+        serde_json::to_vec(&foreign).unwrap(),
+    );
+    r.run(datetime!(2026-11-21 06:00 UTC)).await.unwrap();
+    let summary = json(&b, "reports/t1/2026-11-21/summary.json");
+    assert_eq!(summary["late_records"], 1);
+}

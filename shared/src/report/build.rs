@@ -851,7 +851,8 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
     }
 
     /// What the complete days among the two before `day` (all up to `complete_through`) read
-    /// after their end, from their manifests.
+    /// after their end, from their manifests: only manifests the report wrote
+    /// ([`Self::has_manifest`]), as for [`Self::last_complete_day`].
     async fn taken_before(
         &self,
         day: Date,
@@ -865,14 +866,16 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             if complete_through.is_none_or(|c| d > c) {
                 continue;
             }
-            let key = format!("{}/manifest.json", self.day_dir(d));
-            let read = if self.store.exists(&key).await? {
+            let read = if self.has_manifest(d).await? {
+                let key = format!("{}/manifest.json", self.day_dir(d));
                 let raw = self.store.get(&key).await?;
                 serde_json::from_slice(&raw)
                     .ok()
                     .and_then(|m| read_after_end(&m))
             } else {
-                // A leading day without records has no report: it read nothing.
+                // A leading day without records has no report: it read nothing. Nor did a day
+                // whose manifest.json the report did not write ([`Self::has_manifest`], logged):
+                // the report never completed it, so nothing it names is taken.
                 Some(Default::default())
             };
             taken.insert(d, read);
