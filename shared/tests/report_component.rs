@@ -886,6 +886,57 @@ async fn objects_the_report_did_not_write_survive_and_a_foreign_manifest_stops_n
     );
 }
 
+/// A `_journal.json` that cannot be read (torn, overwritten) is recovered from the part names in
+/// the list folders: the parts an earlier run wrote beyond this run's last are still deleted,
+/// and the journal is whole again.
+#[tokio::test]
+async fn an_unreadable_journal_is_recovered_from_the_parts_in_the_folders() {
+    let b = MemoryBucket::default();
+    let t = datetime!(2026-11-20 10:00 UTC);
+    let failed: Vec<Outcome> = (0..60)
+        .map(|i| record(&format!("k{i:03}"), t, OutcomeKind::Failed))
+        .collect();
+    file(&b, &failed, t, "i1");
+    let s = settings("Z");
+    let r = Reporter {
+        settings: &s,
+        results: &b,
+        store: &b,
+    };
+    r.run(datetime!(2026-11-20 12:00 UTC)).await.unwrap();
+    let dir = "reports/t1/2026-11-20";
+    let parts_of = |b: &MemoryBucket, list: &str| {
+        b.snapshot()
+            .keys()
+            .filter(|k| k.starts_with(&format!("{dir}/{list}/part-")))
+            .count()
+    };
+    let failed_parts = parts_of(&b, "failed_list");
+    assert!(failed_parts > 3, "{failed_parts}");
+    b.insert(&format!("{dir}/_journal.json"), "{\"parts\": {\"failed_li");
+    b.insert(&format!("{dir}/failed_list/notes.csv"), "a user's object");
+
+    // The files are then copied: failed_list shrinks to its header.
+    let later = t + Duration::hours(1);
+    let copied: Vec<Outcome> = (0..60)
+        .map(|i| record(&format!("k{i:03}"), later, OutcomeKind::Copied))
+        .collect();
+    file(&b, &copied, later, "i2");
+    r.run(datetime!(2026-11-20 13:00 UTC)).await.unwrap();
+    assert_eq!(
+        parts_of(&b, "failed_list"),
+        1,
+        "the stale parts are deleted"
+    );
+    assert!(b.object(&format!("{dir}/failed_list/notes.csv")).is_some());
+    let journal = json(&b, &format!("{dir}/_journal.json"));
+    assert_eq!(journal["parts"]["failed_list"], 1);
+    assert_eq!(
+        journal["parts"]["total_list"],
+        parts_of(&b, "total_list") as u64
+    );
+}
+
 /// A manifest written by a newer build (a rollback): its day is complete, and this build leaves
 /// it as it is.
 #[tokio::test]

@@ -300,24 +300,70 @@ struct Journal {
 /// The journal's file name in a day's folder.
 pub const JOURNAL: &str = "_journal.json";
 
+/// The lists of a day, in the order [`DayLists`] holds them.
+const LISTS: [&str; 5] = [
+    "total_list",
+    "failed_list",
+    "skipped_list",
+    "attempts_list",
+    "late_list",
+];
+
 impl Journal {
     /// The day's journal, or an empty one (a day never written, or one written before journals:
-    /// its stale parts, if any, are left, as they were never in a manifest).
+    /// its stale parts, if any, are left, as they were never in a manifest). A journal that
+    /// exists but cannot be read is recovered from the list folders ([`Self::recover`]).
     async fn read<S: ReportStore>(store: &S, dir: &str) -> Result<Self, ReportError> {
         let key = format!("{dir}/{JOURNAL}");
-        let parts = if store.exists(&key).await? {
-            let raw = store.get(&key).await?;
-            serde_json::from_slice::<serde_json::Value>(&raw)
-                .ok()
-                .and_then(|v| serde_json::from_value(v.get("parts")?.clone()).ok())
-                .unwrap_or_else(|| {
-                    tracing::warn!(key = %key, "the report's journal cannot be read; no part is deleted this run");
-                    Default::default()
+        if !store.exists(&key).await? {
+            return Ok(Self {
+                key,
+                parts: Default::default(),
+            });
+        }
+        let raw = store.get(&key).await?;
+        let parts = serde_json::from_slice::<serde_json::Value>(&raw)
+            .ok()
+            .and_then(|v| serde_json::from_value(v.get("parts")?.clone()).ok());
+        match parts {
+            Some(parts) => Ok(Self { key, parts }),
+            None => Self::recover(store, dir, key).await,
+        }
+    }
+
+    /// A journal that cannot be read (torn, or overwritten by something else): its part numbers
+    /// are lost, so the `part-NNNNN.csv` names already in each list folder are taken as the
+    /// report's, and saved as the journal at once (a one-time recovery, logged). Stale parts
+    /// among them are then deleted as usual; a foreign object bearing a part's name beyond this
+    /// run's last would be too, which is the price of not forgetting the report's own.
+    async fn recover<S: ReportStore>(
+        store: &S,
+        dir: &str,
+        key: String,
+    ) -> Result<Self, ReportError> {
+        let mut parts = std::collections::BTreeMap::new();
+        for list in LISTS {
+            let folder = format!("{dir}/{list}/");
+            let highest = store
+                .list_keys(&folder)
+                .await?
+                .iter()
+                .filter_map(|k| {
+                    let name = k.strip_prefix(&folder)?;
+                    let n = name.strip_prefix("part-")?.strip_suffix(".csv")?;
+                    n.bytes()
+                        .all(|b| b.is_ascii_digit())
+                        .then(|| n.parse::<u32>().ok())?
                 })
-        } else {
-            Default::default()
-        };
-        Ok(Self { key, parts })
+                .max();
+            if let Some(n) = highest {
+                parts.insert(list.to_owned(), n);
+            }
+        }
+        tracing::warn!(key = %key, parts = ?parts, "the report's journal cannot be read; the part-NNNNN.csv names in the day's list folders are taken as the report's parts, and the journal is written again from them");
+        let journal = Self { key, parts };
+        journal.save(store).await?;
+        Ok(journal)
     }
 
     fn parts(&self, list: &str) -> u32 {
@@ -383,11 +429,11 @@ impl DayLists {
         Self {
             journal,
             lists: [
-                ListWriter::new("total_list", &FILE_HEADER, dir, part_bytes),
-                ListWriter::new("failed_list", &FILE_HEADER, dir, part_bytes),
-                ListWriter::new("skipped_list", &FILE_HEADER, dir, part_bytes),
-                ListWriter::new("attempts_list", &ATTEMPT_HEADER, dir, part_bytes),
-                ListWriter::new("late_list", &late_header(), dir, part_bytes),
+                ListWriter::new(LISTS[0], &FILE_HEADER, dir, part_bytes),
+                ListWriter::new(LISTS[1], &FILE_HEADER, dir, part_bytes),
+                ListWriter::new(LISTS[2], &FILE_HEADER, dir, part_bytes),
+                ListWriter::new(LISTS[3], &ATTEMPT_HEADER, dir, part_bytes),
+                ListWriter::new(LISTS[4], &late_header(), dir, part_bytes),
             ],
             files: FileTotals::default(),
             chart,
