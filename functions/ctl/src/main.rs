@@ -316,7 +316,7 @@ async fn retry_failed(
         results: &parts.records,
         store: &parts.oss,
     };
-    let list = read_failed_list(&parts.oss, &reporter.day_dir(day), &config.source_bucket).await?;
+    let list = read_failed_list(&reporter, day, &config.source_bucket).await?;
     let mut summary = json!({
         "day": format_day(day),
         "keys": list.keys.len(),

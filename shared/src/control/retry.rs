@@ -5,10 +5,12 @@
 use super::events::{event_body, SentEvent, RETRY_DELETE_EVENT, RETRY_EVENT};
 use super::ControlError;
 use crate::event::{kind_of, EventKind};
-use crate::report::build::RecordSource;
+use crate::report::build::{part_key, RecordSource, ReportError, ReportStore, Reporter};
+use crate::report::day::format_day;
 use crate::report::rows::cell_value;
+use serde_json::Value;
 use std::collections::BTreeMap;
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 /// A key to retry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,27 +96,96 @@ pub fn parse_failed_parts(parts: &[Vec<u8>], bucket: &str) -> Result<FailedList,
     Ok(out)
 }
 
-/// Reads every `failed_list` part of a day's report folder (`day_dir`). A day without a report is
-/// an error that says so.
-pub async fn read_failed_list<R: RecordSource>(
-    reports: &R,
-    day_dir: &str,
-    bucket: &str,
-) -> Result<FailedList, ControlError> {
-    let map = |e: crate::report::build::ReportError| ControlError::Oss(e.to_string());
-    let mut keys = reports
-        .list_keys(&format!("{day_dir}/failed_list/"))
-        .await
-        .map_err(map)?;
-    if keys.is_empty() {
+/// The keys of a day's `failed_list` parts as the report lists them: from the day's
+/// `manifest.json` `files` when the day is complete (a manifest the report wrote,
+/// [`Reporter::has_manifest`]), else from `summary.json`'s `lists.failed_list.keys`, or, in a
+/// summary written before that field, `part-NNNNN.csv` up to its `lists.failed_list.parts`. Only
+/// keys directly in the day's `failed_list/` folder are taken. Nothing else in the folder is read:
+/// not a part an earlier, longer report left there, nor an object synced into it. A day without
+/// a report is an error that says so.
+pub async fn failed_part_keys<R: RecordSource, S: ReportStore>(
+    reporter: &Reporter<'_, R, S>,
+    day: Date,
+) -> Result<Vec<String>, ControlError> {
+    let map = |e: ReportError| ControlError::Oss(e.to_string());
+    let dir = reporter.day_dir(day);
+    let folder = format!("{dir}/failed_list/");
+    // Keys directly in the folder, in the order listed.
+    let in_folder = |keys: &mut dyn Iterator<Item = &str>| -> Vec<String> {
+        keys.filter(|k| {
+            k.strip_prefix(&folder)
+                .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+        })
+        .map(str::to_owned)
+        .collect()
+    };
+    let store = reporter.store;
+    if reporter.has_manifest(day).await.map_err(map)? {
+        let key = format!("{dir}/manifest.json");
+        let manifest: Value = serde_json::from_slice(&store.get(&key).await.map_err(map)?)
+            .map_err(|e| ControlError::Input(format!("{key}: {e}")))?;
+        let files = manifest["files"].as_array().into_iter().flatten();
+        return Ok(in_folder(&mut files.filter_map(|f| f["key"].as_str())));
+    }
+    let key = format!("{dir}/summary.json");
+    if !store.exists(&key).await.map_err(map)? {
         return Err(ControlError::Input(format!(
-            "no report at {day_dir}/ (the report function has not reported that day yet)"
+            "no report at {dir}/ (the report function has not reported that day yet)"
         )));
     }
-    keys.sort();
+    let summary: Value =
+        serde_json::from_slice(&store.get(&key).await.map_err(map)?).map_err(|e| {
+            ControlError::Input(format!(
+                "{key} is not JSON ({e}); the next report run rewrites it, then try again"
+            ))
+        })?;
+    let task = &reporter.settings.task;
+    if summary["task"].as_str() != Some(task) || summary["day"].as_str() != Some(&format_day(day)) {
+        return Err(ControlError::Input(format!(
+            "{key} is not a summary the report wrote for task {task} and {} (its task {}, day {}); the next report run rewrites it, then try again",
+            format_day(day),
+            summary["task"],
+            summary["day"]
+        )));
+    }
+    let list = &summary["lists"]["failed_list"];
+    if let Some(keys) = list["keys"].as_array() {
+        return Ok(in_folder(&mut keys.iter().filter_map(Value::as_str)));
+    }
+    match list["parts"].as_u64() {
+        Some(n) => Ok((1..=n)
+            .filter_map(|n| u32::try_from(n).ok())
+            .map(|n| part_key(folder.trim_end_matches('/'), n))
+            .collect()),
+        None => Err(ControlError::Input(format!(
+            "{key} has no lists.failed_list (neither keys nor parts); the next report run rewrites it, then try again"
+        ))),
+    }
+}
+
+/// Reads a day's `failed_list` parts, the ones the report lists ([`failed_part_keys`]), into
+/// the keys to retry. A listed part that is missing is an error: the report is being rewritten
+/// (try again after the run), or something deleted it.
+pub async fn read_failed_list<R: RecordSource, S: ReportStore>(
+    reporter: &Reporter<'_, R, S>,
+    day: Date,
+    bucket: &str,
+) -> Result<FailedList, ControlError> {
+    let keys = failed_part_keys(reporter, day).await?;
     let mut parts = Vec::with_capacity(keys.len());
     for k in &keys {
-        parts.push(reports.get(k).await.map_err(map)?.to_vec());
+        let exists = reporter
+            .store
+            .exists(k)
+            .await
+            .map_err(|e| ControlError::Oss(e.to_string()))?;
+        if !exists {
+            return Err(ControlError::Input(format!(
+                "{k} is listed in the day's report but missing; if a report run is writing the day, try again after it"
+            )));
+        }
+        let body = reporter.store.get(k).await;
+        parts.push(body.map_err(|e| ControlError::Oss(e.to_string()))?.to_vec());
     }
     parse_failed_parts(&parts, bucket)
 }
@@ -301,6 +372,129 @@ mod tests {
                 delete: false
             }]
         );
+    }
+
+    /// A day reported with `failed` keys `k000`..`k029` (several `failed_list` parts), as of
+    /// `now`, then a part beyond the report's last and foreign objects put in the folder.
+    async fn reported_day(
+        b: &crate::memory::MemoryBucket,
+        settings: &crate::report::build::ReportSettings,
+        now: OffsetDateTime,
+    ) -> Vec<String> {
+        let t = time::macros::datetime!(2026-11-20 10:00 UTC);
+        let failed: Vec<crate::outcome::Outcome> = (0..30)
+            .map(|i| {
+                serde_json::from_value(serde_json::json!({
+                    "task": "t1", "processed_at": "2026-11-20T10:00:00.000Z",
+                    "source_key": format!("k{i:03}"), "dest_key": format!("k{i:03}"),
+                    "bucket": "src", "event_name": "ObjectCreated:Put", "outcome": "failed",
+                    "bytes_moved": 0, "attempts": 1, "duration_ms": 1, "message_id": "m",
+                }))
+                .unwrap()
+            })
+            .collect();
+        b.insert(
+            &crate::results::results_key("results", "t1", t, "i1"),
+            crate::results::to_json_lines(&failed),
+        );
+        let r = Reporter {
+            settings,
+            results: b,
+            store: b,
+        };
+        r.run(now).await.unwrap();
+        let dir = "reports/t1/2026-11-20/failed_list";
+        let parts = b
+            .snapshot()
+            .into_keys()
+            .filter(|k| k.starts_with(dir))
+            .count() as u32;
+        assert!(parts >= 3, "{parts}");
+        let mut stale = csv_row(&FILE_HEADER);
+        stale.extend(file("stale", "src", "ObjectRemoved:Delete", "failed"));
+        b.insert(&part_key(dir, parts + 1), stale);
+        b.insert(&format!("{dir}/notes.txt"), "not a list");
+        b.insert(&format!("{dir}/sub/part-00001.csv"), "not a list");
+        (0..30).map(|i| format!("k{i:03}")).collect()
+    }
+
+    fn settings() -> crate::report::build::ReportSettings {
+        crate::report::build::ReportSettings {
+            task: "t1".into(),
+            results_prefix: "results".into(),
+            report_prefix: "reports".into(),
+            zone: crate::report::day::Zone::parse("Z").unwrap(),
+            grace: time::Duration::minutes(30),
+            part_bytes: 1024,
+            sort_budget: 1 << 20,
+            parallel_reads: 4,
+        }
+    }
+
+    fn keys_of(list: &FailedList) -> Vec<String> {
+        assert!(list.keys.iter().all(|k| !k.delete));
+        list.keys.iter().map(|k| k.key.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn only_the_parts_a_pushing_days_summary_lists_are_read() {
+        let b = crate::memory::MemoryBucket::default();
+        let s = settings();
+        let now = time::macros::datetime!(2026-11-20 12:00 UTC);
+        let want = reported_day(&b, &s, now).await;
+        let r = Reporter {
+            settings: &s,
+            results: &b,
+            store: &b,
+        };
+        let day = time::macros::date!(2026 - 11 - 20);
+        assert!(!r.has_manifest(day).await.unwrap());
+        let list = read_failed_list(&r, day, "src").await.unwrap();
+        assert_eq!(keys_of(&list), want);
+
+        // A summary written before `keys`: its part count is read.
+        let key = "reports/t1/2026-11-20/summary.json";
+        let mut summary: Value = serde_json::from_slice(&b.object(key).unwrap()).unwrap();
+        summary["lists"]["failed_list"]
+            .as_object_mut()
+            .unwrap()
+            .remove("keys");
+        b.insert(key, serde_json::to_vec(&summary).unwrap());
+        let list = read_failed_list(&r, day, "src").await.unwrap();
+        assert_eq!(keys_of(&list), want);
+
+        // A summary of another task is not read.
+        summary["task"] = "t2".into();
+        b.insert(key, serde_json::to_vec(&summary).unwrap());
+        let e = read_failed_list(&r, day, "src").await.unwrap_err();
+        assert!(
+            e.to_string().contains("not a summary the report wrote"),
+            "{e}"
+        );
+        // Nor a day without a report.
+        let e = read_failed_list(&r, time::macros::date!(2026 - 11 - 19), "src")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("no report at"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn only_the_parts_a_complete_days_manifest_lists_are_read() {
+        let b = crate::memory::MemoryBucket::default();
+        let s = settings();
+        let now = time::macros::datetime!(2026-11-21 01:00 UTC);
+        let want = reported_day(&b, &s, now).await;
+        let r = Reporter {
+            settings: &s,
+            results: &b,
+            store: &b,
+        };
+        let day = time::macros::date!(2026 - 11 - 20);
+        assert!(r.has_manifest(day).await.unwrap());
+        // The manifest is read, not the summary.
+        b.insert("reports/t1/2026-11-20/summary.json", "torn");
+        let list = read_failed_list(&r, day, "src").await.unwrap();
+        assert_eq!(keys_of(&list), want);
     }
 
     #[test]

@@ -37,7 +37,9 @@ use time::{Date, Duration, OffsetDateTime};
 /// `window` (the day's `start` and `end` in UTC: 23 or 25 hours on a daylight-saving change,
 /// other lengths after a change of zone), `zone_changed_from` ([`super::change`]) and
 /// `paused_periods` ([`super::pauses`]). `report.html` ([`super::html`]) came within 4: it
-/// changes no list, summary or manifest field.
+/// changes no list, summary or manifest field. Within 5, the summary's `lists.<name>` gained
+/// `keys` (the list's part keys, beside `rows` and `parts`, their count): an added field, so no
+/// new version; a reader of an older summary takes `part-NNNNN.csv` up to `parts`.
 pub const FORMAT_VERSION: u32 = 5;
 
 /// Why a report run stopped.
@@ -281,8 +283,8 @@ impl ListWriter {
     }
 }
 
-/// A list's part `n`: `<dir>/part-NNNNN.csv`.
-fn part_key(dir: &str, n: u32) -> String {
+/// A list's part `n` (from 1), `dir` being the list's folder: `<dir>/part-NNNNN.csv`.
+pub fn part_key(dir: &str, n: u32) -> String {
     format!("{dir}/part-{n:05}.csv")
 }
 
@@ -1054,7 +1056,11 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         let mut counts = Vec::new();
         for list in lists {
             let (name, rows, parts) = list.finish(self.store, &mut journal).await?;
-            list_summary.insert(name.into(), json!({"rows": rows, "parts": parts.len()}));
+            let keys: Vec<&str> = parts.iter().map(|w| w.key.as_str()).collect();
+            list_summary.insert(
+                name.into(),
+                json!({"rows": rows, "parts": parts.len(), "keys": keys}),
+            );
             counts.push((name, parts.len() as u32));
             files.extend(parts);
         }
