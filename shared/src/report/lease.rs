@@ -377,7 +377,7 @@ impl<L: LeaseStore, C: Clock> LeaseHolder<'_, L, C> {
             store: &fenced,
         };
         let ran = match watch {
-            Some(w) => reporter.run_watching(now, w).await,
+            Some(w) => reporter.run_watching(now, self.clock.now(), w).await,
             None => reporter.run(now).await,
         };
         lease.release(self.store, self.clock).await;
@@ -389,7 +389,7 @@ impl<L: LeaseStore, C: Clock> LeaseHolder<'_, L, C> {
 struct Unwatched;
 
 impl PauseWatch for Unwatched {
-    async fn look(&self, _now: OffsetDateTime) -> Result<Sighting, String> {
+    async fn look(&self, _at: OffsetDateTime) -> Result<Sighting, String> {
         Err("not watched".into())
     }
 }
