@@ -54,7 +54,7 @@ pub enum ReportError {
     Io(#[from] std::io::Error),
     /// The run's lease is nearly over: it stopped before its next write (see
     /// [`super::lease`]); the next run continues from what is written.
-    #[error("stopped writing at {until}: the report lease expires at {expires}, and a write started later could land after another run took the lease over; the next run continues")]
+    #[error("stopped writing at {until}: the report lease expires at {expires}, and a write started (or still running) later could land after another run took the lease over; the next run continues")]
     LeaseEnding {
         /// When writing stopped.
         until: String,
