@@ -137,6 +137,9 @@ struct View {
     shared: Arc<Shared>,
     holder: String,
     requests_left: Option<Arc<AtomicU32>>,
+    /// How long a write of a list part takes on tokio's clock (then the shared clock moves on by
+    /// as much), if long.
+    slow_parts: Option<std::time::Duration>,
 }
 
 impl View {
@@ -225,6 +228,10 @@ impl RecordSource for View {
 
 impl ReportStore for View {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), ReportError> {
+        if let Some(d) = self.slow_parts.filter(|_| key.contains("_list/part-")) {
+            tokio::time::sleep(d).await;
+            self.shared.advance(Duration::try_from(d).unwrap());
+        }
         self.wrote(key);
         let etag = self.shared.etag();
         lock(&self.shared.objects).insert(key.to_owned(), (body, etag));
@@ -382,6 +389,7 @@ async fn one_run(
         shared: shared.clone(),
         holder: holder.clone(),
         requests_left: requests_left.map(|n| Arc::new(AtomicU32::new(n))),
+        slow_parts: None,
     };
     let lease = lease_settings();
     let now = shared.now();
@@ -567,4 +575,46 @@ async fn pairs() {
         "no run outlived its lease: {ends:?}"
     );
     assert!(took_over > 0, "no lease was taken over from a live run");
+}
+
+/// A write still running near the lease's expiry (a large part over a slow link) is abandoned
+/// before the lease expires, with `LeaseEnding`, and no manifest follows. Tokio's clock is paused:
+/// the part's upload sleeps 20 minutes on it, and the lease's timeout runs on it.
+#[tokio::test(start_paused = true)]
+async fn a_write_running_past_the_lease_is_abandoned_before_it_expires() {
+    let start = datetime!(2026-11-22 23:50 UTC);
+    let shared = Shared::new(0, start, 0);
+    let view = View {
+        shared: shared.clone(),
+        holder: "slow".into(),
+        requests_left: None,
+        slow_parts: Some(std::time::Duration::from_secs(20 * 60)),
+    };
+    let lease = lease_settings();
+    let began = tokio::time::Instant::now();
+    let run = LeaseHolder {
+        store: &view,
+        settings: &lease,
+        clock: shared.as_ref(),
+        holder: "slow".into(),
+        deadline: None,
+    }
+    .run(&settings(), &results(), &view, start)
+    .await;
+    let took = began.elapsed();
+    let e = run.expect_err("a write that outlasts the lease must not succeed");
+    assert!(matches!(e, ReportError::LeaseEnding { .. }), "{e}");
+    // The lease lasts 10 minutes with a 2-minute margin: the write is abandoned at 9:36, a fifth
+    // of the margin before expiry.
+    assert_eq!(took, std::time::Duration::from_secs(9 * 60 + 36), "{e}");
+    assert!(e.to_string().contains("2026-11-22T23:59:36"), "{e}");
+    let objects = lock(&shared.objects);
+    assert!(
+        !objects.keys().any(|k| k.contains("_list/part-")),
+        "the abandoned part landed"
+    );
+    assert!(
+        !objects.keys().any(|k| k.ends_with("manifest.json")),
+        "a manifest followed the abandoned write"
+    );
 }

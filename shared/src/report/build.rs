@@ -56,7 +56,7 @@ pub enum ReportError {
     Io(#[from] std::io::Error),
     /// The run's lease is nearly over: it stopped before its next write (see
     /// [`super::lease`]); the next run continues from what is written.
-    #[error("stopped writing at {until}: the report lease expires at {expires}, and a write started later could land after another run took the lease over; the next run continues")]
+    #[error("stopped writing at {until}: the report lease expires at {expires}, and a write started (or still running) later could land after another run took the lease over; the next run continues")]
     LeaseEnding {
         /// When writing stopped.
         until: String,
@@ -646,16 +646,20 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         Ok(PauseJournal::from_bytes(&self.store.get(&key).await?))
     }
 
-    /// Looks at the task's delivery first, notes a pause or resume in the journal of paused
-    /// periods, then runs as [`Self::run`]. A look that fails is logged and the run goes on: the
-    /// periods are a help to the reader, never a reason to hold a report back.
+    /// Looks at the task's delivery first, at `seen_at` on the real clock, notes a pause or
+    /// resume in the journal of paused periods, then runs as [`Self::run`] as of `now`. The
+    /// look is dated by the real clock, never by the report's "as of" instant: the journal
+    /// outlives the run, and a period dated by an "as of" instant would be wrong in every later
+    /// report. A look that fails is logged and the run goes on: the periods are a help to the
+    /// reader, never a reason to hold a report back.
     pub async fn run_watching(
         &self,
         now: OffsetDateTime,
+        seen_at: OffsetDateTime,
         watch: &impl PauseWatch,
     ) -> Result<RunSummary, ReportError> {
         let mut journal = self.paused().await?;
-        match watch.look(now).await {
+        match watch.look(seen_at).await {
             Ok(seen) => {
                 let before = journal.clone();
                 journal.note(&seen);

@@ -6,18 +6,25 @@
 //!
 //! - **Acquire**: write it only if absent (S3's `If-None-Match: *`). If one is there, read it
 //!   with its ETag: while it has not expired, another run holds it, and this run writes nothing
-//!   and ends (successfully: reporting is that run's job). An expired one (a run that was killed)
-//!   is taken over by a write only if the object is still the one read (`If-Match: <ETag>`): of
+//!   and ends (successfully: reporting is that run's job); unless it names this run's own id (a
+//!   create the SDK retried after its first attempt landed gets 412): then this run holds it. An
+//!   expired one (a run that was killed) is taken over by a write only if the object is still the one read (`If-Match: <ETag>`): of
 //!   two runs that both saw it expired, one write succeeds and the other gets 412 and reads again.
 //!   A conditional write is atomic in S3, so at any instant at most one run has an unexpired
 //!   lease of its own.
-//! - **Write only while held**: every write of the run goes through [`Fenced`], which refuses it
-//!   once the clock reaches `expires_at - margin` ([`LeaseSettings::margin`]). The margin is
-//!   longer than one write can last (the OSS client's retries end within 2 minutes, a request
-//!   within its timeouts), so every write has landed before the lease expires, hence before any
-//!   other run can acquire it. A run that runs out of lease stops with
-//!   [`ReportError::LeaseEnding`] before its next write, above all before a manifest; the next
-//!   run continues from what is written (days are written oldest first and a day's manifest last).
+//! - **Write only while held**: every write (and delete) of the run goes through [`Fenced`],
+//!   which refuses to start it once the clock reaches `expires_at - margin`
+//!   ([`LeaseSettings::margin`]), and abandons it (drops the request) if it is still running at
+//!   `expires_at - margin / 5` ([`Lease::writes_end_by`]): the last fifth of the margin is the
+//!   allowance for the runs' clocks to differ and for a request dropped at that instant to be
+//!   gone from the wire. The margin is longer than one write usually lasts (the OSS client's
+//!   retries end within 2 minutes, a request within its timeouts), but a write is not trusted to:
+//!   a large part over a slow link, or the two uploads of a write to OSS and the report's S3
+//!   copy, may last longer, and is cut off rather than left to land after the lease expired,
+//!   hence after another run could acquire it. A run that runs out of lease stops with
+//!   [`ReportError::LeaseEnding`] at its next write or at the one cut off, above all before a
+//!   manifest; the next run continues from what is written (days are written oldest first and a
+//!   day's manifest last).
 //! - **Expiry**: the lease lasts [`LeaseSettings::duration`], and never less than the run's own
 //!   deadline plus the margin (a Lambda invocation's deadline), so an invocation ends before its
 //!   lease; a local run's deadline is its lease.
@@ -109,7 +116,8 @@ pub struct LeaseSettings {
     pub key: String,
     /// How long a lease lasts (`REPORT_LEASE_MINUTES`).
     pub duration: Duration,
-    /// Writing stops this long before the lease expires: longer than any one write lasts.
+    /// Writing stops this long before the lease expires: longer than one write usually lasts (a
+    /// write still running at `expires_at - margin / 5` is abandoned, [`Lease::writes_end_by`]).
     pub margin: Duration,
 }
 
@@ -139,19 +147,40 @@ pub struct Lease {
     pub expires_at: OffsetDateTime,
     /// The last instant a write may start.
     pub writable_until: OffsetDateTime,
+    /// The instant a write still running is abandoned: `expires_at - margin / `[`SKEW_SHARE`],
+    /// leaving that much for the runs' clocks to differ.
+    pub writes_end_by: OffsetDateTime,
     key: String,
 }
 
+/// The share of the margin kept back, after [`Lease::writes_end_by`], for clock skew: a fifth (a
+/// minute of the default 5-minute margin).
+pub const SKEW_SHARE: i32 = 5;
+
 impl Lease {
+    fn new(holder: &str, expires_at: OffsetDateTime, settings: &LeaseSettings) -> Self {
+        Self {
+            holder: holder.to_owned(),
+            expires_at,
+            writable_until: expires_at - settings.margin,
+            writes_end_by: expires_at - settings.margin / SKEW_SHARE,
+            key: settings.key.clone(),
+        }
+    }
+
+    fn ending(&self, until: OffsetDateTime) -> ReportError {
+        ReportError::LeaseEnding {
+            until: format_time(until),
+            expires: format_time(self.expires_at),
+        }
+    }
+
     /// Whether a write may start at `now`; the error says when writing stopped.
     pub fn check(&self, now: OffsetDateTime) -> Result<(), ReportError> {
         if now < self.writable_until {
             Ok(())
         } else {
-            Err(ReportError::LeaseEnding {
-                until: format_time(self.writable_until),
-                expires: format_time(self.expires_at),
-            })
+            Err(self.ending(self.writable_until))
         }
     }
 
@@ -219,16 +248,22 @@ pub enum Acquired {
 /// not a lease at all: nothing but the report writes under the locks prefix, so an unreadable
 /// object is a torn-down remnant), else who holds it.
 pub fn holder_of(body: &[u8], now: OffsetDateTime) -> Option<Busy> {
+    let (b, expires) = read_body(body)?;
+    (now < expires).then_some(Busy {
+        holder: b.holder,
+        expires_at: b.expires_at,
+    })
+}
+
+/// A lease object's body and expiry, if it is a lease.
+fn read_body(body: &[u8]) -> Option<(LeaseBody, OffsetDateTime)> {
     let b: LeaseBody = serde_json::from_slice(body).ok()?;
     let expires = OffsetDateTime::parse(
         &b.expires_at,
         &time::format_description::well_known::Rfc3339,
     )
     .ok()?;
-    (now < expires).then_some(Busy {
-        holder: b.holder,
-        expires_at: b.expires_at,
-    })
+    Some((b, expires))
 }
 
 /// Conditional writes in a row that may lose to other runs before acquire gives up and reports
@@ -264,17 +299,21 @@ pub async fn acquire<L: LeaseStore, C: Clock>(
             .is_some()
         {
             tracing::info!(holder, expires_at = %format_time(expires_at), "report lease acquired");
-            return Ok(Acquired::Held(Lease {
-                holder: holder.to_owned(),
-                expires_at,
-                writable_until: expires_at - settings.margin,
-                key: settings.key.clone(),
-            }));
+            return Ok(Acquired::Held(Lease::new(holder, expires_at, settings)));
         }
         // Lost the write: read what is there now.
         match store.read_lease(&settings.key).await? {
             None => condition = Condition::Absent,
             Some((body, etag)) => match holder_of(&body, clock.now()) {
+                // This run's own, unexpired: an earlier attempt of the write landed (the SDK
+                // retried it, and the retry found the lease there). Held, as written.
+                Some(busy) if busy.holder == holder => {
+                    let Some((_, expires_at)) = read_body(&body) else {
+                        return Ok(Acquired::Busy(busy));
+                    };
+                    tracing::info!(holder, etag = %etag, expires_at = %format_time(expires_at), "report lease acquired (a retried write found this run's own lease)");
+                    return Ok(Acquired::Held(Lease::new(holder, expires_at, settings)));
+                }
                 Some(busy) => return Ok(Acquired::Busy(busy)),
                 None => {
                     condition = Condition::Unchanged(etag);
@@ -377,7 +416,7 @@ impl<L: LeaseStore, C: Clock> LeaseHolder<'_, L, C> {
             store: &fenced,
         };
         let ran = match watch {
-            Some(w) => reporter.run_watching(now, w).await,
+            Some(w) => reporter.run_watching(now, self.clock.now(), w).await,
             None => reporter.run(now).await,
         };
         lease.release(self.store, self.clock).await;
@@ -389,7 +428,7 @@ impl<L: LeaseStore, C: Clock> LeaseHolder<'_, L, C> {
 struct Unwatched;
 
 impl PauseWatch for Unwatched {
-    async fn look(&self, _now: OffsetDateTime) -> Result<Sighting, String> {
+    async fn look(&self, _at: OffsetDateTime) -> Result<Sighting, String> {
         Err("not watched".into())
     }
 }
@@ -405,8 +444,24 @@ pub struct Fenced<'a, S, C> {
 }
 
 impl<S, C: Clock> Fenced<'_, S, C> {
-    fn check(&self) -> Result<(), ReportError> {
-        self.lease.check(self.clock.now())
+    /// Runs `write` if it may start now, and abandons it (dropping the request) if it is still
+    /// running at [`Lease::writes_end_by`]: both end in [`ReportError::LeaseEnding`].
+    async fn fence<T>(
+        &self,
+        key: &str,
+        write: impl Future<Output = Result<T, ReportError>>,
+    ) -> Result<T, ReportError> {
+        let now = self.clock.now();
+        self.lease.check(now)?;
+        let left =
+            std::time::Duration::try_from(self.lease.writes_end_by - now).unwrap_or_default();
+        match tokio::time::timeout(left, write).await {
+            Ok(done) => done,
+            Err(_) => {
+                tracing::warn!(key, writes_end_by = %format_time(self.lease.writes_end_by), expires_at = %format_time(self.lease.expires_at), "a report write still running near the lease's expiry was abandoned; the next run writes it again");
+                Err(self.lease.ending(self.lease.writes_end_by))
+            }
+        }
     }
 }
 
@@ -427,15 +482,13 @@ impl<S: RecordSource, C: Clock> RecordSource for Fenced<'_, S, C> {
 
 impl<S: ReportStore, C: Clock> ReportStore for Fenced<'_, S, C> {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), ReportError> {
-        self.check()?;
-        self.inner.put(key, body).await
+        self.fence(key, self.inner.put(key, body)).await
     }
     async fn exists(&self, key: &str) -> Result<bool, ReportError> {
         self.inner.exists(key).await
     }
     async fn delete(&self, key: &str) -> Result<(), ReportError> {
-        self.check()?;
-        self.inner.delete(key).await
+        self.fence(key, self.inner.delete(key)).await
     }
 }
 
@@ -470,14 +523,98 @@ mod tests {
 
     #[test]
     fn writing_stops_a_margin_before_expiry() {
-        let lease = Lease {
-            holder: "a".into(),
-            expires_at: datetime!(2026-11-25 10:30 UTC),
-            writable_until: datetime!(2026-11-25 10:25 UTC),
+        let settings = LeaseSettings {
             key: "k".into(),
+            duration: Duration::minutes(30),
+            margin: LEASE_MARGIN,
         };
+        let lease = Lease::new("a", datetime!(2026-11-25 10:30 UTC), &settings);
+        assert_eq!(lease.writable_until, datetime!(2026-11-25 10:25 UTC));
+        assert_eq!(lease.writes_end_by, datetime!(2026-11-25 10:29 UTC));
         assert!(lease.check(datetime!(2026-11-25 10:24:59 UTC)).is_ok());
         let e = lease.check(datetime!(2026-11-25 10:25 UTC)).unwrap_err();
         assert!(e.to_string().contains("10:25:00"), "{e}");
+    }
+
+    /// One lease object; the first create lands and answers 412, as an SDK retry of a create
+    /// whose first attempt landed does.
+    #[derive(Default)]
+    struct RetriedCreate {
+        object: std::sync::Mutex<Option<(Bytes, String)>>,
+        creates: std::sync::atomic::AtomicU32,
+    }
+
+    impl LeaseStore for RetriedCreate {
+        async fn read_lease(&self, _key: &str) -> Result<Option<(Bytes, String)>, ReportError> {
+            Ok(self.object.lock().unwrap().clone())
+        }
+        async fn put_lease(
+            &self,
+            _key: &str,
+            body: Bytes,
+            condition: &Condition,
+        ) -> Result<Option<String>, ReportError> {
+            let mut object = self.object.lock().unwrap();
+            let ok = match (condition, object.as_ref()) {
+                (Condition::Absent, None) => true,
+                (Condition::Unchanged(e), Some((_, etag))) => e == etag,
+                _ => false,
+            };
+            if !ok {
+                return Ok(None);
+            }
+            let n = self
+                .creates
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let etag = format!("\"e{n}\"");
+            *object = Some((body, etag.clone()));
+            // The first landed, and its retry got 412.
+            Ok((n > 0).then_some(etag))
+        }
+        async fn delete_lease(&self, _key: &str) -> Result<(), ReportError> {
+            *self.object.lock().unwrap() = None;
+            Ok(())
+        }
+    }
+
+    struct At(OffsetDateTime);
+
+    impl Clock for At {
+        fn now(&self) -> OffsetDateTime {
+            self.0
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retried_create_that_finds_its_own_lease_holds_it() {
+        let store = RetriedCreate::default();
+        let settings = LeaseSettings {
+            key: "k".into(),
+            duration: Duration::minutes(30),
+            margin: LEASE_MARGIN,
+        };
+        let clock = At(datetime!(2026-11-25 10:00 UTC));
+        let got = acquire(&store, &settings, "me", &clock, None)
+            .await
+            .unwrap();
+        let Acquired::Held(lease) = got else {
+            panic!("its own lease taken for another run's: {got:?}");
+        };
+        assert_eq!(lease.expires_at, datetime!(2026-11-25 10:30 UTC));
+        assert_eq!(lease.writable_until, datetime!(2026-11-25 10:25 UTC));
+        let written: LeaseBody =
+            serde_json::from_slice(&store.object.lock().unwrap().as_ref().unwrap().0).unwrap();
+        assert_eq!(written.holder, "me");
+        // Another run finds it busy.
+        match acquire(&store, &settings, "other", &clock, None)
+            .await
+            .unwrap()
+        {
+            Acquired::Busy(b) => assert_eq!(b.holder, "me"),
+            Acquired::Held(_) => panic!("two runs hold the lease"),
+        }
+        // The holder releases it.
+        lease.release(&store, &clock).await;
+        assert!(store.object.lock().unwrap().is_none());
     }
 }

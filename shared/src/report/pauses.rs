@@ -39,13 +39,22 @@ pub struct Sighting {
 /// Looks at the task's delivery: the adapter asks Lambda for the event source mapping (and SQS for
 /// the queue's depth); tests answer from memory.
 pub trait PauseWatch: Send + Sync {
-    /// The delivery's state now, or why it cannot be seen.
-    fn look(&self, now: OffsetDateTime) -> impl Future<Output = Result<Sighting, String>> + Send;
+    /// The delivery's state now, or why it cannot be seen; `at` is now on the real clock (never a
+    /// report's "as of" instant), the sighting's [`Sighting::at`].
+    fn look(&self, at: OffsetDateTime) -> impl Future<Output = Result<Sighting, String>> + Send;
 }
 
-/// Whether a mapping in this state delivers messages (or is about to).
+/// Whether a mapping in this state delivers messages (or is about to): seeing one closes an open
+/// paused period.
 pub fn delivers(state: &str) -> bool {
     matches!(state, "Enabled" | "Enabling" | "Updating" | "Creating")
+}
+
+/// Whether a mapping in this state has been switched off (`ctl pause`): seeing one opens a
+/// paused period. Any other state (`Unknown`, none, one Lambda adds later) neither opens nor
+/// closes one: it is not known to be paused.
+pub fn switched_off(state: &str) -> bool {
+    matches!(state, "Disabled" | "Disabling")
 }
 
 /// One paused period, as written in the journal and the summaries.
@@ -87,12 +96,17 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Notes a sighting: opens a period when delivery is off and none is open, closes the open
-    /// one when delivery is on again. The mapping's `changed_at` dates either end when it is
+    /// Notes a sighting: opens a period when the mapping is switched off ([`switched_off`]) and
+    /// none is open, closes the open one when it delivers again ([`delivers`]); any other state
+    /// is logged and changes nothing. The mapping's `changed_at` dates either end when it is
     /// plausible (not after the sighting, and for a close not before the period began).
     pub fn note(&mut self, s: &Sighting) {
         let changed = s.changed_at.filter(|t| *t <= s.at);
         let open = self.periods.last_mut().filter(|p| p.to.is_none());
+        if !switched_off(&s.state) && !delivers(&s.state) {
+            tracing::warn!(state = %s.state, "the event source mapping's state is neither switched off nor delivering; no paused period is opened or closed for it");
+            return;
+        }
         match (delivers(&s.state), open) {
             (false, None) => {
                 let waiting = s
@@ -206,6 +220,36 @@ mod tests {
         assert_eq!(j.periods[0].from, datetime!(2026-11-20 10:00 UTC));
         j.note(&seen(datetime!(2026-11-20 11:00 UTC), "Enabling", None));
         assert_eq!(j.periods[0].to, Some(datetime!(2026-11-20 11:00 UTC)));
+    }
+
+    #[test]
+    fn only_a_switched_off_mapping_opens_a_pause() {
+        let mut j = Journal::default();
+        for state in ["Unknown", "", "Deleting", "SomethingNew"] {
+            j.note(&seen(datetime!(2026-11-20 10:00 UTC), state, None));
+        }
+        assert!(j.periods.is_empty(), "an unknown state is no pause: {j:?}");
+        j.note(&seen(datetime!(2026-11-20 11:00 UTC), "Disabled", None));
+        assert_eq!(j.periods.len(), 1);
+        // An unknown state neither closes the open period nor opens another.
+        j.note(&seen(datetime!(2026-11-20 12:00 UTC), "Unknown", None));
+        assert_eq!(j.periods.len(), 1);
+        assert_eq!(j.periods[0].to, None);
+        j.note(&seen(datetime!(2026-11-20 12:30 UTC), "Enabled", None));
+        assert_eq!(j.periods[0].to, Some(datetime!(2026-11-20 12:30 UTC)));
+        for (hour, state) in [(13, "Updating"), (15, "Creating"), (17, "Enabled")] {
+            let at = datetime!(2026-11-20 00:00 UTC) + time::Duration::hours(hour);
+            j.note(&seen(at, "Disabling", None));
+            j.note(&seen(at + time::Duration::hours(1), state, None));
+            let last = j.periods.last().unwrap();
+            assert_eq!(last.from, at, "{state}");
+            assert_eq!(
+                last.to,
+                Some(at + time::Duration::hours(1)),
+                "{state} closes it"
+            );
+        }
+        assert_eq!(j.periods.len(), 4);
     }
 
     #[test]

@@ -47,7 +47,7 @@ impl MappingWatch {
 }
 
 impl PauseWatch for MappingWatch {
-    async fn look(&self, now: OffsetDateTime) -> Result<Sighting, String> {
+    async fn look(&self, at: OffsetDateTime) -> Result<Sighting, String> {
         let mapping = self
             .lambda
             .get_event_source_mapping()
@@ -62,7 +62,7 @@ impl PauseWatch for MappingWatch {
                 )
             })?;
         Ok(Sighting {
-            at: now,
+            at,
             state: mapping.state().unwrap_or("Unknown").to_owned(),
             changed_at: mapping
                 .last_modified()
