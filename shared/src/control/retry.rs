@@ -98,7 +98,7 @@ pub fn parse_failed_parts(parts: &[Vec<u8>], bucket: &str) -> Result<FailedList,
 
 /// The keys of a day's `failed_list` parts as the report lists them: from the day's
 /// `manifest.json` `files` when the day is complete (a manifest the report wrote,
-/// [`Reporter::has_manifest`]), else from `summary.json`'s `lists.failed_list.keys`, or, in a
+/// [`Reporter::own_manifest`]), else from `summary.json`'s `lists.failed_list.keys`, or, in a
 /// summary written before that field, `part-NNNNN.csv` up to its `lists.failed_list.parts`. Only
 /// keys directly in the day's `failed_list/` folder are taken. Nothing else in the folder is read:
 /// not a part an earlier, longer report left there, nor an object synced into it. A day without
@@ -120,10 +120,7 @@ pub async fn failed_part_keys<R: RecordSource, S: ReportStore>(
         .collect()
     };
     let store = reporter.store;
-    if reporter.has_manifest(day).await.map_err(map)? {
-        let key = format!("{dir}/manifest.json");
-        let manifest: Value = serde_json::from_slice(&store.get(&key).await.map_err(map)?)
-            .map_err(|e| ControlError::Input(format!("{key}: {e}")))?;
+    if let Some(manifest) = reporter.own_manifest(day).await.map_err(map)? {
         let files = manifest["files"].as_array().into_iter().flatten();
         return Ok(in_folder(&mut files.filter_map(|f| f["key"].as_str())));
     }

@@ -549,26 +549,33 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
         Ok(found)
     }
 
-    /// Whether a day's `manifest.json` is one the report wrote: it is JSON whose
+    /// Whether a day's `manifest.json` is one the report wrote ([`Self::own_manifest`]).
+    pub async fn has_manifest(&self, day: Date) -> Result<bool, ReportError> {
+        Ok(self.own_manifest(day).await?.is_some())
+    }
+
+    /// A day's `manifest.json`, parsed, if it is one the report wrote: it is JSON whose
     /// `format_version` is 1 or more, whose `task` and `day` are this task and this day, and
     /// `manifest.checksum` holds its MD5. A version above this build's [`FORMAT_VERSION`] was
     /// written by a newer build (this one was rolled back): the day is complete all the same, and
     /// left alone (logged). Anything else there (an object synced into the report area, or a
     /// manifest torn by a crash between its checksum and itself) is logged and passed over: the
-    /// day is not complete, and is reported again.
-    pub async fn has_manifest(&self, day: Date) -> Result<bool, ReportError> {
+    /// day is not complete, and is reported again. Read once per use: the callers take what
+    /// they need (its zone, what it read after its end, its files) from the value returned.
+    pub async fn own_manifest(&self, day: Date) -> Result<Option<serde_json::Value>, ReportError> {
         let dir = self.day_dir(day);
         let key = format!("{dir}/manifest.json");
         if !self.store.exists(&key).await? {
-            return Ok(false);
+            return Ok(None);
         }
         let raw = self.store.get(&key).await?;
         let mut version = None;
+        let mut manifest = None;
         let why = match serde_json::from_slice::<serde_json::Value>(&raw) {
             Err(_) => Some("it is not JSON".to_owned()),
             Ok(m) => {
                 version = m["format_version"].as_u64();
-                if version.is_none_or(|v| v < 1) {
+                let why = if version.is_none_or(|v| v < 1) {
                     Some(format!(
                         "its format_version {} is not one the report writes",
                         m["format_version"]
@@ -579,7 +586,9 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
                     Some(format!("its day {} is not the folder's", m["day"]))
                 } else {
                     None
-                }
+                };
+                manifest = Some(m);
+                why
             }
         };
         let why = match why {
@@ -607,11 +616,16 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             }
             (None, _) => {}
         }
-        Ok(why.is_none())
+        Ok(manifest.filter(|_| why.is_none()))
     }
 
     /// The newest day with a manifest the report wrote ([`Self::has_manifest`]).
     pub async fn last_complete_day(&self) -> Result<Option<Date>, ReportError> {
+        Ok(self.last_complete().await?.map(|(d, _)| d))
+    }
+
+    /// The newest day with a manifest the report wrote, and that manifest.
+    async fn last_complete(&self) -> Result<Option<(Date, serde_json::Value)>, ReportError> {
         let mut days: Vec<Date> = self
             .store
             .list_prefixes(&self.task_reports())
@@ -626,8 +640,8 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             .collect();
         days.sort();
         for d in days.into_iter().rev() {
-            if self.has_manifest(d).await? {
-                return Ok(Some(d));
+            if let Some(m) = self.own_manifest(d).await? {
+                return Ok(Some((d, m)));
             }
         }
         Ok(None)
@@ -693,8 +707,9 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             ignored: found.ignored,
             ..RunSummary::default()
         };
-        let last_complete = self.last_complete_day().await?;
-        let calendar = self.calendar(last_complete).await?;
+        let last = self.last_complete().await?;
+        let calendar = self.calendar(last.as_ref())?;
+        let last_complete = last.map(|(d, _)| d);
         let first = found
             .first_hour
             // A record is filed at most `grace` after it was processed.
@@ -727,21 +742,16 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
 
     /// The days as the run counts them: the configured zone, and the change of zone from the
     /// zone the last complete day's manifest names ([`super::change`]), logged when found.
-    pub async fn calendar(&self, last_complete: Option<Date>) -> Result<Calendar, ReportError> {
+    fn calendar(
+        &self,
+        last_complete: Option<&(Date, serde_json::Value)>,
+    ) -> Result<Calendar, ReportError> {
         let zone = self.settings.zone.clone();
-        let Some(last) = last_complete else {
+        let Some((last, manifest)) = last_complete else {
             return Ok(Calendar::new(zone));
         };
-        let key = format!("{}/manifest.json", self.day_dir(last));
-        let manifest: serde_json::Value = match serde_json::from_slice(&self.store.get(&key).await?)
-        {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(key = %key, error = %e, "the last complete day's manifest cannot be read; its zone is taken to be the configured one");
-                return Ok(Calendar::new(zone));
-            }
-        };
-        let change = zone_change(&manifest, last, &zone).map_err(ReportError::Zone)?;
+        let last = *last;
+        let change = zone_change(manifest, last, &zone).map_err(ReportError::Zone)?;
         if let Some(c) = change.as_ref().filter(|c| c.first_day > last) {
             tracing::warn!(
                 from = %c.from,
@@ -918,12 +928,8 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             if complete_through.is_none_or(|c| d > c) {
                 continue;
             }
-            let read = if self.has_manifest(d).await? {
-                let key = format!("{}/manifest.json", self.day_dir(d));
-                let raw = self.store.get(&key).await?;
-                serde_json::from_slice(&raw)
-                    .ok()
-                    .and_then(|m| read_after_end(&m))
+            let read = if let Some(m) = self.own_manifest(d).await? {
+                read_after_end(&m)
             } else {
                 // A leading day without records has no report: it read nothing. Nor did a day
                 // whose manifest.json the report did not write ([`Self::has_manifest`], logged):
@@ -938,7 +944,7 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
     /// A day's totals so far, straight from the results store: records, files per state, and
     /// the records that could not be read.
     pub async fn day_totals(&self, day: Date) -> Result<(DayTotals, FileTotals, u64), ReportError> {
-        let calendar = self.calendar(self.last_complete_day().await?).await?;
+        let calendar = self.calendar(self.last_complete().await?.as_ref())?;
         let read = self.read_day(day, None, &calendar).await?;
         let mut files = FileTotals::default();
         let mut folder = FileFolder::default();

@@ -304,18 +304,21 @@ pub async fn acquire<L: LeaseStore, C: Clock>(
         // Lost the write: read what is there now.
         match store.read_lease(&settings.key).await? {
             None => condition = Condition::Absent,
-            Some((body, etag)) => match holder_of(&body, clock.now()) {
+            Some((body, etag)) => match read_body(&body).filter(|(_, e)| clock.now() < *e) {
                 // This run's own, unexpired: an earlier attempt of the write landed (the SDK
                 // retried it, and the retry found the lease there). Held, as written.
-                Some(busy) if busy.holder == holder => {
-                    let Some((_, expires_at)) = read_body(&body) else {
-                        return Ok(Acquired::Busy(busy));
-                    };
+                Some((b, expires_at)) if b.holder == holder => {
                     tracing::info!(holder, etag = %etag, expires_at = %format_time(expires_at), "report lease acquired (a retried write found this run's own lease)");
                     return Ok(Acquired::Held(Lease::new(holder, expires_at, settings)));
                 }
-                Some(busy) => return Ok(Acquired::Busy(busy)),
-                None => {
+                Some((b, _)) => {
+                    return Ok(Acquired::Busy(Busy {
+                        holder: b.holder,
+                        expires_at: b.expires_at,
+                    }))
+                }
+                // Expired, or not a lease at all ([`holder_of`]): taken over if unchanged.
+                _ => {
                     condition = Condition::Unchanged(etag);
                     last_seen = Some(body);
                 }
