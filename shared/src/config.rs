@@ -59,7 +59,9 @@ pub struct SyncConfig {
     /// `STANDARD=Standard,STANDARD_IA=IA,GLACIER=Archive`); unmapped classes get the bucket's
     /// default.
     pub storage_classes: Vec<(String, String)>,
-    /// Events handled at once in one invocation (`SYNC_CONCURRENCY`, default 8).
+    /// Jobs run at once in one invocation (`SYNC_CONCURRENCY`, default [`DEFAULT_CONCURRENCY`]):
+    /// by default every job of a batch of up to that many keys is in flight at once; the memory
+    /// budget, not this number, bounds the body buffers.
     pub concurrency: usize,
     /// Multipart part size in bytes (`OSS_PART_SIZE_MIB`, default 8).
     pub part_size: u64,
@@ -105,6 +107,11 @@ pub struct SyncConfig {
 /// against a slow OSS had peaked about 40 MiB beyond their 256 MiB of part buffers. 48 MiB
 /// covers the last with room for the allocator; §7 checks each budget against the memory.
 pub const FIXED_OVERHEAD_MIB: u64 = 48;
+
+/// Jobs at once per invocation by default: all of a batch's, up to this many. A cap, not a
+/// pace: the memory budget bounds what the jobs buffer, and 256 jobs with a connection or two
+/// each stay well inside Lambda's 1,024 file descriptors.
+pub const DEFAULT_CONCURRENCY: usize = 256;
 
 /// The upload buffer budget, bytes: `SYNC_MEMORY_BUDGET_MIB`, else the Lambda function's memory
 /// less [`FIXED_OVERHEAD_MIB`], else [`DEFAULT_MEMORY_BUDGET`]; refused if smaller than one part.
@@ -455,7 +462,8 @@ impl SyncConfig {
             sync_deletes: flag("SYNC_DELETES")?,
             sync_tags: flag("SYNC_TAGS")?,
             storage_classes,
-            concurrency: number(&get, "SYNC_CONCURRENCY", 8, 1, 256)? as usize,
+            concurrency: number(&get, "SYNC_CONCURRENCY", DEFAULT_CONCURRENCY as u64, 1, 256)?
+                as usize,
             part_size,
             parts_in_flight: number(
                 &get,
@@ -552,7 +560,7 @@ mod tests {
         assert!(!c.sync_deletes && !c.sync_tags);
         assert_eq!(
             (c.concurrency, c.part_size, c.parts_in_flight),
-            (8, 8 << 20, 4)
+            (DEFAULT_CONCURRENCY, 8 << 20, 4)
         );
         assert_eq!(c.results_prefix, "results");
         assert!(!format!("{c:?}").contains("very-secret-value"));

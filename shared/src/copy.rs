@@ -516,11 +516,19 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                 "the invocation's cut-off came before the job could start".to_owned(),
             );
         }
-        let dest_head = match self.head_dest(job, &mut r).await {
-            Ok(h) => h,
-            Err(e) => return r.oss_failed(&e),
+        // The first delivery of a small creation does not read the destination first
+        // ([`decide::reads_dest_first`]): it reads it only if the source turns out gone or too
+        // large for one PUT, where what the destination holds decides what is done.
+        let mut dest_read =
+            decide::reads_dest_first(job) || self.resumable(job.size.unwrap_or(0)).is_some();
+        let (mut marker, mut dest_exists, mut dest_crc) = if dest_read {
+            match self.head_dest(job, &mut r).await {
+                Ok(h) => dest_state(h.as_ref()),
+                Err(e) => return r.oss_failed(&e),
+            }
+        } else {
+            (None, false, None)
         };
-        let (mut marker, mut dest_exists, mut dest_crc) = dest_state(dest_head.as_ref());
         // A range job is not its event's job: it uploads parts of a copy that another job began,
         // perhaps of a newer version than the event's (a job reads the source, not the event),
         // so the marker's verdict on the event says nothing of it. Its copy in progress does.
@@ -559,6 +567,17 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                 Ok(o) => o,
                 Err(e) => return r.source_failed(&e),
             };
+            let needs_dest = match &observed {
+                Observed::Gone => true,
+                Observed::Present(head, _) => self.resumable(head.size).is_some(),
+            };
+            if needs_dest && !dest_read {
+                dest_read = true;
+                match self.head_dest(job, &mut r).await {
+                    Ok(h) => (marker, dest_exists, dest_crc) = dest_state(h.as_ref()),
+                    Err(e) => return r.oss_failed(&e),
+                }
+            }
             // A range job that will not upload its range (the source is gone, or too small to be
             // copied in parts, or the destination already holds it) gives up its copy; one whose
             // copy is over, replaced or discarded ends below (`RangeOver`). Either way it then
@@ -979,6 +998,7 @@ mod tests {
             message_id: None,
             answers_for: &[],
             range: None,
+            first_delivery: false,
         }
     }
 

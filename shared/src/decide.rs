@@ -42,6 +42,10 @@ pub struct Job<'a> {
     pub answers_for: &'a [&'a str],
     /// For a range job of a copy fanned out: its parts.
     pub range: Option<&'a crate::resume::RangeJob>,
+    /// Whether the event is in its first delivery from S3: a message received for the first
+    /// time, not a recheck, a continuation or a range job, and not an event `ctl` sent (a
+    /// backfill or a retry, which expect to find most keys current). See [`reads_dest_first`].
+    pub first_delivery: bool,
 }
 
 /// An outcome decided, with the note that says why.
@@ -85,6 +89,32 @@ pub fn settled_by_marker(job: &Job<'_>, marker: Option<&Marker>) -> Option<Decid
         }
         _ => None,
     }
+}
+
+/// The largest object (by the event's size) a first delivery copies without reading the
+/// destination first ([`reads_dest_first`]): for objects this small the long link's round trip,
+/// not the bytes, is the copy's time, and a needless copy of a duplicate costs at most this much
+/// egress.
+pub const WRITE_FIRST_MAX: u64 = 1 << 20;
+
+/// Whether a job reads the destination (a HEAD over the long link, for its sync marker) before
+/// the source. Not for the first delivery of an S3 creation event of at most [`WRITE_FIRST_MAX`]
+/// bytes: its key is almost never settled by a marker (only an S3 duplicate delivered in another
+/// message, or a later event already copied, would be), so the job reads the source and writes,
+/// one long-link round trip instead of two.
+///
+/// Safe because the marker only ever lets a job *skip*; a job that does not read it writes the
+/// source's current version, behind the write-ahead recheck and confirmed by a source HEAD, like
+/// any other write (see [`crate::copy`], "Why it converges": no argument there rests on a skip).
+/// The cost is on the rare duplicate: a copy (a GET, a PUT, a recheck) instead of one HEAD.
+/// Redeliveries, rechecks, continuations, range jobs, `ctl`'s events, deletes, objects of
+/// unknown or larger size read the destination first, so their common outcome, a skip, stays
+/// one request.
+pub fn reads_dest_first(job: &Job<'_>) -> bool {
+    !(job.first_delivery
+        && job.kind == JobKind::Create
+        && job.range.is_none()
+        && job.size.is_some_and(|s| s <= WRITE_FIRST_MAX))
 }
 
 /// Whether the source's current version is what the destination's marker says it holds.
@@ -285,7 +315,30 @@ mod tests {
             message_id: answers_for.first().copied(),
             answers_for,
             range: None,
+            first_delivery: false,
         }
+    }
+
+    #[test]
+    fn only_small_creations_in_their_first_delivery_write_first() {
+        let mut j = job(JobKind::Create, Some(SEQ), &["me"]);
+        assert!(reads_dest_first(&j), "a redelivery reads the marker first");
+        j.first_delivery = true;
+        assert!(!reads_dest_first(&j));
+        j.size = Some(WRITE_FIRST_MAX);
+        assert!(!reads_dest_first(&j));
+        j.size = Some(WRITE_FIRST_MAX + 1);
+        assert!(reads_dest_first(&j), "a larger object");
+        j.size = None;
+        assert!(reads_dest_first(&j), "an unknown size");
+        let mut d = job(JobKind::Remove, Some(SEQ), &["me"]);
+        d.first_delivery = true;
+        assert!(reads_dest_first(&d), "a delete");
+        let range = crate::resume::RangeJob::parse("1-2 u1").unwrap();
+        let mut rj = job(JobKind::Create, Some(SEQ), &["me"]);
+        rj.first_delivery = true;
+        rj.range = Some(&range);
+        assert!(reads_dest_first(&rj), "a range job");
     }
 
     #[test]

@@ -146,6 +146,8 @@ pub struct HeldRechecks {
     pub sent: Mutex<Vec<Recheck>>,
     /// When set, every send fails with this reason.
     pub fail_with: Option<String>,
+    /// Calls to `send` (each would be one request per ten rechecks).
+    pub sends: std::sync::atomic::AtomicU32,
 }
 
 impl HeldRechecks {
@@ -157,6 +159,8 @@ impl HeldRechecks {
 
 impl RecheckQueue for HeldRechecks {
     async fn send(&self, rechecks: &[Recheck]) -> Vec<Result<(), String>> {
+        self.sends
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(why) = &self.fail_with {
             return vec![Err(why.clone()); rechecks.len()];
         }

@@ -132,26 +132,60 @@ struct WriteAheads<'a, Q> {
     outlast: Option<tokio::time::Instant>,
     /// By the message the jobs stand for.
     rechecks: BTreeMap<&'a str, (Recheck, SentOnce)>,
+    /// Messages with a job that writes without reading the destination first
+    /// ([`decide::reads_dest_first`]): it almost surely writes, so their write-aheads go in one
+    /// send (SQS: one `SendMessageBatch` per ten) when the first of them is needed, instead of
+    /// one request each.
+    together: BTreeSet<&'a str>,
+    /// The outcome of that one send, by message.
+    together_sent: tokio::sync::OnceCell<BTreeMap<&'a str, Result<(), String>>>,
+}
+
+impl<Q> WriteAheads<'_, Q> {
+    /// The recheck to send now: its delay outlasts the invocation's deadline where it must.
+    fn prepared(&self, recheck: &Recheck) -> Recheck {
+        let mut recheck = recheck.clone();
+        if let Some(deadline) = self.outlast {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            recheck.after = recheck.after.max(left + recheck::SLACK);
+        }
+        recheck
+    }
 }
 
 impl<Q: RecheckQueue> WriteAhead for WriteAheads<'_, Q> {
     fn before_write<'a>(&'a self, job: &'a Job<'_>) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let Some((recheck, sent)) = self.rechecks.get(job.message_id.unwrap_or_default())
-            else {
+            let id = job.message_id.unwrap_or_default();
+            let Some((recheck, sent)) = self.rechecks.get(id) else {
                 return Err(format!(
                     "no message to recheck is known for the job of {}",
                     job.dest_key
                 ));
             };
+            // No timeout of their own: the job around a send is stopped at the cut-off, and
+            // recorded so (`InvocationDeadline`); another job then sends what it left.
+            if self.together.contains(id) {
+                let sent = self
+                    .together_sent
+                    .get_or_init(|| async {
+                        let list: Vec<Recheck> = self
+                            .together
+                            .iter()
+                            .filter_map(|m| self.rechecks.get(m))
+                            .map(|(r, _)| self.prepared(r))
+                            .collect();
+                        let results = send_by(self.queue, &list, None).await;
+                        self.together.iter().copied().zip(results).collect()
+                    })
+                    .await;
+                return sent
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| Err("the recheck queue answered nothing".to_owned()));
+            }
             sent.get_or_init(|| async {
-                let mut recheck = recheck.clone();
-                if let Some(deadline) = self.outlast {
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    recheck.after = recheck.after.max(left + recheck::SLACK);
-                }
-                // No timeout of its own: the job around it is stopped at the cut-off, and
-                // recorded so (`InvocationDeadline`).
+                let recheck = self.prepared(recheck);
                 send_by(self.queue, std::slice::from_ref(&recheck), None)
                     .await
                     .pop()
@@ -257,6 +291,13 @@ struct MessageInfo<'a> {
 }
 
 impl MessageInfo<'_> {
+    /// Whether this is the message's first delivery from its source: received once, not a
+    /// recheck or a continuation, not a range job. A message without a receive count (Lambda and
+    /// SQS always give one) is not taken for a first delivery.
+    fn first_delivery(&self) -> bool {
+        self.receive_count == 1 && self.recheck_of.is_none() && self.range.is_none()
+    }
+
     /// A recheck of this delivery's message `m`, delayed by `after`: it stands for what the message
     /// stands for, counts the chain's deliveries so far, and deletes this delivery once sent.
     fn recheck(&self, m: &SqsMessage, after: Duration) -> Recheck {
@@ -288,6 +329,32 @@ fn message_info(m: &SqsMessage) -> MessageInfo<'_> {
         attempts_before: recheck::attempts_before(m),
         range: recheck::range_of(m).and_then(RangeJob::parse),
     }
+}
+
+/// The job for a slot's event, answering for `answers_for`.
+fn job_of<'a>(slot: &'a Slot, info: &'a MessageInfo<'a>, answers_for: &'a [&'a str]) -> Job<'a> {
+    Job {
+        kind: if slot.event.kind == EventKind::Removed {
+            JobKind::Remove
+        } else {
+            JobKind::Create
+        },
+        source_key: &slot.event.key,
+        dest_key: &slot.dest_key,
+        etag: slot.event.etag.as_deref(),
+        size: slot.event.size,
+        sequencer: slot.event.sequencer.as_deref(),
+        message_id: Some(info.stands_for).filter(|id| !id.is_empty()),
+        answers_for,
+        range: info.range.as_ref(),
+        first_delivery: info.first_delivery() && !from_ctl(&slot.event.name),
+    }
+}
+
+/// Whether an event was sent by `ctl` (a backfill or a retry) rather than by S3.
+fn from_ctl(name: &str) -> bool {
+    use crate::control::events::{BACKFILL_EVENT, RETRY_EVENT};
+    [BACKFILL_EVENT, RETRY_EVENT].contains(&name)
 }
 
 /// The tokio clock's now, read only when there is a deadline (so a handler without one touches no
@@ -450,6 +517,14 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
         }
 
         let write_aheads = WriteAheads {
+            together: jobs
+                .iter()
+                .filter(|(slot, answers_for)| {
+                    !decide::reads_dest_first(&job_of(slot, &messages[slot.message], answers_for))
+                })
+                .map(|(slot, _)| messages[slot.message].stands_for)
+                .collect(),
+            together_sent: tokio::sync::OnceCell::new(),
             queue: &self.rechecks,
             outlast: inv.deadline.filter(|_| inv.recheck_after.is_none()),
             rechecks: jobs
@@ -489,21 +564,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
                 let info = &messages[slot.message];
                 async move {
                     let started = Instant::now();
-                    let job = Job {
-                        kind: if slot.event.kind == EventKind::Removed {
-                            JobKind::Remove
-                        } else {
-                            JobKind::Create
-                        },
-                        source_key: &slot.event.key,
-                        dest_key: &slot.dest_key,
-                        etag: slot.event.etag.as_deref(),
-                        size: slot.event.size,
-                        sequencer: slot.event.sequencer.as_deref(),
-                        message_id: Some(info.stands_for).filter(|id| !id.is_empty()),
-                        answers_for,
-                        range: info.range.as_ref(),
-                    };
+                    let job = job_of(slot, info, answers_for);
                     let moved = std::sync::atomic::AtomicU64::new(0);
                     let run = copier.run_counted(&job, &limits, &moved);
                     let (report, cut) = match cutoff {

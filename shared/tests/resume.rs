@@ -54,6 +54,7 @@ fn job(key: &str) -> Job<'_> {
         message_id: Some("m-1"),
         answers_for: &[],
         range: None,
+        first_delivery: false,
     }
 }
 

@@ -38,6 +38,23 @@ fn message(id: &str, body: &str) -> SqsMessage {
     m
 }
 
+/// A recheck standing for message `of`: what a redelivery of `of` becomes (it hands over), and
+/// what every write leaves behind.
+fn recheck_message(id: &str, body: &str, of: &str) -> SqsMessage {
+    let mut m = message(id, body);
+    m.message_attributes
+        .insert(RECHECK_OF.into(), string_attribute(of));
+    m
+}
+
+/// A body larger than `decide::WRITE_FIRST_MAX`: its first delivery reads the destination first,
+/// as every delivery of a small object did before.
+fn large_body(tag: &[u8]) -> Vec<u8> {
+    let mut b = tag.to_vec();
+    b.resize(s3_oss_sync::decide::WRITE_FIRST_MAX as usize + 1, b'.');
+    b
+}
+
 fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
     SqsEvent { records: messages }
 }
@@ -174,8 +191,8 @@ async fn every_fixture_shape_gets_one_record_and_the_right_answer() {
     );
     assert_eq!(copied.bytes_moved, 1024);
     assert_eq!(
-        copied.requests, 4,
-        "a fresh copy: dest HEAD, source GET, PUT, source HEAD"
+        copied.requests, 3,
+        "a fresh copy of a small object in its first delivery: source GET, PUT, source HEAD"
     );
     assert_eq!(copied.dropped_metadata.len(), 1);
     assert!(copied.dropped_metadata[0].contains("bad_name"));
@@ -232,11 +249,15 @@ async fn every_fixture_shape_gets_one_record_and_the_right_answer() {
 
 #[tokio::test]
 async fn a_duplicate_event_is_skipped_after_one_request() {
+    // An object read destination-first even in its first delivery (larger than
+    // WRITE_FIRST_MAX); a small one's duplicates: the next test.
     let source = MemorySource::default();
-    let etag = source.put("a", &b"hello"[..], meta());
+    let data = large_body(b"hello");
+    let size = data.len() as u64;
+    let etag = source.put("a", data.clone(), meta());
     let (svc, _) = service(source, CopyOptions::default());
     let seq = Some("0055AED6DCD90281E5");
-    let body = created("a", &etag, 5, seq);
+    let body = created("a", &etag, size, seq);
     let ev = batch(vec![message("m1", &body)]);
     assert_eq!(kinds(&svc.handle(&ev, "1").await), [OutcomeKind::Copied]);
     // S3 delivers at least once: the same event again, in another SQS message.
@@ -259,11 +280,92 @@ async fn a_duplicate_event_is_skipped_after_one_request() {
     assert_eq!(svc.dest.uploads.load(Ordering::Relaxed), 1);
     // Without a sequencer the destination's HEAD cannot tell a duplicate from a metadata change:
     // the source's headers decide, and nothing is uploaded.
-    let plain = batch(vec![message("m2", &created("a", &etag, 5, None))]);
+    let plain = batch(vec![message("m2", &created("a", &etag, size, None))]);
     let third = svc.handle(&plain, "4").await;
     assert_eq!(kinds(&third), [OutcomeKind::Skipped]);
     assert_eq!(third.outcomes[0].requests, 2);
     assert_eq!(svc.dest.uploads.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_small_object_in_its_first_delivery_is_copied_without_reading_the_destination() {
+    let source = MemorySource::default();
+    let etag = source.put("a", &b"hello"[..], meta());
+    let (svc, _) = service(source, CopyOptions::default());
+    let body = created("a", &etag, 5, Some("0055AED6DCD90281E5"));
+    let first = svc.handle(&batch(vec![message("m1", &body)]), "1").await;
+    assert_eq!(kinds(&first), [OutcomeKind::Copied]);
+    assert_eq!(
+        first.outcomes[0].requests, 3,
+        "source GET, PUT, source HEAD: one round trip to the destination"
+    );
+    assert_eq!(svc.dest.heads.load(Ordering::Relaxed), 0);
+    assert_eq!(svc.rechecks.sent().len(), 1, "the write left its recheck");
+    // An S3 duplicate in another message, first delivered too: copied again (its cost: a GET, a
+    // PUT and a recheck instead of one HEAD), the destination still the source's version.
+    let dup = svc
+        .handle(&batch(vec![message("m1-again", &body)]), "2")
+        .await;
+    assert_eq!(kinds(&dup), [OutcomeKind::Copied]);
+    assert_eq!(svc.dest.uploads.load(Ordering::Relaxed), 2);
+    // The rechecks both writes left read the destination first: m1's finds the marker the other
+    // message wrote for the same event (one request); the last writer's trusts no marker of its
+    // own, and a source HEAD confirms.
+    for (i, of, requests) in [(0, "m1", 1), (1, "m1-again", 2)] {
+        let r = svc
+            .handle(
+                &batch(vec![recheck_message("r", &body, of)]),
+                &format!("r{i}"),
+            )
+            .await;
+        assert_eq!(kinds(&r), [OutcomeKind::Skipped]);
+        assert_eq!(r.outcomes[0].requests, requests, "recheck of {of}");
+    }
+    // Events ctl sends (a backfill) expect to find the key current: destination first.
+    let backfill =
+        created("a", &etag, 5, None).replace("ObjectCreated:Put", "ObjectCreated:Backfill");
+    let r = svc.handle(&batch(vec![message("b", &backfill)]), "b").await;
+    assert_eq!(kinds(&r), [OutcomeKind::Skipped]);
+    assert_eq!(r.outcomes[0].requests, 2, "dest HEAD, source HEAD");
+    assert_eq!(svc.dest.uploads.load(Ordering::Relaxed), 2);
+    // A source gone by the time the first delivery reads it: the destination is read then, and
+    // (delete sync off) kept.
+    svc.source.delete("a");
+    let r = svc.handle(&batch(vec![message("m3", &body)]), "3").await;
+    assert_eq!(kinds(&r), [OutcomeKind::Superseded]);
+    assert!(svc.dest.get("mirror/a").is_some());
+}
+
+#[tokio::test]
+async fn the_write_aheads_of_first_deliveries_go_in_one_send() {
+    let source = MemorySource::default();
+    let mut msgs = Vec::new();
+    for i in 0..10 {
+        let key = format!("k{i}");
+        let etag = source.put(&key, &b"small"[..], meta());
+        msgs.push(message(&format!("m{i}"), &created(&key, &etag, 5, None)));
+    }
+    // One more, large: it reads the destination first, and leaves its own write-ahead.
+    let data = large_body(b"large");
+    let etag = source.put("big", data.clone(), meta());
+    msgs.push(message(
+        "m-big",
+        &created("big", &etag, data.len() as u64, None),
+    ));
+    let (svc, _) = service(source, CopyOptions::default());
+    let r = svc.handle(&batch(msgs), "1").await;
+    assert!(kinds(&r).iter().all(|k| *k == OutcomeKind::Copied), "{r:?}");
+    let sent = svc.rechecks.sent();
+    assert_eq!(sent.len(), 11, "one write-ahead per message");
+    assert_eq!(
+        svc.rechecks.sends.load(Ordering::Relaxed),
+        2,
+        "the ten small copies' write-aheads in one send, the large one's alone"
+    );
+    let mut of: Vec<&str> = sent.iter().map(|r| r.of.as_str()).collect();
+    of.sort_unstable();
+    of.dedup();
+    assert_eq!(of.len(), 11);
 }
 
 #[tokio::test]
@@ -290,8 +392,14 @@ async fn new_metadata_on_the_same_bytes_is_copied_again() {
             .metadata
             .user
             .contains(&("author".into(), format!("bob-{id}"))));
-        // Delivered again, it finds the destination up to date.
-        assert_eq!(kinds(&svc.handle(&ev, id).await), [OutcomeKind::Skipped]);
+        // Delivered again (a redelivery hands over to a recheck of it), it finds the
+        // destination up to date.
+        let again = batch(vec![recheck_message(
+            &format!("{id}-r"),
+            &created("a", &etag, 5, seq),
+            id,
+        )]);
+        assert_eq!(kinds(&svc.handle(&again, id).await), [OutcomeKind::Skipped]);
     }
     assert_eq!(svc.dest.uploads.load(Ordering::Relaxed), 3);
 }
@@ -447,7 +555,13 @@ async fn one_failure_fails_only_its_message_and_the_retry_lands() {
         .unwrap();
     assert_eq!(failed.error_code.as_deref(), Some("InternalError"));
     assert_eq!(failed_ids(&r), [failed.message_id.as_str()]);
-    let r = svc.handle(&ev, "2").await;
+    // The failed message comes again (and hands over to its recheck); the copied one's write left
+    // its recheck: both run.
+    let again = batch(vec![
+        recheck_message("r1", &created("one", &e1, 1, None), "m1"),
+        recheck_message("r2", &created("two", &e2, 1, None), "m2"),
+    ]);
+    let r = svc.handle(&again, "2").await;
     let mut ks = kinds(&r);
     ks.sort();
     assert_eq!(ks, [OutcomeKind::Copied, OutcomeKind::Skipped]);
@@ -801,13 +915,15 @@ async fn a_redelivery_hands_its_events_to_a_recheck_and_writes_nothing() {
 async fn a_recheck_trusts_no_marker_written_for_its_message() {
     let source = MemorySource::default();
     let seq = "0055AED6DCE72C21";
-    let a = source.put("k", &b"version a"[..], meta());
+    // Large enough that its first deliveries read the destination's marker.
+    let (va, vb) = (large_body(b"version a"), large_body(b"version b"));
+    let a = source.put("k", va.clone(), meta());
     let (svc, _) = service(source, CopyOptions::default());
-    let event = created("k", &a, 9, Some(seq));
+    let event = created("k", &a, va.len() as u64, Some(seq));
     let r = svc.handle(&batch(vec![message("m", &event)]), "1").await;
     assert_eq!(kinds(&r), [OutcomeKind::Copied]);
     // The source moves on (its own event is still on its way).
-    svc.source.put("k", &b"version b"[..], meta());
+    svc.source.put("k", vb.clone(), meta());
     // An S3 duplicate of A's event in another message: settled by the marker, one request.
     let r = svc.handle(&batch(vec![message("x", &event)]), "2").await;
     assert_eq!(kinds(&r), [OutcomeKind::Skipped]);
@@ -820,7 +936,7 @@ async fn a_recheck_trusts_no_marker_written_for_its_message() {
     let r = svc.handle(&batch(vec![recheck]), "3").await;
     assert_eq!(kinds(&r), [OutcomeKind::Copied]);
     assert_eq!(r.outcomes[0].recheck_of.as_deref(), Some("m"));
-    assert_eq!(&svc.dest.get("mirror/k").unwrap().1[..], b"version b");
+    assert_eq!(&svc.dest.get("mirror/k").unwrap().1[..], &vb[..]);
 }
 
 #[tokio::test]
