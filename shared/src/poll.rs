@@ -2,6 +2,10 @@
 //! handler Lambda calls, then deletes only the messages not reported failed. Failed messages are
 //! left alone, so they come back when their visibility timeout ends and move to the DLQ after
 //! `maxReceiveCount`: the contract of Lambda's SQS event source mapping.
+//!
+//! Like Lambda's pollers it pipelines: the next receive is in flight while batches are handled,
+//! and up to [`PollOptions::batches_in_flight`] batches are handled at once (Lambda starts an SQS
+//! mapping with five), so a local run or a backfill is not bounded by one batch at a time.
 
 use crate::control::mapping::EventSourceMapping;
 use crate::source::error_chain;
@@ -9,8 +13,10 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
 };
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::HashSet;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 /// How to poll.
@@ -32,7 +38,12 @@ pub struct PollOptions {
     /// How long each batch may take, as a Lambda function's timeout does; `None` for the queue's
     /// visibility timeout ÷ 6 (the ratio AWS recommends between the two).
     pub invocation_timeout: Option<Duration>,
+    /// Batches handled at once (at least 1): a receive is in flight whenever fewer are.
+    pub batches_in_flight: usize,
 }
+
+/// Batches in flight by default: as many as Lambda's SQS pollers start with.
+pub const DEFAULT_BATCHES_IN_FLIGHT: usize = 5;
 
 /// How often the mapping's state is read again.
 const MAPPING_RECHECK: Duration = Duration::from_secs(1);
@@ -211,48 +222,133 @@ where
         open: true,
         checked: None,
     };
+    let max_batches = opts.batches_in_flight.max(1);
+    let ctx = BatchContext {
+        sqs,
+        queue_url: &opts.queue_url,
+        visibility,
+    };
+    let handler = &handler;
+    let ctx = &ctx;
+    let mut in_flight = FuturesUnordered::new();
+    let mut receiving: Option<Pin<Box<dyn Future<Output = Received> + '_>>> = None;
+    // The first error, returned once the batches in flight are done.
+    let mut failure: Option<PollError> = None;
     loop {
-        if opts.max_duration.is_some_and(|d| started.elapsed() >= d) {
-            tracing::warn!(queue_url = %opts.queue_url, "polling stopped: time limit reached");
-            return Ok(summary);
-        }
-        if !gate.open().await {
-            tokio::time::sleep(MAPPING_RECHECK).await;
-            continue;
-        }
-        let received = sqs
-            .receive_message()
-            .queue_url(&opts.queue_url)
-            .max_number_of_messages(opts.batch_size.clamp(1, 10))
-            .wait_time_seconds(wait_seconds)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .map_err(|e| err("ReceiveMessage", &e))?;
-        let messages = received.messages();
-        if messages.is_empty() {
-            if opts.until_empty
-                && queue_is_empty(sqs, &opts.queue_url)
-                    .await
-                    .map_err(|e| err("GetQueueAttributes", &e))?
-            {
-                return Ok(summary);
+        let stopping =
+            failure.is_some() || opts.max_duration.is_some_and(|d| started.elapsed() >= d);
+        if stopping {
+            if failure.is_none() {
+                tracing::warn!(queue_url = %opts.queue_url, "polling stopped: time limit reached");
             }
-            continue;
+            receiving = None;
+            if in_flight.is_empty() {
+                return match failure {
+                    Some(e) => Err(e),
+                    None => Ok(summary),
+                };
+            }
+        } else if receiving.is_none() && in_flight.len() < max_batches {
+            if gate.open().await {
+                let receive = sqs
+                    .receive_message()
+                    .queue_url(&opts.queue_url)
+                    .max_number_of_messages(opts.batch_size.clamp(1, 10))
+                    .wait_time_seconds(wait_seconds)
+                    .message_system_attribute_names(MessageSystemAttributeName::All)
+                    .message_attribute_names("All")
+                    .send();
+                receiving = Some(Box::pin(async move {
+                    receive
+                        .await
+                        .map(|r| r.messages.unwrap_or_default())
+                        .map_err(|e| err("ReceiveMessage", &e))
+                }));
+            } else if in_flight.is_empty() {
+                tokio::time::sleep(MAPPING_RECHECK).await;
+                continue;
+            }
         }
+        tokio::select! {
+            Some(done) = in_flight.next() => {
+                let done: Result<BatchDone, PollError> = done;
+                match done {
+                    Ok(d) => {
+                        summary.batches += 1;
+                        summary.received += d.received;
+                        summary.deleted += d.deleted;
+                        summary.failed += d.failed;
+                    }
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+            received = async { receiving.as_mut().expect("guarded").await }, if receiving.is_some() => {
+                receiving = None;
+                let messages = match received {
+                    Ok(m) => m,
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                        continue;
+                    }
+                };
+                if messages.is_empty() {
+                    if opts.until_empty && in_flight.is_empty() {
+                        match queue_is_empty(sqs, &opts.queue_url).await {
+                            Ok(true) => return Ok(summary),
+                            Ok(false) => {}
+                            Err(e) => {
+                                failure.get_or_insert(err("GetQueueAttributes", &e));
+                            }
+                        }
+                    }
+                    continue;
+                }
+                let event = SqsEvent {
+                    records: messages
+                        .iter()
+                        .map(|m| to_lambda_message(m, &queue_arn, &region))
+                        .collect(),
+                };
+                // A batch starts as soon as it is received, and ends by its deadline.
+                let deadline = tokio::time::Instant::now() + invocation_timeout;
+                in_flight.push(ctx.handle(messages, handler(event, deadline)));
+            }
+        }
+    }
+}
+
+/// A receive's messages, or why it failed.
+type Received = Result<Vec<aws_sdk_sqs::types::Message>, PollError>;
+
+/// What one batch's handling did.
+struct BatchDone {
+    received: u64,
+    deleted: u64,
+    failed: u64,
+}
+
+/// What a batch in flight needs besides its handler's answer.
+struct BatchContext<'a> {
+    sqs: &'a aws_sdk_sqs::Client,
+    queue_url: &'a str,
+    visibility: Duration,
+}
+
+impl BatchContext<'_> {
+    /// Waits for the handler's answer, then deletes the messages it did not report failed.
+    async fn handle(
+        &self,
+        messages: Vec<aws_sdk_sqs::types::Message>,
+        answer: impl Future<Output = SqsBatchResponse>,
+    ) -> Result<BatchDone, PollError> {
         let batch_started = Instant::now();
-        let event = SqsEvent {
-            records: messages
-                .iter()
-                .map(|m| to_lambda_message(m, &queue_arn, &region))
-                .collect(),
-        };
-        let response = handler(event, tokio::time::Instant::now() + invocation_timeout).await;
-        if batch_started.elapsed() > visibility {
+        let response = answer.await;
+        if batch_started.elapsed() > self.visibility {
             tracing::warn!(
                 elapsed_ms = batch_started.elapsed().as_millis() as u64,
-                visibility_timeout_s = visibility.as_secs(),
+                visibility_timeout_s = self.visibility.as_secs(),
                 "a batch took longer than the queue's visibility timeout; its messages may be delivered again"
             );
         }
@@ -266,18 +362,25 @@ where
                 .iter()
                 .filter(|m| !failed.contains(m.message_id().unwrap_or_default())),
         );
-        summary.batches += 1;
-        summary.received += messages.len() as u64;
-        summary.failed += (messages.len() - entries.len()) as u64;
+        let mut done = BatchDone {
+            received: messages.len() as u64,
+            deleted: 0,
+            failed: (messages.len() - entries.len()) as u64,
+        };
         if !entries.is_empty() {
-            let out = sqs
+            let out = self
+                .sqs
                 .delete_message_batch()
-                .queue_url(&opts.queue_url)
+                .queue_url(self.queue_url)
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| err("DeleteMessageBatch", &e))?;
-            summary.deleted += out.successful().len() as u64;
+                .map_err(|e| PollError {
+                    op: "DeleteMessageBatch",
+                    queue_url: self.queue_url.to_owned(),
+                    detail: error_chain(&e),
+                })?;
+            done.deleted = out.successful().len() as u64;
             for f in out.failed() {
                 tracing::warn!(
                     id = f.id(),
@@ -286,6 +389,7 @@ where
                 );
             }
         }
+        Ok(done)
     }
 }
 

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, LambdaEvent};
 use s3_oss_sync::config::SyncConfig;
 use s3_oss_sync::control::mapping::EventSourceMapping;
-use s3_oss_sync::poll::{max_receive_count, poll, PollOptions};
+use s3_oss_sync::poll::{max_receive_count, poll, PollOptions, DEFAULT_BATCHES_IN_FLIGHT};
 use s3_oss_sync::sync::Invocation;
 use s3_oss_sync::{setup, telemetry};
 use std::process::ExitCode;
@@ -45,6 +45,10 @@ enum Command {
         /// visibility timeout ÷ 6). Jobs still running near it are stopped and recorded deferred.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=900))]
         invocation_timeout: Option<u64>,
+        /// Batches handled at once, as concurrent invocations would (the next receive is in
+        /// flight while fewer are handled).
+        #[arg(long, default_value_t = DEFAULT_BATCHES_IN_FLIGHT as u64, value_parser = clap::value_parser!(u64).range(1..=100))]
+        batches: u64,
     },
 }
 
@@ -96,6 +100,7 @@ async fn main() -> ExitCode {
             max_seconds,
             function_name,
             invocation_timeout,
+            batches,
         }) => {
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             if service.max_receive_count.is_none() {
@@ -126,6 +131,7 @@ async fn main() -> ExitCode {
                 max_duration: max_seconds.map(Duration::from_secs),
                 wait_seconds: if until_empty { 1 } else { 20 },
                 invocation_timeout: invocation_timeout.map(Duration::from_secs),
+                batches_in_flight: batches as usize,
             };
             let handler = |event: SqsEvent, deadline: tokio::time::Instant| {
                 let service = service.clone();
