@@ -207,10 +207,12 @@ def small(r: Runner, s: Servers) -> dict:
     count = str(SMALL_COUNT)
     fresh = r.run("handler", "--dest-prefix", "fresh/", "handler", "--prefix", "small/",
                   "--count", count, "--batch", "10")
+    recheck = r.run("handler-recheck", "--dest-prefix", "fresh/", "handler", "--prefix", "small/",
+                    "--count", count, "--batch", "10", "--recheck")
     dup = r.run("handler-dup", "--dest-prefix", "fresh/", "handler", "--prefix", "small/",
                 "--count", count, "--batch", "10")
     s.reset(s.oss)
-    return {"fresh": fresh, "duplicate": dup}
+    return {"fresh": fresh, "recheck": recheck, "duplicate": dup}
 
 
 def cold(r: Runner) -> dict:
@@ -231,6 +233,29 @@ def scaling(r: Runner, s: Servers) -> dict:
             "--batch", "16", oss=s.oss_slow))
         # Not reset: a reset would also clear its latency. Each run has its own prefix.
     return out
+
+
+BATCH_SIZES, BATCH_OBJECTS, BATCH_LATENCIES = (10, 50, 100), 1000, (20, 100)
+
+
+def batch_sizes(r: Runner, s: Servers) -> list[dict]:
+    """Fresh 4 KiB copies through the handler in batches of 10, 50 and 100 (every job of a batch at
+    once, the default) against the emulator with 20 and 100 ms of latency: the time an invocation
+    takes, which Lambda bills, as a function of the batch size."""
+    rows = []
+    for latency in BATCH_LATENCIES:
+        s.set_faults(s.oss_slow, {"latency_ms": latency})
+        for size in BATCH_SIZES:
+            out = r.run("batch-size", "--dest-prefix", f"batch-{latency}-{size}/", "handler",
+                        "--prefix", "small/", "--count", str(BATCH_OBJECTS), "--batch", str(size),
+                        oss=s.oss_slow)
+            invocations = -(-out["objects"] // size)
+            rows.append({"latency_ms": latency, "batch": size, "objects": out["objects"],
+                         "seconds": out["seconds"], "objects_per_sec": out["objects_per_sec"],
+                         "ms_per_invocation": round(out["seconds"] * 1000 / invocations, 1),
+                         "outcomes": out["outcomes"]})
+    s.set_faults(s.oss_slow, {"latency_ms": LATENCY_MS})
+    return rows
 
 
 def budget(r: Runner, s: Servers) -> list[dict]:
@@ -335,6 +360,18 @@ def fanout() -> dict:
     return result
 
 
+def peer() -> dict:
+    """The peer section: `scripts/bench_peer.py` under the project's venv (moto for SQS, boto3,
+    the OSS SDK) on its own servers; the last line it prints is its figures."""
+    cmd = [str(ROOT / ".venv" / "bin" / "python"), "scripts/bench_peer.py"]
+    log("running: " + " ".join(cmd[1:]))
+    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True, env=env)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    log("  " + json.dumps([{k: r[k] for k in ("latency_ms", "python", "sync", "ratio")} for r in result["rows"]]))
+    return result
+
+
 def main() -> int:
     cargo_build()
     only = set(sys.argv[1:])
@@ -343,13 +380,14 @@ def main() -> int:
     results: dict = {}
     try:
         r = Runner(servers)
-        if not only or only & {"small", "cold", "scaling"}:
+        if not only or only & {"small", "cold", "scaling", "batch"}:
             seed_small(r)
         for name, step in (("large", lambda: large(r, servers)),
                            ("small", lambda: small(r, servers)),
                            ("cold", lambda: cold(r)),
                            ("scaling", lambda: scaling(r, servers)),
                            ("budget", lambda: budget(r, servers)),
+                           ("batch", lambda: batch_sizes(r, servers)),
                            ("parallel", lambda: parallel(r, servers))):
             if not only or name in only:
                 results[name] = step()
@@ -357,6 +395,8 @@ def main() -> int:
             results["merge"] = report_merge(r)
         if not only or "fanout" in only:
             results["fanout"] = fanout()
+        if not only or "peer" in only:
+            results["peer"] = peer()
         results["commands"] = r.commands
         results["latency_ms"] = LATENCY_MS
     finally:
@@ -364,11 +404,18 @@ def main() -> int:
         shutil.rmtree(data, ignore_errors=True)
     (ROOT / "target" / "bench-results.json").write_text(json.dumps(results, indent=1))
     import bench_report  # noqa: E402  (beside this script)
-    if only and only <= {"budget", "parallel", "fanout"}:
-        # These sections stand alone: regenerated in place, the rest left as it is.
+    if only and only <= {"budget", "parallel", "fanout", "peer", "small", "large", "batch"}:
+        # These sections stand alone: regenerated in place, the rest left as it is. The cost
+        # section follows the small-object and batch-size figures, when both were measured now.
         path = ROOT / "BENCHMARKS.md"
         text = path.read_text()
-        for name in sorted(only):
+        names = set(only)
+        if "large" in names:
+            names.add("large-memory")
+        if {"small", "batch"} <= names:
+            names.add("cost")
+        # In the order of their numbers, so a section added anew lands after those before it.
+        for name in sorted(names, key=bench_report.section_number):
             text = bench_report.splice(text, name, results)
         path.write_text(text)
         log(f"rewrote the {', '.join(sorted(only))} section(s) of BENCHMARKS.md")

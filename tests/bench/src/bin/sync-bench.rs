@@ -104,6 +104,10 @@ enum Command {
         count: usize,
         #[arg(long, default_value_t = 10)]
         batch: usize,
+        /// Deliver each event as the recheck its first delivery's write left (standing for the
+        /// message that wrote), not as a first delivery.
+        #[arg(long)]
+        recheck: bool,
     },
     /// Starts the sync binary as Lambda would (against a local runtime API) and times start-up
     /// and its first two events.
@@ -281,6 +285,11 @@ fn s3_event_body(bucket: &str, key: &str, size: u64, etag: &str, seq: usize) -> 
 
 /// An SQS batch of message bodies, as the Lambda event source mapping delivers it.
 fn sqs_batch(bodies: impl IntoIterator<Item = String>) -> Value {
+    sqs_batch_of(bodies, false)
+}
+
+/// [`sqs_batch`]; with `recheck`, each message is the recheck of the message of its place.
+fn sqs_batch_of(bodies: impl IntoIterator<Item = String>, recheck: bool) -> Value {
     let records: Vec<Value> = bodies
         .into_iter()
         .enumerate()
@@ -290,7 +299,14 @@ fn sqs_batch(bodies: impl IntoIterator<Item = String>) -> Value {
                 "receiptHandle": format!("bench-{i}"),
                 "body": body,
                 "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764039600000"},
-                "messageAttributes": {},
+                "messageAttributes": if recheck {
+                    json!({ s3_oss_sync::recheck::RECHECK_OF: {
+                        "stringValue": format!("00000000-0000-4000-8000-{i:012}"),
+                        "dataType": "String"
+                    }})
+                } else {
+                    json!({})
+                },
                 "eventSource": "aws:sqs",
                 "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench",
                 "awsRegion": "us-east-1"
@@ -335,7 +351,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             prefix,
             count,
             batch,
-        } => handler(&b, prefix, *count, *batch).await?,
+            recheck,
+        } => handler(&b, prefix, *count, *batch, *recheck).await?,
         Command::ColdStart { binary, keys, runs } => {
             s3_oss_sync_bench::cold::run(binary, &b.list_keys(keys).await?, *runs, |k| {
                 let (key, size, etag) = k;
@@ -613,17 +630,19 @@ async fn handler(
     prefix: &str,
     count: usize,
     batch: usize,
+    recheck: bool,
 ) -> Result<Value, Box<dyn std::error::Error>> {
     let service = b.service().await?;
     let objects = b.list(prefix, count).await?;
     let events: Vec<SqsEvent> = objects
         .chunks(batch)
         .map(|chunk| {
-            serde_json::from_value(sqs_batch(
+            serde_json::from_value(sqs_batch_of(
                 chunk
                     .iter()
                     .enumerate()
                     .map(|(i, (key, size, etag))| s3_event_body(b.bucket(), key, *size, etag, i)),
+                recheck,
             ))
         })
         .collect::<Result<_, _>>()?;
