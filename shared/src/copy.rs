@@ -5,7 +5,10 @@
 //! ## The protocol
 //! 1. HEAD the destination. Its sync marker (the source ETag, size and metadata fingerprint of the
 //!    version it holds, and the sequencer and SQS message of the event it was written for) may
-//!    settle the event at once ([`decide::settled_by_marker`]).
+//!    settle the event at once ([`decide::settled_by_marker`]). Not for the first delivery of a
+//!    small object's creation ([`decide::reads_dest_first`]), which a marker almost never settles:
+//!    it goes to step 2 with no marker, and reads the destination only if the source turns out
+//!    gone or too large for one PUT. Skipping a skip is always safe (see below).
 //! 2. A round observes the source and acts. When the destination holds a marked copy, a source HEAD
 //!    first: if the copy is of the current version (ETag, size, metadata fingerprint), skip.
 //!    Otherwise a GET, whose body is the copy's body; every later read of that copy is pinned to
