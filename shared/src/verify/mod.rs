@@ -29,3 +29,8 @@
 //! spilled to temporary files, so memory does not grow with the number of keys.
 
 pub mod join;
+pub mod ranges;
+pub mod repair;
+pub mod report;
+pub mod run;
+pub mod stores;
