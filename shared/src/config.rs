@@ -386,6 +386,15 @@ impl OssSettings {
     }
 }
 
+/// The source bucket (`SOURCE_BUCKET`), required and checked: what a scheduled verification
+/// lists.
+pub fn source_bucket(get: &impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    bucket(
+        "SOURCE_BUCKET",
+        &required(get, "SOURCE_BUCKET", "an S3 bucket name")?,
+    )
+}
+
 /// The task's binding from `SOURCE_PREFIX`, `DEST_PREFIX`, `REPORT_PREFIX` and
 /// `STRIP_SOURCE_PREFIX` (the buckets given): how the sync function maps keys, and how a
 /// verification maps them the same way.

@@ -7,6 +7,7 @@ verification with no difference."""
 import csv
 import io
 import json
+import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -14,7 +15,7 @@ import urllib.request
 import alibabacloud_oss_v2 as oss
 
 from conftest import oss_client
-from stack import SyncTask
+from stack import SyncTask, binary
 from test_sync_e2e import AWKWARD
 
 DIFFERENCES_FOUND = 3
@@ -119,3 +120,24 @@ def test_verify_finds_each_divergence_and_repair_converges(moto, emulator, tmp_p
     st = json.loads(task.ctl("status", "--json", check=False).stdout)
     assert st["last_verification"]["differences"] == 0 and st["last_verification"]["finished"], st
     assert st["last_verification"]["dir"] == first["report"]
+
+
+def test_the_scheduled_verification_writes_its_report_and_metric(moto, emulator):
+    """`report verify` runs what the template's VerifySchedule invokes: the same verification,
+    with the report function's settings, and one EMF line with VerifyDifferences."""
+    task = SyncTask(moto, emulator)
+    for i in range(12):
+        task.s3.put_object(Bucket=task.source, Key=f"k/{i:02d}", Body=b"x" * i)
+    assert task.run() == 0
+    oss_client(emulator.endpoint).delete_object(oss.DeleteObjectRequest(bucket=task.dest, key="k/03"))
+    env = task.env()
+    p = subprocess.run([str(binary("report")), "verify"], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["summary"]["differences"] == 1 and out["summary"]["complete"], out
+    assert out["verification"].startswith("reports/task-1/verify/")
+    [emf] = [json.loads(line) for line in p.stderr.splitlines() if line.startswith("{") and "_aws" in line]
+    assert emf["VerifyDifferences"] == 1 and emf["VerifyMissing"] == 1 and emf["VerifyKeys"] == 12, emf
+    assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "S3OssSync"
+    st = task.ctl("status", check=False).stdout
+    assert "last verification" in st and "1 differences (missing 1)" in st, st
