@@ -182,16 +182,6 @@ pub enum Verdict {
     },
 }
 
-/// What the listings settle about any pair: a key on one side only is [`Kind::Missing`] or
-/// [`Kind::Extra`]; a key in both goes by [`listing_verdict`].
-pub fn pair_verdict(pair: &Pair, tolerance_s: i64) -> Verdict {
-    match pair {
-        Pair::Source(_) => Verdict::Settled(Kind::Missing),
-        Pair::Dest(_) => Verdict::Settled(Kind::Extra),
-        Pair::Both(s, d) => listing_verdict(s, d, tolerance_s),
-    }
-}
-
 /// Whether an ETag is a plain MD5 (32 hex digits): a multipart ETag (`…-N`) is not.
 pub fn is_md5(etag: &str) -> bool {
     let etag = etag.trim_matches('"');
@@ -410,14 +400,6 @@ mod tests {
         assert_eq!(
             listing_verdict(&e("k", 1, "abc-2", 100), &e("k", 1, MD5_A, 200), 1),
             Verdict::Head { source: false }
-        );
-        assert_eq!(
-            pair_verdict(&Pair::Source(s.clone()), 1),
-            Verdict::Settled(Kind::Missing)
-        );
-        assert_eq!(
-            pair_verdict(&Pair::Dest(s), 1),
-            Verdict::Settled(Kind::Extra)
         );
     }
 

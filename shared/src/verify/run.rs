@@ -4,7 +4,8 @@
 //! behind [`Sides`]; [`super::stores`] has the S3 and OSS implementations.
 
 use super::join::{
-    head_verdict, next_pair, pair_verdict, DestHead, Entry, Kind, Pair, Reason, SourceHead, Verdict,
+    head_verdict, listing_verdict, next_pair, DestHead, Entry, Kind, Pair, Reason, SourceHead,
+    Verdict,
 };
 use super::ranges::{decide, probes, ranges, KeyRange, Probed};
 use crate::task::TaskBinding;
@@ -452,24 +453,20 @@ impl<P: Pages> Side<P> {
     }
 }
 
-type Settling<'a> = Pin<
-    Box<
-        dyn Future<Output = Result<(Pair, Kind, Option<Reason>, u64, u64), VerifyError>>
-            + Send
-            + 'a,
-    >,
->;
+/// A key settled: the pair, its kind and reason, and the OSS and S3 HEADs it took.
+type Settled = (Pair, Kind, Option<Reason>, u64, u64);
+
+/// A key being settled, in key order among the others.
+type Settling<'a> = Pin<Box<dyn Future<Output = Result<Settled, VerifyError>> + Send + 'a>>;
 
 /// Settles a pair the listing could not, by its HEADs; returns the HEADs made.
 async fn settle<S: Sides>(
     sides: &S,
     m: &Mapping,
-    pair: Pair,
+    s: Entry,
+    d: Entry,
     source_too: bool,
-) -> Result<(Pair, Kind, Option<Reason>, u64, u64), VerifyError> {
-    let Pair::Both(s, d) = &pair else {
-        unreachable!("only pairs in both listings need HEADs")
-    };
+) -> Result<Settled, VerifyError> {
     let source_key = m.source_key(&d.key);
     let (dh, sh) = if source_too {
         futures_util::future::try_join(sides.head_dest(&d.key), sides.head_source(&source_key))
@@ -477,8 +474,8 @@ async fn settle<S: Sides>(
     } else {
         (sides.head_dest(&d.key).await?, SourceHead::NotAsked)
     };
-    let (kind, reason) = head_verdict(s, d, &dh, &sh);
-    Ok((pair, kind, reason, 1, u64::from(source_too)))
+    let (kind, reason) = head_verdict(&s, &d, &dh, &sh);
+    Ok((Pair::Both(s, d), kind, reason, 1, u64::from(source_too)))
 }
 
 /// Verifies one range.
@@ -514,12 +511,17 @@ pub async fn verify_range<S: Sides>(
         .from_writer(std::io::BufWriter::new(tempfile::tempfile()?));
     let mut settling: FuturesOrdered<Settling<'_>> = FuturesOrdered::new();
     let mut complete = true;
+    // Counts a settled key and the HEADs it took, and spills it unless equal.
     let record = |counts: &mut Counts,
                   spill: &mut csv::Writer<_>,
-                  pair: Pair,
-                  kind: Kind,
-                  reason: Option<Reason>|
+                  settled: Settled|
      -> Result<(), VerifyError> {
+        let (pair, kind, reason, dest_heads, source_heads) = settled;
+        counts.dest_heads += dest_heads;
+        counts.source_heads += source_heads;
+        progress
+            .heads
+            .fetch_add(dest_heads + source_heads, Ordering::Relaxed);
         counts.count(kind, reason);
         progress.keys.fetch_add(1, Ordering::Relaxed);
         if kind == Kind::Equal {
@@ -581,27 +583,30 @@ pub async fn verify_range<S: Sides>(
         let Some(pair) = next_pair(&mut src.queue, &mut dst.queue) else {
             break;
         };
-        let verdict = pair_verdict(&pair, options.clock_tolerance_s);
-        settling.push_back(match verdict {
-            Verdict::Settled(kind) => Box::pin(async move { Ok((pair, kind, None, 0, 0)) }),
-            Verdict::Head { source } => Box::pin(settle(sides, m, pair, source)),
-        });
+        // Results keep key order: a key the listing settles waits behind HEADs in flight, and
+        // goes straight through when there are none.
+        let ready = |pair, kind| (pair, kind, None, 0, 0);
+        let next: Result<Settled, Settling<'_>> = match pair {
+            Pair::Source(_) => Ok(ready(pair, Kind::Missing)),
+            Pair::Dest(_) => Ok(ready(pair, Kind::Extra)),
+            Pair::Both(s, d) => match listing_verdict(&s, &d, options.clock_tolerance_s) {
+                Verdict::Settled(kind) => Ok(ready(Pair::Both(s, d), kind)),
+                Verdict::Head { source } => Err(Box::pin(settle(sides, m, s, d, source))),
+            },
+        };
+        match next {
+            Ok(settled) if settling.is_empty() => record(&mut counts, &mut spill, settled)?,
+            Ok(settled) => settling.push_back(Box::pin(async move { Ok(settled) })),
+            Err(pending) => settling.push_back(pending),
+        }
         while settling.len() >= options.heads_in_flight.max(1) {
             if let Some(r) = settling.next().await {
-                let (pair, kind, reason, dh, sh) = r?;
-                counts.dest_heads += dh;
-                counts.source_heads += sh;
-                progress.heads.fetch_add(dh + sh, Ordering::Relaxed);
-                record(&mut counts, &mut spill, pair, kind, reason)?;
+                record(&mut counts, &mut spill, r?)?;
             }
         }
     }
     while let Some(r) = settling.next().await {
-        let (pair, kind, reason, dh, sh) = r?;
-        counts.dest_heads += dh;
-        counts.source_heads += sh;
-        progress.heads.fetch_add(dh + sh, Ordering::Relaxed);
-        record(&mut counts, &mut spill, pair, kind, reason)?;
+        record(&mut counts, &mut spill, r?)?;
     }
     let mut file = spill
         .into_inner()
