@@ -685,6 +685,43 @@ mod tests {
         assert!(most > 20, "{most}");
     }
 
+    #[tokio::test]
+    async fn removed_objects_go_as_deletes_and_the_others_under_the_event_name_given() {
+        let (q, store, stop) = (Queue::default(), Saved::default(), AtomicBool::new(false));
+        let mut objects: Vec<Listed> = (0..3).map(|i| object(i, 0)).collect();
+        objects[1].removed = true;
+        let mut o = opts();
+        o.event = crate::control::events::VERIFY_EVENT;
+        let lister = Pages(VecDeque::from([Ok(Page {
+            objects,
+            ..Page::default()
+        })]));
+        run_backfill(lister, &q, &store, &o, checkpoint(), &stop, |_| {})
+            .await
+            .unwrap();
+        let names: Vec<String> = q
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                let crate::event::Message::Events(e) = crate::event::parse_message(b).unwrap()
+                else {
+                    panic!()
+                };
+                e[0].as_ref().unwrap().name.clone()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "ObjectCreated:Verify",
+                "ObjectRemoved:Delete",
+                "ObjectCreated:Verify"
+            ]
+        );
+    }
+
     #[test]
     fn rows_left_out_still_move_the_position() {
         let page = Page {
