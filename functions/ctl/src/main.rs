@@ -1,10 +1,12 @@
 //! `ctl`: the task control command. Backfills objects that existed before the notifications,
-//! retries a day's failed keys, redrives the DLQ, pauses and resumes delivery, shows a task's
-//! state, and aborts stale multipart uploads. Settings come from the same environment variables as the functions'; the logic is in
+//! retries a day's failed keys, redrives the DLQ, pauses and resumes delivery, verifies that the
+//! destination matches the source (and repairs what differs), shows a task's state, and aborts
+//! stale multipart uploads. Settings come from the same environment variables as the functions'; the logic is in
 //! `shared/src/control`.
 //!
 //! Exit codes: 0 done, 1 an AWS or OSS call failed (trying again may help), 2 bad settings or
-//! input, 130 interrupted (a backfill's checkpoint is saved first).
+//! input, 3 a verification found differences, 130 interrupted (a backfill's checkpoint is saved
+//! first).
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -40,15 +42,16 @@ use time::OffsetDateTime;
 
 #[derive(Parser)]
 #[command(
-    about = "s3-oss-sync task control: backfill, retry-failed, redrive, pause, resume, status, \
-             sweep-uploads",
+    about = "s3-oss-sync task control: backfill, retry-failed, redrive, pause, resume, verify, \
+             status, sweep-uploads",
     after_help = "Settings: TASK_ID, SOURCE_BUCKET, SOURCE_PREFIX, TASK_QUEUE_URL, \
                   SYNC_FUNCTION_NAME (pause, resume, status), the report function's variables \
                   (RESULTS_BUCKET, DEST_BUCKET, OSS_*) for retry-failed and status, and \
                   DEST_BUCKET, DEST_PREFIX, UPLOAD_SWEEP_AGE_HOURS, RESULTS_BUCKET (the \
-                  checkpoints of copies in progress) and OSS_* for sweep-uploads.\n\
+                  checkpoints of copies in progress) and OSS_* for sweep-uploads; verify reads \
+                  the sync function's and the report function's variables.\n\
                   Exit codes: 0 done, 1 an AWS or OSS call failed, 2 bad settings or input, \
-                  130 interrupted."
+                  3 verify found differences, 130 interrupted."
 )]
 struct Cli {
     #[command(subcommand)]
