@@ -12,12 +12,13 @@ each run's wall time, peak memory (the process's maximum RSS) and requests are r
 counts of listing pages, probes and HEADs, and the emulator's count of requests it served.
 
 Needs the Python tools of the local stack (`.venv`: moto and alibabacloud-oss-v2) and cargo.
-Usage: python scripts/bench_verify.py [--keys N]"""
+Usage: python scripts/bench_verify.py [--keys N] [--debug]"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import socket
@@ -30,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "target" / "release"
+TARGET = RELEASE  # `--debug`: the debug build, for trying the script out
 SECTION = "10. Verify: 100,000 equal keys"
 OSS_AK, OSS_SK, REGION = "bench-oss-ak", "bench-oss-sk-0123456789", "cn-hangzhou"
 RANGES = [1, 8]
@@ -50,10 +52,10 @@ def body(i: int) -> bytes:
 
 
 def start_moto(keys: int) -> tuple[object, str]:
-    from moto.core.models import base_decorator  # noqa: F401  (moto's backends load with it)
     from moto.s3.models import s3_backends
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -68,7 +70,7 @@ def start_moto(keys: int) -> tuple[object, str]:
 
 
 def start_emulator() -> tuple[subprocess.Popen, str]:
-    p = subprocess.Popen([str(RELEASE / "oss-emulator"), "--listen", "127.0.0.1:0", "--access-key-id", OSS_AK,
+    p = subprocess.Popen([str(TARGET / "oss-emulator"), "--listen", "127.0.0.1:0", "--access-key-id", OSS_AK,
                           "--access-key-secret", OSS_SK, "--region", REGION, "--bucket", "dst"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     first = p.stdout.readline().strip()
@@ -103,7 +105,7 @@ def run_verify(env: dict, ranges: int, oss_endpoint: str) -> dict:
     import tempfile
     with tempfile.TemporaryFile("w+") as out_f, tempfile.TemporaryFile("w+") as err_f:
         t = time.time()
-        p = subprocess.Popen([str(RELEASE / "ctl"), "verify", "--json", "--parallel", str(ranges)], env=env,
+        p = subprocess.Popen([str(TARGET / "ctl"), "verify", "--json", "--parallel", str(ranges)], env=env,
                              stdout=out_f, stderr=err_f, text=True)
         # This child's own peak RSS (KiB on Linux), not the maximum over every child so far.
         _, status, usage = os.wait4(p.pid, 0)
@@ -185,8 +187,14 @@ def write_section(text: str) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keys", type=int, default=100_000)
+    ap.add_argument("--debug", action="store_true", help="use the debug build; BENCHMARKS.md is left alone")
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "ctl", "-p", "oss-emulator"], cwd=ROOT, check=True)
+    global TARGET
+    if args.debug:
+        TARGET = ROOT / "target" / "debug"
+    else:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "ctl", "-p", "oss-emulator"], cwd=ROOT,
+                       check=True)
     for k in ("AWS_CA_BUNDLE",):
         os.environ.pop(k, None)
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
@@ -213,7 +221,7 @@ def main() -> int:
         emulator.wait()
         moto.stop()
     (ROOT / "target" / "bench-verify.json").write_text(json.dumps(results, indent=2))
-    if args.keys == 100_000:
+    if args.keys == 100_000 and not args.debug:
         write_section(render(results, args.keys))
         log(f"rewrote section {SECTION!r} of BENCHMARKS.md")
     return 0

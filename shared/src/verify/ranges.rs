@@ -4,13 +4,27 @@
 //! boundaries partitions the key space exactly; probing the source listing only makes the
 //! ranges useful, by placing boundaries where keys are.
 //!
-//! Probing: a ListObjectsV2 of one key after `base + c` for each printable ASCII `c` gives the
-//! first key after each probe. Distinct first keys are where ranges can start. When every probe
-//! finds the same key (all keys share the next character, as `logs/...` or `k00001`), the probe
-//! goes one character deeper, up to [`MAX_DEPTH`] characters.
+//! Probing: first the longest prefix every key shares is found by bisection over the first key's
+//! characters (all keys share `p` when no key lies after `p` followed by the last Unicode
+//! character: a one-key listing each). Then a ListObjectsV2 of one key after `base + c` for each
+//! printable ASCII `c` gives the first key after each probe. Distinct first keys are where ranges
+//! can start. When every probe finds the same key (the keys' next characters are not printable
+//! ASCII, say), the probe goes one character deeper, up to [`MAX_DEPTH`] rounds.
 
-/// How many characters deep probing goes.
-pub const MAX_DEPTH: usize = 4;
+/// How many rounds of probes are made below the shared prefix.
+pub const MAX_DEPTH: usize = 3;
+
+/// The first `n` characters of a key.
+pub fn char_prefix(key: &str, n: usize) -> String {
+    key.chars().take(n).collect()
+}
+
+/// A key after every key that starts with `prefix`: `prefix` followed by the last Unicode
+/// character (the greatest UTF-8 sequence, so every key under `prefix` sorts before it, but for
+/// keys holding U+10FFFF itself, which only make the shared prefix found shorter).
+pub fn beyond(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
 
 /// One range of relative keys: those after `after` (all when `None`) up to and including `upto`
 /// (all the rest when `None`).
@@ -70,13 +84,10 @@ pub fn decide(base: &str, found: &[(String, Option<String>)], n: usize) -> Probe
     }
     match keys.len() {
         0 => Probed::Whole,
-        1 => {
-            let next = keys[0][base.len()..].chars().next();
-            match next {
-                Some(c) if base.chars().count() < MAX_DEPTH => Probed::Deeper(format!("{base}{c}")),
-                _ => Probed::Whole,
-            }
-        }
+        1 => match keys[0][base.len()..].chars().next() {
+            Some(c) => Probed::Deeper(format!("{base}{c}")),
+            None => Probed::Whole,
+        },
         _ => {
             // The first key's range starts at the beginning anyway.
             let candidates = &starts[1..];
@@ -125,7 +136,21 @@ mod tests {
     }
 
     fn plan(keys: &[&str], n: usize) -> Vec<KeyRange> {
-        let mut base = String::new();
+        let first_after = |p: &str| {
+            keys.iter()
+                .find(|k| k.as_bytes() > p.as_bytes())
+                .map(|k| k.to_string())
+        };
+        let Some(first) = keys.first() else {
+            return ranges(&[]);
+        };
+        let mut shared = 0;
+        while shared < first.chars().count()
+            && first_after(&beyond(&char_prefix(first, shared + 1))).is_none()
+        {
+            shared += 1;
+        }
+        let mut base = char_prefix(first, shared);
         loop {
             match decide(&base, &probe(keys, &base), n) {
                 Probed::Split(b) => return ranges(&b),
@@ -154,6 +179,18 @@ mod tests {
                 .count();
             assert_eq!(n, 1, "{k}");
         }
+    }
+
+    #[test]
+    fn keys_under_a_long_shared_prefix_are_split_below_it() {
+        let keys: Vec<String> = (0..100_000)
+            .step_by(7)
+            .map(|i| format!("obj/{i:06}"))
+            .collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let r = plan(&refs, 8);
+        assert!(r.len() >= 7, "{r:?}");
+        assert!(r[1].after.as_deref().unwrap().starts_with("obj/0"), "{r:?}");
     }
 
     #[test]

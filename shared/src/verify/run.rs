@@ -7,7 +7,7 @@ use super::join::{
     head_verdict, listing_verdict, next_pair, DestHead, Entry, Kind, Pair, Reason, SourceHead,
     Verdict,
 };
-use super::ranges::{decide, probes, ranges, KeyRange, Probed};
+use super::ranges::{beyond, char_prefix, decide, probes, ranges, KeyRange, Probed, MAX_DEPTH};
 use crate::task::TaskBinding;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use serde::Serialize;
@@ -342,15 +342,40 @@ async fn plan<S: Sides>(
     if n <= 1 || !sides.can_split() {
         return Ok(vec![KeyRange::default()]);
     }
-    let mut base = String::new();
+    // The first key after a relative key ("": the first key of all), relative.
+    let first_after = |rel: String| async move {
+        let abs = format!("{}{rel}", m.source_prefix);
+        let first = sides.first_source_key_after(&m.source_prefix, &abs).await?;
+        Ok::<_, VerifyError>(
+            first.and_then(|k| k.strip_prefix(m.source_prefix.as_str()).map(str::to_owned)),
+        )
+    };
+    *probes_made += 1;
+    let Some(first) = first_after(String::new()).await? else {
+        return Ok(vec![KeyRange::default()]);
+    };
+    // The longest prefix every key shares (keys such as `logs/2026/11/…` share a long one), by
+    // bisection: all keys share `p` when none lies after `p` + the last character.
+    let (mut shared, mut unsure) = (0, first.chars().count());
+    while shared < unsure {
+        let mid = (shared + unsure).div_ceil(2);
+        *probes_made += 1;
+        if first_after(beyond(&char_prefix(&first, mid)))
+            .await?
+            .is_none()
+        {
+            shared = mid;
+        } else {
+            unsure = mid - 1;
+        }
+    }
+    let mut base = char_prefix(&first, shared);
+    let mut depth = 0;
     loop {
         let list = probes(&base);
         let found: Vec<Result<(String, Option<String>), VerifyError>> =
             futures_util::stream::iter(list.into_iter().map(|p| async move {
-                let abs = format!("{}{p}", m.source_prefix);
-                let first = sides.first_source_key_after(&m.source_prefix, &abs).await?;
-                let rel =
-                    first.and_then(|k| k.strip_prefix(m.source_prefix.as_str()).map(str::to_owned));
+                let rel = first_after(p.clone()).await?;
                 Ok((p, rel))
             }))
             .buffered(16)
@@ -358,10 +383,11 @@ async fn plan<S: Sides>(
             .await;
         *probes_made += found.len() as u64;
         let found = found.into_iter().collect::<Result<Vec<_>, _>>()?;
+        depth += 1;
         match decide(&base, &found, n) {
             Probed::Split(b) => return Ok(ranges(&b)),
-            Probed::Deeper(b) => base = b,
-            Probed::Whole => return Ok(vec![KeyRange::default()]),
+            Probed::Deeper(b) if depth < MAX_DEPTH => base = b,
+            Probed::Deeper(_) | Probed::Whole => return Ok(vec![KeyRange::default()]),
         }
     }
 }
