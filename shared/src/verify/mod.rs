@@ -27,6 +27,11 @@
 //! HEADs are made only for the keys the listing cannot settle, and counted. The listing is read in
 //! pages as the join consumes it, several key ranges at once ([`ranges`]), and differences are
 //! spilled to temporary files, so memory does not grow with the number of keys.
+//!
+//! The rooms: [`join`] (the pure join and rule), [`ranges`] (key ranges), [`run`] (the runner,
+//! its I/O behind [`run::Sides`]), [`stores`] (S3 and OSS), [`report`] (the verification report
+//! in the report area, manifest last), [`repair`] (its differences as events, for `ctl verify
+//! --repair`).
 
 pub mod join;
 pub mod ranges;
