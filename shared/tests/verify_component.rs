@@ -33,6 +33,9 @@ struct Memory {
     dest: Mutex<BTreeMap<String, Obj>>,
     dest_heads: AtomicU64,
     source_heads: AtomicU64,
+    /// An inventory-like source: one listing, in the order given (`unsorted` swaps two keys).
+    inventory: bool,
+    unsorted: bool,
 }
 
 struct MemPages(Vec<Entry>);
@@ -71,7 +74,11 @@ impl Sides for Memory {
         prefix: &str,
         after: Option<String>,
     ) -> Result<MemPages, VerifyError> {
-        Ok(listing(&self.source.lock().unwrap(), prefix, after))
+        let mut pages = listing(&self.source.lock().unwrap(), prefix, after);
+        if self.unsorted && pages.0.len() > 10 {
+            pages.0.swap(3, 9);
+        }
+        Ok(pages)
     }
 
     fn dest_pages(&self, prefix: &str, after: Option<String>) -> MemPages {
@@ -79,7 +86,7 @@ impl Sides for Memory {
     }
 
     fn can_split(&self) -> bool {
-        true
+        !self.inventory
     }
 
     async fn first_source_key_after(
@@ -307,4 +314,54 @@ async fn the_report_is_written_in_parts_in_key_order_manifest_last() {
     let w = run(&m, &mapping, 1, &bucket, 2000).await;
     assert_eq!(w.summary.differences_list.keys.len(), 1);
     assert!(rows(&bucket, &w).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_source_that_cannot_be_split_is_one_listing_and_one_out_of_order_is_refused() {
+    let mut m = mirrored(500, "", "");
+    m.inventory = true;
+    let mapping = Mapping::new(binding("", "", false), "");
+    let bucket = MemoryBucket::default();
+    let w = run(&m, &mapping, 8, &bucket, 1 << 20).await;
+    assert_eq!(w.summary.ranges, 1);
+    assert_eq!(w.summary.counts["requests"]["probes"], 0);
+    assert_eq!(w.summary.counts["kinds"]["equal"], 500);
+    m.unsorted = true;
+    let e = s3_oss_sync::verify::run::verify(
+        &m,
+        &mapping,
+        &VerifyOptions::default(),
+        &AtomicBool::new(false),
+        &Progress::default(),
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("not in key order"), "{e}");
+}
+
+#[tokio::test]
+async fn a_stopped_verification_is_written_incomplete() {
+    let m = mirrored(200, "", "");
+    let mapping = Mapping::new(binding("", "", false), "");
+    let bucket = MemoryBucket::default();
+    let subject = Subject {
+        task: "t1".into(),
+        source: "list".into(),
+        report_prefix: "reports".into(),
+        part_bytes: 1 << 20,
+    };
+    let w = verify_and_report(
+        &m,
+        &mapping,
+        &VerifyOptions::default(),
+        &bucket,
+        &subject,
+        &AtomicBool::new(true),
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
+    assert!(!w.summary.complete);
+    assert!(bucket.journal().last().unwrap().ends_with("manifest.json"));
 }
