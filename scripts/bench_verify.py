@@ -172,8 +172,9 @@ requests the emulator served (its listing pages plus the report's writes: one di
 {rows}
 
 No HEAD is made for a key the listings settle: the OSS emulator served only listing pages and
-the report's three writes, and `ctl` counted no HEAD on either side. Peak memory is the same
-for either number of ranges and does not grow with the keys: the join holds a page of each side
+the report's three writes, and `ctl` counted no HEAD on either side. Peak memory stays small
+with either number of ranges (each range adds its own pages and spill buffer), and by design
+does not depend on the number of keys: the join holds a page of each side
 per range, at most 32 HEADs in flight per range, and spills differences to a temporary file per
 range. The time is moto's: it answers each ListObjectsV2 by scanning its keys, one request at a
 time under Python's lock, so here the probes placing the ranges and the ranges' own listings add
