@@ -616,8 +616,9 @@ def splice(text: str, name: str, results: dict) -> str:
     section = make(results)
     for old in ("large|small|cold|scaling|merge|budget|parallel`",
                 "large|small|cold|scaling|merge|budget|parallel|fanout`",
-                "large|small|cold|scaling|merge|budget|parallel|fanout|peer`"):
-        text = text.replace(old, "large|small|cold|scaling|merge|budget|parallel|fanout|peer|batch`")
+                "large|small|cold|scaling|merge|budget|parallel|fanout|peer`",
+                "large|small|cold|scaling|merge|budget|parallel|fanout|peer|batch`"):
+        text = text.replace(old, "large|small|cold|scaling|merge|budget|parallel|fanout|peer|batch|verify`")
     start = text.find(heading)
     if start >= 0:
         end = text.find("\n## ", start + len(heading))
@@ -647,7 +648,7 @@ against), served by `tests/bench/s3-source`; the destination is the project's OS
 reports them). Every measurement is a separate `target/release/sync-bench` process (tests/bench),
 so its memory and CPU figures are its own; settings are the sync function's variables.
 
-Re-run one part with `python3 scripts/bench.py large|small|cold|scaling|merge|budget|parallel|fanout|peer|batch` (figures go to
+Re-run one part with `python3 scripts/bench.py large|small|cold|scaling|merge|budget|parallel|fanout|peer|batch|verify` (figures go to
 `target/bench-results.json`); profile with `BENCH_PROFILE=1` (see the end).
 
 {large_section(results['large'], cmds)}

@@ -393,6 +393,42 @@ impl OssSettings {
     }
 }
 
+/// The source bucket (`SOURCE_BUCKET`), required and checked: what a scheduled verification
+/// lists.
+pub fn source_bucket(get: &impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    bucket(
+        "SOURCE_BUCKET",
+        &required(get, "SOURCE_BUCKET", "an S3 bucket name")?,
+    )
+}
+
+/// The task's binding from `SOURCE_PREFIX`, `DEST_PREFIX`, `REPORT_PREFIX` and
+/// `STRIP_SOURCE_PREFIX` (the buckets given): how the sync function maps keys, and how a
+/// verification maps them the same way.
+pub fn task_binding(
+    get: &impl Fn(&str) -> Option<String>,
+    task_id: &str,
+    source_bucket: String,
+    dest_bucket: String,
+) -> Result<TaskBinding, ConfigError> {
+    let source_prefix = prefix("SOURCE_PREFIX", get("SOURCE_PREFIX"))?;
+    let dest_prefix = prefix("DEST_PREFIX", get("DEST_PREFIX"))?;
+    let report_prefix = report_prefix(get);
+    check_report_area(&dest_prefix, &report_prefix, task_id)?;
+    let strip = get("STRIP_SOURCE_PREFIX")
+        .map(|v| parse_bool("STRIP_SOURCE_PREFIX", &v))
+        .transpose()?
+        .unwrap_or(false);
+    Ok(TaskBinding {
+        source_bucket,
+        source_prefix,
+        dest_bucket,
+        report_area: Some(report_area(&report_prefix, task_id)),
+        dest_prefix,
+        strip_source_prefix: strip,
+    })
+}
+
 impl SyncConfig {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -410,15 +446,7 @@ impl SyncConfig {
             "DEST_BUCKET",
             &required(&get, "DEST_BUCKET", "an OSS bucket name")?,
         )?;
-        let source_prefix = prefix("SOURCE_PREFIX", get("SOURCE_PREFIX"))?;
-        let dest_prefix = prefix("DEST_PREFIX", get("DEST_PREFIX"))?;
-        let report_prefix = report_prefix(&get);
-        check_report_area(&dest_prefix, &report_prefix, &task_id)?;
-        let report_area = Some(report_area(&report_prefix, &task_id));
-        let strip = get("STRIP_SOURCE_PREFIX")
-            .map(|v| parse_bool("STRIP_SOURCE_PREFIX", &v))
-            .transpose()?
-            .unwrap_or(false);
+        let binding = task_binding(&get, &task_id, source_bucket, dest_bucket)?;
         let oss = OssSettings::from_lookup(&get)?;
         let results_bucket = bucket(
             "RESULTS_BUCKET",
@@ -446,14 +474,7 @@ impl SyncConfig {
         let memory_budget = memory_budget(&get, part_size)?;
         Ok(Self {
             task_id,
-            binding: TaskBinding {
-                source_bucket,
-                source_prefix,
-                dest_bucket,
-                report_area,
-                dest_prefix,
-                strip_source_prefix: strip,
-            },
+            binding,
             oss_endpoint: oss.endpoint,
             oss_region: oss.region,
             oss_credentials: oss.credentials,

@@ -29,3 +29,4 @@ pub mod sweep;
 pub mod sync;
 pub mod task;
 pub mod telemetry;
+pub mod verify;

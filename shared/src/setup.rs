@@ -503,6 +503,82 @@ pub async fn run_report(
     })
 }
 
+/// How long before its deadline a scheduled verification stops listing, to write its report.
+pub const VERIFY_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The scheduled verification (the report function invoked with `{"verify": true}`, or `report
+/// verify` locally): the task's source and destination compared ([`crate::verify`]) with the
+/// report function's clients, the report written to the report area, and one EMF line of its
+/// result to `sink`. `SOURCE_BUCKET`, `SOURCE_PREFIX` and `STRIP_SOURCE_PREFIX` come through
+/// `get`. Stops listing [`VERIFY_MARGIN`] before `deadline` and writes what it found, marked
+/// incomplete.
+pub async fn run_verify(
+    config: &crate::config::ReportConfig,
+    sdk: &aws_config::SdkConfig,
+    get: impl Fn(&str) -> Option<String>,
+    deadline: Option<std::time::SystemTime>,
+    sink: &LineSink,
+) -> Result<crate::verify::report::Written, ReportRunError> {
+    use crate::verify::report::{verify_and_report, Subject};
+    use crate::verify::run::{Mapping, Progress, VerifyOptions};
+    use crate::verify::stores::{CloudSides, SourceListing};
+    let source_bucket = crate::config::source_bucket(&get)?;
+    let binding = crate::config::task_binding(
+        &get,
+        &config.task_id,
+        source_bucket.clone(),
+        config.dest_bucket.clone(),
+    )?;
+    let parts = report_parts(config, sdk, &get).await?;
+    let mapping = Mapping::new(binding.clone(), &binding.source_prefix);
+    let sides = CloudSides {
+        s3: parts.s3.clone(),
+        source_bucket,
+        listing: SourceListing::List,
+        oss: parts.oss.client().clone(),
+        dest_bucket: config.dest_bucket.clone(),
+    };
+    let subject = Subject {
+        task: config.task_id.clone(),
+        source: "list".into(),
+        report_prefix: config.report_prefix.clone(),
+        part_bytes: config.part_bytes,
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let timer = deadline.map(|d| {
+        let stop = stop.clone();
+        let left = d
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+            .saturating_sub(VERIFY_MARGIN);
+        tokio::spawn(async move {
+            tokio::time::sleep(left).await;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        })
+    });
+    let written = verify_and_report(
+        &sides,
+        &mapping,
+        &VerifyOptions::default(),
+        &parts.oss,
+        &subject,
+        &stop,
+        &Progress::default(),
+    )
+    .await;
+    if let Some(t) = timer {
+        t.abort();
+    }
+    let written = written?;
+    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    sink(&crate::telemetry::verify_metrics_line(
+        &config.task_id,
+        &written.summary,
+        now_ms,
+    ));
+    Ok(written)
+}
+
 /// Why a report run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportRunError {
@@ -512,6 +588,9 @@ pub enum ReportRunError {
     /// The run failed; the next run converges (no manifest is written over an incomplete day).
     #[error(transparent)]
     Report(#[from] crate::report::build::ReportError),
+    /// A verification failed.
+    #[error("verification: {0}")]
+    Verify(#[from] crate::verify::run::VerifyError),
 }
 
 impl From<ConfigError> for ReportRunError {

@@ -170,6 +170,28 @@ async fn awkward_keys_round_trip() {
     let mut expected = keys.clone();
     expected.sort();
     assert_eq!(listed, expected);
+    // Listing from any key on, in pages: the keys after it, whatever the key holds.
+    for from in [
+        &expected[0],
+        &expected[expected.len() / 2],
+        &expected[expected.len() - 1],
+    ] {
+        let mut after = Vec::new();
+        let mut token = None;
+        loop {
+            let page = c
+                .list_objects_v2_after(BUCKET, "", None, Some(from), token.as_deref(), 5)
+                .await
+                .unwrap();
+            after.extend(page.objects.into_iter().map(|o| o.key));
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        let want: Vec<String> = expected.iter().filter(|k| *k > from).cloned().collect();
+        assert_eq!(after, want, "after {from:?}");
+    }
 }
 
 #[tokio::test]

@@ -1,18 +1,21 @@
 //! `ctl`: the task control command. Backfills objects that existed before the notifications,
-//! retries a day's failed keys, redrives the DLQ, pauses and resumes delivery, shows a task's
-//! state, and aborts stale multipart uploads. Settings come from the same environment variables as the functions'; the logic is in
+//! retries a day's failed keys, redrives the DLQ, pauses and resumes delivery, verifies that the
+//! destination matches the source (and repairs what differs), shows a task's state, and aborts
+//! stale multipart uploads. Settings come from the same environment variables as the functions'; the logic is in
 //! `shared/src/control`.
 //!
 //! Exit codes: 0 done, 1 an AWS or OSS call failed (trying again may help), 2 bad settings or
-//! input, 130 interrupted (a backfill's checkpoint is saved first).
+//! input, 3 a verification found differences, 130 interrupted (a backfill's checkpoint is saved
+//! first).
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use s3_oss_sync::config::{ControlConfig, ReportConfig};
+use s3_oss_sync::config::{ControlConfig, ReportConfig, SyncConfig};
 use s3_oss_sync::control::backfill::{run_backfill, BackfillOptions, EventQueue, S3Lister};
 use s3_oss_sync::control::checkpoint::{
     resume, Checkpoint, CheckpointStore, FileCheckpoint, ObjectSource, Plan, Resume,
 };
+use s3_oss_sync::control::events::{BACKFILL_EVENT, VERIFY_EVENT};
 use s3_oss_sync::control::inventory::InventoryLister;
 use s3_oss_sync::control::mapping::EventSourceMapping;
 use s3_oss_sync::control::queue::{redrive, SqsQueue};
@@ -21,9 +24,14 @@ use s3_oss_sync::control::status::gather;
 use s3_oss_sync::control::sweep::{sweep_task_uploads, SweepRequest};
 use s3_oss_sync::control::ControlError;
 use s3_oss_sync::outcome::format_time;
+use s3_oss_sync::report::build::RecordSource;
 use s3_oss_sync::report::build::Reporter;
 use s3_oss_sync::report::day::{format_day, parse_day};
 use s3_oss_sync::setup;
+use s3_oss_sync::verify::repair::RepairLister;
+use s3_oss_sync::verify::report::{render, verify_and_report, Subject, Summary};
+use s3_oss_sync::verify::run::{Mapping, Progress, VerifyOptions};
+use s3_oss_sync::verify::stores::{CloudSides, SourceListing};
 use serde_json::json;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,15 +42,16 @@ use time::OffsetDateTime;
 
 #[derive(Parser)]
 #[command(
-    about = "s3-oss-sync task control: backfill, retry-failed, redrive, pause, resume, status, \
-             sweep-uploads",
+    about = "s3-oss-sync task control: backfill, retry-failed, redrive, pause, resume, verify, \
+             status, sweep-uploads",
     after_help = "Settings: TASK_ID, SOURCE_BUCKET, SOURCE_PREFIX, TASK_QUEUE_URL, \
                   SYNC_FUNCTION_NAME (pause, resume, status), the report function's variables \
                   (RESULTS_BUCKET, DEST_BUCKET, OSS_*) for retry-failed and status, and \
                   DEST_BUCKET, DEST_PREFIX, UPLOAD_SWEEP_AGE_HOURS, RESULTS_BUCKET (the \
-                  checkpoints of copies in progress) and OSS_* for sweep-uploads.\n\
+                  checkpoints of copies in progress) and OSS_* for sweep-uploads; verify reads \
+                  the sync function's and the report function's variables.\n\
                   Exit codes: 0 done, 1 an AWS or OSS call failed, 2 bad settings or input, \
-                  130 interrupted."
+                  3 verify found differences, 130 interrupted."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -81,6 +90,10 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         wait_seconds: u64,
     },
+    /// Compare the source and destination listings of the task's prefix key by key (HEADs only
+    /// for keys the listings cannot settle), write the verification report to the report area,
+    /// and with --repair send events for what differs.
+    Verify(VerifyArgs),
     /// Queue depths, oldest message age, delivery state, last complete report day, today's counts,
     /// copies in progress.
     Status {
@@ -258,6 +271,7 @@ async fn backfill(
         parallel: a.parallel as usize,
         batch_size: 10,
         max_waiting: a.max_waiting,
+        event: BACKFILL_EVENT,
     };
     let stop = stop_on_signal();
     let bar = spinner("listing");
@@ -299,6 +313,244 @@ async fn backfill(
         });
     }
     Ok(summary)
+}
+
+/// `ctl verify`'s options.
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// Send events for the keys missing or differing in OSS (and, with SYNC_DELETES, for the keys
+    /// only in OSS) through the task queue, checkpointed and rate-limited like a backfill.
+    #[arg(long)]
+    repair: bool,
+    /// Only keys under this prefix (inside the task's SOURCE_PREFIX).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Print the summary as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Read the source from an S3 Inventory (CSV) manifest, s3://bucket/key/manifest.json,
+    /// instead of listing the bucket (one listing, in the inventory's key order).
+    #[arg(long)]
+    inventory: Option<String>,
+    /// Key ranges listed at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    parallel: u16,
+    /// Seconds the OSS copy must be later than S3's LastModified for the listing alone to
+    /// settle a key (the clocks of the two clouds may differ by this much).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=3600))]
+    clock_tolerance: u16,
+    /// Repair: at most this many events per second.
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
+    /// Repair: hold sending while more than this many messages wait in the task queue.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_waiting: Option<u64>,
+    /// Repair: the checkpoint file [default: verify-TASK_ID.checkpoint.json].
+    #[arg(long)]
+    checkpoint: Option<String>,
+    /// Repair: verify again even if an unfinished repair is checkpointed.
+    #[arg(long)]
+    restart: bool,
+}
+
+/// A verification's exit when it found differences (and, with --repair, sent events for them).
+const DIFFERENCES_FOUND: u8 = 3;
+
+async fn verify(
+    config: &ControlConfig,
+    sdk: &aws_config::SdkConfig,
+    a: VerifyArgs,
+) -> Result<serde_json::Value, Failure> {
+    let env = |n: &str| std::env::var(n).ok();
+    let sync = SyncConfig::from_env().map_err(config_failure)?;
+    let report = ReportConfig::from_env().map_err(config_failure)?;
+    let prefix = config
+        .backfill_prefix(a.prefix.as_deref())
+        .map_err(config_failure)?;
+    let parts = setup::report_parts(&report, sdk, env)
+        .await
+        .map_err(config_failure)?;
+    let store = FileCheckpoint::new(
+        a.checkpoint
+            .clone()
+            .unwrap_or_else(|| format!("verify-{}.checkpoint.json", config.task_id)),
+    );
+    let stop = stop_on_signal();
+    // An unfinished repair is resumed from its own verification, not verified again.
+    let saved = if a.repair && !a.restart {
+        store.load()?.filter(|cp| !cp.finished)
+    } else {
+        None
+    };
+    let (written_dir, parts_keys, differences) = match &saved {
+        Some(cp) => {
+            let ObjectSource::Verification { report: dir } = &cp.plan.source else {
+                return Err(ControlError::Input(format!(
+                    "{} is not a verification's checkpoint; pass --checkpoint or --restart",
+                    store.path().display()
+                ))
+                .into());
+            };
+            eprintln!(
+                "ctl: resuming the repair of {dir} checkpointed in {} ({} events sent so far)",
+                store.path().display(),
+                cp.counts.sent
+            );
+            let body = parts
+                .oss
+                .get(&format!("{dir}summary.json"))
+                .await
+                .map_err(|e| ControlError::Oss(e.to_string()))?;
+            let summary: Summary = serde_json::from_slice(&body)
+                .map_err(|e| ControlError::Input(format!("{dir}summary.json: {e}")))?;
+            (
+                dir.clone(),
+                summary.differences_list.keys,
+                summary.differences,
+            )
+        }
+        None => {
+            let mapping = Mapping::new(sync.binding.clone(), &prefix);
+            let sides = CloudSides {
+                s3: parts.s3.clone(),
+                source_bucket: config.source_bucket.clone(),
+                listing: match &a.inventory {
+                    None => SourceListing::List,
+                    Some(m) => SourceListing::Inventory(m.clone()),
+                },
+                oss: parts.oss.client().clone(),
+                dest_bucket: report.dest_bucket.clone(),
+            };
+            let options = VerifyOptions {
+                parallel: a.parallel as usize,
+                clock_tolerance_s: i64::from(a.clock_tolerance),
+                ..VerifyOptions::default()
+            };
+            let subject = Subject {
+                task: config.task_id.clone(),
+                source: match &a.inventory {
+                    None => "list".to_owned(),
+                    Some(m) => format!("inventory {m}"),
+                },
+                report_prefix: report.report_prefix.clone(),
+                part_bytes: report.part_bytes,
+            };
+            let progress = Arc::new(Progress::default());
+            let bar = spinner("listing");
+            let ticker = {
+                let (bar, progress) = (bar.clone(), progress.clone());
+                tokio::spawn(async move {
+                    loop {
+                        bar.set_message(format!(
+                            "keys {}  differences {}  HEADs {}",
+                            progress.keys.load(Ordering::Relaxed),
+                            progress.differences.load(Ordering::Relaxed),
+                            progress.heads.load(Ordering::Relaxed)
+                        ));
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                })
+            };
+            let written = verify_and_report(
+                &sides, &mapping, &options, &parts.oss, &subject, &stop, &progress,
+            )
+            .await;
+            ticker.abort();
+            bar.finish_and_clear();
+            let written = written.map_err(|e| Failure {
+                code: if s3_oss_sync::retry::Transient::is_transient(&e) {
+                    1
+                } else {
+                    2
+                },
+                message: e.to_string(),
+            })?;
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"report": written.dir, "summary": written.summary})
+                );
+            } else {
+                print!("{}", render(&written));
+            }
+            if !written.summary.complete {
+                return Err(Failure {
+                    code: 130,
+                    message: format!("interrupted; the report in {} is incomplete", written.dir),
+                });
+            }
+            (
+                written.dir.clone(),
+                written.summary.differences_list.keys.clone(),
+                written.summary.differences,
+            )
+        }
+    };
+    let mut out = json!({"report": written_dir, "differences": differences});
+    if a.repair && (differences > 0 || saved.is_some()) {
+        let plan = Plan {
+            task: config.task_id.clone(),
+            source_bucket: config.source_bucket.clone(),
+            prefix: prefix.clone(),
+            since: None,
+            source: ObjectSource::Verification {
+                report: written_dir.clone(),
+            },
+            queue_url: config.queue_url.clone(),
+        };
+        let cp = saved.unwrap_or_else(|| Checkpoint::new(plan, &format_time(now())));
+        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
+        let opts = BackfillOptions {
+            bucket: config.source_bucket.clone(),
+            since: None,
+            rate: a.rate,
+            parallel: 8,
+            batch_size: 10,
+            max_waiting: a.max_waiting,
+            event: VERIFY_EVENT,
+        };
+        let lister = RepairLister::new(
+            parts.oss.clone(),
+            parts_keys,
+            &cp.position,
+            sync.sync_deletes,
+        );
+        let bar = spinner("repairing");
+        let done = run_backfill(lister, &queue, &store, &opts, cp, &stop, |cp| {
+            bar.set_message(format!(
+                "sent {}  left out (extra, delete sync off) {}",
+                cp.counts.sent, cp.counts.not_current
+            ))
+        })
+        .await;
+        bar.finish_and_clear();
+        let cp = done?;
+        out["repair"] = json!({
+            "finished": cp.finished,
+            "checkpoint": store.path().display().to_string(),
+            "sent": cp.counts.sent,
+            "left_out_extra": cp.counts.not_current,
+            "runs": cp.runs,
+        });
+        if !cp.finished {
+            println!("{out}");
+            return Err(Failure {
+                code: 130,
+                message: format!(
+                    "interrupted; run the same command again to resume the repair from {}",
+                    store.path().display()
+                ),
+            });
+        }
+    }
+    if differences > 0 {
+        println!("{out}");
+        return Err(Failure {
+            code: DIFFERENCES_FOUND,
+            message: format!("{differences} differences (listed in {written_dir})"),
+        });
+    }
+    Ok(out)
 }
 
 async fn retry_failed(
@@ -422,6 +674,7 @@ async fn main() -> ExitCode {
         Command::Backfill(args) => backfill(&config, &sdk, args).await,
         Command::RetryFailed { day, dry_run } => retry_failed(&config, &sdk, day, dry_run).await,
         Command::Redrive { max } => redrive_dlq(&config, &sdk, max).await,
+        Command::Verify(args) => verify(&config, &sdk, args).await,
         Command::Pause { wait_seconds } => {
             switch(&config, &sdk, false, Duration::from_secs(wait_seconds)).await
         }

@@ -4,6 +4,10 @@
 //! sweep is logged and counted, never fails the run). `report run` runs it once locally,
 //! optionally "as of" another instant. A run writes only under the report lease: when another
 //! run holds it, this one exits 0 saying so (`lease` in `report run`'s JSON).
+//!
+//! Invoked with `{"verify": true}` (the template's optional `VerifySchedule`), or as `report
+//! verify` locally, it verifies the task instead: the source and destination listings compared,
+//! the verification report written to the report area, its result as metrics.
 
 use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -38,6 +42,22 @@ enum Command {
         #[arg(long)]
         allow_future: bool,
     },
+    /// Verify the task once (as the scheduled verification does): compare the source and
+    /// destination listings, write the verification report, print its summary as JSON.
+    Verify,
+}
+
+/// Runs the scheduled verification; its summary as JSON.
+async fn verify_once(
+    config: &ReportConfig,
+    deadline: Option<SystemTime>,
+    sink: &LineSink,
+) -> Result<serde_json::Value, String> {
+    let sdk = setup::aws_config().await;
+    let written = setup::run_verify(config, &sdk, |n| std::env::var(n).ok(), deadline, sink)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(serde_json::json!({"verification": written.dir, "summary": written.summary}))
 }
 
 async fn run_once(
@@ -98,6 +118,19 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     match cli.command {
+        Some(Command::Verify) => {
+            let sink: LineSink = Arc::new(|line: &str| eprintln!("{line}"));
+            match verify_once(&config, None, &sink).await {
+                Ok(out) => {
+                    println!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "verification failed");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Command::Run { now, allow_future }) => {
             // Locally, stdout is the run's JSON alone; the metric line goes to stderr.
             let sink: LineSink = Arc::new(|line: &str| eprintln!("{line}"));
@@ -128,14 +161,15 @@ async fn main() -> ExitCode {
             let sink = &telemetry::stdout_sink();
             let run = lambda_runtime::run(service_fn(
                 |ev: LambdaEvent<serde_json::Value>| async move {
-                    run_once(
-                        config,
-                        OffsetDateTime::now_utc(),
-                        Some(ev.context.deadline()),
-                        sink,
-                    )
-                    .await
-                    .map_err(lambda_runtime::Error::from)
+                    let deadline = Some(ev.context.deadline());
+                    if ev.payload["verify"] == serde_json::Value::Bool(true) {
+                        return verify_once(config, deadline, sink)
+                            .await
+                            .map_err(lambda_runtime::Error::from);
+                    }
+                    run_once(config, OffsetDateTime::now_utc(), deadline, sink)
+                        .await
+                        .map_err(lambda_runtime::Error::from)
                 },
             ));
             match run.await {

@@ -4,7 +4,7 @@
 //! the last batch it knows was sent.
 
 use super::checkpoint::{Checkpoint, CheckpointStore, Position};
-use super::events::{event_body, SentEvent, BACKFILL_EVENT};
+use super::events::{event_body, SentEvent, RETRY_DELETE_EVENT};
 use super::ControlError;
 use crate::outcome::format_time;
 use futures_util::stream::FuturesOrdered;
@@ -31,6 +31,9 @@ pub struct Listed {
     pub last_modified: Option<OffsetDateTime>,
     /// The position once this object is handled.
     pub position: Position,
+    /// Send a delete event for it (a destination object whose source is gone, found by a
+    /// verification, with delete sync on) instead of a creation.
+    pub removed: bool,
 }
 
 /// A page of the listing: the objects, and the position after the page (which also covers rows
@@ -75,6 +78,9 @@ pub struct BackfillOptions {
     pub parallel: usize,
     /// Events per batch (1 to [`MAX_BATCH`]).
     pub batch_size: usize,
+    /// The name of the creation events sent ([`super::events::BACKFILL_EVENT`], or a verification's repair
+    /// [`super::events::VERIFY_EVENT`]).
+    pub event: &'static str,
     /// Hold sending while more than this many messages wait in the queue, so live events are
     /// not stuck behind a long backfill (checked every second, and after every half of it sent).
     pub max_waiting: Option<u64>,
@@ -244,7 +250,11 @@ where
                 .map(|o| {
                     event_body(
                         &SentEvent {
-                            name: BACKFILL_EVENT,
+                            name: if o.removed {
+                                RETRY_DELETE_EVENT
+                            } else {
+                                opts.event
+                            },
                             bucket: &opts.bucket,
                             key: &o.key,
                             size: o.size,
@@ -317,6 +327,7 @@ pub struct S3Lister {
     start_after: Option<String>,
     token: Option<String>,
     done: bool,
+    max_keys: Option<i32>,
 }
 
 impl S3Lister {
@@ -343,7 +354,15 @@ impl S3Lister {
             start_after,
             token: None,
             done: false,
+            max_keys: None,
         })
+    }
+
+    /// At most `n` keys per page (S3's default, 1,000, otherwise): one key to find where keys
+    /// are.
+    pub fn max_keys(mut self, n: i32) -> Self {
+        self.max_keys = Some(n);
+        self
     }
 }
 
@@ -360,6 +379,7 @@ impl ObjectLister for S3Lister {
             .encoding_type(aws_sdk_s3::types::EncodingType::Url)
             .set_start_after(self.start_after.clone())
             .set_continuation_token(self.token.clone())
+            .set_max_keys(self.max_keys)
             .send()
             .await
             .map_err(|e| ControlError::aws("S3", "ListObjectsV2", &e))?;
@@ -382,6 +402,7 @@ impl ObjectLister for S3Lister {
                 last_modified: o
                     .last_modified()
                     .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok()),
+                removed: false,
             });
         }
         self.token = out.next_continuation_token().map(str::to_owned);
@@ -471,6 +492,7 @@ mod tests {
             last_modified: Some(
                 time::macros::datetime!(2026-11-25 00:00 UTC) - time::Duration::days(age_days),
             ),
+            removed: false,
         }
     }
 
@@ -496,6 +518,7 @@ mod tests {
             parallel: 4,
             batch_size: 10,
             max_waiting: None,
+            event: crate::control::events::BACKFILL_EVENT,
         }
     }
 
@@ -660,6 +683,43 @@ mod tests {
         let most = *q.most_waiting.lock().unwrap();
         assert!(most <= 50 + 25 + 4 * 10, "{most}");
         assert!(most > 20, "{most}");
+    }
+
+    #[tokio::test]
+    async fn removed_objects_go_as_deletes_and_the_others_under_the_event_name_given() {
+        let (q, store, stop) = (Queue::default(), Saved::default(), AtomicBool::new(false));
+        let mut objects: Vec<Listed> = (0..3).map(|i| object(i, 0)).collect();
+        objects[1].removed = true;
+        let mut o = opts();
+        o.event = crate::control::events::VERIFY_EVENT;
+        let lister = Pages(VecDeque::from([Ok(Page {
+            objects,
+            ..Page::default()
+        })]));
+        run_backfill(lister, &q, &store, &o, checkpoint(), &stop, |_| {})
+            .await
+            .unwrap();
+        let names: Vec<String> = q
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                let crate::event::Message::Events(e) = crate::event::parse_message(b).unwrap()
+                else {
+                    panic!()
+                };
+                e[0].as_ref().unwrap().name.clone()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "ObjectCreated:Verify",
+                "ObjectRemoved:Delete",
+                "ObjectCreated:Verify"
+            ]
+        );
     }
 
     #[test]

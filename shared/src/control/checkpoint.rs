@@ -19,6 +19,11 @@ pub enum ObjectSource {
         /// `s3://bucket/key` of the manifest.
         manifest: String,
     },
+    /// The differences a verification listed (`ctl verify --repair`), by its report folder.
+    Verification {
+        /// The verification's folder in the report area (`…/verify/<stamp>/`).
+        report: String,
+    },
 }
 
 /// What a backfill covers; a checkpoint is only resumed by a backfill with the same plan.

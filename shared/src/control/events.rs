@@ -10,6 +10,9 @@ use time::OffsetDateTime;
 /// object, or skips it if OSS already holds that version.
 pub const BACKFILL_EVENT: &str = "ObjectCreated:Backfill";
 
+/// The event name of a verification's repair of a key missing or differing in OSS.
+pub const VERIFY_EVENT: &str = "ObjectCreated:Verify";
+
 /// The event name of a retried creation.
 pub const RETRY_EVENT: &str = "ObjectCreated:Retry";
 
@@ -95,6 +98,7 @@ mod tests {
         round_trip(RETRY_EVENT, "x\u{1}\ny", None, None);
         assert_eq!(crate::event::kind_of(BACKFILL_EVENT), EventKind::Created);
         assert_eq!(crate::event::kind_of(RETRY_EVENT), EventKind::Created);
+        assert_eq!(crate::event::kind_of(VERIFY_EVENT), EventKind::Created);
         assert_eq!(
             crate::event::kind_of(RETRY_DELETE_EVENT),
             EventKind::Removed

@@ -158,6 +158,7 @@ fn row_to_listed(
         )
         .ok(),
         position,
+        removed: false,
     }))
 }
 

@@ -64,6 +64,8 @@ pub struct Status {
     pub delivery: Option<String>,
     /// The newest day whose report is complete (has its manifest).
     pub last_complete_day: Option<String>,
+    /// The newest verification (`ctl verify`, or the scheduled one) in the report area.
+    pub last_verification: Option<crate::verify::report::LastVerification>,
     /// Today's counts so far.
     pub today: Option<TodayStatus>,
     /// The copies in progress (resumable copies whose checkpoints are in the results bucket), by
@@ -85,6 +87,37 @@ impl Status {
     /// Records a part left out.
     pub fn unavailable(&mut self, part: &str, e: impl std::fmt::Display) {
         self.unavailable.push(format!("{part}: {e}"));
+    }
+
+    fn render_verification(&self) -> String {
+        let Some(v) = &self.last_verification else {
+            return "none".to_owned();
+        };
+        if !v.finished {
+            return format!("{} not finished (no manifest.json in {})", v.at, v.dir);
+        }
+        let kinds = v
+            .kinds
+            .as_ref()
+            .and_then(|k| k.as_object())
+            .map(|k| {
+                k.iter()
+                    .filter(|(name, n)| *name != "equal" && n.as_u64().unwrap_or(0) > 0)
+                    .map(|(name, n)| format!("{name} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        let complete = if v.complete == Some(false) {
+            ", INCOMPLETE"
+        } else {
+            ""
+        };
+        match v.differences {
+            Some(0) => format!("{}: no differences{complete}", v.at),
+            Some(n) => format!("{}: {n} differences ({kinds}){complete}", v.at),
+            None => format!("{}: unreadable summary", v.at),
+        }
     }
 
     /// The status as a few aligned lines for a terminal.
@@ -136,6 +169,7 @@ impl Status {
             "last complete day {}",
             self.last_complete_day.as_deref().unwrap_or("none")
         );
+        let _ = writeln!(s, "last verification {}", self.render_verification());
         if let Some(t) = &self.today {
             let counts = |c: &BTreeMap<&str, u64>| {
                 let nonzero: Vec<String> = c
@@ -358,6 +392,11 @@ pub async fn gather(
         Ok(d) => st.last_complete_day = d.map(format_day),
         Err(e) => st.problem("last complete day", e),
     }
+    let root = crate::verify::report::verify_root(&report.report_prefix, &report.task_id);
+    match crate::verify::report::last_verification(&parts.oss, &root).await {
+        Ok(v) => st.last_verification = v,
+        Err(e) => st.problem("last verification", e),
+    }
     let today = report.zone.day_of(time::OffsetDateTime::now_utc());
     match reporter.day_totals(today).await {
         Ok((totals, files, unreadable)) => {
@@ -399,6 +438,16 @@ mod tests {
             }),
             delivery: Some("Disabled".into()),
             last_complete_day: Some("2026-11-24".into()),
+            last_verification: Some(crate::verify::report::LastVerification {
+                at: "20261124T030000Z".into(),
+                dir: "reports/t1/verify/20261124T030000Z/".into(),
+                finished: true,
+                complete: Some(true),
+                differences: Some(3),
+                kinds: Some(
+                    serde_json::json!({"equal": 7, "extra": 1, "missing": 2, "may_differ": 0}),
+                ),
+            }),
             today: Some(TodayStatus {
                 day: "2026-11-25".into(),
                 files: 2,
@@ -428,6 +477,7 @@ mod tests {
             "problem           today: access denied",
             "unavailable       delivery: SYNC_FUNCTION_NAME is not set",
             "oldest message  none (no CloudWatch datapoint",
+            "last verification 20261124T030000Z: 3 differences (extra 1, missing 2)",
         ] {
             assert!(text.contains(want), "{want:?} not in\n{text}");
         }

@@ -550,6 +550,29 @@ impl OssClient {
         continuation_token: Option<&str>,
         max_keys: u32,
     ) -> Result<ListPage, Error> {
+        self.list_objects_v2_after(
+            bucket,
+            prefix,
+            delimiter,
+            None,
+            continuation_token,
+            max_keys,
+        )
+        .await
+    }
+
+    /// One page of ListObjectsV2 of the keys after `start_after` (ignored by OSS once a
+    /// continuation token is given): a listing can start anywhere in key order, so one bucket can
+    /// be listed as several key ranges at once.
+    pub async fn list_objects_v2_after(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        start_after: Option<&str>,
+        continuation_token: Option<&str>,
+        max_keys: u32,
+    ) -> Result<ListPage, Error> {
         let mut call = Call::new("ListObjectsV2", Method::GET, bucket, None)
             .query("list-type", "2")
             .query("encoding-type", "url")
@@ -562,6 +585,9 @@ impl OssClient {
         }
         if let Some(t) = continuation_token {
             call = call.query("continuation-token", t);
+        }
+        if let Some(s) = start_after {
+            call = call.query("start-after", s);
         }
         let answer = self.exchange_retried(&call, Bytes::new()).await.result?;
         let text = String::from_utf8_lossy(&answer.body);
