@@ -351,10 +351,11 @@ fn job_of<'a>(slot: &'a Slot, info: &'a MessageInfo<'a>, answers_for: &'a [&'a s
     }
 }
 
-/// Whether an event was sent by `ctl` (a backfill or a retry) rather than by S3.
+/// Whether an event was sent by `ctl` (a backfill, a verification's repair or a retry) rather
+/// than by S3.
 fn from_ctl(name: &str) -> bool {
-    use crate::control::events::{BACKFILL_EVENT, RETRY_EVENT};
-    [BACKFILL_EVENT, RETRY_EVENT].contains(&name)
+    use crate::control::events::{BACKFILL_EVENT, RETRY_EVENT, VERIFY_EVENT};
+    [BACKFILL_EVENT, VERIFY_EVENT, RETRY_EVENT].contains(&name)
 }
 
 /// The tokio clock's now, read only when there is a deadline (so a handler without one touches no
