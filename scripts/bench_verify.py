@@ -158,7 +158,7 @@ def render(results: list[dict], keys: int) -> str:
         for r in results)
     return f"""## {SECTION}
 
-`python scripts/bench_verify.py` (its own script; `make bench` does not run it yet). {keys:,} keys
+`python scripts/bench_verify.py` (its own script, which `make bench` runs last; alone: `python3 scripts/bench.py verify`). {keys:,} keys
 in S3 (moto, objects put straight into its backend) and the same bytes under the same keys in
 the OSS emulator, written more than the clock tolerance after them: every key is `equal`, settled
 by the listings alone. `ctl verify` (release build) on {machine()}, once with one listing of each
