@@ -300,7 +300,8 @@ def budget_section(rows: list[dict], cmds: dict) -> str:
                 f"{r['peak_rss_mib']} MiB | {within} | {r['seconds']:.1f} s | "
                 f"{r['failed_messages']} |")
     first = rows[0]
-    wanted = first["concurrency"] * 4 * 8
+    jobs = min(first["concurrency"], first["objects"])
+    wanted = jobs * 4 * 8
     rests = [r["peak_rss_mib"] - min(r["memory_budget_mib"], wanted) for r in rows]
     rest = f"{min(rests):.1f}–{max(rests):.1f}"
     return f"""{BUDGET_HEADING}
@@ -308,7 +309,7 @@ def budget_section(rows: list[dict], cmds: dict) -> str:
 One SQS batch of {first['objects']} objects of 100 MiB through the sync handler, as a function
 with 128, 256 and 1024 MB of memory runs it: `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` set for the
 measured process, every other setting its default (`SYNC_CONCURRENCY` {first['concurrency']},
-parts of 8 MiB, 4 in flight per object: 256 MiB of part buffers wanted at once). All jobs take
+parts of 8 MiB, 4 in flight per object: {jobs} jobs at once want {wanted} MiB of part buffers). All jobs take
 their part buffers from one memory budget, the function's memory less the process's own 48 MiB
 (`config::FIXED_OVERHEAD_MIB`); jobs wait for buffers rather than exceed it.
 
@@ -316,10 +317,10 @@ their part buffers from one memory budget, the function's memory less the proces
 | --- | --- | --- | --- | --- | --- |
 {chr(10).join(row(r) for r in rows)}
 
-Peak RSS less the buffers allowed at once (the budget, or the 256 MiB wanted if less):
-{rest} MiB, the process's own memory with eight large jobs, within the 48 MiB left for it. Before
-the budget, the same defaults held up to 8 × 4 × 8 MiB = 256 MiB of part buffers, over a 128 or
-256 MB function's memory.
+Peak RSS less the buffers allowed at once (the budget, or the {wanted} MiB wanted if less):
+{rest} MiB, the process's own memory with {jobs} large jobs, within the 48 MiB left for it. Without
+the budget, the same defaults would hold up to {jobs} × 4 × 8 MiB = {wanted} MiB of part buffers, over a
+128 or 256 MB function's memory.
 
 Command: `{cmds['budget']}` (after `sync-bench seed-large` of each object), for MB in 128, 256,
 1024; regenerate this section alone with `python3 scripts/bench.py budget`.
