@@ -102,7 +102,7 @@ pub struct SyncConfig {
 /// binary (release) after start-up and through two small events peaked at 16.2 MiB (the
 /// cold-start benchmark, BENCHMARKS.md §4); a handler process through 10,000 events of 4 KiB,
 /// every job of each batch of 10 at once, at 39.8 MiB (§3); the 1 GiB copy's memory beyond its part buffers was
-/// 18.0 MiB for one job (§2); a batch of ten 100 MiB objects, all ten jobs at once, peaked
+/// 21.0 MiB for one job (§2); a batch of ten 100 MiB objects, all ten jobs at once, peaked
 /// 24.8 to 40.3 MiB beyond the buffers the budget allowed (§7); and eight jobs of 40 MiB objects
 /// against a slow OSS had peaked about 40 MiB beyond their 256 MiB of part buffers. 48 MiB
 /// covers the last with room for the allocator; §7 checks each budget against the memory.
