@@ -570,15 +570,22 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                 Ok(o) => o,
                 Err(e) => return r.source_failed(&e),
             };
+            // The source gone, or larger than a write-first copy may be: what the destination
+            // holds decides. After a write of its own the job knows what it may hold (a read
+            // now could miss a write still landing).
             let needs_dest = match &observed {
                 Observed::Gone => true,
-                Observed::Present(head, _) => self.resumable(head.size).is_some(),
+                Observed::Present(head, _) => {
+                    head.size > decide::WRITE_FIRST_MAX || self.resumable(head.size).is_some()
+                }
             };
             if needs_dest && !dest_read {
                 dest_read = true;
-                match self.head_dest(job, &mut r).await {
-                    Ok(h) => (marker, dest_exists, dest_crc) = dest_state(h.as_ref()),
-                    Err(e) => return r.oss_failed(&e),
+                if !wrote {
+                    match self.head_dest(job, &mut r).await {
+                        Ok(h) => (marker, dest_exists, dest_crc) = dest_state(h.as_ref()),
+                        Err(e) => return r.oss_failed(&e),
+                    }
                 }
             }
             // A range job that will not upload its range (the source is gone, or too small to be

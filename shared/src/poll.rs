@@ -217,11 +217,13 @@ where
         Some(_) => opts.wait_seconds.clamp(0, 1),
         None => opts.wait_seconds.clamp(0, 20),
     };
-    let mut gate = Gate {
+    // The gate travels with the receive that reads it, so the batches in flight keep running
+    // (and meet their deadlines) while the mapping's state is read.
+    let mut gate = Some(Gate {
         mapping: opts.mapping.as_ref(),
         open: true,
         checked: None,
-    };
+    });
     let max_batches = opts.batches_in_flight.max(1);
     let ctx = BatchContext {
         sqs,
@@ -231,7 +233,7 @@ where
     let handler = &handler;
     let ctx = &ctx;
     let mut in_flight = FuturesUnordered::new();
-    let mut receiving: Option<Pin<Box<dyn Future<Output = Received> + '_>>> = None;
+    let mut receiving: Option<Pin<Box<dyn Future<Output = Received<'_>> + '_>>> = None;
     // The first error, returned once the batches in flight are done.
     let mut failure: Option<PollError> = None;
     loop {
@@ -249,24 +251,27 @@ where
                 };
             }
         } else if receiving.is_none() && in_flight.len() < max_batches {
-            if gate.open().await {
+            if let Some(mut g) = gate.take() {
                 let receive = sqs
                     .receive_message()
                     .queue_url(&opts.queue_url)
                     .max_number_of_messages(opts.batch_size.clamp(1, 10))
                     .wait_time_seconds(wait_seconds)
                     .message_system_attribute_names(MessageSystemAttributeName::All)
-                    .message_attribute_names("All")
-                    .send();
+                    .message_attribute_names("All");
                 receiving = Some(Box::pin(async move {
-                    receive
+                    if !g.open().await {
+                        // Paused: nothing is received; look again after a while.
+                        tokio::time::sleep(MAPPING_RECHECK).await;
+                        return (g, Ok(None));
+                    }
+                    let got = receive
+                        .send()
                         .await
-                        .map(|r| r.messages.unwrap_or_default())
-                        .map_err(|e| err("ReceiveMessage", &e))
+                        .map(|r| Some(r.messages.unwrap_or_default()))
+                        .map_err(|e| err("ReceiveMessage", &e));
+                    (g, got)
                 }));
-            } else if in_flight.is_empty() {
-                tokio::time::sleep(MAPPING_RECHECK).await;
-                continue;
             }
         }
         tokio::select! {
@@ -286,8 +291,11 @@ where
             }
             received = async { receiving.as_mut().expect("guarded").await }, if receiving.is_some() => {
                 receiving = None;
+                let (g, received) = received;
+                gate = Some(g);
                 let messages = match received {
-                    Ok(m) => m,
+                    Ok(Some(m)) => m,
+                    Ok(None) => continue,
                     Err(e) => {
                         failure.get_or_insert(e);
                         continue;
@@ -319,8 +327,12 @@ where
     }
 }
 
-/// A receive's messages, or why it failed.
-type Received = Result<Vec<aws_sdk_sqs::types::Message>, PollError>;
+/// A receive's messages (`None` while the mapping is disabled), or why it failed; with the gate
+/// it took along.
+type Received<'a> = (
+    Gate<'a>,
+    Result<Option<Vec<aws_sdk_sqs::types::Message>>, PollError>,
+);
 
 /// What one batch's handling did.
 struct BatchDone {

@@ -148,6 +148,8 @@ pub struct HeldRechecks {
     pub fail_with: Option<String>,
     /// Calls to `send` (each would be one request per ten rechecks).
     pub sends: std::sync::atomic::AtomicU32,
+    /// The next this-many calls to `send` fail (a refused request).
+    pub fail_calls: std::sync::atomic::AtomicU32,
 }
 
 impl HeldRechecks {
@@ -159,10 +161,17 @@ impl HeldRechecks {
 
 impl RecheckQueue for HeldRechecks {
     async fn send(&self, rechecks: &[Recheck]) -> Vec<Result<(), String>> {
-        self.sends
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        use std::sync::atomic::Ordering::Relaxed;
+        self.sends.fetch_add(1, Relaxed);
         if let Some(why) = &self.fail_with {
             return vec![Err(why.clone()); rechecks.len()];
+        }
+        if self
+            .fail_calls
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return vec![Err("the request was refused".to_owned()); rechecks.len()];
         }
         if let Ok(mut s) = self.sent.lock() {
             s.extend_from_slice(rechecks);
@@ -337,7 +346,8 @@ impl SqsRechecks {
 
 impl RecheckQueue for SqsRechecks {
     async fn send(&self, rechecks: &[Recheck]) -> Vec<Result<(), String>> {
-        let mut results = Vec::with_capacity(rechecks.len());
+        // The requests go at once: a batch's write-aheads wait for the slowest, not the sum.
+        let mut chunks = Vec::new();
         let mut start = 0;
         while start < rechecks.len() {
             // Up to ten entries and BATCH_BYTES of bodies per request (at least one entry).
@@ -350,10 +360,14 @@ impl RecheckQueue for SqsRechecks {
                 bytes += rechecks[end].body.len();
                 end += 1;
             }
-            results.extend(self.send_chunk(&rechecks[start..end]).await);
+            chunks.push(self.send_chunk(&rechecks[start..end]));
             start = end;
         }
-        results
+        futures_util::future::join_all(chunks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 }
 

@@ -229,6 +229,7 @@ pub async fn sync_service(
             s3,
             config.results_bucket.clone(),
         ))),
+        recent_writes: Default::default(),
     })
 }
 

@@ -66,6 +66,60 @@ impl Throughput {
     }
 }
 
+/// Destination keys this process copied lately (the last [`RecentWrites::CAPACITY`] distinct
+/// ones): a first delivery for one of them reads the destination first after all
+/// ([`decide::reads_dest_first`] is only a cost rule), so an S3 duplicate of an event this
+/// process just copied is settled by one HEAD instead of copied again.
+#[derive(Debug)]
+pub struct RecentWrites {
+    capacity: usize,
+    keys: Mutex<(
+        std::collections::HashSet<String>,
+        std::collections::VecDeque<String>,
+    )>,
+}
+
+impl Default for RecentWrites {
+    fn default() -> Self {
+        Self::new(Self::CAPACITY)
+    }
+}
+
+impl RecentWrites {
+    /// Keys remembered by default (about half a MiB of keys).
+    pub const CAPACITY: usize = 4096;
+
+    /// Remembers up to `capacity` keys (0: none, as a fresh instance).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            keys: Mutex::default(),
+        }
+    }
+
+    /// Whether `key` was copied lately.
+    pub fn contains(&self, key: &str) -> bool {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.0.contains(key)
+    }
+
+    fn add(&self, key: &str) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let (set, order) = &mut *keys;
+        if set.insert(key.to_owned()) {
+            order.push_back(key.to_owned());
+            while order.len() > self.capacity {
+                if let Some(old) = order.pop_front() {
+                    set.remove(&old);
+                }
+            }
+        }
+    }
+}
+
 /// Everything the handler needs, built once per process.
 pub struct SyncService<S, D, R, Q> {
     /// Task id.
@@ -100,6 +154,8 @@ pub struct SyncService<S, D, R, Q> {
     /// the deadline continues in the next delivery; `None` copies every object within one
     /// invocation.
     pub checkpoints: Option<Box<dyn CheckpointStore>>,
+    /// Keys this process copied lately.
+    pub recent_writes: RecentWrites,
 }
 
 /// The code on an `in_progress` record whose continuation could not be sent: the message is
@@ -169,20 +225,22 @@ impl<Q: RecheckQueue> WriteAhead for WriteAheads<'_, Q> {
                 let sent = self
                     .together_sent
                     .get_or_init(|| async {
-                        let list: Vec<Recheck> = self
+                        let (ids, list): (Vec<&str>, Vec<Recheck>) = self
                             .together
                             .iter()
-                            .filter_map(|m| self.rechecks.get(m))
-                            .map(|(r, _)| self.prepared(r))
-                            .collect();
+                            .filter_map(|m| {
+                                self.rechecks.get(m).map(|(r, _)| (*m, self.prepared(r)))
+                            })
+                            .unzip();
                         let results = send_by(self.queue, &list, None).await;
-                        self.together.iter().copied().zip(results).collect()
+                        ids.into_iter().zip(results).collect()
                     })
                     .await;
-                return sent
-                    .get(id)
-                    .cloned()
-                    .unwrap_or_else(|| Err("the recheck queue answered nothing".to_owned()));
+                if let Some(Ok(())) = sent.get(id) {
+                    return Ok(());
+                }
+                // Its entry failed (or was not answered): it is sent on its own below, so one
+                // refused request does not stop every job of the batch.
             }
             sent.get_or_init(|| async {
                 let recheck = self.prepared(recheck);
@@ -331,8 +389,14 @@ fn message_info(m: &SqsMessage) -> MessageInfo<'_> {
     }
 }
 
-/// The job for a slot's event, answering for `answers_for`.
-fn job_of<'a>(slot: &'a Slot, info: &'a MessageInfo<'a>, answers_for: &'a [&'a str]) -> Job<'a> {
+/// The job for a slot's event, answering for `answers_for`; `recently_written` when this process
+/// copied its key lately (it is then not taken for a first delivery: see [`RecentWrites`]).
+fn job_of<'a>(
+    slot: &'a Slot,
+    info: &'a MessageInfo<'a>,
+    answers_for: &'a [&'a str],
+    recently_written: bool,
+) -> Job<'a> {
     Job {
         kind: if slot.event.kind == EventKind::Removed {
             JobKind::Remove
@@ -347,7 +411,7 @@ fn job_of<'a>(slot: &'a Slot, info: &'a MessageInfo<'a>, answers_for: &'a [&'a s
         message_id: Some(info.stands_for).filter(|id| !id.is_empty()),
         answers_for,
         range: info.range.as_ref(),
-        first_delivery: info.first_delivery() && !from_ctl(&slot.event.name),
+        first_delivery: info.first_delivery() && !from_ctl(&slot.event.name) && !recently_written,
     }
 }
 
@@ -521,7 +585,13 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
             together: jobs
                 .iter()
                 .filter(|(slot, answers_for)| {
-                    !decide::reads_dest_first(&job_of(slot, &messages[slot.message], answers_for))
+                    let recent = self.recent_writes.contains(&slot.dest_key);
+                    !decide::reads_dest_first(&job_of(
+                        slot,
+                        &messages[slot.message],
+                        answers_for,
+                        recent,
+                    ))
                 })
                 .map(|(slot, _)| messages[slot.message].stands_for)
                 .collect(),
@@ -565,7 +635,8 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
                 let info = &messages[slot.message];
                 async move {
                     let started = Instant::now();
-                    let job = job_of(slot, info, answers_for);
+                    let recent = self.recent_writes.contains(&slot.dest_key);
+                    let job = job_of(slot, info, answers_for, recent);
                     let moved = std::sync::atomic::AtomicU64::new(0);
                     let run = copier.run_counted(&job, &limits, &moved);
                     let (report, cut) = match cutoff {
@@ -584,6 +655,9 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
                     ) {
                         self.throughput
                             .observe(report.bytes_moved, started.elapsed());
+                    }
+                    if report.outcome == OutcomeKind::Copied {
+                        self.recent_writes.add(&slot.dest_key);
                     }
                     let o = self.job_record(info, slot, report, started);
                     ((slot.message, slot.position), o, cut)

@@ -75,6 +75,7 @@ fn service() -> (Service, Arc<Mutex<Vec<String>>>) {
         recheck_after: std::time::Duration::from_secs(915),
         sink: Arc::new(move |l: &str| sink.lock().unwrap().push(l.to_owned())),
         checkpoints: None,
+        recent_writes: Default::default(),
     };
     (svc, lines)
 }

@@ -11,7 +11,7 @@ use s3_oss_sync::recheck::{
     string_attribute, HeldRechecks, RECHECK_ATTEMPTS, RECHECK_OF, RECHECK_WAIT,
 };
 use s3_oss_sync::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
-use s3_oss_sync::sync::{BatchReport, Invocation, SyncService};
+use s3_oss_sync::sync::{BatchReport, Invocation, RecentWrites, SyncService};
 use s3_oss_sync::task::TaskBinding;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -121,6 +121,7 @@ fn service_with<S: SourceStore, D: DestinationStore>(
         recheck_after: std::time::Duration::from_secs(915),
         sink: Arc::new(move |l: &str| sink_lines.lock().unwrap().push(l.to_owned())),
         checkpoints: None,
+        recent_writes: Default::default(),
     };
     (svc, lines)
 }
@@ -291,7 +292,9 @@ async fn a_duplicate_event_is_skipped_after_one_request() {
 async fn a_small_object_in_its_first_delivery_is_copied_without_reading_the_destination() {
     let source = MemorySource::default();
     let etag = source.put("a", &b"hello"[..], meta());
-    let (svc, _) = service(source, CopyOptions::default());
+    let (mut svc, _) = service(source, CopyOptions::default());
+    // As instances that did not copy the key themselves (the next test: one that did).
+    svc.recent_writes = RecentWrites::new(0);
     let body = created("a", &etag, 5, Some("0055AED6DCD90281E5"));
     let first = svc.handle(&batch(vec![message("m1", &body)]), "1").await;
     assert_eq!(kinds(&first), [OutcomeKind::Copied]);
@@ -337,6 +340,26 @@ async fn a_small_object_in_its_first_delivery_is_copied_without_reading_the_dest
 }
 
 #[tokio::test]
+async fn an_instance_that_copied_a_key_lately_reads_the_destination_first_for_it() {
+    let source = MemorySource::default();
+    let etag = source.put("a", &b"hello"[..], meta());
+    let (svc, _) = service(source, CopyOptions::default());
+    let body = created("a", &etag, 5, Some("0055AED6DCD90281E5"));
+    let first = svc.handle(&batch(vec![message("m1", &body)]), "1").await;
+    assert_eq!(kinds(&first), [OutcomeKind::Copied]);
+    assert_eq!(first.outcomes[0].requests, 3);
+    assert!(svc.recent_writes.contains("mirror/a"));
+    // S3's duplicate in another message reaches the same instance: the marker settles it.
+    let dup = svc
+        .handle(&batch(vec![message("m1-again", &body)]), "2")
+        .await;
+    assert_eq!(kinds(&dup), [OutcomeKind::Skipped]);
+    assert_eq!(dup.outcomes[0].requests, 1);
+    assert_eq!(svc.dest.uploads.load(Ordering::Relaxed), 1);
+    assert_eq!(svc.rechecks.sent().len(), 1, "a skip leaves no recheck");
+}
+
+#[tokio::test]
 async fn the_write_aheads_of_first_deliveries_go_in_one_send() {
     let source = MemorySource::default();
     let mut msgs = Vec::new();
@@ -366,6 +389,28 @@ async fn the_write_aheads_of_first_deliveries_go_in_one_send() {
     of.sort_unstable();
     of.dedup();
     assert_eq!(of.len(), 11);
+}
+
+#[tokio::test]
+async fn a_refused_batched_write_ahead_falls_back_to_one_send_per_message() {
+    let source = MemorySource::default();
+    let mut msgs = Vec::new();
+    for i in 0..3 {
+        let key = format!("k{i}");
+        let etag = source.put(&key, &b"small"[..], meta());
+        msgs.push(message(&format!("m{i}"), &created(&key, &etag, 5, None)));
+    }
+    let (svc, _) = service(source, CopyOptions::default());
+    svc.rechecks.fail_calls.store(1, Ordering::SeqCst);
+    let r = svc.handle(&batch(msgs), "1").await;
+    assert!(kinds(&r).iter().all(|k| *k == OutcomeKind::Copied), "{r:?}");
+    assert!(failed_ids(&r).is_empty());
+    assert_eq!(
+        svc.rechecks.sends.load(Ordering::Relaxed),
+        4,
+        "the refused batch, then one send per message"
+    );
+    assert_eq!(svc.rechecks.sent().len(), 3, "every write left its recheck");
 }
 
 #[tokio::test]

@@ -78,6 +78,7 @@ pub fn service_with(
         recheck_after: Duration::from_secs(lifetime + LATE),
         sink: Arc::new(|_: &str| {}),
         checkpoints: Some(Box::new(SimCheckpoints(world.clone()))),
+        recent_writes: Default::default(),
     }
 }
 

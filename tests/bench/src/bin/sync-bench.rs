@@ -211,6 +211,7 @@ impl Bench {
             recheck_after: built.recheck_after,
             sink: built.sink,
             checkpoints: built.checkpoints,
+            recent_writes: Default::default(),
         })
     }
 
