@@ -160,8 +160,9 @@ are not in these counts.
 
 **Requests: {fresh['requests_per_object']} per fresh copy (source GET, PutObject, source HEAD after: one
 of them to OSS), {recheck['requests_per_object']} per recheck (destination HEAD, source HEAD) and
-{dup['requests_per_object']} per duplicate first delivered in another message (copied again: a small
-object's first delivery does not read the destination first, `decide::reads_dest_first`).**
+{dup['requests_per_object']} per duplicate first delivered in another message to an instance that did not copy
+it lately (copied again: a small object's first delivery does not read the destination first,
+`decide::reads_dest_first`; an instance that copied the key lately reads it first and skips at 1).**
 Redeliveries, rechecks, `ctl`'s events and objects over 1 MiB read the destination first and skip
 at 1 to 2 requests. Outcomes: fresh {fresh['outcomes']}, recheck {recheck['outcomes']}, duplicate
 {dup['outcomes']}. CPU per object is the handler process's own (parsing, signing, checksums,
