@@ -189,8 +189,7 @@ def sync_run(task: Queue, emulator: OssEmulator, env: dict, bodies: list[str], l
     load(task, bodies)
     args = [release("sync"), "poll", "--queue-url", task.url, "--until-empty", "--batch-size", "10",
             "--max-seconds", "600", "--invocation-timeout", str(INVOCATION_TIMEOUT_S)]
-    if batches is not None:
-        args += ["--batches", str(batches)]
+    args += ["--batches", str(batches or 5)]
     copied: list[dict] = []
     rechecks: list[dict] = []
     done = threading.Event()

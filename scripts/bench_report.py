@@ -449,8 +449,8 @@ def peer_section(result: dict) -> str:
 
 What a team would write instead (`scripts/peer_copier.py`: receive up to 10 messages, boto3
 `get_object`, the official OSS SDK's `put_object`, delete the message; one at a time) against
-`sync poll` with its defaults (5 batches in flight, every job of a batch at once), and with
-`--batches 1` (one batch at a time, as one Lambda instance works). One process each, the same
+`sync poll --batches 5` (5 batches in flight, as Lambda's pollers start; every job of a batch at
+once), and with `--batches 1` (one batch at a time, as one Lambda instance works; the default). One process each, the same
 {result['objects']} S3 events of {result['size'] // 1024} KiB objects, the same servers: s3s-fs for S3 (source and
 results), an SQS stand-in (`tests/bench/sqs_standin.py`: SQS's JSON protocol with its visibility
 timeouts, delays, receive counts and long polls), the OSS emulator with 0, 20 or 100 ms added to

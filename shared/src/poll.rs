@@ -3,9 +3,13 @@
 //! left alone, so they come back when their visibility timeout ends and move to the DLQ after
 //! `maxReceiveCount`: the contract of Lambda's SQS event source mapping.
 //!
-//! Like Lambda's pollers it pipelines: the next receive is in flight while batches are handled,
-//! and up to [`PollOptions::batches_in_flight`] batches are handled at once (Lambda starts an SQS
-//! mapping with five), so a local run or a backfill is not bounded by one batch at a time.
+//! Like Lambda's pollers it can pipeline: with [`PollOptions::batches_in_flight`] above 1, the
+//! next receive is in flight while batches are handled, and up to that many batches are handled
+//! at once (Lambda starts an SQS mapping with five), so a local run or a backfill is not bounded
+//! by one batch at a time. The default is one batch at a time, as one function instance works:
+//! batches in flight together must finish within the queue's visibility timeout, or their
+//! messages are delivered again (Lambda asks for a visibility timeout of six function timeouts;
+//! short ones, as the local tests use, only suit one batch at a time).
 
 use crate::control::mapping::EventSourceMapping;
 use crate::source::error_chain;
@@ -42,8 +46,8 @@ pub struct PollOptions {
     pub batches_in_flight: usize,
 }
 
-/// Batches in flight by default: as many as Lambda's SQS pollers start with.
-pub const DEFAULT_BATCHES_IN_FLIGHT: usize = 5;
+/// Batches in flight by default: one, as one function instance handles them.
+pub const DEFAULT_BATCHES_IN_FLIGHT: usize = 1;
 
 /// How often the mapping's state is read again.
 const MAPPING_RECHECK: Duration = Duration::from_secs(1);

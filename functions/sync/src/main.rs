@@ -46,7 +46,8 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=900))]
         invocation_timeout: Option<u64>,
         /// Batches handled at once, as concurrent invocations would (the next receive is in
-        /// flight while fewer are handled).
+        /// flight while fewer are handled); Lambda starts with 5. Batches in flight together
+        /// must end within the queue's visibility timeout.
         #[arg(long, default_value_t = DEFAULT_BATCHES_IN_FLIGHT as u64, value_parser = clap::value_parser!(u64).range(1..=100))]
         batches: u64,
     },
