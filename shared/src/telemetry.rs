@@ -125,18 +125,7 @@ pub fn metrics_line(
     } else {
         doc.insert("ReplicationLag".into(), json!(lags));
     }
-    doc.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": now_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [["Task"]],
-                "Metrics": metrics,
-            }]
-        }),
-    );
-    Value::Object(doc).to_string()
+    emf(doc, metrics, now_ms)
 }
 
 /// One EMF line for a verification: `VerifyDifferences` (what the template's alarm watches),
@@ -172,6 +161,11 @@ pub fn verify_metrics_line(
         n(&c["heads"]["dest"]) + n(&c["heads"]["source"]),
     );
     put("VerifyComplete".into(), u64::from(summary.complete));
+    emf(doc, metrics, now_ms)
+}
+
+/// An EMF line: the values in `doc`, declared as `metrics` of the task's dimension.
+fn emf(mut doc: Map<String, Value>, metrics: Vec<Value>, now_ms: i64) -> String {
     doc.insert(
         "_aws".into(),
         json!({

@@ -536,7 +536,8 @@ mod tests {
         )
     }
 
-    fn keys(q: &Queue) -> Vec<String> {
+    /// The first event of each message sent.
+    fn sent(q: &Queue) -> Vec<crate::event::ObjectEvent> {
         q.sent
             .lock()
             .unwrap()
@@ -546,9 +547,13 @@ mod tests {
                 else {
                     panic!()
                 };
-                e[0].as_ref().unwrap().key.clone()
+                e[0].clone().unwrap()
             })
             .collect()
+    }
+
+    fn keys(q: &Queue) -> Vec<String> {
+        sent(q).into_iter().map(|e| e.key).collect()
     }
 
     #[tokio::test]
@@ -699,19 +704,7 @@ mod tests {
         run_backfill(lister, &q, &store, &o, checkpoint(), &stop, |_| {})
             .await
             .unwrap();
-        let names: Vec<String> = q
-            .sent
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|b| {
-                let crate::event::Message::Events(e) = crate::event::parse_message(b).unwrap()
-                else {
-                    panic!()
-                };
-                e[0].as_ref().unwrap().name.clone()
-            })
-            .collect();
+        let names: Vec<String> = sent(&q).into_iter().map(|e| e.name).collect();
         assert_eq!(
             names,
             [
