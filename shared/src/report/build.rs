@@ -177,7 +177,8 @@ struct Written {
     rows: Option<u64>,
 }
 
-fn md5_hex(b: &[u8]) -> String {
+/// The hex MD5 of `b`, as manifests record each file's.
+pub(crate) fn md5_hex(b: &[u8]) -> String {
     hex::encode(Md5::digest(b))
 }
 

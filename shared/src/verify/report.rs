@@ -12,9 +12,8 @@
 
 use super::join::Kind;
 use super::run::{Counts, Outcome, COLUMNS};
-use crate::report::build::{part_key, ReportError, ReportStore};
+use crate::report::build::{md5_hex, part_key, ReportError, ReportStore};
 use bytes::Bytes;
-use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use std::io::BufRead;
 use time::OffsetDateTime;
@@ -146,10 +145,6 @@ pub fn counts_json(c: &Counts) -> serde_json::Value {
         "heads": {"dest": c.dest_heads, "source": c.source_heads},
         "requests": {"source_pages": c.source_pages, "dest_pages": c.dest_pages, "probes": c.probes},
     })
-}
-
-fn md5_hex(b: &[u8]) -> String {
-    hex::encode(Md5::digest(b))
 }
 
 /// Writes a verification's report into `dir` (ending in `/`): the differences in parts of at
