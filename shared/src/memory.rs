@@ -144,6 +144,9 @@ pub struct MemoryDestination {
     pub deletes: AtomicU32,
     /// The next this-many uploads fail with a transient `InternalError`.
     pub fail_uploads: AtomicU32,
+    /// While set, every request fails with a permanent `SignatureDoesNotMatch`, as OSS answers
+    /// requests signed with a wrong secret.
+    pub refuse_credentials: std::sync::atomic::AtomicBool,
 }
 
 impl MemoryDestination {
@@ -189,6 +192,24 @@ impl MemoryDestination {
         }))
     }
 
+    /// OSS's answer to a request signed with a wrong secret, while [`Self::refuse_credentials`].
+    fn refused(&self) -> Result<(), oss::Error> {
+        if !self.refuse_credentials.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        Err(oss::Error::Service(Box::new(oss::ServiceError {
+            status: 403,
+            code: "SignatureDoesNotMatch".into(),
+            message:
+                "The request signature we calculated does not match the signature you provided."
+                    .into(),
+            request_id: "memory-refused".into(),
+            host_id: String::new(),
+            ec: "0002-00000040".into(),
+            server_time: String::new(),
+        })))
+    }
+
     /// Stores a whole object, as an upload's last request does.
     fn store(&self, key: &str, body: Bytes, given: &ObjectMetadata) -> UploadOutcome {
         let crc64 = crate::checksum::crc64(&body);
@@ -223,6 +244,7 @@ impl MemoryDestination {
 impl DestinationStore for MemoryDestination {
     async fn head(&self, key: &str) -> Result<Option<ObjectHead>, oss::Error> {
         self.heads.fetch_add(1, Ordering::Relaxed);
+        self.refused()?;
         Ok(lock(&self.objects).get(key).map(|(h, _)| h.clone()))
     }
 
@@ -232,6 +254,7 @@ impl DestinationStore for MemoryDestination {
         source: &dyn BodySource,
     ) -> Result<UploadOutcome, oss::Error> {
         oss::client::check_key(req.key)?;
+        self.refused()?;
         let mut stream = source.open().await?;
         let mut body = Vec::with_capacity(req.size as usize);
         while let Some(chunk) = stream.next().await {
@@ -270,6 +293,7 @@ impl DestinationStore for MemoryDestination {
 
     async fn delete(&self, key: &str) -> Result<(), oss::Error> {
         self.deletes.fetch_add(1, Ordering::Relaxed);
+        self.refused()?;
         lock(&self.objects).remove(key);
         Ok(())
     }

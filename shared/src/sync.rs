@@ -66,10 +66,19 @@ impl Throughput {
     }
 }
 
-/// Destination keys this process copied lately (the last [`RecentWrites::CAPACITY`] distinct
-/// ones): a first delivery for one of them reads the destination first after all
-/// ([`decide::reads_dest_first`] is only a cost rule), so an S3 duplicate of an event this
-/// process just copied is settled by one HEAD instead of copied again.
+/// What this process has learned from its own work on the destination: the keys it copied lately
+/// (the last [`RecentWrites::CAPACITY`] distinct ones), and whether the destination has accepted
+/// its requests since it started or last refused them for the configuration.
+///
+/// [`decide::reads_dest_first`] lets a small object's first delivery write without reading the
+/// destination first, its write-ahead recheck sent just before the write. That is only a cost
+/// rule, and a job reads the destination first after all
+/// - for a key this process copied lately: S3's duplicate of an event it just copied is settled by
+///   one HEAD instead of copied again;
+/// - until the destination has accepted a request of this process (a fresh instance), and again
+///   after it refused one for the credentials, the permissions or the bucket: the HEAD is then
+///   what is refused, before any recheck is sent, so a wrong secret leaves one failed message per
+///   event (not the event's and its write-ahead's).
 #[derive(Debug)]
 pub struct RecentWrites {
     capacity: usize,
@@ -77,6 +86,7 @@ pub struct RecentWrites {
         std::collections::HashSet<String>,
         std::collections::VecDeque<String>,
     )>,
+    accepted: std::sync::atomic::AtomicBool,
 }
 
 impl Default for RecentWrites {
@@ -89,12 +99,55 @@ impl RecentWrites {
     /// Keys remembered by default (about half a MiB of keys).
     pub const CAPACITY: usize = 4096;
 
-    /// Remembers up to `capacity` keys (0: none, as a fresh instance).
+    /// Remembers up to `capacity` keys (0: none); the destination is not taken as accepting yet.
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
             keys: Mutex::default(),
+            accepted: Default::default(),
         }
+    }
+
+    /// The same, with the destination taken as accepting this process's requests (a warm
+    /// instance's state after its first write).
+    pub fn accepting(self) -> Self {
+        self.accepted
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self
+    }
+
+    /// Whether the destination accepted this process's requests since it started or last
+    /// refused one for the configuration.
+    pub fn destination_accepts(&self) -> bool {
+        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Learns from a finished job: what it wrote, and what the destination said.
+    fn observe(&self, dest_key: &str, report: &JobReport) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match report.outcome {
+            OutcomeKind::Copied => {
+                self.add(dest_key);
+                self.accepted.store(true, Relaxed);
+            }
+            OutcomeKind::Skipped | OutcomeKind::Deleted | OutcomeKind::InProgress => {
+                self.accepted.store(true, Relaxed);
+            }
+            OutcomeKind::Failed
+                if report
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| crate::oss::error::refuses_configuration(&e.code)) =>
+            {
+                self.accepted.store(false, Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether a first delivery for `key` reads the destination first after all.
+    fn reads_first(&self, key: &str) -> bool {
+        !self.destination_accepts() || self.contains(key)
     }
 
     /// Whether `key` was copied lately.
@@ -389,13 +442,14 @@ fn message_info(m: &SqsMessage) -> MessageInfo<'_> {
     }
 }
 
-/// The job for a slot's event, answering for `answers_for`; `recently_written` when this process
-/// copied its key lately (it is then not taken for a first delivery: see [`RecentWrites`]).
+/// The job for a slot's event, answering for `answers_for`; `read_first` when this process reads
+/// the destination first for its key whatever the delivery (it is then not taken for a first
+/// delivery: see [`RecentWrites`]).
 fn job_of<'a>(
     slot: &'a Slot,
     info: &'a MessageInfo<'a>,
     answers_for: &'a [&'a str],
-    recently_written: bool,
+    read_first: bool,
 ) -> Job<'a> {
     Job {
         kind: if slot.event.kind == EventKind::Removed {
@@ -411,7 +465,7 @@ fn job_of<'a>(
         message_id: Some(info.stands_for).filter(|id| !id.is_empty()),
         answers_for,
         range: info.range.as_ref(),
-        first_delivery: info.first_delivery() && !from_ctl(&slot.event.name) && !recently_written,
+        first_delivery: info.first_delivery() && !from_ctl(&slot.event.name) && !read_first,
     }
 }
 
@@ -585,12 +639,12 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
             together: jobs
                 .iter()
                 .filter(|(slot, answers_for)| {
-                    let recent = self.recent_writes.contains(&slot.dest_key);
+                    let read_first = self.recent_writes.reads_first(&slot.dest_key);
                     !decide::reads_dest_first(&job_of(
                         slot,
                         &messages[slot.message],
                         answers_for,
-                        recent,
+                        read_first,
                     ))
                 })
                 .map(|(slot, _)| messages[slot.message].stands_for)
@@ -635,8 +689,8 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
                 let info = &messages[slot.message];
                 async move {
                     let started = Instant::now();
-                    let recent = self.recent_writes.contains(&slot.dest_key);
-                    let job = job_of(slot, info, answers_for, recent);
+                    let read_first = self.recent_writes.reads_first(&slot.dest_key);
+                    let job = job_of(slot, info, answers_for, read_first);
                     let moved = std::sync::atomic::AtomicU64::new(0);
                     let run = copier.run_counted(&job, &limits, &moved);
                     let (report, cut) = match cutoff {
@@ -656,9 +710,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
                         self.throughput
                             .observe(report.bytes_moved, started.elapsed());
                     }
-                    if report.outcome == OutcomeKind::Copied {
-                        self.recent_writes.add(&slot.dest_key);
-                    }
+                    self.recent_writes.observe(&slot.dest_key, &report);
                     let o = self.job_record(info, slot, report, started);
                     ((slot.message, slot.position), o, cut)
                 }

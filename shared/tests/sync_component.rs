@@ -121,7 +121,9 @@ fn service_with<S: SourceStore, D: DestinationStore>(
         recheck_after: std::time::Duration::from_secs(915),
         sink: Arc::new(move |l: &str| sink_lines.lock().unwrap().push(l.to_owned())),
         checkpoints: None,
-        recent_writes: Default::default(),
+        // A warm instance, whose writes the destination has accepted (a fresh one:
+        // `a_fresh_instance_reads_the_destination_first_until_it_accepts_a_request`).
+        recent_writes: RecentWrites::default().accepting(),
     };
     (svc, lines)
 }
@@ -294,7 +296,7 @@ async fn a_small_object_in_its_first_delivery_is_copied_without_reading_the_dest
     let etag = source.put("a", &b"hello"[..], meta());
     let (mut svc, _) = service(source, CopyOptions::default());
     // As instances that did not copy the key themselves (the next test: one that did).
-    svc.recent_writes = RecentWrites::new(0);
+    svc.recent_writes = RecentWrites::new(0).accepting();
     let body = created("a", &etag, 5, Some("0055AED6DCD90281E5"));
     let first = svc.handle(&batch(vec![message("m1", &body)]), "1").await;
     assert_eq!(kinds(&first), [OutcomeKind::Copied]);
@@ -357,6 +359,66 @@ async fn an_instance_that_copied_a_key_lately_reads_the_destination_first_for_it
     assert_eq!(dup.outcomes[0].requests, 1);
     assert_eq!(svc.dest.uploads.load(Ordering::Relaxed), 1);
     assert_eq!(svc.rechecks.sent().len(), 1, "a skip leaves no recheck");
+}
+
+#[tokio::test]
+async fn a_fresh_instance_reads_the_destination_first_until_it_accepts_a_request() {
+    let source = MemorySource::default();
+    let mut bodies = Vec::new();
+    for key in ["a", "b", "c"] {
+        let etag = source.put(key, &b"hello"[..], meta());
+        bodies.push(created(key, &etag, 5, Some("0055AED6DCD90281E5")));
+    }
+    let (mut svc, _) = service(source, CopyOptions::default());
+    svc.recent_writes = RecentWrites::default();
+    assert!(!svc.recent_writes.destination_accepts());
+    // A wrong secret: the first request is the HEAD, refused before any recheck is left, so the
+    // event's message is the only one to come again (and reach the DLQ).
+    svc.dest.refuse_credentials.store(true, Ordering::SeqCst);
+    let r = svc
+        .handle(&batch(vec![message("m1", &bodies[0])]), "1")
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Failed]);
+    assert_eq!(
+        r.outcomes[0].error_code.as_deref(),
+        Some("SignatureDoesNotMatch")
+    );
+    assert_eq!(failed_ids(&r), ["m1"]);
+    assert_eq!(svc.dest.heads.load(Ordering::Relaxed), 1);
+    assert!(
+        svc.rechecks.sent().is_empty(),
+        "no write-ahead for a refused job"
+    );
+    // Fixed: the next batch still reads first (nothing accepted yet), then writes.
+    svc.dest.refuse_credentials.store(false, Ordering::SeqCst);
+    let r = svc
+        .handle(&batch(vec![message("m2", &bodies[1])]), "2")
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Copied]);
+    assert_eq!(
+        r.outcomes[0].requests, 4,
+        "dest HEAD, source GET, PUT, source HEAD"
+    );
+    assert!(svc.recent_writes.destination_accepts());
+    // Accepted: a first delivery now writes without the HEAD.
+    let r = svc
+        .handle(&batch(vec![message("m3", &bodies[2])]), "3")
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Copied]);
+    assert_eq!(r.outcomes[0].requests, 3);
+    assert_eq!(svc.dest.heads.load(Ordering::Relaxed), 2);
+    // Credentials revoked on a warm instance: the first refusal (after its write-ahead) turns
+    // the HEAD back on, so the next batch's refusals leave no recheck.
+    svc.dest.refuse_credentials.store(true, Ordering::SeqCst);
+    let etag = svc.source.put("d", &b"world"[..], meta());
+    let d = created("d", &etag, 5, Some("0055AED6DCD90281E6"));
+    let r = svc.handle(&batch(vec![message("m4", &d)]), "4").await;
+    assert_eq!(kinds(&r), [OutcomeKind::Failed]);
+    assert!(!svc.recent_writes.destination_accepts());
+    let sent = svc.rechecks.sent().len();
+    let r = svc.handle(&batch(vec![message("m5", &d)]), "5").await;
+    assert_eq!(kinds(&r), [OutcomeKind::Failed]);
+    assert_eq!(svc.rechecks.sent().len(), sent, "the HEAD is refused first");
 }
 
 #[tokio::test]

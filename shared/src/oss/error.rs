@@ -112,6 +112,17 @@ pub fn is_credential_code(code: &str) -> bool {
     )
 }
 
+/// Whether OSS refused the request for the configuration rather than the object: the credentials
+/// ([`is_credential_code`]), the key's permissions, or the bucket. Every request of the task
+/// fails the same way until an operator fixes it.
+pub fn refuses_configuration(code: &str) -> bool {
+    is_credential_code(code)
+        || matches!(
+            code,
+            "AccessDenied" | "NoSuchBucket" | "InvalidBucketName" | "UserDisable"
+        )
+}
+
 impl fmt::Display for ServiceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
