@@ -43,7 +43,7 @@ fuzz:
 sim:
 	SIM_SCHEDULES=1000000 cargo test --release -p s3-oss-sync-shared --test simulation
 
-## soak: 10,000 events under chaos on 127.0.0.1, then the invariants (about 10 minutes)
+## soak: 10,000 events under chaos on 127.0.0.1, then the invariants (moto-bound: 2 to 4 events a second on two cores)
 soak: venv
 	cargo build -p oss-emulator -p sync -p report
 	$(LOCAL) $(PYTHON) scripts/soak.py
