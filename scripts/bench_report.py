@@ -164,7 +164,9 @@ of them to OSS), {recheck['requests_per_object']} per recheck (destination HEAD,
 it lately (copied again: a small object's first delivery does not read the destination first,
 `decide::reads_dest_first`; an instance that copied the key lately reads it first and skips at 1).**
 Redeliveries, rechecks, `ctl`'s events and objects over 1 MiB read the destination first and skip
-at 1 to 2 requests. Outcomes: fresh {fresh['outcomes']}, recheck {recheck['outcomes']}, duplicate
+at 1 to 2 requests, and so does every job of a fresh instance until OSS has accepted one of its
+requests (each run here is a fresh process: its first batch of 10 reads the destination first, so
+the fresh run makes 10 more HEADs and 10 duplicates are skipped at 1). Outcomes: fresh {fresh['outcomes']}, recheck {recheck['outcomes']}, duplicate
 {dup['outcomes']}. CPU per object is the handler process's own (parsing, signing, checksums,
 records); the source server's CPU dominates this machine's throughput (S3 server
 {fresh['server_cpu_seconds']['s3']} s, OSS emulator {fresh['server_cpu_seconds']['oss']} s for the fresh run).
@@ -463,8 +465,9 @@ copy landed; medians of {result['rounds']} alternating rounds.
 
 **s3-oss-sync is {' and '.join(f"{r['ratio']}× at {r['latency_ms']} ms" for r in slow)} the Python copier** (target: 5×).
 Per fresh object `sync poll` makes {first['requests_per_copy']} requests in its job (source GET, OSS PUT,
-source HEAD: one OSS round trip, as the Python copier) and its write-ahead recheck
-{first['requests_per_recheck']} more when it comes back ({first['oss_requests_per_object']} OSS requests per object in all,
+source HEAD: one OSS round trip, as the Python copier; above 3 because the fresh process's first
+batches, received before OSS had accepted any of its requests, read the destination first) and
+its write-ahead recheck {first['requests_per_recheck']} more when it comes back ({first['oss_requests_per_object']} OSS requests per object in all,
 against {first['python_oss_requests_per_object']} for the Python copier, which checks nothing). The rechecks come back
 {result['invocation_timeout_s'] + 2} s after their write (the invocation timeout given to `sync poll`, plus 2 s);
 "all rechecks done" is when the queue was empty. Recheck outcomes: {first['recheck_outcomes']}.
