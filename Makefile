@@ -56,10 +56,11 @@ bench: venv
 build: venv
 	scripts/build_bootstraps.sh
 
-## deploy: sam build, then sam deploy --guided (needs the AWS SAM CLI and credentials)
-deploy:
-	sam build --beta-features
-	sam deploy --guided
+## deploy: sam build, then sam deploy --guided (needs the AWS SAM CLI and credentials; sam build
+## finds cargo-lambda and zig in the venv)
+deploy: venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" sam build --beta-features
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" sam deploy --guided
 
 ## venv: the Python tools (moto, the official OSS SDK, ...) pinned in requirements-dev.txt
 venv: $(VENV)/.installed

@@ -313,6 +313,12 @@ impl OssSettings {
         let region = get("OSS_REGION")
             .filter(|v| !v.is_empty())
             .ok_or_else(|| problem("OSS_REGION", "is required (a region id like cn-hangzhou)"))?;
+        // The endpoint's host name spells a region `oss-cn-hangzhou`; the signature's scope needs
+        // the id, `cn-hangzhou`. Either is taken, and the id kept for both.
+        let region = match region.strip_prefix("oss-") {
+            Some(id) => id.to_owned(),
+            None => region,
+        };
         let allow_http = get("OSS_ALLOW_HTTP")
             .map(|v| parse_bool("OSS_ALLOW_HTTP", &v))
             .transpose()?
@@ -585,6 +591,18 @@ mod tests {
         );
         assert_eq!(c.results_prefix, "results");
         assert!(!format!("{c:?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    fn a_region_spelt_as_in_the_host_name_is_signed_with_its_id() {
+        let mut env = base();
+        env.insert("OSS_REGION", "oss-cn-hangzhou".into());
+        let c = load(&env).unwrap();
+        assert_eq!(c.oss_region, "cn-hangzhou");
+        assert_eq!(
+            c.oss_endpoint.base(),
+            "https://oss-cn-hangzhou.aliyuncs.com"
+        );
     }
 
     #[test]
