@@ -1,5 +1,5 @@
 """The sync function under cargo-lambda's Lambda runtime emulator (`cargo lambda watch`), invoked
-with the sample events in `events/` (`cargo lambda invoke --data-file`), as the README shows."""
+with the sample events in `events/` (`cargo lambda invoke --data-file`), as docs/emulator.md shows."""
 
 import json
 import os
