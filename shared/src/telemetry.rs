@@ -164,6 +164,41 @@ pub fn verify_metrics_line(
     emf(doc, metrics, now_ms)
 }
 
+/// One EMF line for a report run: `ReportDaysComplete` (days this run finished, `manifest.json`
+/// written) and `ReportDaysPushing` (days it updated that are not complete yet), with the days
+/// and their states, and `last_complete_day`, the latest day this run finished (absent when it
+/// finished none): what the dashboard's report widget shows.
+pub fn report_metrics_line(task: &str, days: &[(String, &str)], now_ms: i64) -> String {
+    let mut doc = Map::new();
+    doc.insert("Task".into(), json!(task));
+    doc.insert("message".into(), json!("report run"));
+    let complete: Vec<&String> = days
+        .iter()
+        .filter(|(_, state)| *state == "complete")
+        .map(|(day, _)| day)
+        .collect();
+    if let Some(last) = complete.iter().max() {
+        doc.insert("last_complete_day".into(), json!(last));
+    }
+    doc.insert(
+        "days".into(),
+        json!(days
+            .iter()
+            .map(|(day, state)| json!({"day": day, "state": state}))
+            .collect::<Vec<_>>()),
+    );
+    doc.insert("ReportDaysComplete".into(), json!(complete.len()));
+    doc.insert(
+        "ReportDaysPushing".into(),
+        json!(days.len() - complete.len()),
+    );
+    let metrics = vec![
+        json!({"Name": "ReportDaysComplete", "Unit": "Count"}),
+        json!({"Name": "ReportDaysPushing", "Unit": "Count"}),
+    ];
+    emf(doc, metrics, now_ms)
+}
+
 /// An EMF line: the values in `doc`, declared as `metrics` of the task's dimension.
 fn emf(mut doc: Map<String, Value>, metrics: Vec<Value>, now_ms: i64) -> String {
     doc.insert(
@@ -248,6 +283,25 @@ mod tests {
         assert_eq!(v["ReplicationLag"], json!([1500, 1000]));
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
         assert_eq!(v["_aws"]["Timestamp"], 7);
+    }
+
+    #[test]
+    fn report_metrics_name_the_last_complete_day() {
+        let days = [
+            ("2026-11-29".to_owned(), "complete"),
+            ("2026-11-30".to_owned(), "complete"),
+            ("2026-12-01".to_owned(), "pushing"),
+        ];
+        let v: Value = serde_json::from_str(&report_metrics_line("t", &days, 5)).unwrap();
+        assert_eq!(v["last_complete_day"], "2026-11-30");
+        assert_eq!(v["ReportDaysComplete"], 2);
+        assert_eq!(v["ReportDaysPushing"], 1);
+        assert_eq!(v["days"][2]["state"], "pushing");
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "ReportDaysComplete");
+        let v: Value =
+            serde_json::from_str(&report_metrics_line("t", &days[2..], 5)).unwrap();
+        assert!(v.get("last_complete_day").is_none());
+        assert_eq!(v["ReportDaysComplete"], 0);
     }
 
     #[test]

@@ -67,13 +67,16 @@ def test_queue_dlq_policy_alarms_and_retention_as_the_issue_asks():
 
     t, _ = decode_str((ROOT / "template.yaml").read_text())
     params, res = t["Parameters"], t["Resources"]
-    # The visibility timeout is at least six times every timeout the function may be given.
+    # The visibility timeout is at least six times every timeout the function may be given, plus
+    # every batching window it may be given (as Lambda asks).
     timeouts = params["SyncTimeout"]["AllowedValues"]
+    windows = params["MaximumBatchingWindowInSeconds"]["AllowedValues"]
     mapping = t["Mappings"]["VisibilityForTimeout"]
     assert sorted(mapping) == sorted(timeouts)
-    assert all(mapping[s]["Seconds"] >= 6 * int(s) for s in timeouts)
+    assert all(sorted(mapping[s]) == sorted(windows) for s in timeouts)
+    assert all(mapping[s][w] >= 6 * int(s) + int(w) for s in timeouts for w in windows)
     assert res["TaskQueue"]["Properties"]["VisibilityTimeout"] == \
-        {"Fn::FindInMap": ["VisibilityForTimeout", {"Ref": "SyncTimeout"}, "Seconds"]}
+        {"Fn::FindInMap": ["VisibilityForTimeout", {"Ref": "SyncTimeout"}, {"Ref": "MaximumBatchingWindowInSeconds"}]}
     assert params["MaxReceiveCount"]["MinValue"] >= 5
     redrive = res["TaskQueue"]["Properties"]["RedrivePolicy"]
     assert redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
@@ -100,8 +103,63 @@ def test_one_report_writer_and_the_lease_is_allowed():
     report = t["Resources"]["ReportFunction"]["Properties"]
     assert report["ReservedConcurrentExecutions"] == 1
     # Both functions see the same report area.
-    assert t["Globals"]["Function"]["Environment"]["Variables"]["REPORT_PREFIX"] == "reports"
+    assert t["Globals"]["Function"]["Environment"]["Variables"]["REPORT_PREFIX"] == {"Ref": "ReportPrefix"}
+    assert t["Parameters"]["ReportPrefix"]["Default"] == "reports"
     statements = [s for p in report["Policies"] for s in p.get("Statement", [])]
     [lease] = [s for s in statements if s.get("Sid") == "HoldReportLease"]
     assert sorted(lease["Action"]) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
     assert "results-locks/${TaskId}/*" in json.dumps(lease["Resource"])
+
+
+def test_alarms_reach_someone_and_the_operator_has_a_dashboard():
+    from cfnlint.decode import decode_str
+
+    t, _ = decode_str((ROOT / "template.yaml").read_text())
+    res, params, outputs = t["Resources"], t["Parameters"], t["Outputs"]
+    alarms = [r for r in res.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert len(alarms) >= 5
+    for a in alarms:
+        assert a["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], a
+    assert res["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
+    assert res["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
+    assert params["AlarmEmail"]["Default"] == ""
+    assert {"DeadLetterQueueArn", "AlarmTopicArn", "DashboardName"} <= set(outputs)
+    body = json.dumps(res["Dashboard"]["Properties"]["DashboardBody"])
+    for metric in ("ApproximateAgeOfOldestMessage", "ObjectsCopied", "BytesCopied", "ReplicationLag",
+                   "ObjectsFailed", "ReportDaysComplete", "last_complete_day", "error_code"):
+        assert metric in body, metric
+
+
+def test_a_batch_over_ten_without_a_window_is_refused_by_a_rule():
+    from cfnlint.decode import decode_str
+
+    t, _ = decode_str((ROOT / "template.yaml").read_text())
+    [assertion] = t["Rules"]["BatchOverTenNeedsAWindow"]["Assertions"]
+    small, window = assertion["Assert"]["Fn::Or"]
+
+    # The rule's two conditions, evaluated as CloudFormation does, for the values a user may give.
+    def holds(batch: str, win: str) -> bool:
+        values, ref = small["Fn::Contains"]
+        assert ref == {"Ref": "BatchSize"}
+        [[ref, zero]] = [window["Fn::Not"][0]["Fn::Equals"]]
+        assert ref == {"Ref": "MaximumBatchingWindowInSeconds"}
+        return batch in values or win != zero
+
+    assert holds("10", "0") and holds("100", "1") and holds("1", "0")
+    assert not holds("11", "0") and not holds("100", "0")
+
+
+def test_every_setting_a_user_may_want_is_a_parameter():
+    from cfnlint.decode import decode_str
+
+    t, _ = decode_str((ROOT / "template.yaml").read_text())
+    env = dict(t["Globals"]["Function"]["Environment"]["Variables"])
+    for fn in ("SyncFunction", "ReportFunction"):
+        env.update(t["Resources"][fn]["Properties"]["Environment"]["Variables"])
+    for variable in ("SYNC_TAGS", "STORAGE_CLASS_MAP", "STRIP_SOURCE_PREFIX", "SYNC_CONCURRENCY", "OSS_NETWORK",
+                     "REPORT_PREFIX", "RUST_LOG", "REPORT_S3_BUCKET"):
+        assert variable in env and "Ref" in json.dumps(env[variable]), variable
+    # A KMS key list grants kms:Decrypt to both functions, only when given.
+    for fn in ("SyncFunction", "ReportFunction"):
+        text = json.dumps(t["Resources"][fn]["Properties"]["Policies"])
+        assert '"kms:Decrypt"' in text and "HasKmsKeys" in text, fn

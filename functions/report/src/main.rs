@@ -81,6 +81,17 @@ async fn run_once(
             }))
         }
     };
+    let states: Vec<(String, &str)> = report
+        .days
+        .iter()
+        .map(|d| (format_day(d.day), d.state))
+        .collect();
+    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    sink(&telemetry::report_metrics_line(
+        &config.task_id,
+        &states,
+        now_ms,
+    ));
     let days: Vec<serde_json::Value> = report
         .days
         .iter()
