@@ -36,16 +36,31 @@ pub fn stdout_sink() -> LineSink {
 }
 
 /// Sets up diagnostic logs (retries, start-up errors): JSON lines on stderr, filtered by
-/// `RUST_LOG` (default `info`). Outcome and metric lines go to stdout through a [`LineSink`].
+/// `RUST_LOG`, else Lambda's own log level setting (`AWS_LAMBDA_LOG_LEVEL`), else `info`.
+/// Outcome and metric lines go to stdout through a [`LineSink`], whatever the level.
 pub fn init_diagnostics() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(lambda_log_level(
+            std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+        ))
+    });
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Lambda's log level names (`TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR`, `FATAL`) as a tracing
+/// filter; `info` when unset or unknown.
+fn lambda_log_level(level: Option<&str>) -> &'static str {
+    match level.map(str::to_ascii_uppercase).as_deref() {
+        Some("TRACE") => "trace",
+        Some("DEBUG") => "debug",
+        Some("WARN") => "warn",
+        Some("ERROR") | Some("FATAL") => "error",
+        _ => "info",
+    }
 }
 
 /// Whether the process runs inside Lambda; if not, says how to run it locally.
@@ -283,6 +298,15 @@ mod tests {
         assert_eq!(v["ReplicationLag"], json!([1500, 1000]));
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
         assert_eq!(v["_aws"]["Timestamp"], 7);
+    }
+
+    #[test]
+    fn lambdas_log_level_names_are_tracing_filters() {
+        assert_eq!(lambda_log_level(Some("DEBUG")), "debug");
+        assert_eq!(lambda_log_level(Some("fatal")), "error");
+        assert_eq!(lambda_log_level(Some("WARN")), "warn");
+        assert_eq!(lambda_log_level(None), "info");
+        assert_eq!(lambda_log_level(Some("loud")), "info");
     }
 
     #[test]

@@ -42,6 +42,7 @@ use time::OffsetDateTime;
 
 #[derive(Parser)]
 #[command(
+    version,
     about = "s3-oss-sync task control: backfill, retry-failed, redrive, pause, resume, verify, \
              status, sweep-uploads",
     after_help = "Settings: TASK_ID, SOURCE_BUCKET, SOURCE_PREFIX, TASK_QUEUE_URL, \

@@ -23,7 +23,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 #[derive(Parser)]
-#[command(about = "s3-oss-sync: daily reports of the sync outcomes")]
+#[command(version, about = "s3-oss-sync: daily reports of the sync outcomes")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

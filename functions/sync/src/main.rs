@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(about = "s3-oss-sync: copy S3 object events' objects to OSS")]
+#[command(version, about = "s3-oss-sync: copy S3 object events' objects to OSS")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
