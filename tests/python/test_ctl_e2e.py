@@ -286,6 +286,10 @@ def test_pause_holds_deliveries_and_resume_delivers_them_all(moto, emulator):
     assert st["delivery"] == "Enabled" and st["queue"]["visible"] == 0 and st["problems"] == [], st
     # moto does not answer CloudWatch's current protocol: the age is left out, said so, no failure.
     assert st["oldest_message_age_s"] is None and "CloudWatch" in st["unavailable"][0], st
+    assert "does not serve CloudWatch" in st["unavailable"][0], st
+    # Told not to ask (as the demo does), it says so and has nothing unavailable.
+    text = task.ctl("status", "--no-cloudwatch").stdout
+    assert "oldest message  not asked (--no-cloudwatch)" in text and "unavailable" not in text, text
 
     assert summary(task.ctl("pause"))["state"] == "Disabled"
     poller = task.poll(max_seconds=240)

@@ -101,6 +101,10 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Leave out the oldest message's age, the one part CloudWatch answers (a local stack
+        /// does not serve CloudWatch).
+        #[arg(long)]
+        no_cloudwatch: bool,
     },
     /// Abort the multipart uploads under the task's DEST_PREFIX that were initiated longer ago
     /// than --older-than (uploads a killed or timed-out sync left open, whose parts OSS bills),
@@ -713,8 +717,11 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             };
         }
-        Command::Status { json } => {
-            let st = gather(&config, &sdk, |n| std::env::var(n).ok()).await;
+        Command::Status {
+            json,
+            no_cloudwatch,
+        } => {
+            let st = gather(&config, &sdk, |n| std::env::var(n).ok(), !no_cloudwatch).await;
             if json {
                 println!("{}", serde_json::to_string(&st).unwrap_or_default());
             } else {

@@ -76,6 +76,8 @@ pub struct Status {
     /// Parts left out without failing the status: the oldest message's age when CloudWatch
     /// cannot be asked (no permission, or a local stack that does not speak its protocol).
     pub unavailable: Vec<String>,
+    /// CloudWatch was not asked (`ctl status --no-cloudwatch`, as the local demo runs it).
+    pub cloudwatch_not_asked: bool,
 }
 
 impl Status {
@@ -144,6 +146,7 @@ impl Status {
         };
         let age = match self.oldest_message_age_s {
             Some(a) => format!("{a} s"),
+            None if self.cloudwatch_not_asked => "not asked (--no-cloudwatch)".into(),
             None if explained("oldest message") => "unknown (see below)".into(),
             None => "none (no CloudWatch datapoint in the past 15 minutes)".into(),
         };
@@ -152,6 +155,9 @@ impl Status {
             Some(d) => {
                 let _ = writeln!(s, "dead-letter queue {}", d.url);
                 let _ = writeln!(s, "  messages        {}", depths(&Some(d.depths)));
+            }
+            None if explained("dead-letter queue") => {
+                let _ = writeln!(s, "dead-letter queue unknown (see below)");
             }
             None => {
                 let _ = writeln!(s, "dead-letter queue none");
@@ -164,12 +170,26 @@ impl Status {
             None => unknown(),
         };
         let _ = writeln!(s, "delivery          {delivery}");
-        let _ = writeln!(
-            s,
-            "last complete day {}",
-            self.last_complete_day.as_deref().unwrap_or("none")
-        );
-        let _ = writeln!(s, "last verification {}", self.render_verification());
+        let reports_unread = explained("reports");
+        let last_day = match self.last_complete_day.as_deref() {
+            Some(d) => d.to_owned(),
+            None if reports_unread || explained("last complete day") => {
+                "unknown (see below)".into()
+            }
+            None => "none".into(),
+        };
+        let _ = writeln!(s, "last complete day {last_day}");
+        let verification = if self.last_verification.is_none()
+            && (reports_unread || explained("last verification"))
+        {
+            "unknown (see below)".to_owned()
+        } else {
+            self.render_verification()
+        };
+        let _ = writeln!(s, "last verification {verification}");
+        if self.today.is_none() && (reports_unread || explained("today")) {
+            let _ = writeln!(s, "today             unknown (see below)");
+        }
         if let Some(t) = &self.today {
             let counts = |c: &BTreeMap<&str, u64>| {
                 let nonzero: Vec<String> = c
@@ -255,13 +275,42 @@ pub async fn oldest_message_age(
         .statistics(Statistic::Maximum)
         .send()
         .await
-        .map_err(|e| ControlError::aws("CloudWatch", "GetMetricStatistics", &e))?;
+        .map_err(|e| match e.raw_response().and_then(not_cloudwatch) {
+            Some(detail) => ControlError::Aws {
+                service: "CloudWatch",
+                op: "GetMetricStatistics",
+                detail,
+                transient: false,
+            },
+            None => ControlError::aws("CloudWatch", "GetMetricStatistics", &e),
+        })?;
     Ok(out
         .datapoints()
         .iter()
         .filter_map(|d| Some((d.timestamp()?.secs(), d.maximum()?)))
         .max_by_key(|(t, _)| *t)
         .map(|(_, v)| v.max(0.0) as u64))
+}
+
+/// Why an answer to a CloudWatch request is not CloudWatch's, in one sentence, when it is not:
+/// the SDK speaks CloudWatch's RPC v2 CBOR protocol, and an endpoint that does not (a local
+/// stack such as moto answers an HTML page) fails with a decoder's message ("unexpected type
+/// 0x3c ... expected map") that says nothing to an operator.
+fn not_cloudwatch(raw: &aws_sdk_cloudwatch::config::http::HttpResponse) -> Option<String> {
+    let content_type = raw.headers().get("content-type").unwrap_or_default();
+    if content_type.contains("cbor") || content_type.contains("json") {
+        return None;
+    }
+    let shown = if content_type.is_empty() {
+        "no content type".to_owned()
+    } else {
+        content_type.to_owned()
+    };
+    Some(format!(
+        "the endpoint answered HTTP {} with {shown}, not CloudWatch's RPC v2 CBOR protocol: it \
+         does not serve CloudWatch (a local stack such as moto does not; AWS does)",
+        raw.status().as_u16()
+    ))
 }
 
 /// Reads the task's copies in progress into `st`: every checkpoint under the task's folder in
@@ -309,14 +358,19 @@ pub async fn gather_copies(
 
 /// Reads every part of a task's status; `get` looks up the report function's settings (the
 /// environment, in `ctl`). A part that cannot be read becomes a problem beside the others.
+///
+/// With `cloudwatch` false the oldest message's age (the one part CloudWatch answers) is left out
+/// and the status says so: for a local stack, which does not serve CloudWatch.
 pub async fn gather(
     config: &ControlConfig,
     sdk: &aws_config::SdkConfig,
     get: impl Fn(&str) -> Option<String>,
+    cloudwatch: bool,
 ) -> Status {
     let mut st = Status {
         task: config.task_id.clone(),
         queue_url: config.queue_url.clone(),
+        cloudwatch_not_asked: !cloudwatch,
         ..Status::default()
     };
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
@@ -339,6 +393,7 @@ pub async fn gather(
     }
     let arn = queue.arn().await;
     match &arn {
+        Ok(_) if !cloudwatch => {}
         Ok(arn) => {
             let cw = aws_sdk_cloudwatch::Client::new(sdk);
             let age = match queue_name_of(arn) {
@@ -485,6 +540,56 @@ mod tests {
         assert_eq!(json["queue"]["in_flight"], 2);
         assert_eq!(json["today"]["counts"]["failed"], 0);
         assert_eq!(json["today"]["record_counts"]["failed"], 1);
+    }
+
+    #[test]
+    fn every_part_that_could_not_be_read_says_unknown_not_none() {
+        let mut st = Status {
+            task: "t1".into(),
+            ..Status::default()
+        };
+        st.problem("dead-letter queue", "SQS GetQueueAttributes: access denied");
+        st.problem("reports", "OSS: SignatureDoesNotMatch");
+        st.unavailable("oldest message", "CloudWatch GetMetricStatistics: no permission");
+        let text = st.render();
+        for want in [
+            "dead-letter queue unknown (see below)",
+            "oldest message  unknown (see below)",
+            "last complete day unknown (see below)",
+            "last verification unknown (see below)",
+            "today             unknown (see below)",
+        ] {
+            assert!(text.contains(want), "{want:?} not in\n{text}");
+        }
+        assert!(!text.contains("dead-letter queue none"), "{text}");
+        st.unavailable.clear();
+        st.cloudwatch_not_asked = true;
+        assert!(st
+            .render()
+            .contains("oldest message  not asked (--no-cloudwatch)"));
+        // Read and empty: none.
+        let text = Status::default().render();
+        assert!(text.contains("dead-letter queue none") && text.contains("last complete day none"));
+    }
+
+    #[test]
+    fn an_endpoint_that_does_not_speak_cloudwatch_is_named_in_one_sentence() {
+        use aws_sdk_cloudwatch::config::http::HttpResponse;
+        use aws_smithy_types::body::SdkBody;
+        let html = HttpResponse::new(
+            404.try_into().unwrap(),
+            SdkBody::from("<!DOCTYPE html><title>404 Not Found</title>"),
+        );
+        let mut html = html;
+        html.headers_mut()
+            .insert("content-type", "text/html; charset=utf-8");
+        let why = not_cloudwatch(&html).expect("HTML is not CloudWatch");
+        assert!(why.contains("HTTP 404 with text/html"), "{why}");
+        assert!(why.contains("does not serve CloudWatch"), "{why}");
+        let mut cbor = HttpResponse::new(400.try_into().unwrap(), SdkBody::empty());
+        cbor.headers_mut()
+            .insert("content-type", "application/cbor");
+        assert_eq!(not_cloudwatch(&cbor), None);
     }
 
     #[test]
