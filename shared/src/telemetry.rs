@@ -35,20 +35,26 @@ pub fn stdout_sink() -> LineSink {
     })
 }
 
-/// Sets up diagnostic logs (retries, start-up errors): JSON lines on stderr, filtered by
-/// `RUST_LOG`, else Lambda's own log level setting (`AWS_LAMBDA_LOG_LEVEL`), else `info`.
-/// Outcome and metric lines go to stdout through a [`LineSink`], whatever the level.
+/// Sets up diagnostic logs (retries, start-up errors) on stderr: JSON lines (what Lambda's logs
+/// and Logs Insights read), or plain text when stderr is a terminal (a person running a binary
+/// by hand), filtered by `RUST_LOG`, else Lambda's own log level setting
+/// (`AWS_LAMBDA_LOG_LEVEL`), else `info`. Outcome and metric lines go to stdout through a
+/// [`LineSink`], whatever the level.
 pub fn init_diagnostics() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(lambda_log_level(
             std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
         ))
     });
-    tracing_subscriber::fmt()
-        .json()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.without_time().with_target(false).init();
+    } else {
+        builder.json().init();
+    }
 }
 
 /// Lambda's log level names (`TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR`, `FATAL`) as a tracing
