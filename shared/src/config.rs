@@ -7,20 +7,74 @@ use crate::oss::{Addressing, Endpoint, Network};
 use crate::task::TaskBinding;
 use std::time::Duration;
 
-/// A configuration error: which variable, and what is wrong with it.
+/// A configuration error: which variable, and what is wrong with it; with the other variables
+/// found wrong in the same reading, so every one is reported at once.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{variable}: {problem}")]
 pub struct ConfigError {
     /// The environment variable.
     pub variable: &'static str,
     /// What is wrong and what is expected.
     pub problem: String,
+    /// The other variables found wrong, in the order they were read.
+    pub also: Vec<ConfigError>,
 }
 
-fn problem(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.variable, self.problem)?;
+        for e in &self.also {
+            write!(f, "\n{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    /// This error and the others, one per variable.
+    pub fn all(&self) -> Vec<&ConfigError> {
+        std::iter::once(self).chain(&self.also).collect()
+    }
+
+    fn into_all(mut self) -> Vec<ConfigError> {
+        let also = std::mem::take(&mut self.also);
+        std::iter::once(self).chain(also).collect()
+    }
+}
+
+pub(crate) fn problem(variable: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError {
         variable,
         problem: problem.into(),
+        also: Vec::new(),
+    }
+}
+
+/// The errors of one reading of the settings, kept so every one is reported.
+#[derive(Debug, Default)]
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    /// The value read, or `None` with its error kept.
+    fn check<T>(&mut self, read: Result<T, ConfigError>) -> Option<T> {
+        match read {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.extend(e.into_all());
+                None
+            }
+        }
+    }
+
+    /// `Ok` when nothing was wrong; else the first error, with the others in `also`.
+    fn finish(self) -> Result<(), ConfigError> {
+        let mut all = self.0.into_iter();
+        match all.next() {
+            None => Ok(()),
+            Some(mut first) => {
+                first.also = all.collect();
+                Err(first)
+            }
+        }
     }
 }
 
@@ -310,6 +364,22 @@ impl OssSettings {
     /// Reads `OSS_ENDPOINT`, `OSS_REGION`, `OSS_NETWORK`, `OSS_PATH_STYLE`, `OSS_ALLOW_HTTP` and
     /// the credential variables.
     pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut p = Problems::default();
+        let endpoint = p.check(Self::endpoint(get));
+        let credentials = p.check(Self::credentials(get));
+        p.finish()?;
+        let (Some((endpoint, region)), Some(credentials)) = (endpoint, credentials) else {
+            unreachable!("every setting read without a problem")
+        };
+        Ok(Self {
+            endpoint,
+            region,
+            credentials,
+        })
+    }
+
+    /// The endpoint and the region id.
+    fn endpoint(get: &impl Fn(&str) -> Option<String>) -> Result<(Endpoint, String), ConfigError> {
         let region = get("OSS_REGION")
             .filter(|v| !v.is_empty())
             .ok_or_else(|| problem("OSS_REGION", "is required (a region id like cn-hangzhou)"))?;
@@ -356,6 +426,11 @@ impl OssSettings {
                     .map_err(|e| problem("OSS_REGION", e.to_string()))?
             }
         };
+        Ok((endpoint, region))
+    }
+
+    /// Where the key pair comes from.
+    fn credentials(get: &impl Fn(&str) -> Option<String>) -> Result<CredentialSource, ConfigError> {
         let id = get("OSS_ACCESS_KEY_ID").filter(|v| !v.is_empty());
         let secret = get("OSS_ACCESS_KEY_SECRET").filter(|v| !v.is_empty());
         let token = get("OSS_SECURITY_TOKEN").filter(|v| !v.is_empty());
@@ -391,11 +466,7 @@ impl OssSettings {
                 ))
             }
         };
-        Ok(Self {
-            endpoint,
-            region,
-            credentials,
-        })
+        Ok(credentials)
     }
 }
 
@@ -443,21 +514,30 @@ impl SyncConfig {
 
     /// Reads settings through a lookup function (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let task_id = check_task_id("TASK_ID", &required(&get, "TASK_ID", "the task's id")?)?;
-        let source_bucket = bucket(
-            "SOURCE_BUCKET",
-            &required(&get, "SOURCE_BUCKET", "an S3 bucket name")?,
-        )?;
-        let dest_bucket = bucket(
-            "DEST_BUCKET",
-            &required(&get, "DEST_BUCKET", "an OSS bucket name")?,
-        )?;
-        let binding = task_binding(&get, &task_id, source_bucket, dest_bucket)?;
-        let oss = OssSettings::from_lookup(&get)?;
-        let results_bucket = bucket(
-            "RESULTS_BUCKET",
-            &required(&get, "RESULTS_BUCKET", "an S3 bucket name")?,
-        )?;
+        let mut p = Problems::default();
+        let task_id = p.check(
+            required(&get, "TASK_ID", "the task's id").and_then(|v| check_task_id("TASK_ID", &v)),
+        );
+        let source_bucket = p.check(
+            required(&get, "SOURCE_BUCKET", "an S3 bucket name")
+                .and_then(|v| bucket("SOURCE_BUCKET", &v)),
+        );
+        let dest_bucket = p.check(
+            required(&get, "DEST_BUCKET", "an OSS bucket name")
+                .and_then(|v| bucket("DEST_BUCKET", &v)),
+        );
+        // Read with stand-ins where those were wrong, so the prefixes' own problems show too.
+        let binding = p.check(task_binding(
+            &get,
+            task_id.as_deref().unwrap_or("task"),
+            source_bucket.clone().unwrap_or_default(),
+            dest_bucket.clone().unwrap_or_default(),
+        ));
+        let oss = p.check(OssSettings::from_lookup(&get));
+        let results_bucket = p.check(
+            required(&get, "RESULTS_BUCKET", "an S3 bucket name")
+                .and_then(|v| bucket("RESULTS_BUCKET", &v)),
+        );
         let results_prefix = get("RESULTS_PREFIX").unwrap_or_else(|| "results".into());
         let results_prefix = results_prefix.trim_matches('/').to_owned();
         let flag = |name: &'static str| {
@@ -466,18 +546,92 @@ impl SyncConfig {
                 .transpose()
                 .map(|b| b.unwrap_or(false))
         };
-        let storage_classes = match get("STORAGE_CLASS_MAP").filter(|v| !v.is_empty()) {
-            None => Vec::new(),
-            Some(v) => parse_storage_classes(&v)?,
-        };
-        let part_size = number(
+        let storage_classes = p.check(match get("STORAGE_CLASS_MAP").filter(|v| !v.is_empty()) {
+            None => Ok(Vec::new()),
+            Some(v) => parse_storage_classes(&v),
+        });
+        let part_size = p.check(
+            number(
+                &get,
+                "OSS_PART_SIZE_MIB",
+                DEFAULT_PART_SIZE >> 20,
+                1,
+                5 * 1024,
+            )
+            .map(|n| n << 20),
+        );
+        let memory_budget = p.check(memory_budget(&get, part_size.unwrap_or(DEFAULT_PART_SIZE)));
+        let sync_deletes = p.check(flag("SYNC_DELETES"));
+        let sync_tags = p.check(flag("SYNC_TAGS"));
+        let concurrency = p.check(number(
             &get,
-            "OSS_PART_SIZE_MIB",
-            DEFAULT_PART_SIZE >> 20,
+            "SYNC_CONCURRENCY",
+            DEFAULT_CONCURRENCY as u64,
             1,
-            5 * 1024,
-        )? << 20;
-        let memory_budget = memory_budget(&get, part_size)?;
+            256,
+        ));
+        let parts_in_flight = p.check(number(
+            &get,
+            "OSS_PARTS_IN_FLIGHT",
+            DEFAULT_PARTS_IN_FLIGHT as u64,
+            1,
+            64,
+        ));
+        let max_copy_rounds = p.check(number(&get, "MAX_COPY_ROUNDS", 3, 1, 10));
+        let max_receive_count = p.check(
+            get("SQS_MAX_RECEIVE_COUNT")
+                .filter(|v| !v.is_empty())
+                .map(|v| parse_range("SQS_MAX_RECEIVE_COUNT", &v, 1, 1000).map(|n| n as u32))
+                .transpose(),
+        );
+        let oss_max_attempts = p.check(number(&get, "OSS_MAX_ATTEMPTS", 6, 1, 20));
+        let function_timeout = p.check(number(&get, "SYNC_FUNCTION_TIMEOUT_SECONDS", 900, 1, 900));
+        let batching_window = p.check(number(&get, "SYNC_BATCH_WINDOW_SECONDS", 0, 0, 300));
+        let fan_out_threshold = p.check(number(&get, "FANOUT_THRESHOLD_MIB", 8192, 0, 50 << 20));
+        let fan_out_range = p.check(number(&get, "FANOUT_RANGE_MIB", 1024, 1, 1 << 20));
+        p.finish()?;
+        let (
+            Some(task_id),
+            Some(binding),
+            Some(oss),
+            Some(results_bucket),
+            Some(storage_classes),
+            Some(part_size),
+            Some(memory_budget),
+            Some(sync_deletes),
+            Some(sync_tags),
+            Some(concurrency),
+            Some(parts_in_flight),
+            Some(max_copy_rounds),
+            Some(max_receive_count),
+            Some(oss_max_attempts),
+            Some(function_timeout),
+            Some(batching_window),
+            Some(fan_out_threshold),
+            Some(fan_out_range),
+        ) = (
+            task_id,
+            binding,
+            oss,
+            results_bucket,
+            storage_classes,
+            part_size,
+            memory_budget,
+            sync_deletes,
+            sync_tags,
+            concurrency,
+            parts_in_flight,
+            max_copy_rounds,
+            max_receive_count,
+            oss_max_attempts,
+            function_timeout,
+            batching_window,
+            fan_out_threshold,
+            fan_out_range,
+        )
+        else {
+            unreachable!("every setting read without a problem")
+        };
         Ok(Self {
             task_id,
             binding,
@@ -486,44 +640,21 @@ impl SyncConfig {
             oss_credentials: oss.credentials,
             results_bucket,
             results_prefix,
-            sync_deletes: flag("SYNC_DELETES")?,
-            sync_tags: flag("SYNC_TAGS")?,
+            sync_deletes,
+            sync_tags,
             storage_classes,
-            concurrency: number(&get, "SYNC_CONCURRENCY", DEFAULT_CONCURRENCY as u64, 1, 256)?
-                as usize,
+            concurrency: concurrency as usize,
             part_size,
-            parts_in_flight: number(
-                &get,
-                "OSS_PARTS_IN_FLIGHT",
-                DEFAULT_PARTS_IN_FLIGHT as u64,
-                1,
-                64,
-            )? as usize,
-            max_copy_rounds: number(&get, "MAX_COPY_ROUNDS", 3, 1, 10)? as u32,
-            max_receive_count: get("SQS_MAX_RECEIVE_COUNT")
-                .filter(|v| !v.is_empty())
-                .map(|v| parse_range("SQS_MAX_RECEIVE_COUNT", &v, 1, 1000).map(|n| n as u32))
-                .transpose()?,
-            oss_max_attempts: number(&get, "OSS_MAX_ATTEMPTS", 6, 1, 20)? as u32,
+            parts_in_flight: parts_in_flight as usize,
+            max_copy_rounds: max_copy_rounds as u32,
+            max_receive_count,
+            oss_max_attempts: oss_max_attempts as u32,
             memory_budget,
-            function_timeout: Duration::from_secs(number(
-                &get,
-                "SYNC_FUNCTION_TIMEOUT_SECONDS",
-                900,
-                1,
-                900,
-            )?),
-            batching_window: Duration::from_secs(number(
-                &get,
-                "SYNC_BATCH_WINDOW_SECONDS",
-                0,
-                0,
-                300,
-            )?),
+            function_timeout: Duration::from_secs(function_timeout),
+            batching_window: Duration::from_secs(batching_window),
             queue_url: get("SYNC_QUEUE_URL").filter(|v| !v.trim().is_empty()),
-            fan_out_threshold: Some(number(&get, "FANOUT_THRESHOLD_MIB", 8192, 0, 50 << 20)? << 20)
-                .filter(|&t| t > 0),
-            fan_out_range: number(&get, "FANOUT_RANGE_MIB", 1024, 1, 1 << 20)? << 20,
+            fan_out_threshold: Some(fan_out_threshold << 20).filter(|&t| t > 0),
+            fan_out_range: fan_out_range << 20,
         })
     }
 }
@@ -591,6 +722,38 @@ mod tests {
         );
         assert_eq!(c.results_prefix, "results");
         assert!(!format!("{c:?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    fn every_wrong_variable_is_reported_at_once() {
+        let mut env = base();
+        env.insert("TASK_ID", "no spaces allowed".into());
+        env.insert("SYNC_CONCURRENCY", "0".into());
+        env.insert("STORAGE_CLASS_MAP", "STANDARD".into());
+        env.remove("OSS_REGION");
+        env.remove("OSS_ACCESS_KEY_SECRET");
+        let e = load(&env).unwrap_err();
+        let variables: Vec<&str> = e.all().iter().map(|e| e.variable).collect();
+        assert_eq!(
+            variables,
+            [
+                "TASK_ID",
+                "OSS_REGION",
+                "OSS_ACCESS_KEY_SECRET",
+                "STORAGE_CLASS_MAP",
+                "SYNC_CONCURRENCY"
+            ]
+        );
+        let text = e.to_string();
+        assert_eq!(text.lines().count(), 5, "{text}");
+        assert!(text.lines().all(|l| l.contains(": ")), "{text}");
+        // The report function's reading too.
+        let mut env: HashMap<&str, String> = base();
+        env.insert("REPORT_GRACE", "forever".into());
+        env.insert("TASK_QUEUE_URL", "queue".into());
+        let e = ReportConfig::from_lookup(|k| env.get(k).cloned()).unwrap_err();
+        let variables: Vec<&str> = e.all().iter().map(|e| e.variable).collect();
+        assert_eq!(variables, ["REPORT_GRACE", "TASK_QUEUE_URL"]);
     }
 
     #[test]
@@ -851,61 +1014,114 @@ impl ReportConfig {
 
     /// Reads settings through a lookup function.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let zone = report_zone(&get)?;
-        let task_id = check_task_id("TASK_ID", &required(&get, "TASK_ID", "the task's id")?)?;
-        let dest_prefix = prefix("DEST_PREFIX", get("DEST_PREFIX"))?;
+        let mut p = Problems::default();
+        let zone = p.check(report_zone(&get));
+        let task_id = p.check(
+            required(&get, "TASK_ID", "the task's id").and_then(|v| check_task_id("TASK_ID", &v)),
+        );
+        let dest_prefix = p.check(prefix("DEST_PREFIX", get("DEST_PREFIX")));
         let report_prefix = report_prefix(&get);
-        check_report_area(&dest_prefix, &report_prefix, &task_id)?;
+        p.check(check_report_area(
+            dest_prefix.as_deref().unwrap_or_default(),
+            &report_prefix,
+            task_id.as_deref().unwrap_or("task"),
+        ));
+        let results_bucket = p.check(
+            required(&get, "RESULTS_BUCKET", "an S3 bucket name")
+                .and_then(|v| bucket("RESULTS_BUCKET", &v)),
+        );
+        let dest_bucket = p.check(
+            required(&get, "DEST_BUCKET", "an OSS bucket name")
+                .and_then(|v| bucket("DEST_BUCKET", &v)),
+        );
+        let oss = p.check(OssSettings::from_lookup(&get));
+        let lease_minutes = p.check(number(&get, "REPORT_LEASE_MINUTES", 30, 20, 24 * 60));
+        let grace_minutes = p.check(match get("REPORT_GRACE") {
+            None => Ok(30),
+            Some(v) => parse_minutes(&v)
+                .filter(|m| (1..=24 * 60).contains(m))
+                .ok_or_else(|| {
+                    problem(
+                        "REPORT_GRACE",
+                        format!("{v:?} is not 1m to 24h (like 30m, 1h, 45)"),
+                    )
+                }),
+        });
+        let part_mib = p.check(number(&get, "REPORT_PART_MIB", 32, 1, 1024));
+        let sort_mib = p.check(number(&get, "REPORT_SORT_MEMORY_MIB", 128, 8, 8192));
+        let parallel_reads = p.check(number(&get, "REPORT_PARALLEL_READS", 32, 1, 256));
+        let report_s3_bucket = p.check(
+            get("REPORT_S3_BUCKET")
+                .filter(|v| !v.is_empty())
+                .map(|v| bucket("REPORT_S3_BUCKET", &v))
+                .transpose(),
+        );
+        let upload_sweep_age_hours = p.check(upload_sweep_age_hours(&get));
+        let task_queue_url = p.check(match get("TASK_QUEUE_URL").filter(|v| !v.trim().is_empty()) {
+            Some(q) if !(q.starts_with("https://") || q.starts_with("http://")) => Err(problem(
+                "TASK_QUEUE_URL",
+                format!("{q:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"),
+            )),
+            q => Ok(q),
+        });
+        p.finish()?;
+        let (
+            Some(zone),
+            Some(task_id),
+            Some(dest_prefix),
+            Some(results_bucket),
+            Some(dest_bucket),
+            Some(oss),
+            Some(lease_minutes),
+            Some(grace_minutes),
+            Some(part_mib),
+            Some(sort_mib),
+            Some(parallel_reads),
+            Some(report_s3_bucket),
+            Some(upload_sweep_age_hours),
+            Some(task_queue_url),
+        ) = (
+            zone,
+            task_id,
+            dest_prefix,
+            results_bucket,
+            dest_bucket,
+            oss,
+            lease_minutes,
+            grace_minutes,
+            part_mib,
+            sort_mib,
+            parallel_reads,
+            report_s3_bucket,
+            upload_sweep_age_hours,
+            task_queue_url,
+        )
+        else {
+            unreachable!("every setting read without a problem")
+        };
         Ok(Self {
             task_id,
-            results_bucket: bucket(
-                "RESULTS_BUCKET",
-                &required(&get, "RESULTS_BUCKET", "an S3 bucket name")?,
-            )?,
+            results_bucket,
             results_prefix: get("RESULTS_PREFIX")
                 .unwrap_or_else(|| "results".into())
                 .trim_matches('/')
                 .to_owned(),
-            dest_bucket: bucket(
-                "DEST_BUCKET",
-                &required(&get, "DEST_BUCKET", "an OSS bucket name")?,
-            )?,
-            oss: OssSettings::from_lookup(&get)?,
+            dest_bucket,
+            oss,
             report_prefix,
-            lease_minutes: number(&get, "REPORT_LEASE_MINUTES", 30, 20, 24 * 60)?,
+            lease_minutes,
             zone,
-            grace_minutes: match get("REPORT_GRACE") {
-                None => 30,
-                Some(v) => parse_minutes(&v)
-                    .filter(|m| (1..=24 * 60).contains(m))
-                    .ok_or_else(|| {
-                        problem(
-                            "REPORT_GRACE",
-                            format!("{v:?} is not 1m to 24h (like 30m, 1h, 45)"),
-                        )
-                    })?,
-            },
-            part_bytes: number(&get, "REPORT_PART_MIB", 32, 1, 1024)? as usize * (1 << 20),
-            sort_budget: number(&get, "REPORT_SORT_MEMORY_MIB", 128, 8, 8192)? as usize * (1 << 20),
-            parallel_reads: number(&get, "REPORT_PARALLEL_READS", 32, 1, 256)? as usize,
-            report_s3_bucket: get("REPORT_S3_BUCKET")
-                .filter(|v| !v.is_empty())
-                .map(|v| bucket("REPORT_S3_BUCKET", &v))
-                .transpose()?,
+            grace_minutes,
+            part_bytes: part_mib as usize * (1 << 20),
+            sort_budget: sort_mib as usize * (1 << 20),
+            parallel_reads: parallel_reads as usize,
+            report_s3_bucket,
             dest_prefix,
-            upload_sweep_age_hours: upload_sweep_age_hours(&get)?,
+            upload_sweep_age_hours,
             event_source_mapping: get("SYNC_EVENT_SOURCE_MAPPING")
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty()),
-            task_queue_url: match get("TASK_QUEUE_URL").filter(|v| !v.trim().is_empty()) {
-                Some(q) if !(q.starts_with("https://") || q.starts_with("http://")) => {
-                    return Err(problem(
-                        "TASK_QUEUE_URL",
-                        format!("{q:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"),
-                    ))
-                }
-                q => q,
-            },
+            task_queue_url,
         })
     }
 }

@@ -60,10 +60,10 @@ pub fn s3_client(
         Some("1" | "true" | "on" | "yes") => true,
         Some("0" | "false" | "off" | "no") => false,
         Some(other) => {
-            return Err(ConfigError {
-                variable: "S3_PATH_STYLE",
-                problem: format!("{other:?} is not a boolean (true or false)"),
-            })
+            return Err(crate::config::problem(
+                "S3_PATH_STYLE",
+                format!("{other:?} is not a boolean (true or false)"),
+            ))
         }
     };
     let conf = aws_sdk_s3::config::Builder::from(sdk)

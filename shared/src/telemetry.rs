@@ -327,9 +327,11 @@ mod tests {
         assert_eq!(v["ReportDaysComplete"], 2);
         assert_eq!(v["ReportDaysPushing"], 1);
         assert_eq!(v["days"][2]["state"], "pushing");
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "ReportDaysComplete");
-        let v: Value =
-            serde_json::from_str(&report_metrics_line("t", &days[2..], 5)).unwrap();
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+            "ReportDaysComplete"
+        );
+        let v: Value = serde_json::from_str(&report_metrics_line("t", &days[2..], 5)).unwrap();
         assert!(v.get("last_complete_day").is_none());
         assert_eq!(v["ReportDaysComplete"], 0);
     }

@@ -550,7 +550,10 @@ mod tests {
         };
         st.problem("dead-letter queue", "SQS GetQueueAttributes: access denied");
         st.problem("reports", "OSS: SignatureDoesNotMatch");
-        st.unavailable("oldest message", "CloudWatch GetMetricStatistics: no permission");
+        st.unavailable(
+            "oldest message",
+            "CloudWatch GetMetricStatistics: no permission",
+        );
         let text = st.render();
         for want in [
             "dead-letter queue unknown (see below)",
