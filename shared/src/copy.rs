@@ -519,6 +519,11 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
                 "the invocation's cut-off came before the job could start".to_owned(),
             );
         }
+        // A key OSS cannot hold fails here, before any request: a job that writes first would
+        // otherwise leave its write-ahead recheck, and the recheck fail the same way again.
+        if let Err(e) = crate::oss::client::check_key(job.dest_key) {
+            return r.oss_failed(&e);
+        }
         // The first delivery of a small creation does not read the destination first
         // ([`decide::reads_dest_first`]): it reads it only if the source turns out gone or too
         // large for one PUT, where what the destination holds decides what is done.

@@ -636,8 +636,11 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
         }
 
         let write_aheads = WriteAheads {
+            // Not a key OSS cannot hold: its job fails before any request, and a write-ahead
+            // sent with the others would only fail the same way again.
             together: jobs
                 .iter()
+                .filter(|(slot, _)| crate::oss::client::check_key(&slot.dest_key).is_ok())
                 .filter(|(slot, answers_for)| {
                     let read_first = self.recent_writes.reads_first(&slot.dest_key);
                     !decide::reads_dest_first(&job_of(

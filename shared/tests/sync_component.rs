@@ -802,6 +802,24 @@ async fn keys_oss_cannot_hold_fail_permanently_with_a_clear_code() {
     // Permanent: recorded once as final and acknowledged, not delivered again and again.
     assert!(r.outcomes[0].is_final);
     assert!(failed_ids(&r).is_empty());
+    // Refused before any request: no write-ahead recheck that would fail the same way again.
+    assert_eq!(r.outcomes[0].requests, 0);
+    assert!(svc.rechecks.sent().is_empty());
+    assert_eq!(svc.source.gets.load(Ordering::Relaxed), 0);
+    // Nor in a batch whose other first deliveries send their write-aheads together.
+    let ok = svc.source.put("fine", &b"y"[..], meta());
+    let r = svc
+        .handle(
+            &batch(vec![
+                message("m2", &created(&long, &etag, 1, None)),
+                message("m3", &created("fine", &ok, 1, None)),
+            ]),
+            "2",
+        )
+        .await;
+    assert_eq!(kinds(&r), [OutcomeKind::Failed, OutcomeKind::Copied]);
+    let sent: Vec<String> = svc.rechecks.sent().iter().map(|r| r.of.clone()).collect();
+    assert_eq!(sent, ["m3"]);
 }
 
 /// A destination whose uploads of keys containing "slow" take a minute (on tokio's clock).

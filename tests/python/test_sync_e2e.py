@@ -134,7 +134,9 @@ def test_200_objects_arrive_intact_with_one_record_per_event(moto, emulator):
     for r in records:
         if r["outcome"] == "copied":
             assert r["dest_key"] == "mirror/" + r["source_key"]
-            assert r["requests"] >= 4 and r["attempts"] == 1
+            # At least the source GET, the PUT and the source HEAD after; an object over 1 MiB
+            # (or one in the fresh instance's first batch) reads the destination first as well.
+            assert r["requests"] >= (3 if r["size"] <= MIB else 4) and r["attempts"] == 1
 
 
 def drain_bodies(task) -> list[str]:
