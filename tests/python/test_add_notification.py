@@ -12,13 +12,20 @@ def run(moto, *args):
                            moto.endpoint, *args], capture_output=True, text=True, env=env, timeout=60)
 
 
-def test_merge_keeps_existing_configurations_and_is_idempotent(moto):
+def bucket_and_queues(moto):
+    """The source bucket `src`, and the ARNs of another queue and the task's queue."""
     s3, sqs = moto.client("s3"), moto.client("sqs")
     s3.create_bucket(Bucket="src")
-    other = sqs.get_queue_attributes(QueueUrl=sqs.create_queue(QueueName="other")["QueueUrl"],
-                                     AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    ours = sqs.get_queue_attributes(QueueUrl=sqs.create_queue(QueueName="task")["QueueUrl"],
-                                    AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    def arn(name: str) -> str:
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    return s3, arn("other"), arn("task")
+
+
+def test_merge_keeps_existing_configurations_and_is_idempotent(moto):
+    s3, other, ours = bucket_and_queues(moto)
     s3.put_bucket_notification_configuration(Bucket="src", NotificationConfiguration={
         "QueueConfigurations": [{"Id": "existing", "QueueArn": other, "Events": ["s3:ObjectRestore:*"]}]})
     for _ in range(2):
@@ -33,12 +40,7 @@ def test_merge_keeps_existing_configurations_and_is_idempotent(moto):
 
 
 def test_remove_takes_out_only_ours_and_is_idempotent(moto):
-    s3, sqs = moto.client("s3"), moto.client("sqs")
-    s3.create_bucket(Bucket="src")
-    other = sqs.get_queue_attributes(QueueUrl=sqs.create_queue(QueueName="other")["QueueUrl"],
-                                     AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    ours = sqs.get_queue_attributes(QueueUrl=sqs.create_queue(QueueName="task")["QueueUrl"],
-                                    AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3, other, ours = bucket_and_queues(moto)
     existing = {"Id": "existing", "QueueArn": other, "Events": ["s3:ObjectRestore:*"],
                 "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "data/"}]}}}
     s3.put_bucket_notification_configuration(Bucket="src", NotificationConfiguration={
