@@ -65,6 +65,12 @@ impl Problems {
         }
     }
 
+    /// The value read, or its type's default with its error kept (the default is never used:
+    /// [`Self::finish`] then returns the error).
+    fn or_default<T: Default>(&mut self, read: Result<T, ConfigError>) -> T {
+        self.check(read).unwrap_or_default()
+    }
+
     /// `Ok` when nothing was wrong; else the first error, with the others in `also`.
     fn finish(self) -> Result<(), ConfigError> {
         let mut all = self.0.into_iter();
@@ -515,26 +521,26 @@ impl SyncConfig {
     /// Reads settings through a lookup function (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut p = Problems::default();
-        let task_id = p.check(
+        let task_id = p.or_default(
             required(&get, "TASK_ID", "the task's id").and_then(|v| check_task_id("TASK_ID", &v)),
         );
-        let source_bucket = p.check(
+        let source_bucket = p.or_default(
             required(&get, "SOURCE_BUCKET", "an S3 bucket name")
                 .and_then(|v| bucket("SOURCE_BUCKET", &v)),
         );
-        let dest_bucket = p.check(
+        let dest_bucket = p.or_default(
             required(&get, "DEST_BUCKET", "an OSS bucket name")
                 .and_then(|v| bucket("DEST_BUCKET", &v)),
         );
         // Read with stand-ins where those were wrong, so the prefixes' own problems show too.
         let binding = p.check(task_binding(
             &get,
-            task_id.as_deref().unwrap_or("task"),
-            source_bucket.clone().unwrap_or_default(),
-            dest_bucket.clone().unwrap_or_default(),
+            if task_id.is_empty() { "task" } else { &task_id },
+            source_bucket,
+            dest_bucket,
         ));
         let oss = p.check(OssSettings::from_lookup(&get));
-        let results_bucket = p.check(
+        let results_bucket = p.or_default(
             required(&get, "RESULTS_BUCKET", "an S3 bucket name")
                 .and_then(|v| bucket("RESULTS_BUCKET", &v)),
         );
@@ -546,11 +552,12 @@ impl SyncConfig {
                 .transpose()
                 .map(|b| b.unwrap_or(false))
         };
-        let storage_classes = p.check(match get("STORAGE_CLASS_MAP").filter(|v| !v.is_empty()) {
-            None => Ok(Vec::new()),
-            Some(v) => parse_storage_classes(&v),
-        });
-        let part_size = p.check(
+        let storage_classes =
+            p.or_default(match get("STORAGE_CLASS_MAP").filter(|v| !v.is_empty()) {
+                None => Ok(Vec::new()),
+                Some(v) => parse_storage_classes(&v),
+            });
+        let part_size = p.or_default(
             number(
                 &get,
                 "OSS_PART_SIZE_MIB",
@@ -560,76 +567,48 @@ impl SyncConfig {
             )
             .map(|n| n << 20),
         );
-        let memory_budget = p.check(memory_budget(&get, part_size.unwrap_or(DEFAULT_PART_SIZE)));
-        let sync_deletes = p.check(flag("SYNC_DELETES"));
-        let sync_tags = p.check(flag("SYNC_TAGS"));
-        let concurrency = p.check(number(
+        let memory_budget = p.or_default(memory_budget(
+            &get,
+            // A part size that could not be read is reported; the budget is read against the
+            // default meanwhile.
+            if part_size == 0 {
+                DEFAULT_PART_SIZE
+            } else {
+                part_size
+            },
+        ));
+        let sync_deletes = p.or_default(flag("SYNC_DELETES"));
+        let sync_tags = p.or_default(flag("SYNC_TAGS"));
+        let concurrency = p.or_default(number(
             &get,
             "SYNC_CONCURRENCY",
             DEFAULT_CONCURRENCY as u64,
             1,
             256,
         ));
-        let parts_in_flight = p.check(number(
+        let parts_in_flight = p.or_default(number(
             &get,
             "OSS_PARTS_IN_FLIGHT",
             DEFAULT_PARTS_IN_FLIGHT as u64,
             1,
             64,
         ));
-        let max_copy_rounds = p.check(number(&get, "MAX_COPY_ROUNDS", 3, 1, 10));
-        let max_receive_count = p.check(
+        let max_copy_rounds = p.or_default(number(&get, "MAX_COPY_ROUNDS", 3, 1, 10));
+        let max_receive_count = p.or_default(
             get("SQS_MAX_RECEIVE_COUNT")
                 .filter(|v| !v.is_empty())
                 .map(|v| parse_range("SQS_MAX_RECEIVE_COUNT", &v, 1, 1000).map(|n| n as u32))
                 .transpose(),
         );
-        let oss_max_attempts = p.check(number(&get, "OSS_MAX_ATTEMPTS", 6, 1, 20));
-        let function_timeout = p.check(number(&get, "SYNC_FUNCTION_TIMEOUT_SECONDS", 900, 1, 900));
-        let batching_window = p.check(number(&get, "SYNC_BATCH_WINDOW_SECONDS", 0, 0, 300));
-        let fan_out_threshold = p.check(number(&get, "FANOUT_THRESHOLD_MIB", 8192, 0, 50 << 20));
-        let fan_out_range = p.check(number(&get, "FANOUT_RANGE_MIB", 1024, 1, 1 << 20));
+        let oss_max_attempts = p.or_default(number(&get, "OSS_MAX_ATTEMPTS", 6, 1, 20));
+        let function_timeout =
+            p.or_default(number(&get, "SYNC_FUNCTION_TIMEOUT_SECONDS", 900, 1, 900));
+        let batching_window = p.or_default(number(&get, "SYNC_BATCH_WINDOW_SECONDS", 0, 0, 300));
+        let fan_out_threshold =
+            p.or_default(number(&get, "FANOUT_THRESHOLD_MIB", 8192, 0, 50 << 20));
+        let fan_out_range = p.or_default(number(&get, "FANOUT_RANGE_MIB", 1024, 1, 1 << 20));
         p.finish()?;
-        let (
-            Some(task_id),
-            Some(binding),
-            Some(oss),
-            Some(results_bucket),
-            Some(storage_classes),
-            Some(part_size),
-            Some(memory_budget),
-            Some(sync_deletes),
-            Some(sync_tags),
-            Some(concurrency),
-            Some(parts_in_flight),
-            Some(max_copy_rounds),
-            Some(max_receive_count),
-            Some(oss_max_attempts),
-            Some(function_timeout),
-            Some(batching_window),
-            Some(fan_out_threshold),
-            Some(fan_out_range),
-        ) = (
-            task_id,
-            binding,
-            oss,
-            results_bucket,
-            storage_classes,
-            part_size,
-            memory_budget,
-            sync_deletes,
-            sync_tags,
-            concurrency,
-            parts_in_flight,
-            max_copy_rounds,
-            max_receive_count,
-            oss_max_attempts,
-            function_timeout,
-            batching_window,
-            fan_out_threshold,
-            fan_out_range,
-        )
-        else {
+        let (Some(binding), Some(oss)) = (binding, oss) else {
             unreachable!("every setting read without a problem")
         };
         Ok(Self {
@@ -1016,27 +995,27 @@ impl ReportConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut p = Problems::default();
         let zone = p.check(report_zone(&get));
-        let task_id = p.check(
+        let task_id = p.or_default(
             required(&get, "TASK_ID", "the task's id").and_then(|v| check_task_id("TASK_ID", &v)),
         );
-        let dest_prefix = p.check(prefix("DEST_PREFIX", get("DEST_PREFIX")));
+        let dest_prefix = p.or_default(prefix("DEST_PREFIX", get("DEST_PREFIX")));
         let report_prefix = report_prefix(&get);
         p.check(check_report_area(
-            dest_prefix.as_deref().unwrap_or_default(),
+            &dest_prefix,
             &report_prefix,
-            task_id.as_deref().unwrap_or("task"),
+            if task_id.is_empty() { "task" } else { &task_id },
         ));
-        let results_bucket = p.check(
+        let results_bucket = p.or_default(
             required(&get, "RESULTS_BUCKET", "an S3 bucket name")
                 .and_then(|v| bucket("RESULTS_BUCKET", &v)),
         );
-        let dest_bucket = p.check(
+        let dest_bucket = p.or_default(
             required(&get, "DEST_BUCKET", "an OSS bucket name")
                 .and_then(|v| bucket("DEST_BUCKET", &v)),
         );
         let oss = p.check(OssSettings::from_lookup(&get));
-        let lease_minutes = p.check(number(&get, "REPORT_LEASE_MINUTES", 30, 20, 24 * 60));
-        let grace_minutes = p.check(match get("REPORT_GRACE") {
+        let lease_minutes = p.or_default(number(&get, "REPORT_LEASE_MINUTES", 30, 20, 24 * 60));
+        let grace_minutes = p.or_default(match get("REPORT_GRACE") {
             None => Ok(30),
             Some(v) => parse_minutes(&v)
                 .filter(|m| (1..=24 * 60).contains(m))
@@ -1047,17 +1026,17 @@ impl ReportConfig {
                     )
                 }),
         });
-        let part_mib = p.check(number(&get, "REPORT_PART_MIB", 32, 1, 1024));
-        let sort_mib = p.check(number(&get, "REPORT_SORT_MEMORY_MIB", 128, 8, 8192));
-        let parallel_reads = p.check(number(&get, "REPORT_PARALLEL_READS", 32, 1, 256));
-        let report_s3_bucket = p.check(
+        let part_mib = p.or_default(number(&get, "REPORT_PART_MIB", 32, 1, 1024));
+        let sort_mib = p.or_default(number(&get, "REPORT_SORT_MEMORY_MIB", 128, 8, 8192));
+        let parallel_reads = p.or_default(number(&get, "REPORT_PARALLEL_READS", 32, 1, 256));
+        let report_s3_bucket = p.or_default(
             get("REPORT_S3_BUCKET")
                 .filter(|v| !v.is_empty())
                 .map(|v| bucket("REPORT_S3_BUCKET", &v))
                 .transpose(),
         );
-        let upload_sweep_age_hours = p.check(upload_sweep_age_hours(&get));
-        let task_queue_url = p.check(match get("TASK_QUEUE_URL").filter(|v| !v.trim().is_empty()) {
+        let upload_sweep_age_hours = p.or_default(upload_sweep_age_hours(&get));
+        let task_queue_url = p.or_default(match get("TASK_QUEUE_URL").filter(|v| !v.trim().is_empty()) {
             Some(q) if !(q.starts_with("https://") || q.starts_with("http://")) => Err(problem(
                 "TASK_QUEUE_URL",
                 format!("{q:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"),
@@ -1065,38 +1044,7 @@ impl ReportConfig {
             q => Ok(q),
         });
         p.finish()?;
-        let (
-            Some(zone),
-            Some(task_id),
-            Some(dest_prefix),
-            Some(results_bucket),
-            Some(dest_bucket),
-            Some(oss),
-            Some(lease_minutes),
-            Some(grace_minutes),
-            Some(part_mib),
-            Some(sort_mib),
-            Some(parallel_reads),
-            Some(report_s3_bucket),
-            Some(upload_sweep_age_hours),
-            Some(task_queue_url),
-        ) = (
-            zone,
-            task_id,
-            dest_prefix,
-            results_bucket,
-            dest_bucket,
-            oss,
-            lease_minutes,
-            grace_minutes,
-            part_mib,
-            sort_mib,
-            parallel_reads,
-            report_s3_bucket,
-            upload_sweep_age_hours,
-            task_queue_url,
-        )
-        else {
+        let (Some(zone), Some(oss)) = (zone, oss) else {
             unreachable!("every setting read without a problem")
         };
         Ok(Self {
