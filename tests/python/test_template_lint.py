@@ -159,6 +159,9 @@ def test_every_setting_a_user_may_want_is_a_parameter():
     for variable in ("SYNC_TAGS", "STORAGE_CLASS_MAP", "STRIP_SOURCE_PREFIX", "SYNC_CONCURRENCY", "OSS_NETWORK",
                      "REPORT_PREFIX", "RUST_LOG", "REPORT_S3_BUCKET"):
         assert variable in env and "Ref" in json.dumps(env[variable]), variable
+    # RUST_LOG only when a level is chosen: otherwise Lambda's own log level setting is followed.
+    assert env["RUST_LOG"] == {"Fn::If": ["HasLogLevel", {"Ref": "LogLevel"}, {"Ref": "AWS::NoValue"}]}
+    assert t["Parameters"]["LogLevel"]["Default"] == ""
     # A KMS key list grants kms:Decrypt to both functions, only when given.
     for fn in ("SyncFunction", "ReportFunction"):
         text = json.dumps(t["Resources"][fn]["Properties"]["Policies"])
