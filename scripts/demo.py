@@ -51,6 +51,10 @@ def main():
                         results="demo-results", DEST_PREFIX="mirror/", SYNC_DELETES="true")
         print(f"    source s3://{task.source} -> queue {task.queue_url} (DLQ {task.dlq_url})")
         print(f"    destination oss://{task.dest}/mirror/, results s3://{task.results}/results/{TASK}/")
+        # The sync function and its event source mapping, as SAM deploys them (moto keeps both):
+        # `sync poll` follows the mapping (ctl pause stops it) and ctl status reports it.
+        function = task.attach_function("demo-sync")
+        print(f"    function {function!r} with an enabled event source mapping on the queue")
 
         step(f"uploading {len(OBJECTS)} objects with awkward keys, then deleting one")
         for key, (body, ctype) in OBJECTS.items():
