@@ -99,6 +99,8 @@ pub enum CredentialSource {
 pub struct SyncConfig {
     /// Task id (`TASK_ID`): names the task in records, reports and the results store.
     pub task_id: String,
+    /// Path-style S3 requests ([`s3_path_style`]).
+    pub s3_path_style: bool,
     /// Which events belong to the task and where they land.
     pub binding: TaskBinding,
     /// OSS endpoint (`OSS_ENDPOINT`, or the public endpoint of `OSS_REGION`).
@@ -224,6 +226,18 @@ fn parse_bool(variable: &'static str, v: &str) -> Result<bool, ConfigError> {
             variable,
             format!("{v:?} is not a boolean (true or false)"),
         )),
+    }
+}
+
+/// Whether S3 requests are path-style (`S3_PATH_STYLE`, a boolean). Unset, they are when
+/// `AWS_ENDPOINT_URL` points at an IP address or `localhost` (a local S3-compatible server), and
+/// virtual-hosted otherwise, as AWS expects.
+pub fn s3_path_style(get: &impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> {
+    match get("S3_PATH_STYLE").filter(|v| !v.trim().is_empty()) {
+        Some(v) => parse_bool("S3_PATH_STYLE", v.trim()),
+        None => Ok(get("AWS_ENDPOINT_URL")
+            .and_then(|u| Endpoint::custom(&u, Addressing::PathStyle, true).ok())
+            .is_some_and(|e| e.is_ip_or_localhost())),
     }
 }
 
@@ -607,12 +621,14 @@ impl SyncConfig {
         let fan_out_threshold =
             p.or_default(number(&get, "FANOUT_THRESHOLD_MIB", 8192, 0, 50 << 20));
         let fan_out_range = p.or_default(number(&get, "FANOUT_RANGE_MIB", 1024, 1, 1 << 20));
+        let s3_path_style = p.or_default(s3_path_style(&get));
         p.finish()?;
         let (Some(binding), Some(oss)) = (binding, oss) else {
             unreachable!("every setting read without a problem")
         };
         Ok(Self {
             task_id,
+            s3_path_style,
             binding,
             oss_endpoint: oss.endpoint,
             oss_region: oss.region,
@@ -827,6 +843,49 @@ mod tests {
     }
 
     #[test]
+    fn s3_path_style_is_read_with_the_other_settings() {
+        let mut env = base();
+        assert!(!load(&env).unwrap().s3_path_style);
+        // A local S3-compatible server is reached path-style unless told otherwise.
+        env.insert("AWS_ENDPOINT_URL", "http://127.0.0.1:5000".into());
+        assert!(load(&env).unwrap().s3_path_style);
+        env.insert("S3_PATH_STYLE", "false".into());
+        assert!(!load(&env).unwrap().s3_path_style);
+        env.insert("AWS_ENDPOINT_URL", "https://s3.example.com".into());
+        env.insert("S3_PATH_STYLE", "Yes".into());
+        assert!(load(&env).unwrap().s3_path_style);
+        // A wrong value is one of the problems reported together, by all three readers.
+        env.insert("S3_PATH_STYLE", "sometimes".into());
+        env.insert("SYNC_CONCURRENCY", "0".into());
+        let e = load(&env).unwrap_err();
+        let variables: Vec<&str> = e.all().iter().map(|e| e.variable).collect();
+        assert_eq!(variables, ["SYNC_CONCURRENCY", "S3_PATH_STYLE"]);
+        assert!(
+            e.to_string().contains("\"sometimes\" is not a boolean"),
+            "{e}"
+        );
+        let e = ReportConfig::from_lookup(|k| env.get(k).cloned()).unwrap_err();
+        assert_eq!(e.variable, "S3_PATH_STYLE");
+        let mut control: HashMap<&str, String> = HashMap::from([
+            ("TASK_ID", "t1".into()),
+            ("SOURCE_BUCKET", "src".into()),
+            (
+                "TASK_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/1/t1".into(),
+            ),
+            ("S3_PATH_STYLE", "1".into()),
+        ]);
+        assert!(
+            ControlConfig::from_lookup(|k| control.get(k).cloned())
+                .unwrap()
+                .s3_path_style
+        );
+        control.insert("S3_PATH_STYLE", "maybe".into());
+        let e = ControlConfig::from_lookup(|k| control.get(k).cloned()).unwrap_err();
+        assert_eq!(e.variable, "S3_PATH_STYLE");
+    }
+
+    #[test]
     fn errors_name_the_variable() {
         let cases: [(&str, Option<&str>, &str); 9] = [
             ("TASK_ID", None, "TASK_ID"),
@@ -898,6 +957,8 @@ fn parse_minutes(v: &str) -> Option<u64> {
 pub struct ReportConfig {
     /// Task id (`TASK_ID`).
     pub task_id: String,
+    /// Path-style S3 requests ([`s3_path_style`]).
+    pub s3_path_style: bool,
     /// Results store bucket (`RESULTS_BUCKET`) and prefix (`RESULTS_PREFIX`, default `results`).
     pub results_bucket: String,
     /// Results store prefix.
@@ -1043,12 +1104,14 @@ impl ReportConfig {
             )),
             q => Ok(q),
         });
+        let s3_path_style = p.or_default(s3_path_style(&get));
         p.finish()?;
         let (Some(zone), Some(oss)) = (zone, oss) else {
             unreachable!("every setting read without a problem")
         };
         Ok(Self {
             task_id,
+            s3_path_style,
             results_bucket,
             results_prefix: get("RESULTS_PREFIX")
                 .unwrap_or_else(|| "results".into())
@@ -1095,6 +1158,8 @@ pub struct ControlConfig {
     pub dest_prefix: String,
     /// sweep-uploads' default age in hours (`UPLOAD_SWEEP_AGE_HOURS`, 1 to 720, default 24).
     pub upload_sweep_age_hours: u64,
+    /// Path-style S3 requests ([`s3_path_style`]).
+    pub s3_path_style: bool,
 }
 
 impl ControlConfig {
@@ -1127,6 +1192,7 @@ impl ControlConfig {
                 .transpose()?,
             dest_prefix: prefix("DEST_PREFIX", get("DEST_PREFIX"))?,
             upload_sweep_age_hours: upload_sweep_age_hours(&get)?,
+            s3_path_style: s3_path_style(&get)?,
         })
     }
 

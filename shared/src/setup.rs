@@ -6,7 +6,7 @@ use crate::config::{ConfigError, CredentialSource, SyncConfig};
 use crate::copy::CopyOptions;
 use crate::destination::OssDestination;
 use crate::oss::signing::Credentials;
-use crate::oss::{CredentialRefresh, Endpoint, OssClient, OssConfig, RefreshError};
+use crate::oss::{CredentialRefresh, OssClient, OssConfig, RefreshError};
 use crate::recheck::{self, SqsRechecks};
 use crate::results::S3ResultsStore;
 use crate::source::{error_chain, S3Source};
@@ -46,30 +46,13 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// An S3 client. Path-style addressing is used when `S3_PATH_STYLE` is on, or, by default, when
-/// `AWS_ENDPOINT_URL` points at an IP address or `localhost` (local S3-compatible servers).
-pub fn s3_client(
-    sdk: &aws_config::SdkConfig,
-    get: impl Fn(&str) -> Option<String>,
-) -> Result<aws_sdk_s3::Client, ConfigError> {
-    let local = get("AWS_ENDPOINT_URL")
-        .and_then(|u| Endpoint::custom(&u, crate::oss::Addressing::PathStyle, true).ok())
-        .is_some_and(|e| e.is_ip_or_localhost());
-    let path_style = match get("S3_PATH_STYLE").as_deref() {
-        None | Some("") => local,
-        Some("1" | "true" | "on" | "yes") => true,
-        Some("0" | "false" | "off" | "no") => false,
-        Some(other) => {
-            return Err(crate::config::problem(
-                "S3_PATH_STYLE",
-                format!("{other:?} is not a boolean (true or false)"),
-            ))
-        }
-    };
+/// An S3 client, path-style when `path_style` is set (`S3_PATH_STYLE`, read by
+/// [`crate::config::s3_path_style`]).
+pub fn s3_client(sdk: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::from(sdk)
         .force_path_style(path_style)
         .build();
-    Ok(aws_sdk_s3::Client::from_conf(conf))
+    aws_sdk_s3::Client::from_conf(conf)
 }
 
 /// The JSON a credentials secret holds.
@@ -194,10 +177,9 @@ pub fn sync_oss_client(
 pub async fn sync_service(
     config: &SyncConfig,
     sdk: &aws_config::SdkConfig,
-    get: impl Fn(&str) -> Option<String>,
     sink: LineSink,
 ) -> Result<LiveSyncService, SetupError> {
-    let s3 = s3_client(sdk, get)?;
+    let s3 = s3_client(sdk, config.s3_path_style);
     let credentials = oss_credentials(sdk, &config.oss_credentials).await?;
     let client = with_credential_refresh(
         sync_oss_client(config, credentials)?,
@@ -236,6 +218,7 @@ pub async fn sync_service(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oss::Endpoint;
 
     #[test]
     fn secrets_parse_and_errors_never_quote_them() {
@@ -304,9 +287,8 @@ pub struct ReportParts {
 pub async fn report_parts(
     config: &crate::config::ReportConfig,
     sdk: &aws_config::SdkConfig,
-    get: impl Fn(&str) -> Option<String>,
 ) -> Result<ReportParts, ReportRunError> {
-    let s3 = s3_client(sdk, get)?;
+    let s3 = s3_client(sdk, config.s3_path_style);
     let credentials = oss_credentials(sdk, &config.oss.credentials).await?;
     let client = with_credential_refresh(
         OssClient::new(OssConfig::new(
@@ -372,7 +354,7 @@ pub async fn sweep_after_report(
         ),
         ..defaults
     };
-    let mut options = SweepOptions {
+    let options = SweepOptions {
         rule: SweepRule::new(
             config.dest_prefix.clone(),
             std::time::Duration::from_secs(config.upload_sweep_age_hours * 3600),
@@ -383,20 +365,11 @@ pub async fn sweep_after_report(
         hold: None,
     };
     let store = OssUploads::new(client, config.dest_bucket.clone());
-    let s3 = s3_client(&aws_config().await, |n| std::env::var(n).ok());
-    let outcome = match s3 {
-        Ok(s3) => {
-            let checkpoints = S3ResultsStore::new(s3, config.results_bucket.clone());
-            let prefix =
-                crate::control::copies::task_prefix(&config.results_prefix, &config.task_id);
-            let read = crate::control::copies::READ_LIMITS;
-            sweep::sweep_task(&store, &checkpoints, &prefix, &options, read).await
-        }
-        Err(e) => {
-            options.hold = Some(format!("the checkpoints cannot be read: {e}"));
-            sweep::sweep_uploads(&store, &options).await
-        }
-    };
+    let s3 = s3_client(&aws_config().await, config.s3_path_style);
+    let checkpoints = S3ResultsStore::new(s3, config.results_bucket.clone());
+    let prefix = crate::control::copies::task_prefix(&config.results_prefix, &config.task_id);
+    let read = crate::control::copies::READ_LIMITS;
+    let outcome = sweep::sweep_task(&store, &checkpoints, &prefix, &options, read).await;
     match &outcome {
         Ok(s) => tracing::info!(
             listed = s.listed,
@@ -427,7 +400,6 @@ pub async fn sweep_after_report(
 pub async fn run_report(
     config: &crate::config::ReportConfig,
     sdk: &aws_config::SdkConfig,
-    get: impl Fn(&str) -> Option<String>,
     now: time::OffsetDateTime,
     deadline: Option<std::time::SystemTime>,
     sink: &LineSink,
@@ -441,7 +413,7 @@ pub async fn run_report(
         oss,
         settings,
         s3,
-    } = report_parts(config, sdk, get).await?;
+    } = report_parts(config, sdk).await?;
     let client = oss.client().clone();
     let lease_settings = LeaseSettings {
         key: lease_key(&config.results_prefix, &config.task_id),
@@ -530,7 +502,7 @@ pub async fn run_verify(
         source_bucket.clone(),
         config.dest_bucket.clone(),
     )?;
-    let parts = report_parts(config, sdk, &get).await?;
+    let parts = report_parts(config, sdk).await?;
     let mapping = Mapping::new(binding.clone(), &binding.source_prefix);
     let sides = CloudSides {
         s3: parts.s3.clone(),

@@ -267,7 +267,7 @@ async fn backfill(
             cp
         }
     };
-    let s3 = setup::s3_client(sdk, |n| std::env::var(n).ok()).map_err(config_failure)?;
+    let s3 = setup::s3_client(sdk, config.s3_path_style);
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
     let opts = BackfillOptions {
         bucket: config.source_bucket.clone(),
@@ -366,13 +366,12 @@ async fn verify(
     sdk: &aws_config::SdkConfig,
     a: VerifyArgs,
 ) -> Result<serde_json::Value, Failure> {
-    let env = |n: &str| std::env::var(n).ok();
     let sync = SyncConfig::from_env().map_err(config_failure)?;
     let report = ReportConfig::from_env().map_err(config_failure)?;
     let prefix = config
         .backfill_prefix(a.prefix.as_deref())
         .map_err(config_failure)?;
-    let parts = setup::report_parts(&report, sdk, env)
+    let parts = setup::report_parts(&report, sdk)
         .await
         .map_err(config_failure)?;
     let store = FileCheckpoint::new(
@@ -565,7 +564,7 @@ async fn retry_failed(
     dry_run: bool,
 ) -> Result<serde_json::Value, Failure> {
     let report = ReportConfig::from_env().map_err(config_failure)?;
-    let parts = setup::report_parts(&report, sdk, |n| std::env::var(n).ok())
+    let parts = setup::report_parts(&report, sdk)
         .await
         .map_err(config_failure)?;
     let reporter = Reporter {

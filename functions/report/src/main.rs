@@ -67,7 +67,7 @@ async fn run_once(
     sink: &LineSink,
 ) -> Result<serde_json::Value, String> {
     let sdk = setup::aws_config().await;
-    let run = setup::run_report(config, &sdk, |n| std::env::var(n).ok(), now, deadline, sink)
+    let run = setup::run_report(config, &sdk, now, deadline, sink)
         .await
         .map_err(|e| e.to_string())?;
     let report = match &run.report {

@@ -84,9 +84,7 @@ async fn main() -> ExitCode {
         }
     };
     let sdk = setup::aws_config().await;
-    let env = |name: &str| std::env::var(name).ok();
-    let mut service = match setup::sync_service(&config, &sdk, env, telemetry::stdout_sink()).await
-    {
+    let mut service = match setup::sync_service(&config, &sdk, telemetry::stdout_sink()).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "start-up failed");

@@ -329,13 +329,7 @@ pub async fn gather_copies(
         st.unavailable(part, "RESULTS_BUCKET is not set");
         return;
     };
-    let s3 = match setup::s3_client(sdk, &get) {
-        Ok(c) => c,
-        Err(e) => {
-            st.problem(part, e);
-            return;
-        }
-    };
+    let s3 = setup::s3_client(sdk, config.s3_path_style);
     let store = crate::results::S3ResultsStore::new(s3, bucket);
     let prefix = task_prefix(&results_prefix, &config.task_id);
     let copies = match read_copies(&store, &prefix, Select::All, STATUS_READ_LIMITS).await {
@@ -431,7 +425,7 @@ pub async fn gather(
             return st;
         }
     };
-    let parts = match setup::report_parts(&report, sdk, &get).await {
+    let parts = match setup::report_parts(&report, sdk).await {
         Ok(p) => p,
         Err(e) => {
             st.problem("reports", e);

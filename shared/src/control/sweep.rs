@@ -70,7 +70,7 @@ pub async fn sweep_task_uploads(
                 .into(),
         )
     })?;
-    let s3 = setup::s3_client(sdk, &get).map_err(|e| ControlError::Input(e.to_string()))?;
+    let s3 = setup::s3_client(sdk, config.s3_path_style);
     let oss = OssSettings::from_lookup(&get).map_err(|e| ControlError::Input(e.to_string()))?;
     let credentials = setup::oss_credentials(sdk, &oss.credentials)
         .await

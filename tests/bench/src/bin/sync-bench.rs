@@ -161,7 +161,7 @@ impl Bench {
         let get = |name: &str| lookup(&overrides, name);
         let config = SyncConfig::from_lookup(get)?;
         let sdk = setup::aws_config().await;
-        let s3_setup = setup::s3_client(&sdk, get)?;
+        let s3_setup = setup::s3_client(&sdk, config.s3_path_style);
         let counter = S3Counter::default();
         let s3 = aws_sdk_s3::Client::from_conf(
             s3_setup
@@ -195,7 +195,7 @@ impl Bench {
             // The function writes these lines to its log; here they are formatted, then dropped.
             std::hint::black_box(line);
         });
-        let built = setup::sync_service(&self.config, &self.sdk, |n| self.get(n), sink).await?;
+        let built = setup::sync_service(&self.config, &self.sdk, sink).await?;
         Ok(SyncService {
             task_id: built.task_id,
             binding: built.binding,
