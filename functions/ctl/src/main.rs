@@ -20,6 +20,7 @@ use s3_oss_sync::control::inventory::InventoryLister;
 use s3_oss_sync::control::mapping::EventSourceMapping;
 use s3_oss_sync::control::queue::{redrive, SqsQueue};
 use s3_oss_sync::control::retry::{read_failed_list, retry_bodies};
+use s3_oss_sync::control::stack::{self, StackSettings};
 use s3_oss_sync::control::status::gather;
 use s3_oss_sync::control::sweep::{sweep_task_uploads, SweepRequest};
 use s3_oss_sync::control::ControlError;
@@ -27,6 +28,7 @@ use s3_oss_sync::outcome::format_time;
 use s3_oss_sync::report::build::RecordSource;
 use s3_oss_sync::report::build::Reporter;
 use s3_oss_sync::report::day::{format_day, parse_day};
+use s3_oss_sync::retry::Transient;
 use s3_oss_sync::setup;
 use s3_oss_sync::verify::repair::RepairLister;
 use s3_oss_sync::verify::report::{render, verify_and_report, Subject, Summary};
@@ -35,7 +37,7 @@ use s3_oss_sync::verify::stores::{CloudSides, SourceListing};
 use serde_json::json;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -50,13 +52,27 @@ use time::OffsetDateTime;
                   (RESULTS_BUCKET, DEST_BUCKET, OSS_*) for retry-failed and status, and \
                   DEST_BUCKET, DEST_PREFIX, UPLOAD_SWEEP_AGE_HOURS, RESULTS_BUCKET (the \
                   checkpoints of copies in progress) and OSS_* for sweep-uploads; verify reads \
-                  the sync function's and the report function's variables.\n\
+                  the sync function's and the report function's variables. With --stack NAME, \
+                  every variable not set in the environment is read from the deployed stack: its \
+                  outputs and its functions' environment.\n\
                   Exit codes: 0 done, 1 an AWS or OSS call failed, 2 bad settings or input, \
                   3 verify found differences, 130 interrupted."
 )]
 struct Cli {
+    /// Read the task's settings from this deployed stack (its outputs, then its functions'
+    /// environment); variables set in the environment win.
+    #[arg(long, global = true, value_name = "NAME")]
+    stack: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The settings read from `--stack`, when given.
+static STACK: OnceLock<StackSettings> = OnceLock::new();
+
+/// A setting: the environment's value, else the stack's.
+fn setting(name: &str) -> Option<String> {
+    stack::lookup(|n| std::env::var(n).ok(), STACK.get())(name)
 }
 
 #[derive(Subcommand)]
@@ -366,8 +382,8 @@ async fn verify(
     sdk: &aws_config::SdkConfig,
     a: VerifyArgs,
 ) -> Result<serde_json::Value, Failure> {
-    let sync = SyncConfig::from_env().map_err(config_failure)?;
-    let report = ReportConfig::from_env().map_err(config_failure)?;
+    let sync = SyncConfig::from_lookup(setting).map_err(config_failure)?;
+    let report = ReportConfig::from_lookup(setting).map_err(config_failure)?;
     let prefix = config
         .backfill_prefix(a.prefix.as_deref())
         .map_err(config_failure)?;
@@ -563,7 +579,7 @@ async fn retry_failed(
     day: time::Date,
     dry_run: bool,
 ) -> Result<serde_json::Value, Failure> {
-    let report = ReportConfig::from_env().map_err(config_failure)?;
+    let report = ReportConfig::from_lookup(setting).map_err(config_failure)?;
     let parts = setup::report_parts(&report, sdk)
         .await
         .map_err(config_failure)?;
@@ -666,14 +682,33 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let config = match ControlConfig::from_env() {
+    let sdk = setup::aws_config().await;
+    if let Some(name) = &cli.stack {
+        match stack::read(&sdk, name).await {
+            Ok(settings) => {
+                tracing::info!(stack = %name, settings = settings.len(), "settings read from the stack");
+                let _ = STACK.set(settings);
+            }
+            Err(e) => {
+                eprintln!("ctl: cannot read the settings of stack {name:?}: {e}");
+                // A stack that is not there, or not this product's, is bad input; a call that
+                // may succeed later is an AWS failure.
+                return ExitCode::from(if e.is_transient() { 1 } else { 2 });
+            }
+        }
+    }
+    let config = match ControlConfig::from_lookup(setting) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ctl: invalid configuration: {e}");
+            if cli.stack.is_none() {
+                eprintln!(
+                    "ctl: set the task's variables, or name its deployed stack with --stack NAME"
+                );
+            }
             return ExitCode::from(2);
         }
     };
-    let sdk = setup::aws_config().await;
     let result = match cli.command {
         Command::Backfill(args) => backfill(&config, &sdk, args).await,
         Command::RetryFailed { day, dry_run } => retry_failed(&config, &sdk, day, dry_run).await,
@@ -694,7 +729,7 @@ async fn main() -> ExitCode {
                 older_than_hours: older_than,
                 dry_run,
             };
-            let swept = sweep_task_uploads(&config, &sdk, |n| std::env::var(n).ok(), request).await;
+            let swept = sweep_task_uploads(&config, &sdk, setting, request).await;
             let summary = match swept {
                 Ok(s) => s,
                 Err(e) => {
@@ -720,7 +755,7 @@ async fn main() -> ExitCode {
             json,
             no_cloudwatch,
         } => {
-            let st = gather(&config, &sdk, |n| std::env::var(n).ok(), !no_cloudwatch).await;
+            let st = gather(&config, &sdk, setting, !no_cloudwatch).await;
             if json {
                 println!("{}", serde_json::to_string(&st).unwrap_or_default());
             } else {

@@ -19,6 +19,8 @@ pub mod mapping;
 pub mod queue;
 pub mod retry;
 #[cfg(feature = "control")]
+pub mod stack;
+#[cfg(feature = "control")]
 pub mod status;
 pub mod sweep;
 
