@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -216,8 +217,35 @@ def small(r: Runner, s: Servers) -> dict:
 
 
 def cold(r: Runner) -> dict:
-    return r.run("cold-start", "cold-start", "--binary", f"target/{PROFILE}/sync",
-                 "--keys", "small/00000.bin", "small/00001.bin", "--runs", "5")
+    args = ("--keys", "small/00000.bin", "small/00001.bin", "--runs", "5")
+    result = r.run("cold-start", "cold-start", "--binary", f"target/{PROFILE}/sync", *args)
+    baseline = os.environ.get("BENCH_COLD_BASELINE")
+    if not baseline:
+        return result
+    # Before and after a change, side by side: BENCH_COLD_BASELINE names a directory holding the
+    # release `sync` and `report` binaries built before it. Rounds alternate, so both meet the
+    # same machine; each round is the median of its starts, and the table gives the median round.
+    base = Path(baseline)
+    rounds: dict[str, list[dict]] = {"before": [], "after": [result]}
+    for i in range(3):
+        rounds["before"].append(r.run("cold-start-baseline", "cold-start", "--binary",
+                                      str(base / "sync"), *args))
+        if i < 2:
+            rounds["after"].append(r.run("cold-start", "cold-start", "--binary",
+                                         f"target/{PROFILE}/sync", *args))
+
+    def summary(rows: list[dict], report: Path) -> dict:
+        mid = lambda k: statistics.median(row[k] for row in rows)  # noqa: E731
+        return {"ready_ms": mid("ready_ms"), "first_event_ms": mid("first_event_ms"),
+                "second_event_ms": mid("second_event_ms"), "peak_rss_mib": mid("peak_rss_mib"),
+                "sync_bytes": rows[0]["binary_bytes"],
+                "report_bytes": report.stat().st_size if report.exists() else None,
+                "rounds_ready_ms": [row["ready_ms"] for row in rows]}
+
+    result["comparison"] = {"before": summary(rounds["before"], base / "report"),
+                            "after": summary(rounds["after"], ROOT / "target" / PROFILE / "report"),
+                            "baseline_label": os.environ.get("BENCH_COLD_BASELINE_LABEL", "before")}
+    return result
 
 
 def scaling(r: Runner, s: Servers) -> dict:
@@ -416,7 +444,7 @@ def main() -> int:
     if only == {"verify"}:
         verify()
         return 0
-    if only and only <= {"budget", "parallel", "fanout", "peer", "small", "large", "batch"}:
+    if only and only <= {"budget", "parallel", "fanout", "peer", "small", "large", "batch", "cold"}:
         # These sections stand alone: regenerated in place, the rest left as it is. The cost
         # section follows the small-object and batch-size figures, when both were measured now.
         path = ROOT / "BENCHMARKS.md"

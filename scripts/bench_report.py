@@ -177,7 +177,7 @@ Commands: `{cmds.get('seed-small')}`, then `{cmds.get('handler')}`, `{cmds.get('
 
 
 def cold_section(cold: dict, cmds: dict) -> str:
-    return f"""## 4. Cold start
+    return f"""{COLD_HEADING}
 
 The sync binary (release, stripped) started as Lambda starts a bootstrap, against a Lambda runtime
 API served by the benchmark on 127.0.0.1: time from process start to its first
@@ -193,8 +193,36 @@ once at start, one more request).
 
 The binary measured is this machine's build (`target/release/sync`). {bootstrap_note()}
 Lambda adds its own sandbox start-up before the process starts; it is not measured here.
-
+{cold_comparison(cold)}
 Command: `{cmds.get('cold-start')}`
+"""
+
+
+def cold_comparison(cold: dict) -> str:
+    """Before and after a change, when the run was given the binaries from before it."""
+    c = cold.get("comparison")
+    if not c:
+        return ""
+    b, a = c["before"], c["after"]
+
+    def size(n):
+        return "-" if n is None else f"{n / 1e6:.2f} MB"
+
+    def ratio(k):
+        return f"{a[k] / b[k]:.2f}" if b[k] else "-"
+    return f"""
+Before and after {c['baseline_label']}, side by side in this run: release builds of both, three
+alternating rounds of {cold['runs']} starts each, the median round shown (ready per round: before
+{', '.join(str(x) for x in b['rounds_ready_ms'])} ms; after {', '.join(str(x) for x in a['rounds_ready_ms'])} ms).
+
+| | ready | first event | second event | peak RSS | `sync` binary | `report` binary |
+| --- | --- | --- | --- | --- | --- | --- |
+| before | {b['ready_ms']} ms | {b['first_event_ms']} ms | {b['second_event_ms']} ms | {b['peak_rss_mib']} MiB | {size(b['sync_bytes'])} | {size(b['report_bytes'])} |
+| after | {a['ready_ms']} ms | {a['first_event_ms']} ms | {a['second_event_ms']} ms | {a['peak_rss_mib']} MiB | {size(a['sync_bytes'])} | {size(a['report_bytes'])} |
+| after / before | {ratio('ready_ms')} | {ratio('first_event_ms')} | {ratio('second_event_ms')} | {ratio('peak_rss_mib')} | {ratio('sync_bytes')} | {ratio('report_bytes') if b['report_bytes'] and a['report_bytes'] else '-'} |
+
+Command: `BENCH_COLD_BASELINE=DIR BENCH_COLD_BASELINE_LABEL=... python3 scripts/bench.py cold` (DIR holds
+the release `sync` and `report` built before the change).
 """
 
 
@@ -593,7 +621,10 @@ million requests; data transfer out $0.09 per GB) and OSS Standard request fees 
 """
 
 
+COLD_HEADING = "## 4. Cold start"
+
 SECTIONS = {
+    "cold": (COLD_HEADING, lambda results: cold_section(results["cold"], results["commands"])),
     "peer": (PEER_HEADING, lambda results: peer_section(results["peer"])),
     "small": (SMALL_HEADING, lambda results: small_section(results["small"], results["commands"])),
     "large": (LARGE_HEADING, lambda results: large_section(results["large"], results["commands"])),

@@ -114,17 +114,37 @@ pub struct PollError {
     pub detail: String,
 }
 
+/// A Lambda SQS event of these messages, as Lambda's poller hands it over (the event types are
+/// `#[non_exhaustive]`, so they are built here, for local event sources and tests).
+pub fn lambda_event(records: Vec<SqsMessage>) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = records;
+    event
+}
+
+/// A message as Lambda delivers it: id, body and its `ApproximateReceiveCount`; the rest as
+/// the caller sets it.
+pub fn lambda_message(id: &str, body: &str, receive_count: u32) -> SqsMessage {
+    let mut m = SqsMessage::default();
+    m.message_id = Some(id.to_owned());
+    m.receipt_handle = Some(id.to_owned());
+    m.body = Some(body.to_owned());
+    m.event_source = Some("aws:sqs".into());
+    m.attributes
+        .insert("ApproximateReceiveCount".into(), receive_count.to_string());
+    m
+}
+
 fn to_lambda_message(m: &aws_sdk_sqs::types::Message, queue_arn: &str, region: &str) -> SqsMessage {
-    let mut out = SqsMessage {
-        message_id: m.message_id().map(str::to_owned),
-        receipt_handle: m.receipt_handle().map(str::to_owned),
-        body: m.body().map(str::to_owned),
-        md5_of_body: m.md5_of_body().map(str::to_owned),
-        event_source: Some("aws:sqs".into()),
-        event_source_arn: Some(queue_arn.to_owned()),
-        aws_region: Some(region.to_owned()),
-        ..Default::default()
-    };
+    // Lambda's event types are `#[non_exhaustive]`: built from their default, field by field.
+    let mut out = SqsMessage::default();
+    out.message_id = m.message_id().map(str::to_owned);
+    out.receipt_handle = m.receipt_handle().map(str::to_owned);
+    out.body = m.body().map(str::to_owned);
+    out.md5_of_body = m.md5_of_body().map(str::to_owned);
+    out.event_source = Some("aws:sqs".into());
+    out.event_source_arn = Some(queue_arn.to_owned());
+    out.aws_region = Some(region.to_owned());
     if let Some(attrs) = m.attributes() {
         for (k, v) in attrs {
             out.attributes.insert(k.as_str().to_owned(), v.clone());
@@ -317,12 +337,12 @@ where
                     }
                     continue;
                 }
-                let event = SqsEvent {
-                    records: messages
+                let event = lambda_event(
+                    messages
                         .iter()
                         .map(|m| to_lambda_message(m, &queue_arn, &region))
                         .collect(),
-                };
+                );
                 // A batch starts as soon as it is received, and ends by its deadline.
                 let deadline = tokio::time::Instant::now() + invocation_timeout;
                 in_flight.push(ctx.handle(messages, handler(event, deadline)));

@@ -125,11 +125,10 @@ pub fn attempts_before(m: &SqsMessage) -> u32 {
 
 /// A message attribute as Lambda's event carries it (for tests and local event sources).
 pub fn string_attribute(value: &str) -> SqsMessageAttribute {
-    SqsMessageAttribute {
-        string_value: Some(value.to_owned()),
-        data_type: Some("String".to_owned()),
-        ..SqsMessageAttribute::default()
-    }
+    let mut attribute = SqsMessageAttribute::default();
+    attribute.string_value = Some(value.to_owned());
+    attribute.data_type = Some("String".to_owned());
+    attribute
 }
 
 /// Where rechecks go: the task's queue.

@@ -1,7 +1,7 @@
 //! Retries as a policy: exponential backoff with full jitter, bounded by attempts and by total
 //! time; only errors that say they are transient are retried, and each retry is logged.
 
-use rand::Rng;
+use rand::RngExt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,7 @@ impl RetryPolicy {
     /// A jittered backoff: uniform in `[0, ceiling]` ("full jitter").
     pub fn backoff(&self, retry: u32) -> Duration {
         let ceiling = self.ceiling(retry);
-        let nanos = rand::thread_rng().gen_range(0..=ceiling.as_nanos() as u64);
+        let nanos = rand::rng().random_range(0..=ceiling.as_nanos() as u64);
         Duration::from_nanos(nanos)
     }
 }

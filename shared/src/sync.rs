@@ -808,14 +808,15 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
             failed.len(),
             (now.unix_timestamp_nanos() / 1_000_000) as i64,
         ));
-        let response = SqsBatchResponse {
-            batch_item_failures: failed
-                .into_iter()
-                .map(|id| BatchItemFailure {
-                    item_identifier: id.to_owned(),
-                })
-                .collect(),
-        };
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = failed
+            .into_iter()
+            .map(|id| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id.to_owned();
+                failure
+            })
+            .collect();
         BatchReport {
             response,
             outcomes,

@@ -8,10 +8,11 @@
 //! "redeliver": bool, "copied": n}}`. Run with `BAD_INPUT_SHOW=1` to print what each input
 //! gives now (for writing a new case's expectation by hand after checking it is right).
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::SqsEvent;
 use s3_oss_sync::copy::CopyOptions;
 use s3_oss_sync::memory::{MemoryDestination, MemoryResults, MemorySource};
 use s3_oss_sync::outcome::Outcome;
+use s3_oss_sync::poll::{lambda_event, lambda_message};
 use s3_oss_sync::recheck::HeldRechecks;
 use s3_oss_sync::source::SourceMetadata;
 use s3_oss_sync::sync::{BatchReport, SyncService};
@@ -81,14 +82,7 @@ fn service() -> (Service, Arc<Mutex<Vec<String>>>) {
 }
 
 fn event(body: &str) -> SqsEvent {
-    let mut m = SqsMessage {
-        message_id: Some("m-1".into()),
-        body: Some(body.to_owned()),
-        ..Default::default()
-    };
-    m.attributes
-        .insert("ApproximateReceiveCount".into(), "1".into());
-    SqsEvent { records: vec![m] }
+    lambda_event(vec![lambda_message("m-1", body, 1)])
 }
 
 /// What one input gave.

@@ -15,7 +15,7 @@
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use s3_oss_sync::memory::MemoryBucket;
 use s3_oss_sync::outcome::{format_time, Outcome, OutcomeKind};
 use s3_oss_sync::report::build::{Listing, RecordSource, ReportError, ReportSettings, ReportStore};
@@ -152,7 +152,10 @@ impl View {
         }
         let (yields, secs) = {
             let mut rng = lock(&self.shared.rng);
-            (rng.gen_range(0..4), rng.gen_range(0..=self.shared.max_step))
+            (
+                rng.random_range(0..4),
+                rng.random_range(0..=self.shared.max_step),
+            )
         };
         self.shared.advance(Duration::seconds(secs as i64));
         for _ in 0..yields {
@@ -430,7 +433,7 @@ async fn pairs() {
         let shared = Shared::new(trial, datetime!(2026-11-22 23:50 UTC), max_step);
         let mut rng = StdRng::seed_from_u64(1000 + trial);
         // Every third trial, the first run is killed after a few requests.
-        let kill = (trial % 3 == 0).then(|| rng.gen_range(1..80));
+        let kill = (trial % 3 == 0).then(|| rng.random_range(1..80));
         let a = tokio::task::spawn_local(one_run(
             shared.clone(),
             results.clone(),
@@ -439,7 +442,7 @@ async fn pairs() {
         ));
         // The second starts after a random number of yields, and tries again while busy (its
         // clock runs on, so an expired lease is taken over).
-        let delay = rng.gen_range(0..20);
+        let delay = rng.random_range(0..20);
         let b = tokio::task::spawn_local({
             let (shared, results) = (shared.clone(), results.clone());
             async move {
@@ -463,7 +466,7 @@ async fn pairs() {
                     // Waits a while, in yields and on the clock.
                     let (yields, minutes) = {
                         let mut rng = lock(&shared.rng);
-                        (rng.gen_range(0..400), rng.gen_range(0..=5))
+                        (rng.random_range(0..400), rng.random_range(0..=5))
                     };
                     for _ in 0..yields {
                         tokio::task::yield_now().await;

@@ -7,6 +7,7 @@ use s3_oss_sync::destination::DestinationStore;
 use s3_oss_sync::memory::{MemoryDestination, MemoryResults, MemorySource};
 use s3_oss_sync::oss::{self, BodySource, ByteStream, ObjectHead, UploadOutcome, UploadRequest};
 use s3_oss_sync::outcome::{Outcome, OutcomeKind};
+use s3_oss_sync::poll::{lambda_event, lambda_message};
 use s3_oss_sync::recheck::{
     string_attribute, HeldRechecks, RECHECK_ATTEMPTS, RECHECK_OF, RECHECK_WAIT,
 };
@@ -28,14 +29,7 @@ fn fixture(name: &str) -> String {
 }
 
 fn message(id: &str, body: &str) -> SqsMessage {
-    let mut m = SqsMessage {
-        message_id: Some(id.to_owned()),
-        body: Some(body.to_owned()),
-        ..Default::default()
-    };
-    m.attributes
-        .insert("ApproximateReceiveCount".into(), "1".into());
-    m
+    lambda_message(id, body, 1)
 }
 
 /// A recheck standing for message `of`: what a redelivery of `of` becomes (it hands over), and
@@ -56,7 +50,7 @@ fn large_body(tag: &[u8]) -> Vec<u8> {
 }
 
 fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
-    SqsEvent { records: messages }
+    lambda_event(messages)
 }
 
 fn created(key: &str, etag: &str, size: u64, sequencer: Option<&str>) -> String {

@@ -178,7 +178,7 @@ impl Iterator for Merged {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
 
     #[test]
     fn spilled_runs_merge_in_order() {
@@ -188,7 +188,7 @@ mod tests {
         for i in 0..40_000u32 {
             let row = SortRow {
                 key: (
-                    format!("k{:05}", rng.gen_range(0..5000)),
+                    format!("k{:05}", rng.random_range(0..5000)),
                     format!("t{i:06}"),
                     String::new(),
                 ),

@@ -237,7 +237,7 @@ impl<'a> Sim<'a> {
             .map(|d| self.base + Duration::from_secs(started_at + d) + Duration::from_millis(500));
         let fut = invoke(
             self.svc,
-            SqsEvent { records: messages },
+            s3_oss_sync::poll::lambda_event(messages),
             id.clone(),
             deadline,
         );

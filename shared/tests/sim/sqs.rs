@@ -169,15 +169,7 @@ impl Queue {
                 _ => State::InFlight(1),
             };
             self.deliveries += 1;
-            let mut msg = SqsMessage {
-                message_id: Some(m.id.clone()),
-                receipt_handle: Some(m.id.clone()),
-                body: Some(m.body.clone()),
-                event_source: Some("aws:sqs".into()),
-                ..SqsMessage::default()
-            };
-            msg.attributes
-                .insert("ApproximateReceiveCount".into(), m.receives.to_string());
+            let mut msg = s3_oss_sync::poll::lambda_message(&m.id, &m.body, m.receives);
             for (k, v) in &m.attributes {
                 msg.message_attributes
                     .insert(k.clone(), s3_oss_sync::recheck::string_attribute(v));

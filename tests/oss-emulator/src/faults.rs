@@ -2,7 +2,7 @@
 //! latency, connections reset in the middle of a body, and slow trickled response bodies.
 
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -103,7 +103,7 @@ pub struct Faults {
 fn rng_for(config: &FaultConfig) -> StdRng {
     match config.seed {
         Some(s) => StdRng::seed_from_u64(s),
-        None => StdRng::from_entropy(),
+        None => rand::make_rng::<StdRng>(),
     }
 }
 
@@ -145,9 +145,9 @@ impl Faults {
         let (config, rng) = &mut *guard;
         let delay = Duration::from_millis(config.latency_ms);
         let trickle = config.trickle_bytes_per_sec;
-        let roll: f64 = rng.gen();
+        let roll: f64 = rng.random();
         let fault = if roll < config.error_rate {
-            Fault::ServerError(if rng.gen_bool(0.5) { 500 } else { 503 })
+            Fault::ServerError(if rng.random_bool(0.5) { 500 } else { 503 })
         } else if roll < config.error_rate + config.reset_rate {
             Fault::Reset
         } else {
@@ -169,7 +169,7 @@ impl Faults {
     pub fn roll_corrupt(&self) -> bool {
         let mut guard = self.lock();
         let (config, rng) = &mut *guard;
-        let hit = config.corrupt_rate > 0.0 && rng.gen::<f64>() < config.corrupt_rate;
+        let hit = config.corrupt_rate > 0.0 && rng.random::<f64>() < config.corrupt_rate;
         if hit {
             self.corrupted.fetch_add(1, Ordering::Relaxed);
         }
