@@ -5,7 +5,7 @@ PYTHON  := $(VENV)/bin/python
 PYTEST  := env -u AWS_CA_BUNDLE $(PYTHON) -m pytest
 LOCAL   := env -u AWS_CA_BUNDLE
 
-.PHONY: audit fuzz sim soak demo test lint template-lint rust-test python-test bench build deploy venv stop clean
+.PHONY: audit fuzz sim soak demo test lint template-lint rust-test python-test bench build sam-validate sam-build deploy venv stop clean
 
 ## demo: start the local stack, drive real S3 events, show what arrived
 demo: venv
@@ -56,13 +56,21 @@ bench: venv
 build: venv
 	scripts/build_bootstraps.sh
 
-## deploy: sam build, then sam deploy --guided (needs the AWS SAM CLI and credentials; sam build
-## finds cargo-lambda and zig in the venv)
-deploy: venv
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" sam build --beta-features
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" sam deploy --guided
+## sam-validate: sam validate --lint (cfn-lint through the SAM CLI; offline, no credentials)
+sam-validate: venv
+	$(LOCAL) SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --region us-east-1 --template-file template.yaml
 
-## venv: the Python tools (moto, the official OSS SDK, ...) pinned in requirements-dev.txt
+## sam-build: sam build --beta-features (rust-cargolambda, arm64) into .aws-sam/build, with the SAM
+## CLI, cargo-lambda and zig from the venv
+sam-build: venv
+	scripts/sam_build.sh
+
+## deploy: sam-build, then sam deploy --guided (needs AWS credentials; the SAM CLI is the venv's)
+deploy: sam-build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam deploy --guided
+
+## venv: the Python tools (moto, the official OSS SDK, the AWS SAM CLI, cargo-lambda, zig, ...)
+## pinned in requirements-dev.txt
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements-dev.txt
@@ -76,4 +84,4 @@ stop:
 
 clean: stop
 	cargo clean
-	rm -rf $(VENV) .stack
+	rm -rf $(VENV) .stack .aws-sam
