@@ -218,19 +218,26 @@ def small(r: Runner, s: Servers) -> dict:
 
 def cold(r: Runner) -> dict:
     args = ("--keys", "small/00000.bin", "small/00001.bin", "--runs", "5")
-    result = r.run("cold-start", "cold-start", "--binary", f"target/{PROFILE}/sync", *args)
     baseline = os.environ.get("BENCH_COLD_BASELINE")
+    if baseline:
+        r.run("cold-start-warm-up", "cold-start", "--binary", f"target/{PROFILE}/sync",
+              *args[:-1], "1")
+    result = r.run("cold-start", "cold-start", "--binary", f"target/{PROFILE}/sync", *args)
     if not baseline:
         return result
     # Before and after a change, side by side: BENCH_COLD_BASELINE names a directory holding the
-    # release `sync` and `report` binaries built before it. Rounds alternate, so both meet the
-    # same machine; each round is the median of its starts, and the table gives the median round.
+    # release `sync` and `report` binaries built before it. Rounds (BENCH_COLD_ROUNDS, default 5)
+    # alternate, so both meet the same machine; each round is the median of its starts, and the
+    # table gives the median round.
     base = Path(baseline)
+    # One start of each first, left out, so that neither meets a colder page cache.
+    r.run("cold-start-warm-up", "cold-start", "--binary", str(base / "sync"), *args[:-1], "1")
+    count = int(os.environ.get("BENCH_COLD_ROUNDS", "5"))
     rounds: dict[str, list[dict]] = {"before": [], "after": [result]}
-    for i in range(3):
+    for i in range(count):
         rounds["before"].append(r.run("cold-start-baseline", "cold-start", "--binary",
                                       str(base / "sync"), *args))
-        if i < 2:
+        if i < count - 1:
             rounds["after"].append(r.run("cold-start", "cold-start", "--binary",
                                          f"target/{PROFILE}/sync", *args))
 

@@ -211,8 +211,9 @@ def cold_comparison(cold: dict) -> str:
     def ratio(k):
         return f"{a[k] / b[k]:.2f}" if b[k] else "-"
     return f"""
-Before and after {c['baseline_label']}, side by side in this run: release builds of both, three
-alternating rounds of {cold['runs']} starts each, the median round shown (ready per round: before
+Before and after {c['baseline_label']}, side by side in this run: release builds of both, one
+start of each left out, then {len(b['rounds_ready_ms'])} alternating rounds of {cold['runs']} starts each, the median round
+shown (ready per round: before
 {', '.join(str(x) for x in b['rounds_ready_ms'])} ms; after {', '.join(str(x) for x in a['rounds_ready_ms'])} ms).
 
 | | ready | first event | second event | peak RSS | `sync` binary | `report` binary |
@@ -222,7 +223,7 @@ alternating rounds of {cold['runs']} starts each, the median round shown (ready 
 | after / before | {ratio('ready_ms')} | {ratio('first_event_ms')} | {ratio('second_event_ms')} | {ratio('peak_rss_mib')} | {ratio('sync_bytes')} | {ratio('report_bytes') if b['report_bytes'] and a['report_bytes'] else '-'} |
 
 Command: `BENCH_COLD_BASELINE=DIR BENCH_COLD_BASELINE_LABEL=... python3 scripts/bench.py cold` (DIR holds
-the release `sync` and `report` built before the change).
+the release `sync` and `report` built before the change; `BENCH_COLD_ROUNDS` sets the rounds).
 """
 
 
