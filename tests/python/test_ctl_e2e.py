@@ -65,6 +65,9 @@ def wait_for_sent(checkpoint, at_least: int, proc: subprocess.Popen) -> dict:
         if cp and cp["counts"]["sent"] >= at_least:
             return cp
         time.sleep(0.05)
+    # Stopped, or it would go on sending into the queue of the tests after this one.
+    proc.kill()
+    proc.wait()
     raise AssertionError("the backfill did not get going")
 
 
