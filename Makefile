@@ -5,11 +5,22 @@ PYTHON  := $(VENV)/bin/python
 PYTEST  := env -u AWS_CA_BUNDLE $(PYTHON) -m pytest
 LOCAL   := env -u AWS_CA_BUNDLE
 
+# The binaries (and the report page example) the local stack and the Python tests run, built in
+# one cargo invocation over the whole workspace: cargo then resolves the features `cargo test
+# --workspace` resolves, so these and the Rust tests share every dependency they build (after
+# rust-test, only the three functions' own crates are compiled here).
+STACK_BUILD := cargo build --workspace --bin oss-emulator --bin sync --bin report --bin ctl --example report_page
+
+# Parallel pytest workers (pytest-xdist) for the Python tests, each with its own moto and OSS
+# emulator; most tests wait on queue visibility timeouts and delayed rechecks, so more workers
+# than cores pay. PYTEST_WORKERS=0 runs them in one process.
+PYTEST_WORKERS ?= 4
+
 .PHONY: audit fuzz sim soak demo test lint template-lint rust-test python-test bench build sam-validate sam-build deploy venv stop clean
 
 ## demo: start the local stack, drive real S3 events, show what arrived
 demo: venv
-	cargo build -p oss-emulator -p sync -p report -p ctl
+	$(STACK_BUILD)
 	$(LOCAL) $(PYTHON) scripts/demo.py
 
 ## test: formatting, lints, and every Rust and Python test (the stack starts and stops itself)
@@ -26,10 +37,11 @@ template-lint: venv
 rust-test:
 	$(LOCAL) cargo test --workspace
 
+## python-test: tests/python on pytest-xdist workers, then the tests marked `alone` by themselves
 python-test: venv
-	cargo build -p oss-emulator -p sync -p report -p ctl
-	cargo build -p s3-oss-sync-shared --example report_page
-	$(PYTEST) -q tests/python
+	$(STACK_BUILD)
+	$(PYTEST) -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not alone" tests/python; \
+	    parallel=$$?; $(PYTEST) -q -m alone tests/python && exit $$parallel
 
 ## audit: licences, sources and wildcard versions of every dependency (cargo-deny, deny.toml)
 audit:
@@ -45,7 +57,7 @@ sim:
 
 ## soak: 10,000 events under chaos on 127.0.0.1, then the invariants (moto-bound: 2 to 4 events a second on two cores)
 soak: venv
-	cargo build -p oss-emulator -p sync -p report
+	$(STACK_BUILD)
 	$(LOCAL) $(PYTHON) scripts/soak.py
 
 ## bench: run the benchmarks on 127.0.0.1 and rewrite BENCHMARKS.md (reports, asserts nothing)

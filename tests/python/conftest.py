@@ -1,8 +1,24 @@
-"""Fixtures: the local stack (moto, the OSS emulator) and an official OSS SDK client for it."""
+"""Fixtures: the local stack (moto, the OSS emulator) and an official OSS SDK client for it.
+
+Under pytest-xdist (`make python-test` runs `-n 4 --dist loadgroup -m "not alone"`, then the
+`alone` tests by themselves) every worker starts its own stack: the fixtures are per session, and
+a session is a worker."""
 
 import pytest
 
 from stack import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, OSS_REGION, Moto, OssEmulator
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "long: a test of half a minute or more, run before the others")
+    config.addinivalue_line("markers", "alone: a test with a time bound that other tests' load breaks; "
+                            "make python-test runs it by itself after the parallel pass")
+
+
+def pytest_collection_modifyitems(items):
+    """The long tests first (in file order, then the others in file order): spread over workers,
+    they start at once and the short ones fill in around them instead of trailing after."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
 @pytest.fixture(scope="session")

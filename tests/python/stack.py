@@ -19,6 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 STACK_DIR = ROOT / ".stack"
 VENV_BIN = Path(sys.executable).parent
+# Under pytest-xdist every worker runs its own stack: its logs go to `.stack/<worker>/`, so that
+# workers never write (or read back) each other's. The PID files stay in `.stack/` (their names
+# carry the PID), where `make stop` finds them.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+LOG_DIR = STACK_DIR / WORKER if WORKER else STACK_DIR
 
 # Local-only credentials: moto accepts anything, the emulator accepts exactly these.
 AWS_REGION = "us-east-1"
@@ -41,16 +46,27 @@ def local_env() -> dict:
     return env
 
 
+_opened: dict[str, int] = {}
+
+
+def log_path(name: str) -> Path:
+    """`LOG_DIR/NAME.log` for this process's first NAME, then `NAME-2.log`, ...: a second
+    emulator started by a test does not write over the session's."""
+    _opened[name] = n = _opened.get(name, 0) + 1
+    return LOG_DIR / (f"{name}.log" if n == 1 else f"{name}-{n}.log")
+
+
 class Process:
     """A child process whose PID is kept in `.stack/NAME.pid` while it runs."""
 
-    def __init__(self, name: str, argv: list[str], log: Path, pipe_stdout: bool = True):
+    def __init__(self, name: str, argv: list[str], log: Path, pipe_stdout: bool = True, env: dict | None = None):
         STACK_DIR.mkdir(exist_ok=True)
+        log.parent.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log = open(log, "w")
         stdout = subprocess.PIPE if pipe_stdout else self.log
         self.proc = subprocess.Popen(argv, stdout=stdout, stderr=self.log, text=True,
-                                     env=local_env(), start_new_session=True)
+                                     env=local_env() if env is None else env, start_new_session=True)
         self.pidfile = STACK_DIR / f"{name}-{self.proc.pid}.pid"
         self.pidfile.write_text(str(self.proc.pid))
 
@@ -74,7 +90,7 @@ class Moto:
         self.endpoint = f"http://127.0.0.1:{port}"
         # moto_server, with its whole-object reads kept (moto_server.py says why).
         self.process = Process("moto", [str(VENV_BIN / "python"), str(Path(__file__).with_name("moto_server.py")),
-                                        "-H", "127.0.0.1", "-p", str(port)], STACK_DIR / "moto.log")
+                                        "-H", "127.0.0.1", "-p", str(port)], log_path("moto"))
         deadline = time.time() + 30
         while True:
             try:
@@ -83,7 +99,7 @@ class Moto:
             except OSError:
                 if self.process.proc.poll() is not None or time.time() > deadline:
                     self.process.stop()
-                    raise RuntimeError(f"moto did not start; see {STACK_DIR / 'moto.log'}")
+                    raise RuntimeError(f"moto did not start; see {self.process.log.name}")
                 time.sleep(0.1)
 
     def reset(self):
@@ -105,7 +121,7 @@ def binary(name: str) -> Path:
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     path = target / "debug" / name
     if not path.exists():
-        raise RuntimeError(f"{path} is missing: build it with 'cargo build -p {name}'")
+        raise RuntimeError(f"{path} is missing: build it with 'cargo build --workspace --bin {name}'")
     return path
 
 
@@ -121,11 +137,11 @@ class OssEmulator:
             "oss-emulator",
             [str(emulator_binary()), "--listen", "127.0.0.1:0", "--access-key-id", OSS_ACCESS_KEY_ID,
              "--access-key-secret", secret, "--region", OSS_REGION, *extra],
-            STACK_DIR / "oss-emulator.log")
+            log_path("oss-emulator"))
         first = self.process.proc.stdout.readline().strip()
         if not first.startswith("listening on "):
             self.process.stop()
-            raise RuntimeError(f"the OSS emulator did not start ({first!r}); see {STACK_DIR / 'oss-emulator.log'}")
+            raise RuntimeError(f"the OSS emulator did not start ({first!r}); see {self.process.log.name}")
         self.addr = first.removeprefix("listening on ")
         self.endpoint = f"http://{self.addr}"
 
@@ -223,9 +239,8 @@ class SyncTask:
         stopped or `max_seconds`); stdout (outcome and metric lines) goes to `log`. `args` are
         more options (`--invocation-timeout`), `queue_url` another queue to poll, `settings` more
         environment (`AWS_ENDPOINT_URL_S3` to route S3 through a proxy)."""
-        STACK_DIR.mkdir(exist_ok=True)
-        self.polls = getattr(self, "polls", 0) + 1
-        self.log = log or STACK_DIR / f"sync-{self.task_id}-{self.polls}.log"
+        self.log = log or log_path(f"sync-{self.task_id}")
+        self.log.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log, "w")
         follow = ["--function-name", self.function_name] if getattr(self, "function_name", None) else []
         env = self.env()

@@ -15,6 +15,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import alibabacloud_oss_v2 as oss
+import pytest
 
 from conftest import oss_client
 from stack import OSS_ACCESS_KEY_SECRET, SyncTask, binary, without_rechecks
@@ -65,6 +66,9 @@ def wait_for_sent(checkpoint, at_least: int, proc: subprocess.Popen) -> dict:
         if cp and cp["counts"]["sent"] >= at_least:
             return cp
         time.sleep(0.05)
+    # Stopped, or it would go on sending into the queue of the tests after this one.
+    proc.kill()
+    proc.wait()
     raise AssertionError("the backfill did not get going")
 
 
@@ -72,6 +76,9 @@ def summary(p) -> dict:
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+# Alone: the first backfill must send 1,000 events within 120 s while the poller consumes them,
+# which moto (one core at most) only manages when nothing else runs.
+@pytest.mark.alone
 def test_backfill_5000_objects_killed_and_resumed_then_a_second_backfill_skips_all(moto, emulator, tmp_path):
     task = SyncTask(moto, emulator, visibility=30)
     keys = [f"pre/{i:05d}-{AWKWARD[i % len(AWKWARD)]}" for i in range(5000)]
@@ -225,6 +232,7 @@ def test_backfill_prefix_since_and_an_s3_inventory(moto, emulator, tmp_path):
     assert p.returncode == 2 and "MD5" in p.stderr
 
 
+@pytest.mark.long
 def test_retry_failed_copies_exactly_the_failed_keys_once_fixed(moto, emulator):
     task = SyncTask(moto, emulator, max_receive=1)
     good = [f"ok/{i}" for i in range(20)]

@@ -1,8 +1,14 @@
 """The sync function under cargo-lambda's Lambda runtime emulator (`cargo lambda watch`), invoked
-with the sample events in `events/` (`cargo lambda invoke --data-file`), as docs/emulator.md shows."""
+with the sample events in `events/` (`cargo lambda invoke --data-file`), as docs/emulator.md shows.
+
+The emulator runs with `--only-lambda-apis` and the function is the debug `sync` binary `make
+test` built, started with the environment `cargo lambda watch` gives the functions it starts
+itself. Left to start it, `cargo lambda watch` runs `cargo run --bin sync`, which resolves the
+features of `sync` alone and so builds the whole dependency tree a second time."""
 
 import json
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -10,21 +16,35 @@ from pathlib import Path
 import alibabacloud_oss_v2 as oss
 
 from conftest import oss_client
-from stack import ROOT, STACK_DIR, VENV_BIN, Process, SyncTask, free_port
+from stack import ROOT, VENV_BIN, Process, SyncTask, binary, free_port, local_env, log_path
 
 CARGO_LAMBDA = str(VENV_BIN / "cargo-lambda")
 
 
-def invoke(port: int, data_file: Path, env: dict) -> dict:
-    deadline = time.time() + 300  # the first invocation waits for the build
+def invoke(port: int, data_file: Path, env: dict, function: Process) -> dict:
+    deadline = time.time() + 300  # the first invocation waits for the function to start
     while True:
-        p = subprocess.run([CARGO_LAMBDA, "lambda", "invoke", "sync", "--invoke-address", "127.0.0.1",
-                            "--invoke-port", str(port), "--data-file", str(data_file), "--output-format", "json"],
-                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=400)
+        p = subprocess.Popen([CARGO_LAMBDA, "lambda", "invoke", "sync", "--invoke-address", "127.0.0.1",
+                              "--invoke-port", str(port), "--data-file", str(data_file), "--output-format", "json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        try:
+            # The invocation waits until the function takes it: a function that died fails it at once.
+            until = time.time() + 400
+            while p.poll() is None:
+                if function.proc.poll() is not None:
+                    raise AssertionError(f"the function exited ({function.proc.returncode}); see {function.log.name}")
+                if time.time() > until:
+                    raise subprocess.TimeoutExpired(p.args, 400)
+                time.sleep(0.1)
+            out, err = p.communicate()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         if p.returncode == 0:
-            return json.loads(p.stdout)
+            return json.loads(out)
         if time.time() > deadline:
-            raise AssertionError(f"cargo lambda invoke failed: {p.stdout}\n{p.stderr}")
+            raise AssertionError(f"cargo lambda invoke failed: {out}\n{err}")
         time.sleep(1)
 
 
@@ -38,21 +58,43 @@ def test_sample_events_through_the_lambda_runtime(moto, emulator):
     # Where a write leaves its recheck (the sample events' queue ARN is not moto's).
     env["SYNC_QUEUE_URL"] = task.queue_url
     env["PATH"] = f"{Path(CARGO_LAMBDA).parent}{os.pathsep}{env.get('PATH', '')}"
-    args = [CARGO_LAMBDA, "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(port),
-            "--ignore-changes"]
+    watch = Process("cargo-lambda-watch", [CARGO_LAMBDA, "lambda", "watch", "--only-lambda-apis", "--ignore-changes",
+                                           "--invoke-address", "127.0.0.1", "--invoke-port", str(port)],
+                    log_path("cargo-lambda-watch"), pipe_stdout=False)
+    # The function's environment, as `cargo lambda watch --env-var K=V ...` would start it: its
+    # own, the task's settings, then the Lambda variables it sets (the runtime API of the function
+    # named `sync`, where `cargo lambda invoke sync` queues the events).
+    function_env = local_env()
+    function_env["RUST_LOG"] = os.environ.get("RUST_LOG", "")
     for k in ("TASK_ID", "SOURCE_BUCKET", "DEST_BUCKET", "DEST_PREFIX", "RESULTS_BUCKET", "AWS_ENDPOINT_URL",
               "OSS_ENDPOINT", "OSS_ALLOW_HTTP", "OSS_REGION", "OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET",
               "SYNC_DELETES", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
               "SYNC_QUEUE_URL"):
-        args += ["--env-var", f"{k}={env[k]}"]
-    watch = Process("cargo-lambda-watch", args, STACK_DIR / "cargo-lambda-watch.log", pipe_stdout=False)
+        function_env[k] = env[k]
+    function_env.update(AWS_LAMBDA_FUNCTION_VERSION="1", AWS_LAMBDA_FUNCTION_MEMORY_SIZE="4096",
+                        AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{port}/.rt/sync", AWS_LAMBDA_FUNCTION_NAME="sync")
+    function = None
     try:
-        put = invoke(port, ROOT / "events" / "sqs-s3-put.json", env)
+        # The function's first request goes to the runtime API at once: start it once that listens.
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert watch.proc.poll() is None, f"cargo lambda watch exited; see {watch.log.name}"
+                assert time.time() < deadline, f"cargo lambda watch is not listening; see {watch.log.name}"
+                time.sleep(0.1)
+        function = Process("sync-lambda", [str(binary("sync"))], log_path("sync-lambda"), pipe_stdout=False,
+                           env=function_env)
+        put = invoke(port, ROOT / "events" / "sqs-s3-put.json", env, function)
         assert put == {"batchItemFailures": []}
-        mixed = invoke(port, ROOT / "events" / "sqs-mixed.json", env)
+        mixed = invoke(port, ROOT / "events" / "sqs-mixed.json", env, function)
         # Only the body that is not an S3 event is reported failed (it goes to the DLQ in time).
         assert mixed == {"batchItemFailures": [{"itemIdentifier": "00000000-0000-4000-8000-000000000005"}]}
     finally:
+        if function is not None:
+            function.stop()
         watch.stop()
     # The copy is in OSS, and each invocation wrote its records to the results store.
     r = oss_client(emulator.endpoint).get_object(

@@ -10,6 +10,7 @@ import urllib.request
 from collections import Counter
 
 import alibabacloud_oss_v2 as oss
+import pytest
 
 from conftest import oss_client
 from fault_proxy import FaultProxy
@@ -87,6 +88,7 @@ def wait_until(check, timeout: float, what: str):
     return value
 
 
+@pytest.mark.long
 def test_a_slow_old_copy_landing_after_the_newer_one_is_repaired_on_redelivery(moto, emulator):
     """Defect 1 end to end. P1 copies version A slowly; P2 copies B meanwhile; A's upload lands
     after B's, and P1's post-upload source HEAD fails (503 from S3, beyond the SDK's retries), so

@@ -48,7 +48,7 @@ def sample_day(out: Path) -> Path:
     example = target / "debug" / "examples" / "report_page"
     if not example.exists():
         raise RuntimeError(f"{example} is missing: build it with "
-                           "'cargo build -p s3-oss-sync-shared --example report_page'")
+                           "'cargo build --workspace --example report_page'")
     subprocess.run([str(example), str(out)], check=True, timeout=120)
     return out / "report.html"
 

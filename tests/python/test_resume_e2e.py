@@ -9,6 +9,7 @@ import re
 import time
 
 import alibabacloud_oss_v2 as oss
+import pytest
 from alibabacloud_oss_v2.crc import Crc64
 from boto3.s3.transfer import TransferConfig
 
@@ -17,6 +18,10 @@ from stack import SyncTask
 from test_limits_e2e import body_for, emulator_json, set_faults, wait_until
 
 MIB = 1024 * 1024
+
+# One after another on one pytest-xdist worker (`--dist loadgroup`): each moves hundreds of MiB
+# through moto and a bandwidth-capped emulator, and the first bounds what an invocation moves.
+pytestmark = [pytest.mark.long, pytest.mark.xdist_group("large-copies")]
 
 
 def upload(task: SyncTask, key: str, data: bytes):

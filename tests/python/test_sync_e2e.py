@@ -74,6 +74,7 @@ def assert_mirrors(task, emulator, dest_prefix=""):
     return source_keys
 
 
+@pytest.mark.long
 def test_200_objects_arrive_intact_with_one_record_per_event(moto, emulator):
     task = SyncTask(moto, emulator, DEST_PREFIX="mirror/", SYNC_TAGS="true", STORAGE_CLASS_MAP="STANDARD_IA=IA")
     sizes = [0, 1, 100, 4096, 65536, MIB, 5 * MIB, 8 * MIB + 1, 20 * MIB, 64 * MIB]
@@ -151,6 +152,7 @@ def drain_bodies(task) -> list[str]:
             task.sqs.delete_message(QueueUrl=task.queue_url, ReceiptHandle=m["ReceiptHandle"])
 
 
+@pytest.mark.long
 def test_convergence_under_duplicates_shuffling_overwrites_and_deletes(moto, emulator):
     task = SyncTask(moto, emulator, SYNC_DELETES="true", visibility=5)
     s3 = task.s3
@@ -212,6 +214,7 @@ def test_convergence_under_duplicates_shuffling_overwrites_and_deletes(moto, emu
     assert outcomes["invalid"] == 0, outcomes
 
 
+@pytest.mark.long
 def test_faults_nothing_acknowledged_without_a_record_and_the_poison_message_is_recorded_final_once(moto, emulator):
     # maxReceiveCount 10: a healthy message failing ten times in a row by chance is unlikely
     # (about 0.2 per delivery during faults). The poison message fails permanently, so it is

@@ -13,6 +13,7 @@ import urllib.parse
 import urllib.request
 
 import alibabacloud_oss_v2 as oss
+import pytest
 
 from conftest import oss_client
 from stack import SyncTask, binary
@@ -40,6 +41,7 @@ def verify(task: SyncTask, *args: str):
     return p, first, last
 
 
+@pytest.mark.long
 def test_verify_finds_each_divergence_and_repair_converges(moto, emulator, tmp_path):
     task = SyncTask(moto, emulator, SYNC_DELETES="true", DEST_PREFIX="mirror/")
     keys = [f"a/{k}" for k in AWKWARD] + [f"a/{i:03d}" for i in range(20)]
