@@ -114,8 +114,24 @@ impl Case {
     }
 }
 
-/// The project's signature at `time`: `Authorization`'s `Signature` and `AdditionalHeaders`.
-fn ours(case: &Case, time: OffsetDateTime) -> (String, Vec<String>) {
+/// What an `Authorization` header says: the credential (key id and scope), the additional
+/// headers and the signature. (The two signers separate the fields differently, `,` or `, `, and
+/// reqsign lists an empty `AdditionalHeaders=`; OSS accepts both forms.)
+type Signed = (String, Vec<String>, String);
+
+fn signed(auth: &str) -> Signed {
+    let p = signing::parse_authorization(auth).expect("the header parses");
+    let credential = format!("{}/{}/{}/{}", p.access_key_id, p.date, p.region, p.product);
+    let additional = p
+        .additional_headers
+        .into_iter()
+        .filter(|h| !h.is_empty())
+        .collect();
+    (credential, additional, p.signature)
+}
+
+/// The project's `Authorization` at `time`.
+fn ours(case: &Case, time: OffsetDateTime) -> Signed {
     let creds = Credentials::new(AK, SK, case.token.clone());
     let headers = case.wire_headers(time);
     let auth = signing::authorization(
@@ -134,12 +150,11 @@ fn ours(case: &Case, time: OffsetDateTime) -> (String, Vec<String>) {
             additional_headers: &case.additional,
         },
     );
-    let parsed = signing::parse_authorization(&auth).expect("our own header parses");
-    (parsed.signature, parsed.additional_headers)
+    signed(&auth)
 }
 
-/// reqsign's signature of the same request on the wire, and the time it signed at.
-fn theirs(case: &Case) -> ((String, Vec<String>), OffsetDateTime) {
+/// reqsign's `Authorization` for the same request on the wire, and the time it signed at.
+fn theirs(case: &Case) -> (Signed, OffsetDateTime) {
     let mut builder = http::Request::builder().method(case.method).uri(case.url());
     // The request's own headers: reqsign adds `x-oss-date`, `x-oss-content-sha256` and the token.
     for (name, value) in &case.headers {
@@ -160,10 +175,13 @@ fn theirs(case: &Case) -> ((String, Vec<String>), OffsetDateTime) {
     let signer = RequestSigner::new(&case.bucket)
         .with_region(case.region.clone())
         .with_signing_version(SigningVersion::V4);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    runtime
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+        })
         .block_on(signer.sign_request(&Context::new(), &mut parts, Some(&cred), None))
         .expect("reqsign signs");
     let date = parts.headers["x-oss-date"].to_str().unwrap();
@@ -180,13 +198,7 @@ fn theirs(case: &Case) -> ((String, Vec<String>), OffsetDateTime) {
         case.token.as_deref()
     );
     let auth = parts.headers["authorization"].to_str().unwrap();
-    let parsed = signing::parse_authorization(auth).expect("reqsign's header parses");
-    let additional = parsed
-        .additional_headers
-        .into_iter()
-        .filter(|h| !h.is_empty())
-        .collect();
-    ((parsed.signature, additional), time)
+    (signed(auth), time)
 }
 
 fn assert_agree(case: &Case) {
@@ -207,6 +219,7 @@ fn the_vendor_example_is_signed_alike() {
     case.additional = vec!["content-disposition".into(), "content-length".into()];
     let (theirs, time) = theirs(&case);
     assert_eq!(theirs.1, ["content-disposition", "content-length"]);
+    assert!(theirs.0.starts_with(&format!("{AK}/")) && theirs.0.ends_with("/cn-hangzhou/oss"));
     assert_eq!(ours(&case, time), theirs);
 }
 

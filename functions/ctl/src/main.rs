@@ -28,7 +28,6 @@ use s3_oss_sync::outcome::format_time;
 use s3_oss_sync::report::build::RecordSource;
 use s3_oss_sync::report::build::Reporter;
 use s3_oss_sync::report::day::{format_day, parse_day};
-use s3_oss_sync::retry::Transient;
 use s3_oss_sync::setup;
 use s3_oss_sync::verify::repair::RepairLister;
 use s3_oss_sync::verify::report::{render, verify_and_report, Subject, Summary};
@@ -59,8 +58,8 @@ use time::OffsetDateTime;
                   3 verify found differences, 130 interrupted."
 )]
 struct Cli {
-    /// Read the task's settings from this deployed stack (its outputs, then its functions'
-    /// environment); variables set in the environment win.
+    /// Read the task's settings from this deployed stack: its functions' environment, with its
+    /// outputs over that; variables set in the environment win (the OSS credentials as a set).
     #[arg(long, global = true, value_name = "NAME")]
     stack: Option<String>,
     #[command(subcommand)]
@@ -687,13 +686,20 @@ async fn main() -> ExitCode {
         match stack::read(&sdk, name).await {
             Ok(settings) => {
                 tracing::info!(stack = %name, settings = settings.len(), "settings read from the stack");
+                let overridden = settings.overridden(|n| std::env::var(n).ok());
+                if !overridden.is_empty() {
+                    eprintln!(
+                        "ctl: from the environment, not stack {name:?}: {}",
+                        overridden.join(", ")
+                    );
+                }
                 let _ = STACK.set(settings);
             }
             Err(e) => {
                 eprintln!("ctl: cannot read the settings of stack {name:?}: {e}");
-                // A stack that is not there, or not this product's, is bad input; a call that
-                // may succeed later is an AWS failure.
-                return ExitCode::from(if e.is_transient() { 1 } else { 2 });
+                // A stack that is not there, or not this product's, is bad input (2); a failed
+                // AWS call is 1, as for every command.
+                return ExitCode::from(Failure::from(e).code);
             }
         }
     }

@@ -6,7 +6,9 @@
 //! template gave them. The report function's environment has the task's settings (the binding,
 //! the OSS endpoint and credentials' secret, the results and report locations), the sync
 //! function's adds its own. ctl's own environment wins over what the stack says, so a setting can
-//! be tried without a deploy.
+//! be tried without a deploy: variable by variable, except the OSS credentials, which go together
+//! (a key pair in the environment replaces the stack's secret rather than standing beside it).
+//! ctl names every variable the environment overrode.
 
 use super::ControlError;
 use std::collections::HashMap;
@@ -25,12 +27,32 @@ pub const FUNCTION_OUTPUTS: [&str; 2] = ["ReportFunctionName", "SyncFunctionName
 /// own log filter.
 const NOT_SETTINGS: [&str; 1] = ["RUST_LOG"];
 
-/// A deployed task's settings, by environment variable name.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// The OSS credential variables: one set, taken whole from the environment or from the stack.
+pub const CREDENTIALS: [&str; 4] = [
+    "OSS_ACCESS_KEY_ID",
+    "OSS_ACCESS_KEY_SECRET",
+    "OSS_SECURITY_TOKEN",
+    "OSS_CREDENTIALS_SECRET_ID",
+];
+
+/// A deployed task's settings, by environment variable name. `Debug` shows the names only (a
+/// stack may hold a key pair).
+#[derive(Default, Clone, PartialEq, Eq)]
 pub struct StackSettings {
     /// The stack's name.
     pub stack: String,
     values: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for StackSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.values.keys().collect();
+        names.sort();
+        f.debug_struct("StackSettings")
+            .field("stack", &self.stack)
+            .field("variables", &names)
+            .finish()
+    }
 }
 
 impl StackSettings {
@@ -73,25 +95,57 @@ impl StackSettings {
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
+
+    /// The variables the stack gives that `env` overrides (sorted): set there and not empty, or
+    /// left out because the environment gives the OSS credentials.
+    pub fn overridden(&self, env: impl Fn(&str) -> Option<String>) -> Vec<String> {
+        let env = |n: &str| env(n).filter(|v| !v.is_empty());
+        let own_credentials = CREDENTIALS.iter().any(|n| env(n).is_some());
+        let mut names: Vec<String> = self
+            .values
+            .keys()
+            .filter(|n| env(n).is_some() || (own_credentials && CREDENTIALS.contains(&n.as_str())))
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
 }
 
-/// A variable lookup: `env` first (ctl's own environment), then the stack's settings, if any.
+/// A variable lookup: `env` first (ctl's own environment; an empty value counts as unset), then
+/// the stack's settings, if any. When the environment gives any OSS credential variable, none of
+/// the stack's is taken.
 pub fn lookup<'a>(
     env: impl Fn(&str) -> Option<String> + 'a,
     stack: Option<&'a StackSettings>,
 ) -> impl Fn(&str) -> Option<String> + 'a {
-    move |name| env(name).or_else(|| stack.and_then(|s| s.get(name)))
+    move |name| {
+        let env = |n: &str| env(n).filter(|v| !v.is_empty());
+        if let Some(v) = env(name) {
+            return Some(v);
+        }
+        if CREDENTIALS.contains(&name) && CREDENTIALS.iter().any(|n| env(n).is_some()) {
+            return None;
+        }
+        stack.and_then(|s| s.get(name))
+    }
 }
 
 /// Reads a stack's outputs, then the environment of the functions they name.
 pub async fn read(sdk: &aws_config::SdkConfig, stack: &str) -> Result<StackSettings, ControlError> {
     let cfn = aws_sdk_cloudformation::Client::new(sdk);
-    let described = cfn
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .map_err(|e| ControlError::aws("CloudFormation", "DescribeStacks", &e))?;
+    let described = match cfn.describe_stacks().stack_name(stack).send().await {
+        Ok(d) => d,
+        // CloudFormation's answer for a name it does not know: bad input, not a failed call.
+        Err(e)
+            if e.as_service_error()
+                .and_then(|s| s.meta().message())
+                .is_some_and(|m| m.contains("does not exist")) =>
+        {
+            return Err(ControlError::Input(format!("no stack named {stack:?}")));
+        }
+        Err(e) => return Err(ControlError::aws("CloudFormation", "DescribeStacks", &e)),
+    };
     let Some(found) = described.stacks().first() else {
         return Err(ControlError::Input(format!("no stack named {stack:?}")));
     };
@@ -114,8 +168,18 @@ pub async fn read(sdk: &aws_config::SdkConfig, stack: &str) -> Result<StackSetti
             .send()
             .await
             .map_err(|e| ControlError::aws("Lambda", "GetFunctionConfiguration", &e))?;
+        let environment = conf.environment();
+        if let Some(error) = environment.and_then(|e| e.error()) {
+            // Lambda could not decrypt the variables for this caller (a customer managed key).
+            return Err(ControlError::Input(format!(
+                "the environment of function {function} cannot be read: {}: {} (kms:Decrypt on \
+                 the function's key is needed)",
+                error.error_code().unwrap_or("error"),
+                error.message().unwrap_or_default()
+            )));
+        }
         environments.push(
-            conf.environment()
+            environment
                 .and_then(|e| e.variables())
                 .cloned()
                 .unwrap_or_default(),
@@ -149,7 +213,11 @@ mod tests {
             ("DEST_PREFIX", "mirror/"),
             ("RUST_LOG", "debug"),
         ]);
-        let sync = map(&[("TASK_ID", "t1"), ("SYNC_DELETES", "true")]);
+        let sync = map(&[
+            ("TASK_ID", "t1"),
+            ("SYNC_DELETES", "true"),
+            ("DEST_PREFIX", "from-sync/"),
+        ]);
         let s = StackSettings::from_parts("stack", &outputs, vec![report, sync]);
         assert_eq!(
             s.get("TASK_QUEUE_URL").as_deref(),
@@ -159,19 +227,55 @@ mod tests {
             s.get("SYNC_FUNCTION_NAME").as_deref(),
             Some("stack-SyncFunction-ABC")
         );
-        assert_eq!(s.get("DEST_PREFIX").as_deref(), Some("mirror/"));
+        // The sync function's environment is merged after the report function's.
+        assert_eq!(s.get("DEST_PREFIX").as_deref(), Some("from-sync/"));
         assert_eq!(s.get("SYNC_DELETES").as_deref(), Some("true"));
         // ctl keeps its own log filter; outputs that are not settings are not variables.
         assert_eq!(s.get("RUST_LOG"), None);
         assert_eq!(s.get("DashboardName"), None);
         assert_eq!(s.len(), 5);
 
-        let env = |name: &str| (name == "TASK_ID").then(|| "from-env".to_owned());
+        let env = |name: &str| match name {
+            "TASK_ID" => Some("from-env".to_owned()),
+            "DEST_PREFIX" => Some(String::new()),
+            _ => None,
+        };
         let get = lookup(env, Some(&s));
         assert_eq!(get("TASK_ID").as_deref(), Some("from-env"));
-        assert_eq!(get("DEST_PREFIX").as_deref(), Some("mirror/"));
+        // An empty variable counts as unset.
+        assert_eq!(get("DEST_PREFIX").as_deref(), Some("from-sync/"));
         assert_eq!(get("NOT_SET"), None);
+        assert_eq!(s.overridden(env), ["TASK_ID"]);
         let get = lookup(env, None);
-        assert_eq!(get("DEST_PREFIX"), None);
+        assert_eq!(get("SYNC_DELETES"), None);
+    }
+
+    #[test]
+    fn the_oss_credentials_come_whole_from_one_side_and_debug_shows_no_value() {
+        let report = map(&[
+            ("OSS_CREDENTIALS_SECRET_ID", "arn:secret"),
+            ("OSS_ACCESS_KEY_SECRET", "stack-secret-value"),
+            ("TASK_ID", "t1"),
+        ]);
+        let s = StackSettings::from_parts("stack", &HashMap::new(), vec![report]);
+        let none = |_: &str| None;
+        assert_eq!(
+            lookup(none, Some(&s))("OSS_CREDENTIALS_SECRET_ID").as_deref(),
+            Some("arn:secret")
+        );
+        // A key pair in the environment: the stack's secret is not taken beside it.
+        let pair = |name: &str| {
+            matches!(name, "OSS_ACCESS_KEY_ID" | "OSS_ACCESS_KEY_SECRET").then(|| "k".to_owned())
+        };
+        let get = lookup(pair, Some(&s));
+        assert_eq!(get("OSS_CREDENTIALS_SECRET_ID"), None);
+        assert_eq!(get("OSS_ACCESS_KEY_SECRET").as_deref(), Some("k"));
+        assert_eq!(get("TASK_ID").as_deref(), Some("t1"));
+        assert_eq!(
+            s.overridden(pair),
+            ["OSS_ACCESS_KEY_SECRET", "OSS_CREDENTIALS_SECRET_ID"]
+        );
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("stack-secret-value") && debug.contains("OSS_ACCESS_KEY_SECRET"));
     }
 }
