@@ -41,7 +41,8 @@ rust-test:
 python-test: venv
 	$(STACK_BUILD)
 	$(PYTEST) -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not alone" tests/python; \
-	    parallel=$$?; $(PYTEST) -q -m alone tests/python && exit $$parallel
+	    parallel=$$?; [ $$parallel -eq 0 ] || echo "python-test: the parallel pass failed (exit $$parallel); see above"; \
+	    $(PYTEST) -q -m alone tests/python && exit $$parallel
 
 ## audit: licences, sources and wildcard versions of every dependency (cargo-deny, deny.toml)
 audit:

@@ -212,8 +212,8 @@ def cold_comparison(cold: dict) -> str:
         return f"{a[k] / b[k]:.2f}" if b[k] else "-"
     return f"""
 Before and after {c['baseline_label']}, side by side in this run: release builds of both, one
-start of each left out, then {len(b['rounds_ready_ms'])} alternating rounds of {cold['runs']} starts each, the median round
-shown (ready per round: before
+start of each left out, then {len(b['rounds_ready_ms'])} alternating rounds of {cold['runs']} starts each; each figure
+is the median over the rounds of each round's median (ready per round: before
 {', '.join(str(x) for x in b['rounds_ready_ms'])} ms; after {', '.join(str(x) for x in a['rounds_ready_ms'])} ms).
 
 | | ready | first event | second event | peak RSS | `sync` binary | `report` binary |

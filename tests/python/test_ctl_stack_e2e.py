@@ -48,7 +48,8 @@ def zip_bootstrap() -> bytes:
 
 def ctl(task: SyncTask, *args: str, **settings: str) -> subprocess.CompletedProcess:
     """`ctl` with AWS credentials and the endpoint only: no task settings in its environment."""
-    env = local_env()
+    env = {k: v for k, v in local_env().items()
+           if not k.startswith(("TASK_", "SOURCE_", "DEST_", "RESULTS_", "OSS_", "SYNC_", "REPORT_"))}
     env.update(AWS_ENDPOINT_URL=task.moto.endpoint, **settings)
     return subprocess.run([str(binary("ctl")), *args], capture_output=True, text=True, env=env, timeout=120)
 
@@ -69,6 +70,7 @@ def test_status_from_the_stack_alone(moto, emulator):
     p = ctl(task, "--stack", STACK, "status", "--json", "--no-cloudwatch", TASK_ID="other-task")
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["task"] == "other-task"
+    assert 'from the environment, not stack "s3-oss-sync-test": TASK_ID' in p.stderr, p.stderr
 
     # ctl acts on the stack's task: pause switches the mapping the stack's sync function has.
     p = ctl(task, "--stack", STACK, "pause")
@@ -81,7 +83,7 @@ def test_a_stack_that_cannot_be_read_is_a_configuration_error(moto, emulator):
     task = SyncTask(moto, emulator)
     p = ctl(task, "--stack", "no-such-stack", "status")
     assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
-    assert "no-such-stack" in p.stderr and "stack" in p.stderr, p.stderr
+    assert 'cannot read the settings of stack "no-such-stack": no stack named' in p.stderr, p.stderr
     # Without --stack and without settings, the missing variables are named.
     p = ctl(task, "status")
     assert p.returncode == 2 and "TASK_QUEUE_URL" in p.stderr and "--stack" in p.stderr, p.stderr
