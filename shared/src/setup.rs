@@ -335,11 +335,11 @@ const SWEEP_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
 /// `UPLOAD_SWEEP_AGE_HOURS` are aborted, except those of copies in progress (named by a
 /// checkpoint in `RESULTS_BUCKET` written within that age; see [`sweep::sweep_task`]), within the
 /// default limits and ending before `deadline` (the invocation's). The checkpoints are read with
-/// an S3 client built from the environment, as the report's own. The outcome is logged and one
-/// metric line goes to `sink`.
+/// `s3`, the report's own S3 client. The outcome is logged and one metric line goes to `sink`.
 pub async fn sweep_after_report(
     config: &crate::config::ReportConfig,
     client: OssClient,
+    s3: aws_sdk_s3::Client,
     now: time::OffsetDateTime,
     deadline: Option<std::time::SystemTime>,
     sink: &LineSink,
@@ -365,7 +365,6 @@ pub async fn sweep_after_report(
         hold: None,
     };
     let store = OssUploads::new(client, config.dest_bucket.clone());
-    let s3 = s3_client(&aws_config().await, config.s3_path_style);
     let checkpoints = S3ResultsStore::new(s3, config.results_bucket.clone());
     let prefix = crate::control::copies::task_prefix(&config.results_prefix, &config.task_id);
     let read = crate::control::copies::READ_LIMITS;
@@ -437,6 +436,7 @@ pub async fn run_report(
                 mapping: mapping.clone(),
                 queue_url: config.task_queue_url.clone(),
             });
+    let sweep_s3 = s3.clone();
     let report = match &config.report_s3_bucket {
         None => {
             holder
@@ -465,6 +465,7 @@ pub async fn run_report(
     let sweep = sweep_after_report(
         config,
         client,
+        sweep_s3,
         time::OffsetDateTime::now_utc(),
         deadline,
         sink,
