@@ -6,10 +6,10 @@
 //!
 //! `cargo run -p s3-oss-sync-shared --example report_page -- OUT_DIR`
 
-use s3_oss_sync::memory::MemoryBucket;
 use s3_oss_sync::outcome::{format_time, Outcome, OutcomeKind};
 use s3_oss_sync::report::build::{ReportSettings, Reporter};
-use s3_oss_sync::results::{results_key, to_json_lines};
+use s3_oss_sync::store::results::{results_key, to_json_lines};
+use s3_oss_sync::testing::memory::MemoryBucket;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use time::macros::datetime;

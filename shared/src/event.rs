@@ -250,6 +250,22 @@ pub fn sequencer_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     pad(a).cmp(&pad(b))
 }
 
+/// Names of the events `ctl` sends (its backfill, a verification's repair, and retry):
+/// S3-shaped, so the sync function handles them as S3's own.
+/// The event name of a backfill: an `ObjectCreated:*` event, so the sync function copies the
+/// object, or skips it if OSS already holds that version.
+pub const BACKFILL_EVENT: &str = "ObjectCreated:Backfill";
+
+/// The event name of a verification's repair of a key missing or differing in OSS.
+pub const VERIFY_EVENT: &str = "ObjectCreated:Verify";
+
+/// The event name of a retried creation.
+pub const RETRY_EVENT: &str = "ObjectCreated:Retry";
+
+/// The event name of a retried delete (S3's own name: the sync function checks the source first
+/// and copies the object instead if it exists again).
+pub const RETRY_DELETE_EVENT: &str = "ObjectRemoved:Delete";
+
 #[cfg(test)]
 mod tests {
     use super::*;

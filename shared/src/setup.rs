@@ -1,19 +1,20 @@
 //! Start-up: the real clients built once from the validated configuration (AWS SDK for S3, SQS and
 //! Secrets Manager from the standard `AWS_*` variables; the OSS client from `OSS_*`).
 
+use crate::aws::s3_results::S3ResultsStore;
+use crate::aws::s3_source::S3Source;
 use crate::budget::MemoryBudget;
 use crate::config::{ConfigError, CredentialSource, SyncConfig};
-use crate::copy::CopyOptions;
-use crate::destination::OssDestination;
+use crate::errors::error_chain;
+use crate::oss::destination::OssDestination;
 use crate::oss::signing::Credentials;
 use crate::oss::{CredentialRefresh, OssClient, OssConfig, RefreshError};
-use crate::recheck::{self, SqsRechecks};
-use crate::results::S3ResultsStore;
-use crate::source::{error_chain, S3Source};
 use crate::sweep::{
     self, OssUploads, SweepError, SweepLimits, SweepOptions, SweepRule, SweepSummary,
 };
-use crate::sync::SyncService;
+use crate::sync::copy::CopyOptions;
+use crate::sync::handler::SyncService;
+use crate::sync::recheck::{self, SqsRechecks};
 use crate::telemetry::LineSink;
 
 /// The sync service as deployed: S3 source, OSS destination, S3 results store.
@@ -366,8 +367,8 @@ pub async fn sweep_after_report(
     };
     let store = OssUploads::new(client, config.dest_bucket.clone());
     let checkpoints = S3ResultsStore::new(s3, config.results_bucket.clone());
-    let prefix = crate::control::copies::task_prefix(&config.results_prefix, &config.task_id);
-    let read = crate::control::copies::READ_LIMITS;
+    let prefix = crate::sweep::copies::task_prefix(&config.results_prefix, &config.task_id);
+    let read = crate::sweep::copies::READ_LIMITS;
     let outcome = sweep::sweep_task(&store, &checkpoints, &prefix, &options, read).await;
     match &outcome {
         Ok(s) => tracing::info!(

@@ -9,14 +9,14 @@
 //! gives now (for writing a new case's expectation by hand after checking it is right).
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use s3_oss_sync::copy::CopyOptions;
-use s3_oss_sync::memory::{MemoryDestination, MemoryResults, MemorySource};
+use s3_oss_sync::aws::sqs_poll::{lambda_event, lambda_message};
 use s3_oss_sync::outcome::Outcome;
-use s3_oss_sync::poll::{lambda_event, lambda_message};
-use s3_oss_sync::recheck::HeldRechecks;
-use s3_oss_sync::source::SourceMetadata;
-use s3_oss_sync::sync::{BatchReport, SyncService};
+use s3_oss_sync::store::source::SourceMetadata;
+use s3_oss_sync::sync::copy::CopyOptions;
+use s3_oss_sync::sync::handler::{BatchReport, SyncService};
+use s3_oss_sync::sync::recheck::HeldRechecks;
 use s3_oss_sync::task::TaskBinding;
+use s3_oss_sync::testing::memory::{MemoryDestination, MemoryResults, MemorySource};
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
 

@@ -11,9 +11,9 @@ use oss_emulator::{Config, Emulator};
 use s3_oss_sync::checksum::crc64;
 use s3_oss_sync::oss::credentials::Clock;
 use s3_oss_sync::oss::signing::Credentials;
-use s3_oss_sync::oss::{
-    BodySource, ByteStream, CredentialRefresh, ObjectMetadata, OssClient, UploadRequest,
-};
+use s3_oss_sync::oss::{CredentialRefresh, OssClient};
+use s3_oss_sync::store::object::{ByteStream, ObjectMetadata};
+use s3_oss_sync::store::upload::{BodySource, UploadRequest};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -134,7 +134,7 @@ async fn a_rotation_is_followed_once_a_minute_and_only_when_the_secret_changed()
     let body = data(1000, 1);
     c.upload(
         &request("k", body.len() as u64, &meta),
-        &s3_oss_sync::oss::BytesSource(body.clone()),
+        &s3_oss_sync::store::upload::BytesSource(body.clone()),
     )
     .await
     .unwrap();

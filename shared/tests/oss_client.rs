@@ -6,9 +6,9 @@ use futures_util::future::BoxFuture;
 use futures_util::{StreamExt, TryStreamExt};
 use oss_emulator::{Config, Emulator, FaultConfig};
 use s3_oss_sync::checksum::crc64;
-use s3_oss_sync::oss::{
-    BodySource, ByteStream, BytesSource, Error, ObjectMetadata, OssClient, UploadRequest,
-};
+use s3_oss_sync::oss::{Error, OssClient};
+use s3_oss_sync::store::object::{ByteStream, ObjectMetadata};
+use s3_oss_sync::store::upload::{BodySource, BytesSource, UploadRequest};
 use std::time::Duration;
 
 mod common;
@@ -58,7 +58,7 @@ async fn upload(
     c: &OssClient,
     key: &str,
     body: &Bytes,
-) -> Result<s3_oss_sync::oss::UploadOutcome, Error> {
+) -> Result<s3_oss_sync::store::upload::UploadOutcome, Error> {
     let meta = ObjectMetadata::default();
     let req = UploadRequest {
         bucket: BUCKET,
@@ -659,7 +659,8 @@ async fn head_get_range_delete_and_presign() {
 
 #[tokio::test]
 async fn the_destination_store_trait_drives_the_real_client() {
-    use s3_oss_sync::destination::{DestinationStore, OssDestination};
+    use s3_oss_sync::oss::destination::OssDestination;
+    use s3_oss_sync::store::destination::DestinationStore;
     let emu = emulator(Config::new(AK, SK)).await;
     let dest = OssDestination::new(client(&emu), BUCKET);
     assert_eq!(dest.head("t").await.unwrap(), None);

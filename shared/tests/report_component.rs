@@ -2,11 +2,11 @@
 //! in-memory bucket that keeps the order of its writes.
 
 use md5::{Digest, Md5};
-use s3_oss_sync::memory::MemoryBucket;
 use s3_oss_sync::outcome::{format_time, Outcome, OutcomeKind};
 use s3_oss_sync::report::build::{ReportSettings, Reporter};
 use s3_oss_sync::report::day::Zone;
-use s3_oss_sync::results::{results_key, to_json_lines};
+use s3_oss_sync::store::results::{results_key, to_json_lines};
+use s3_oss_sync::testing::memory::MemoryBucket;
 use serde_json::Value;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};

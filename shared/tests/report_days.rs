@@ -3,7 +3,6 @@
 //! counted exactly once across the days' `attempts_list` and `late_list`, and paused periods.
 
 use bytes::Bytes;
-use s3_oss_sync::memory::MemoryBucket;
 use s3_oss_sync::outcome::{format_time, Outcome};
 use s3_oss_sync::report::build::{ReportError, ReportSettings, Reporter};
 use s3_oss_sync::report::day::Zone;
@@ -11,7 +10,8 @@ use s3_oss_sync::report::lease::{
     lease_key, new_holder, Clock, Condition, LeaseHolder, LeaseSettings, LeaseStore, LeasedRun,
 };
 use s3_oss_sync::report::pauses::{PauseWatch, Sighting};
-use s3_oss_sync::results::{results_key, to_json_lines};
+use s3_oss_sync::store::results::{results_key, to_json_lines};
+use s3_oss_sync::testing::memory::MemoryBucket;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use time::format_description::well_known::Rfc3339;

@@ -16,13 +16,13 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use s3_oss_sync::memory::MemoryBucket;
 use s3_oss_sync::outcome::{format_time, Outcome, OutcomeKind};
 use s3_oss_sync::report::build::{Listing, RecordSource, ReportError, ReportSettings, ReportStore};
 use s3_oss_sync::report::lease::{
     lease_key, Clock, Condition, LeaseBody, LeaseHolder, LeaseSettings, LeaseStore, LeasedRun,
 };
-use s3_oss_sync::results::{results_key, to_json_lines};
+use s3_oss_sync::store::results::{results_key, to_json_lines};
+use s3_oss_sync::testing::memory::MemoryBucket;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

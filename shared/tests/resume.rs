@@ -5,18 +5,22 @@
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use s3_oss_sync::budget::MemoryBudget;
-use s3_oss_sync::copy::{
+use s3_oss_sync::outcome::OutcomeKind;
+use s3_oss_sync::store::checkpoints::CheckpointStore;
+use s3_oss_sync::store::destination::DestinationStore;
+use s3_oss_sync::store::object::ByteStream;
+use s3_oss_sync::store::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
+use s3_oss_sync::store::upload::ListedPart;
+use s3_oss_sync::store::upload::PartPlan;
+use s3_oss_sync::sync::copy::{
     Copier, CopyOptions, Job, JobKind, JobReport, Limits, WriteAhead, FANNED_OUT, RANGE_UPLOADED,
 };
-use s3_oss_sync::destination::DestinationStore;
-use s3_oss_sync::memory::{MemoryDestination, MemorySource};
-use s3_oss_sync::oss::{ByteStream, ListedPart};
-use s3_oss_sync::outcome::OutcomeKind;
-use s3_oss_sync::resume::{
-    checkpoint_key, plan_resume, split_ranges, Checkpoint, CheckpointStore, DonePart,
-    MemoryCheckpoints, PartPlan, RangeJob, Resume, CHECKPOINT_VERSION,
+use s3_oss_sync::sync::resume::{
+    checkpoint_key, plan_resume, split_ranges, Checkpoint, DonePart, RangeJob, Resume,
+    CHECKPOINT_VERSION,
 };
-use s3_oss_sync::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
+use s3_oss_sync::testing::memory::MemoryCheckpoints;
+use s3_oss_sync::testing::memory::{MemoryDestination, MemorySource};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -588,7 +592,7 @@ async fn a_copy_fanned_out_to_range_jobs_is_completed_once_by_the_last_of_them()
 /// (the initiator died after creating the copy), it sends them itself.
 #[tokio::test(start_paused = true)]
 async fn a_duplicate_waits_for_the_note_of_range_jobs_sent_and_sends_them_only_without_it() {
-    use s3_oss_sync::resume::CheckpointStore;
+    use s3_oss_sync::store::checkpoints::CheckpointStore;
     let source = MemorySource::default();
     source.put(
         "huge",
@@ -828,7 +832,7 @@ async fn a_claim_left_for_a_discarded_upload_does_not_block_the_next_one() {
     let r = run_ranges(vec![old.clone()]).await;
     assert_eq!(r[0].code, Some(FANNED_OUT), "{r:?}");
     let key = checkpoint_key("results", "t", dest.bucket(), "huge");
-    let stale = s3_oss_sync::resume::claim_key(&key, &old.upload_id);
+    let stale = s3_oss_sync::sync::resume::claim_key(&key, &old.upload_id);
     assert!(store
         .create(&stale, Bytes::from(old.attribute()))
         .await

@@ -4,7 +4,9 @@
 
 use bytes::Bytes;
 use oss_emulator::{Config, Emulator, FaultConfig};
-use s3_oss_sync::oss::{BytesSource, CredentialRefresh, ObjectMetadata, OssClient, UploadRequest};
+use s3_oss_sync::oss::{CredentialRefresh, OssClient};
+use s3_oss_sync::store::object::ObjectMetadata;
+use s3_oss_sync::store::upload::{BytesSource, UploadRequest};
 
 mod common;
 use common::{AK, PART, SK};
@@ -18,7 +20,7 @@ async fn upload(
     c: &OssClient,
     key: &str,
     body: Bytes,
-) -> Result<s3_oss_sync::oss::UploadOutcome, s3_oss_sync::oss::Error> {
+) -> Result<s3_oss_sync::store::upload::UploadOutcome, s3_oss_sync::oss::Error> {
     let meta = ObjectMetadata::default();
     let req = UploadRequest {
         bucket: "dest",

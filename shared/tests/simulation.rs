@@ -626,7 +626,7 @@ fn a_fanned_out_copy_whose_range_job_could_not_be_sent_is_completed() {
     let answer = sim.run_to_end(&first);
     assert_eq!(
         answer.report.outcomes[0].error_code.as_deref(),
-        Some(s3_oss_sync::copy::RECHECK_NOT_QUEUED)
+        Some(s3_oss_sync::sync::copy::RECHECK_NOT_QUEUED)
     );
     drain_with(&mut sim, 1, false);
     assert!(

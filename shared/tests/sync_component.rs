@@ -2,18 +2,20 @@
 //! destination and results stores.
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use s3_oss_sync::copy::CopyOptions;
-use s3_oss_sync::destination::DestinationStore;
-use s3_oss_sync::memory::{MemoryDestination, MemoryResults, MemorySource};
-use s3_oss_sync::oss::{self, BodySource, ByteStream, ObjectHead, UploadOutcome, UploadRequest};
+use s3_oss_sync::aws::sqs_poll::{lambda_event, lambda_message};
+use s3_oss_sync::oss::{self};
 use s3_oss_sync::outcome::{Outcome, OutcomeKind};
-use s3_oss_sync::poll::{lambda_event, lambda_message};
-use s3_oss_sync::recheck::{
+use s3_oss_sync::store::destination::DestinationStore;
+use s3_oss_sync::store::object::{ByteStream, ObjectHead};
+use s3_oss_sync::store::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
+use s3_oss_sync::store::upload::{BodySource, UploadOutcome, UploadRequest};
+use s3_oss_sync::sync::copy::CopyOptions;
+use s3_oss_sync::sync::handler::{BatchReport, Invocation, RecentWrites, SyncService};
+use s3_oss_sync::sync::recheck::{
     string_attribute, HeldRechecks, RECHECK_ATTEMPTS, RECHECK_OF, RECHECK_WAIT,
 };
-use s3_oss_sync::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
-use s3_oss_sync::sync::{BatchReport, Invocation, RecentWrites, SyncService};
 use s3_oss_sync::task::TaskBinding;
+use s3_oss_sync::testing::memory::{MemoryDestination, MemoryResults, MemorySource};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,7 +47,10 @@ fn recheck_message(id: &str, body: &str, of: &str) -> SqsMessage {
 /// as every delivery of a small object did before.
 fn large_body(tag: &[u8]) -> Vec<u8> {
     let mut b = tag.to_vec();
-    b.resize(s3_oss_sync::decide::WRITE_FIRST_MAX as usize + 1, b'.');
+    b.resize(
+        s3_oss_sync::sync::decide::WRITE_FIRST_MAX as usize + 1,
+        b'.',
+    );
     b
 }
 
@@ -1221,7 +1226,7 @@ async fn a_write_ahead_outlasts_the_invocations_real_deadline() {
 /// 256 KiB, 100 ms each, two at once, and checkpoints in memory.
 fn parts_service(options: CopyOptions) -> Service<MemorySource> {
     let dest = MemoryDestination::with_parts(
-        s3_oss_sync::resume::PartPlan {
+        s3_oss_sync::store::upload::PartPlan {
             threshold: 256 * 1024,
             part_size: 256 * 1024,
             parts_in_flight: 2,
@@ -1231,12 +1236,14 @@ fn parts_service(options: CopyOptions) -> Service<MemorySource> {
         Duration::from_millis(100),
     );
     let (mut svc, _) = service_with(MemorySource::default(), dest, options);
-    svc.checkpoints = Some(Box::new(s3_oss_sync::resume::MemoryCheckpoints::default()));
+    svc.checkpoints = Some(Box::new(
+        s3_oss_sync::testing::memory::MemoryCheckpoints::default(),
+    ));
     svc
 }
 
 /// A recheck as SQS delivers it (first delivery).
-fn delivered(r: &s3_oss_sync::recheck::Recheck, id: &str) -> SqsMessage {
+fn delivered(r: &s3_oss_sync::sync::recheck::Recheck, id: &str) -> SqsMessage {
     let mut m = message(id, &r.body);
     m.message_attributes
         .insert(RECHECK_OF.into(), string_attribute(&r.of));
@@ -1245,8 +1252,10 @@ fn delivered(r: &s3_oss_sync::recheck::Recheck, id: &str) -> SqsMessage {
         string_attribute(&r.attempts.to_string()),
     );
     if let Some(range) = &r.range {
-        m.message_attributes
-            .insert(s3_oss_sync::recheck::RANGE.into(), string_attribute(range));
+        m.message_attributes.insert(
+            s3_oss_sync::sync::recheck::RANGE.into(),
+            string_attribute(range),
+        );
     }
     m
 }

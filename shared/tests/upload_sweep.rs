@@ -3,16 +3,14 @@
 //! uploads of copies in progress (checkpoints written within the age) are kept.
 
 use oss_emulator::{Config, Emulator};
-use s3_oss_sync::control::copies::{
-    task_prefix, CheckpointObjects, Listed, ListedPage, READ_LIMITS,
-};
 use s3_oss_sync::oss::signing::{self, Credentials, RequestParts, Scope, PRODUCT_OSS};
 use s3_oss_sync::oss::OssClient;
-use s3_oss_sync::resume::{checkpoint_key, Checkpoint, CHECKPOINT_VERSION};
-use s3_oss_sync::source::SourceError;
+use s3_oss_sync::store::source::SourceError;
+use s3_oss_sync::sweep::copies::{task_prefix, CheckpointObjects, Listed, ListedPage, READ_LIMITS};
 use s3_oss_sync::sweep::{
     sweep_task, sweep_uploads, OssUploads, Stopped, SweepLimits, SweepOptions, SweepRule, Verdict,
 };
+use s3_oss_sync::sync::resume::{checkpoint_key, Checkpoint, CHECKPOINT_VERSION};
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -2,9 +2,9 @@
 //! listing gives, HEADs are made only for the keys the listing cannot settle, the task's key
 //! mapping and report area are followed, and the report is written in parts, manifest last.
 
-use s3_oss_sync::memory::MemoryBucket;
 use s3_oss_sync::report::build::RecordSource;
 use s3_oss_sync::task::TaskBinding;
+use s3_oss_sync::testing::memory::MemoryBucket;
 use s3_oss_sync::verify::join::{DestHead, Entry, SourceHead};
 use s3_oss_sync::verify::report::{parse_part, verify_and_report, Subject, Written};
 use s3_oss_sync::verify::run::{Mapping, Pages, Progress, Sides, VerifyError, VerifyOptions};

@@ -10,15 +10,16 @@
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use s3_oss_sync::aws::lambda_mapping::EventSourceMapping;
+use s3_oss_sync::aws::s3_inventory::InventoryLister;
+use s3_oss_sync::aws::s3_lister::S3Lister;
+use s3_oss_sync::aws::sqs::{redrive, SqsQueue};
 use s3_oss_sync::config::{ControlConfig, ReportConfig, SyncConfig};
-use s3_oss_sync::control::backfill::{run_backfill, BackfillOptions, EventQueue, S3Lister};
+use s3_oss_sync::control::backfill::{run_backfill, BackfillOptions};
 use s3_oss_sync::control::checkpoint::{
     resume, Checkpoint, CheckpointStore, FileCheckpoint, ObjectSource, Plan, Resume,
 };
 use s3_oss_sync::control::events::{BACKFILL_EVENT, VERIFY_EVENT};
-use s3_oss_sync::control::inventory::InventoryLister;
-use s3_oss_sync::control::mapping::EventSourceMapping;
-use s3_oss_sync::control::queue::{redrive, SqsQueue};
 use s3_oss_sync::control::retry::{read_failed_list, retry_bodies};
 use s3_oss_sync::control::stack::{self, StackSettings};
 use s3_oss_sync::control::status::gather;
@@ -29,6 +30,8 @@ use s3_oss_sync::report::build::RecordSource;
 use s3_oss_sync::report::build::Reporter;
 use s3_oss_sync::report::day::{format_day, parse_day};
 use s3_oss_sync::setup;
+use s3_oss_sync::store::error::StoreError;
+use s3_oss_sync::store::queue::EventQueue;
 use s3_oss_sync::verify::repair::RepairLister;
 use s3_oss_sync::verify::report::{render, verify_and_report, Subject, Summary};
 use s3_oss_sync::verify::run::{Mapping, Progress, VerifyOptions};
@@ -162,11 +165,19 @@ struct Failure {
     message: String,
 }
 
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        ControlError::from(e).into()
+    }
+}
+
 impl From<ControlError> for Failure {
     fn from(e: ControlError) -> Self {
         let code = match e {
-            ControlError::Aws { .. } | ControlError::Oss(_) => 1,
-            ControlError::Input(_) | ControlError::Checkpoint { .. } => 2,
+            ControlError::Store(StoreError::Call { .. }) | ControlError::Oss(_) => 1,
+            ControlError::Store(StoreError::Input(_))
+            | ControlError::Input(_)
+            | ControlError::Checkpoint { .. } => 2,
         };
         Self {
             code,

@@ -4,10 +4,10 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, LambdaEvent};
+use s3_oss_sync::aws::lambda_mapping::EventSourceMapping;
+use s3_oss_sync::aws::sqs_poll::{max_receive_count, poll, PollOptions, DEFAULT_BATCHES_IN_FLIGHT};
 use s3_oss_sync::config::SyncConfig;
-use s3_oss_sync::control::mapping::EventSourceMapping;
-use s3_oss_sync::poll::{max_receive_count, poll, PollOptions, DEFAULT_BATCHES_IN_FLIGHT};
-use s3_oss_sync::sync::Invocation;
+use s3_oss_sync::sync::handler::Invocation;
 use s3_oss_sync::{setup, telemetry};
 use std::process::ExitCode;
 use std::sync::Arc;

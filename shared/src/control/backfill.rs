@@ -3,67 +3,18 @@
 //! after each batch the queue accepted (in order), so a stopped or killed backfill resumes after
 //! the last batch it knows was sent.
 
-use super::checkpoint::{Checkpoint, CheckpointStore, Position};
+use super::checkpoint::{Checkpoint, CheckpointStore};
 use super::events::{event_body, SentEvent, RETRY_DELETE_EVENT};
 use super::ControlError;
 use crate::outcome::format_time;
+use crate::store::listing::{Listed, ObjectLister, Page, Position};
+use crate::store::queue::{EventQueue, MAX_BATCH};
 use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
 use std::collections::VecDeque;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use time::OffsetDateTime;
-
-/// SQS takes at most 10 messages per batch.
-pub const MAX_BATCH: usize = 10;
-
-/// One object to send an event for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
-    /// The key.
-    pub key: String,
-    /// Its size.
-    pub size: Option<u64>,
-    /// Its ETag without quotes.
-    pub etag: Option<String>,
-    /// When it was last modified.
-    pub last_modified: Option<OffsetDateTime>,
-    /// The position once this object is handled.
-    pub position: Position,
-    /// Send a delete event for it (a destination object whose source is gone, found by a
-    /// verification, with delete sync on) instead of a creation.
-    pub removed: bool,
-}
-
-/// A page of the listing: the objects, and the position after the page (which also covers rows
-/// left out, so a resumed backfill does not read them again).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Page {
-    /// Objects in order.
-    pub objects: Vec<Listed>,
-    /// Rows read but left out (not current versions, outside the prefix).
-    pub not_current: u64,
-    /// The position after the whole page, when it differs from the last object's.
-    pub end: Option<Position>,
-}
-
-/// Reads the objects to backfill, page by page, from a position.
-pub trait ObjectLister: Send + 'static {
-    /// The next page, or `None` at the end.
-    fn next_page(&mut self) -> impl Future<Output = Result<Option<Page>, ControlError>> + Send;
-}
-
-/// Where events go.
-pub trait EventQueue: Send + Sync {
-    /// Sends up to [`MAX_BATCH`] bodies; `Ok` only when every one was accepted.
-    fn send_batch(
-        &self,
-        bodies: Vec<String>,
-    ) -> impl Future<Output = Result<(), ControlError>> + Send;
-    /// Messages waiting in the queue (approximate), for holding a backfill back.
-    fn waiting(&self) -> impl Future<Output = Result<u64, ControlError>> + Send;
-}
 
 /// How to backfill.
 #[derive(Debug, Clone)]
@@ -195,7 +146,7 @@ where
             let sent = match page {
                 Ok(Some(p)) => tx.send(Ok(p)).await,
                 Ok(None) => break,
-                Err(e) => tx.send(Err(e)).await,
+                Err(e) => tx.send(Err(e.into())).await,
             };
             if end || sent.is_err() {
                 break;
@@ -286,7 +237,7 @@ where
             done = inflight.next(), if !inflight.is_empty() => {
                 let Some((batch, r)) = done else { continue };
                 if let Err(e) = r {
-                    break Err(e);
+                    break Err(ControlError::from(e));
                 }
                 cp.position = batch.end;
                 cp.counts.listed += batch.listed;
@@ -318,114 +269,16 @@ where
     Ok(cp)
 }
 
-/// Lists the source bucket with ListObjectsV2 (URL-encoded keys, so any key survives the XML),
-/// after the checkpoint's key.
-pub struct S3Lister {
-    client: aws_sdk_s3::Client,
-    bucket: String,
-    prefix: String,
-    start_after: Option<String>,
-    token: Option<String>,
-    done: bool,
-    max_keys: Option<i32>,
-}
-
-impl S3Lister {
-    /// A listing of `bucket` under `prefix`, after `position` (a listing position or the start).
-    pub fn new(
-        client: aws_sdk_s3::Client,
-        bucket: &str,
-        prefix: &str,
-        position: &Position,
-    ) -> Result<Self, ControlError> {
-        let start_after = match position {
-            Position::Start => None,
-            Position::AfterKey { key } => Some(key.clone()),
-            Position::Inventory { .. } => {
-                return Err(ControlError::Input(
-                    "the checkpoint is an inventory backfill's; pass the same --inventory".into(),
-                ))
-            }
-        };
-        Ok(Self {
-            client,
-            bucket: bucket.to_owned(),
-            prefix: prefix.to_owned(),
-            start_after,
-            token: None,
-            done: false,
-            max_keys: None,
-        })
-    }
-
-    /// At most `n` keys per page (S3's default, 1,000, otherwise): one key to find where keys
-    /// are.
-    pub fn max_keys(mut self, n: i32) -> Self {
-        self.max_keys = Some(n);
-        self
-    }
-}
-
-impl ObjectLister for S3Lister {
-    async fn next_page(&mut self) -> Result<Option<Page>, ControlError> {
-        if self.done {
-            return Ok(None);
-        }
-        let out = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&self.prefix)
-            .encoding_type(aws_sdk_s3::types::EncodingType::Url)
-            .set_start_after(self.start_after.clone())
-            .set_continuation_token(self.token.clone())
-            .set_max_keys(self.max_keys)
-            .send()
-            .await
-            .map_err(|e| ControlError::aws("S3", "ListObjectsV2", &e))?;
-        let encoded = out.encoding_type() == Some(&aws_sdk_s3::types::EncodingType::Url);
-        let mut objects = Vec::with_capacity(out.contents().len());
-        for o in out.contents() {
-            let raw = o.key().unwrap_or_default();
-            let key = if encoded {
-                crate::event::decode_form_key(raw).map_err(|e| {
-                    ControlError::Input(format!("ListObjectsV2 returned a key that {e}"))
-                })?
-            } else {
-                raw.to_owned()
-            };
-            objects.push(Listed {
-                position: Position::AfterKey { key: key.clone() },
-                key,
-                size: o.size().and_then(|s| u64::try_from(s).ok()),
-                etag: o.e_tag().map(|t| t.trim_matches('"').to_owned()),
-                last_modified: o
-                    .last_modified()
-                    .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok()),
-                removed: false,
-            });
-        }
-        self.token = out.next_continuation_token().map(str::to_owned);
-        self.done = !out.is_truncated().unwrap_or(false) || self.token.is_none();
-        if objects.is_empty() && self.done {
-            return Ok(None);
-        }
-        Ok(Some(Page {
-            objects,
-            ..Page::default()
-        }))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::control::checkpoint::{ObjectSource, Plan};
+    use crate::store::error::StoreError;
     use std::sync::Mutex;
 
-    struct Pages(VecDeque<Result<Page, ControlError>>);
+    struct Pages(VecDeque<Result<Page, StoreError>>);
     impl ObjectLister for Pages {
-        async fn next_page(&mut self) -> Result<Option<Page>, ControlError> {
+        async fn next_page(&mut self) -> Result<Option<Page>, StoreError> {
             self.0.pop_front().transpose()
         }
     }
@@ -450,14 +303,14 @@ mod tests {
         }
     }
     impl EventQueue for Queue {
-        async fn send_batch(&self, bodies: Vec<String>) -> Result<(), ControlError> {
+        async fn send_batch(&self, bodies: Vec<String>) -> Result<(), StoreError> {
             let n = {
                 let mut b = self.batches.lock().unwrap();
                 *b += 1;
                 *b - 1
             };
             if Some(n) == self.fail_at {
-                return Err(ControlError::Input("injected".into()));
+                return Err(StoreError::Input("injected".into()));
             }
             self.sent.lock().unwrap().extend(bodies);
             let d = self.depth();
@@ -465,7 +318,7 @@ mod tests {
             *most = (*most).max(d);
             Ok(())
         }
-        async fn waiting(&self) -> Result<u64, ControlError> {
+        async fn waiting(&self) -> Result<u64, StoreError> {
             Ok(self.depth())
         }
     }

@@ -2,6 +2,7 @@
 //! accepted, so a backfill that is stopped or killed resumes where it was.
 
 use super::ControlError;
+use crate::store::listing::Position;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -41,26 +42,6 @@ pub struct Plan {
     pub source: ObjectSource,
     /// The task queue sent to.
     pub queue_url: String,
-}
-
-/// How far a backfill got: everything before this position was sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "at")]
-pub enum Position {
-    /// Nothing yet.
-    Start,
-    /// Listing: every key up to and including this one.
-    AfterKey {
-        /// The last key handled.
-        key: String,
-    },
-    /// Inventory: every file before `file`, and the first `rows` rows of it.
-    Inventory {
-        /// Index into the manifest's `files`.
-        file: usize,
-        /// Rows of that file handled.
-        rows: u64,
-    },
 }
 
 /// Counts so far, over every run of the backfill.

@@ -1,24 +1,11 @@
 //! The events `ctl` sends: S3 notification records, as S3 writes them (form-URL-encoded keys, one
 //! record per message), named so records and reports show where they came from.
 
+pub use crate::event::{BACKFILL_EVENT, RETRY_DELETE_EVENT, RETRY_EVENT, VERIFY_EVENT};
 use crate::outcome::format_time;
 use crate::report::rows::encode_key;
 use serde_json::json;
 use time::OffsetDateTime;
-
-/// The event name of a backfill: an `ObjectCreated:*` event, so the sync function copies the
-/// object, or skips it if OSS already holds that version.
-pub const BACKFILL_EVENT: &str = "ObjectCreated:Backfill";
-
-/// The event name of a verification's repair of a key missing or differing in OSS.
-pub const VERIFY_EVENT: &str = "ObjectCreated:Verify";
-
-/// The event name of a retried creation.
-pub const RETRY_EVENT: &str = "ObjectCreated:Retry";
-
-/// The event name of a retried delete (S3's own name: the sync function checks the source first
-/// and copies the object instead if it exists again).
-pub const RETRY_DELETE_EVENT: &str = "ObjectRemoved:Delete";
 
 /// What one sent event says.
 #[derive(Debug, Clone, PartialEq, Eq)]

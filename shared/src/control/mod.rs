@@ -3,7 +3,7 @@
 //! as failed; redrive moves dead-lettered messages back; pause and resume switch the sync
 //! function's event source mapping; status reads the task's queues, reports, records and copies in
 //! progress; sweep-uploads aborts the stale multipart uploads under the task's destination prefix
-//! (keeping those of copies in progress, read by [`copies`], which the report function's sweep
+//! (keeping those of copies in progress, read by [`crate::sweep::copies`], which the report function's sweep
 //! uses too).
 //!
 //! Every event `ctl` sends is handled by the same sync function as S3's own, so what is already in
@@ -11,43 +11,29 @@
 
 pub mod backfill;
 pub mod checkpoint;
-pub mod copies;
 pub mod events;
-#[cfg(feature = "control")]
-pub mod inventory;
-pub mod mapping;
-pub mod queue;
 pub mod retry;
-#[cfg(feature = "control")]
 pub mod stack;
-#[cfg(feature = "control")]
 pub mod status;
 pub mod sweep;
 
 use crate::retry::Transient;
+use crate::store::error::StoreError;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 
 /// Why a control command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    /// An AWS call failed.
-    #[error("{service} {op}: {detail}")]
-    Aws {
-        /// The service (`S3`, `SQS`, `Lambda`, `CloudWatch`).
-        service: &'static str,
-        /// The operation.
-        op: &'static str,
-        /// What went wrong, with its causes.
-        detail: String,
-        /// Whether trying again may help.
-        transient: bool,
-    },
+    /// A call to the task's AWS side (queues, buckets, the event source mapping, CloudWatch)
+    /// failed, or its answer is not what the command needs.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// Reading the reports in OSS failed.
     #[error("OSS: {0}")]
     Oss(String),
-    /// The input is not what the command needs (a malformed inventory manifest, a missing report,
-    /// settings that contradict the checkpoint, ...). Trying again will not help.
+    /// The input is not what the command needs (a missing report, settings that contradict the
+    /// checkpoint, ...). Trying again will not help.
     #[error("{0}")]
     Input(String),
     /// The local checkpoint file could not be read or written.
@@ -62,42 +48,16 @@ pub enum ControlError {
 
 impl Transient for ControlError {
     fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::Aws {
-                transient: true,
-                ..
-            }
-        )
+        matches!(self, Self::Store(e) if e.is_transient())
     }
 }
 
 impl ControlError {
-    /// An AWS SDK error (any service: they share the error type), classed transient when the call
-    /// may succeed later: timeouts, connection failures, 5xx, 429 and throttling codes.
+    /// An AWS SDK error, classed by [`crate::aws::error::is_transient`].
     pub fn aws<E>(service: &'static str, op: &'static str, e: &SdkError<E, HttpResponse>) -> Self
     where
         E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
     {
-        let transient = match e {
-            SdkError::TimeoutError(_)
-            | SdkError::DispatchFailure(_)
-            | SdkError::ResponseError(_) => true,
-            SdkError::ServiceError(se) => {
-                let status = se.raw().status().as_u16();
-                let code = se.err().code().unwrap_or_default();
-                status >= 500
-                    || status == 429
-                    || code.contains("Throttl")
-                    || code.contains("TooMany")
-            }
-            _ => false,
-        };
-        Self::Aws {
-            service,
-            op,
-            detail: crate::source::error_chain(e),
-            transient,
-        }
+        Self::Store(crate::aws::error::call_error(service, op, e))
     }
 }

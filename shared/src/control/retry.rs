@@ -374,7 +374,7 @@ mod tests {
     /// A day reported with `failed` keys `k000`..`k029` (several `failed_list` parts), as of
     /// `now`, then a part beyond the report's last and foreign objects put in the folder.
     async fn reported_day(
-        b: &crate::memory::MemoryBucket,
+        b: &crate::testing::memory::MemoryBucket,
         settings: &crate::report::build::ReportSettings,
         now: OffsetDateTime,
     ) -> Vec<String> {
@@ -391,8 +391,8 @@ mod tests {
             })
             .collect();
         b.insert(
-            &crate::results::results_key("results", "t1", t, "i1"),
-            crate::results::to_json_lines(&failed),
+            &crate::store::results::results_key("results", "t1", t, "i1"),
+            crate::store::results::to_json_lines(&failed),
         );
         let r = Reporter {
             settings,
@@ -435,7 +435,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_the_parts_a_pushing_days_summary_lists_are_read() {
-        let b = crate::memory::MemoryBucket::default();
+        let b = crate::testing::memory::MemoryBucket::default();
         let s = settings();
         let now = time::macros::datetime!(2026-11-20 12:00 UTC);
         let want = reported_day(&b, &s, now).await;
@@ -477,7 +477,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_the_parts_a_complete_days_manifest_lists_are_read() {
-        let b = crate::memory::MemoryBucket::default();
+        let b = crate::testing::memory::MemoryBucket::default();
         let s = settings();
         let now = time::macros::datetime!(2026-11-21 01:00 UTC);
         let want = reported_day(&b, &s, now).await;

@@ -1,17 +1,18 @@
 //! `ctl status`: a task's state at a glance. Each part is read on its own; a part that cannot be
 //! read is reported as a problem beside the parts that could.
 
-use super::copies::{
-    in_progress, read_copies, results_location, task_prefix, CopyInProgress, Select,
-    STATUS_READ_LIMITS,
-};
-use super::mapping::EventSourceMapping;
-use super::queue::{queue_name_of, Depths, SqsQueue};
 use super::ControlError;
+use crate::aws::lambda_mapping::EventSourceMapping;
+use crate::aws::sqs::{queue_name_of, Depths, SqsQueue};
 use crate::config::{ControlConfig, ReportConfig};
 use crate::report::build::Reporter;
 use crate::report::day::format_day;
 use crate::setup;
+use crate::store::error::StoreError;
+use crate::sweep::copies::{
+    in_progress, read_copies, results_location, task_prefix, CopyInProgress, Select,
+    STATUS_READ_LIMITS,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -164,7 +165,7 @@ impl Status {
             }
         }
         let delivery = match self.delivery.as_deref() {
-            Some(st) if super::mapping::delivers(st) => format!("running ({st})"),
+            Some(st) if crate::aws::lambda_mapping::delivers(st) => format!("running ({st})"),
             Some(st) => format!("paused ({st})"),
             None if explained("delivery") => "unknown (see below)".into(),
             None => unknown(),
@@ -276,12 +277,12 @@ pub async fn oldest_message_age(
         .send()
         .await
         .map_err(|e| match e.raw_response().and_then(not_cloudwatch) {
-            Some(detail) => ControlError::Aws {
+            Some(detail) => ControlError::Store(StoreError::Call {
                 service: "CloudWatch",
                 op: "GetMetricStatistics",
                 detail,
                 transient: false,
-            },
+            }),
             None => ControlError::aws("CloudWatch", "GetMetricStatistics", &e),
         })?;
     Ok(out
@@ -330,12 +331,12 @@ pub async fn gather_copies(
         return;
     };
     let s3 = setup::s3_client(sdk, config.s3_path_style);
-    let store = crate::results::S3ResultsStore::new(s3, bucket);
+    let store = crate::aws::s3_results::S3ResultsStore::new(s3, bucket);
     let prefix = task_prefix(&results_prefix, &config.task_id);
     let copies = match read_copies(&store, &prefix, Select::All, STATUS_READ_LIMITS).await {
         Ok(c) => c,
         Err(e) => {
-            st.problem(part, crate::source::error_chain(&e));
+            st.problem(part, crate::errors::error_chain(&e));
             return;
         }
     };
@@ -394,7 +395,7 @@ pub async fn gather(
                 Ok((_, name)) => {
                     oldest_message_age(&cw, &name, time::OffsetDateTime::now_utc()).await
                 }
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             };
             match age {
                 Ok(a) => st.oldest_message_age_s = a,
@@ -591,7 +592,7 @@ mod tests {
 
     #[test]
     fn copies_in_progress_are_listed_and_unreadable_ones_are_problems() {
-        use crate::control::copies::tests::{checkpoint, NOW};
+        use crate::sweep::copies::tests::{checkpoint, NOW};
         let day = std::time::Duration::from_secs(24 * 3600);
         let mut st = Status {
             task: "t1".into(),

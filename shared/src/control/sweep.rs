@@ -3,12 +3,12 @@
 //! report function's, it first reads the task's checkpoints in the results bucket and keeps the
 //! uploads of the copies still in progress.
 
-use super::copies::{results_location, task_prefix, READ_LIMITS};
 use super::ControlError;
+use crate::aws::s3_results::S3ResultsStore;
 use crate::config::{ControlConfig, OssSettings};
 use crate::oss::{OssClient, OssConfig};
-use crate::results::S3ResultsStore;
 use crate::setup;
+use crate::sweep::copies::{results_location, task_prefix, READ_LIMITS};
 use crate::sweep::{sweep_task, OssUploads, SweepLimits, SweepOptions, SweepRule, SweepSummary};
 use std::time::Duration;
 
@@ -86,7 +86,7 @@ pub async fn sweep_task_uploads(
         READ_LIMITS,
     )
     .await
-    .map_err(|e| ControlError::Oss(crate::source::error_chain(&e)))
+    .map_err(|e| ControlError::Oss(crate::errors::error_chain(&e)))
 }
 
 #[cfg(test)]

@@ -4,23 +4,21 @@
 use super::credentials::{CredentialRefresh, CredentialStore};
 use super::endpoint::{encode_query, Endpoint};
 use super::error::{is_credential_code, Error, ServiceError};
+use super::object::header_str;
 use super::signing::{self, Credentials, RequestParts, Scope, PRODUCT_OSS};
 use super::upload::AbandonedList;
 use super::xml::{self, ListPage};
 use crate::budget::MemoryBudget;
 use crate::retry::{retry, Attempted, RetryPolicy};
+use crate::store::object::{ByteStream, ObjectHead};
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt, TryStreamExt};
+use futures_util::{StreamExt, TryStreamExt};
 use http::{HeaderMap, Method};
 use std::fmt;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
-
-/// A stream of body bytes.
-pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
 
 /// Default part size for multipart uploads (8 MiB).
 pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
@@ -89,140 +87,6 @@ impl fmt::Debug for OssConfig {
             .field("parts_in_flight", &self.parts_in_flight)
             .field("memory_budget", &self.memory_budget)
             .finish_non_exhaustive()
-    }
-}
-
-/// Object metadata OSS keeps: the standard headers, user metadata, storage class and tags.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ObjectMetadata {
-    /// `Content-Type`.
-    pub content_type: Option<String>,
-    /// `Cache-Control`.
-    pub cache_control: Option<String>,
-    /// `Content-Disposition`.
-    pub content_disposition: Option<String>,
-    /// `Content-Encoding`.
-    pub content_encoding: Option<String>,
-    /// `Content-Language`.
-    pub content_language: Option<String>,
-    /// `Expires`.
-    pub expires: Option<String>,
-    /// User metadata (`x-oss-meta-NAME`), names lower-case without the prefix, sorted.
-    pub user: Vec<(String, String)>,
-    /// Storage class (`Standard`, `IA`, `Archive`, ...), if set.
-    pub storage_class: Option<String>,
-    /// Tags as `x-oss-tagging` carries them (`k=v&k2=v2`, URL-encoded), on upload only.
-    pub tagging: Option<String>,
-}
-
-const STANDARD: [&str; 6] = [
-    "content-type",
-    "cache-control",
-    "content-disposition",
-    "content-encoding",
-    "content-language",
-    "expires",
-];
-
-impl ObjectMetadata {
-    fn standard(&self) -> [&Option<String>; 6] {
-        [
-            &self.content_type,
-            &self.cache_control,
-            &self.content_disposition,
-            &self.content_encoding,
-            &self.content_language,
-            &self.expires,
-        ]
-    }
-
-    /// The request headers that set this metadata on upload.
-    pub fn to_headers(&self) -> Vec<(String, String)> {
-        let mut h: Vec<(String, String)> = STANDARD
-            .iter()
-            .zip(self.standard())
-            .filter_map(|(n, v)| v.as_ref().map(|v| ((*n).to_owned(), v.clone())))
-            .collect();
-        for (k, v) in &self.user {
-            h.push((format!("x-oss-meta-{k}"), v.clone()));
-        }
-        if let Some(c) = &self.storage_class {
-            h.push(("x-oss-storage-class".into(), c.clone()));
-        }
-        if let Some(t) = &self.tagging {
-            h.push(("x-oss-tagging".into(), t.clone()));
-        }
-        h
-    }
-
-    /// Reads the metadata from response headers (tags are not in them; see `tagging_count`).
-    pub fn from_headers(h: &HeaderMap) -> Self {
-        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let mut user: Vec<(String, String)> = h
-            .iter()
-            .filter_map(|(n, v)| {
-                let name = n.as_str().strip_prefix("x-oss-meta-")?;
-                Some((name.to_owned(), v.to_str().ok()?.to_owned()))
-            })
-            .collect();
-        user.sort();
-        Self {
-            content_type: get("content-type"),
-            cache_control: get("cache-control"),
-            content_disposition: get("content-disposition"),
-            content_encoding: get("content-encoding"),
-            content_language: get("content-language"),
-            expires: get("expires"),
-            user,
-            storage_class: get("x-oss-storage-class"),
-            tagging: None,
-        }
-    }
-}
-
-/// What HeadObject (or GetObject) says about an object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectHead {
-    /// Size in bytes.
-    pub size: u64,
-    /// ETag, quoted.
-    pub etag: String,
-    /// CRC-64 OSS holds, if reported.
-    pub crc64: Option<u64>,
-    /// `Last-Modified`.
-    pub last_modified: Option<String>,
-    /// `Normal`, `Multipart`, `Appendable`.
-    pub object_type: Option<String>,
-    /// Number of tags.
-    pub tagging_count: u32,
-    /// Metadata.
-    pub metadata: ObjectMetadata,
-    /// Request id of the HEAD.
-    pub request_id: String,
-}
-
-fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).and_then(|v| v.to_str().ok())
-}
-
-impl ObjectHead {
-    fn from_headers(h: &HeaderMap) -> Self {
-        Self {
-            size: header_str(h, "content-length")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
-            etag: header_str(h, "etag").unwrap_or_default().to_owned(),
-            crc64: header_str(h, "x-oss-hash-crc64ecma").and_then(|v| v.parse().ok()),
-            last_modified: header_str(h, "last-modified").map(str::to_owned),
-            object_type: header_str(h, "x-oss-object-type").map(str::to_owned),
-            tagging_count: header_str(h, "x-oss-tagging-count")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
-            metadata: ObjectMetadata::from_headers(h),
-            request_id: header_str(h, "x-oss-request-id")
-                .unwrap_or_default()
-                .to_owned(),
-        }
     }
 }
 
@@ -657,25 +521,6 @@ mod tests {
             check_key(&"k".repeat(1024)).unwrap_err().code(),
             "InvalidObjectName"
         );
-    }
-
-    #[test]
-    fn metadata_to_headers_and_back() {
-        let m = ObjectMetadata {
-            content_type: Some("text/plain".into()),
-            expires: Some("Wed, 21 Oct 2026 07:28:00 GMT".into()),
-            user: vec![("a".into(), "1".into())],
-            storage_class: Some("IA".into()),
-            ..ObjectMetadata::default()
-        };
-        let mut h = HeaderMap::new();
-        for (k, v) in m.to_headers() {
-            h.insert(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        assert_eq!(ObjectMetadata::from_headers(&h), m);
     }
 
     #[test]

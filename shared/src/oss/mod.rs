@@ -2,19 +2,18 @@
 
 pub mod client;
 pub mod credentials;
+pub mod destination;
 pub mod endpoint;
 pub mod error;
 pub mod multipart_list;
+pub mod object;
 pub mod signing;
 pub mod upload;
 pub mod xml;
 
-pub use client::{ByteStream, ObjectHead, ObjectMetadata, OssClient, OssConfig};
+pub use client::{OssClient, OssConfig};
 pub use credentials::{CredentialRefresh, RefreshCredentials, RefreshError};
 pub use endpoint::{Addressing, Endpoint, Network};
 pub use error::{Error, ServiceError};
 pub use multipart_list::{MultipartUpload, UploadsPage};
-pub use upload::{
-    part_size_for, AbandonedUploads, BodySource, BytesSource, ListedPart, OpenUpload,
-    UploadOutcome, UploadRequest,
-};
+pub use upload::part_size_for;

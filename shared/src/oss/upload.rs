@@ -26,15 +26,18 @@
 //! [`OssClient::abort_abandoned_uploads`] empties. (An upload whose initiate answer never arrived
 //! is unknown to the client; only listing the bucket's uploads finds it.)
 
-use super::client::{check_key, ByteStream, Call, ObjectMetadata, OssClient};
+use super::client::{check_key, Call, OssClient};
 use super::error::Error;
 use super::xml;
 use crate::budget::BudgetPermit;
 use crate::checksum::{crc64, crc64_combine, Crc64};
 use crate::retry::retry;
+use crate::store::object::{ByteStream, ObjectMetadata};
+use crate::store::upload::{
+    AbandonedUploads, BodySource, ListedPart, OpenUpload, UploadOutcome, UploadRequest,
+};
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use bytes::{Bytes, BytesMut};
-use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use http::Method;
 use md5::{Digest, Md5};
@@ -48,87 +51,6 @@ pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 pub const MAX_PARTS: u64 = 10_000;
 /// Smallest part OSS accepts (but for the last).
 pub const MIN_PART_SIZE: u64 = 100 * 1024;
-
-/// Where an upload's bytes come from. `open` starts the body from its first byte, and is called
-/// again for each retry of a single-request upload.
-pub trait BodySource: Send + Sync {
-    /// Opens the body.
-    fn open(&self) -> BoxFuture<'_, Result<ByteStream, Error>>;
-}
-
-/// A body already in memory.
-#[derive(Debug, Clone)]
-pub struct BytesSource(pub Bytes);
-
-impl BodySource for BytesSource {
-    fn open(&self) -> BoxFuture<'_, Result<ByteStream, Error>> {
-        let b = self.0.clone();
-        Box::pin(async move { Ok(futures_util::stream::once(async move { Ok(b) }).boxed()) })
-    }
-}
-
-/// What to upload.
-#[derive(Debug, Clone, Copy)]
-pub struct UploadRequest<'a> {
-    /// Destination bucket.
-    pub bucket: &'a str,
-    /// Destination key.
-    pub key: &'a str,
-    /// Exact size of the body.
-    pub size: u64,
-    /// Metadata to set.
-    pub metadata: &'a ObjectMetadata,
-    /// MD5 of the whole body, if known before sending (e.g. from a non-multipart S3 ETag).
-    pub content_md5: Option<[u8; 16]>,
-}
-
-/// What an upload achieved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UploadOutcome {
-    /// ETag OSS gave the object.
-    pub etag: String,
-    /// CRC-64 of the bytes sent, equal to what OSS reported.
-    pub crc64: u64,
-    /// Requests made in all, retries included.
-    pub requests: u32,
-    /// Parts (0 for a single PutObject).
-    pub parts: u32,
-    /// Request id of the final write.
-    pub request_id: String,
-}
-
-/// A multipart upload the client initiated and has not completed or aborted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenUpload {
-    /// Bucket.
-    pub bucket: String,
-    /// Key.
-    pub key: String,
-    /// Upload id.
-    pub upload_id: String,
-}
-
-/// One part of an open upload, as ListParts reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedPart {
-    /// Part number (1 to 10,000).
-    pub number: u32,
-    /// ETag OSS gave the part.
-    pub etag: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// CRC-64 of the part as OSS stored it, when reported.
-    pub crc64: Option<u64>,
-}
-
-/// What [`OssClient::abort_abandoned_uploads`] did.
-#[derive(Debug, Default)]
-pub struct AbandonedUploads {
-    /// Uploads aborted (or found already gone: completed just before their job was dropped).
-    pub aborted: usize,
-    /// Uploads whose abort failed, with the error; they stay on the list for the next call.
-    pub failed: Vec<(OpenUpload, Error)>,
-}
 
 /// Uploads left open by a job that was dropped mid-way or whose abort failed.
 #[derive(Debug, Default)]

@@ -146,7 +146,7 @@ struct RawPart {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PartsPage {
     /// Parts, in part order.
-    pub parts: Vec<super::upload::ListedPart>,
+    pub parts: Vec<crate::store::upload::ListedPart>,
     /// The `part-number-marker` of the next page, if this one is truncated.
     pub next_marker: Option<u32>,
 }
@@ -157,7 +157,7 @@ pub fn parse_parts(text: &str) -> Result<PartsPage, String> {
     let parts = raw
         .parts
         .into_iter()
-        .map(|p| super::upload::ListedPart {
+        .map(|p| crate::store::upload::ListedPart {
             number: p.number,
             etag: p.etag,
             size: p.size,

@@ -3,10 +3,12 @@
 
 use super::build::{Listing, RecordSource, ReportError, ReportStore};
 use super::lease::{Condition, LeaseStore};
-use crate::destination::{DestinationStore, OssDestination};
-use crate::oss::{BytesSource, ObjectMetadata, UploadRequest};
-use crate::results::S3ResultsStore;
-use crate::source::error_chain;
+use crate::aws::s3_results::S3ResultsStore;
+use crate::errors::error_chain;
+use crate::oss::destination::OssDestination;
+use crate::store::destination::DestinationStore;
+use crate::store::object::ObjectMetadata;
+use crate::store::upload::{BytesSource, UploadRequest};
 use bytes::Bytes;
 use md5::{Digest, Md5};
 

@@ -4,7 +4,7 @@
 //! resume` switch that same mapping.
 
 use super::pauses::{PauseWatch, Sighting};
-use crate::source::error_chain;
+use crate::errors::error_chain;
 use aws_sdk_sqs::types::QueueAttributeName;
 use time::OffsetDateTime;
 

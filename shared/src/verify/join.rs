@@ -255,7 +255,7 @@ pub enum SourceHead {
         etag: String,
         /// Size.
         size: u64,
-        /// [`crate::metadata::metadata_fingerprint`] of its metadata.
+        /// [`crate::sync::metadata::metadata_fingerprint`] of its metadata.
         fingerprint: String,
     },
 }

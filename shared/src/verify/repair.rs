@@ -1,5 +1,5 @@
 //! `ctl verify --repair`: the differences a verification listed become events in the task queue,
-//! sent by the backfill's machinery ([`crate::control::backfill::run_backfill`]: batches, rate,
+//! sent by the backfill's machinery (`ctl`'s `control::backfill::run_backfill`: batches, rate,
 //! queue-depth hold, checkpoint after every batch). Keys missing or differing in OSS get an
 //! `ObjectCreated:Verify` event; keys only in OSS get `ObjectRemoved:Delete` when delete sync is
 //! on (the sync function reads the source first and deletes only after S3 said `NoSuchKey`), and
@@ -8,10 +8,10 @@
 
 use super::join::Kind;
 use super::report::parse_part;
-use crate::control::backfill::{Listed, ObjectLister, Page};
-use crate::control::checkpoint::Position;
-use crate::control::ControlError;
 use crate::report::build::RecordSource;
+use crate::store::error::StoreError;
+use crate::store::listing::Position;
+use crate::store::listing::{Listed, ObjectLister, Page};
 
 /// Reads a verification's differences as objects to send events for.
 pub struct RepairLister<S> {
@@ -58,16 +58,17 @@ pub fn row_to_listed(cells: &[String], deletes: bool) -> Option<Listed> {
 }
 
 impl<S: RecordSource + 'static> ObjectLister for RepairLister<S> {
-    async fn next_page(&mut self) -> Result<Option<Page>, ControlError> {
+    async fn next_page(&mut self) -> Result<Option<Page>, StoreError> {
         let Some(part) = self.parts.pop_front() else {
             return Ok(None);
         };
-        let body = self
-            .store
-            .get(&part)
-            .await
-            .map_err(|e| ControlError::Oss(e.to_string()))?;
-        let rows = parse_part(&body, &part).map_err(|e| ControlError::Input(e.to_string()))?;
+        let body = self.store.get(&part).await.map_err(|e| StoreError::Call {
+            service: "OSS",
+            op: "GetObject",
+            detail: e.to_string(),
+            transient: false,
+        })?;
+        let rows = parse_part(&body, &part).map_err(|e| StoreError::Input(e.to_string()))?;
         let mut page = Page::default();
         for cells in rows {
             let dest_key = cells.first().cloned().unwrap_or_default();

@@ -22,10 +22,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub enum VerifyError {
     /// Listing or reading the source failed.
     #[error("S3: {0}")]
-    Source(#[source] crate::control::ControlError),
+    Source(#[source] crate::store::error::StoreError),
     /// A HEAD of the source failed.
     #[error("S3 HeadObject: {0}")]
-    SourceHead(#[source] crate::source::SourceError),
+    SourceHead(#[source] crate::store::source::SourceError),
     /// Listing or a HEAD of the destination failed.
     #[error("OSS {op}: {source}")]
     Dest {

@@ -3,11 +3,13 @@
 
 use super::join::{DestHead, Entry, SourceHead};
 use super::run::{Pages, Sides, VerifyError};
-use crate::control::backfill::{Listed, ObjectLister, S3Lister};
-use crate::control::checkpoint::Position;
-use crate::metadata::{metadata_fingerprint, read_marker};
+use crate::aws::s3_lister::S3Lister;
+use crate::aws::s3_source::S3Source;
 use crate::oss::OssClient;
-use crate::source::{S3Source, SourceStore};
+use crate::store::listing::Position;
+use crate::store::listing::{Listed, ObjectLister};
+use crate::store::source::SourceStore;
+use crate::sync::metadata::{metadata_fingerprint, read_marker};
 
 /// Keys per ListObjectsV2 page.
 const PAGE_KEYS: u32 = 1000;
@@ -53,7 +55,7 @@ pub enum SourcePages {
     List(S3Lister),
     /// An S3 Inventory.
     #[cfg(feature = "control")]
-    Inventory(Box<crate::control::inventory::InventoryLister>),
+    Inventory(Box<crate::aws::s3_inventory::InventoryLister>),
 }
 
 impl Pages for SourcePages {
@@ -136,7 +138,7 @@ impl Sides for CloudSides {
                     .map_err(VerifyError::Source)?,
             )),
             #[cfg(feature = "control")]
-            SourceListing::Inventory(manifest) => crate::control::inventory::InventoryLister::open(
+            SourceListing::Inventory(manifest) => crate::aws::s3_inventory::InventoryLister::open(
                 self.s3.clone(),
                 manifest,
                 &self.source_bucket,

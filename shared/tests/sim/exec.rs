@@ -6,8 +6,8 @@ use super::sqs::{Delivered, Queue};
 use super::stores::{SimCheckpoints, SimDest, SimRechecks, SimResults, SimSource};
 use super::world::{lock, Op, Shared};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use s3_oss_sync::copy::CopyOptions;
-use s3_oss_sync::sync::{BatchReport, Invocation as Deadline, SyncService};
+use s3_oss_sync::sync::copy::CopyOptions;
+use s3_oss_sync::sync::handler::{BatchReport, Invocation as Deadline, SyncService};
 use s3_oss_sync::task::TaskBinding;
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -29,7 +29,7 @@ pub const RESULTS_PREFIX: &str = "results";
 /// Virtual seconds within which a write an invocation sent whole still lands after the invocation
 /// is gone (killed; or its job dropped at a cut-off, which invocations without a deadline, as
 /// here, do not reach): the slack the function's rechecks allow.
-pub const LATE: u64 = s3_oss_sync::recheck::SLACK.as_secs();
+pub const LATE: u64 = s3_oss_sync::sync::recheck::SLACK.as_secs();
 
 /// The service under test, over the simulated stores.
 pub type Service = SyncService<SimSource, SimDest, SimResults, SimRechecks>;
@@ -224,7 +224,7 @@ impl<'a> Sim<'a> {
         let ranges: Vec<(String, String)> = messages
             .iter()
             .filter_map(|m| {
-                let range = s3_oss_sync::recheck::range_of(m)?;
+                let range = s3_oss_sync::sync::recheck::range_of(m)?;
                 Some((m.message_id.clone()?, range.to_owned()))
             })
             .collect();
@@ -237,7 +237,7 @@ impl<'a> Sim<'a> {
             .map(|d| self.base + Duration::from_secs(started_at + d) + Duration::from_millis(500));
         let fut = invoke(
             self.svc,
-            s3_oss_sync::poll::lambda_event(messages),
+            s3_oss_sync::aws::sqs_poll::lambda_event(messages),
             id.clone(),
             deadline,
         );

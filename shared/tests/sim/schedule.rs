@@ -6,8 +6,8 @@ use super::exec::{service_with, Sim};
 use super::rng::Rng;
 use super::users::{Delivery, Users};
 use super::world::{lock, short, Faults, PartSettings, ResumeCounts, World};
-use s3_oss_sync::metadata::{metadata_fingerprint, read_marker};
 use s3_oss_sync::outcome::{Outcome, OutcomeKind};
+use s3_oss_sync::sync::metadata::{metadata_fingerprint, read_marker};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Steps after which a schedule that has not drained fails.
@@ -454,7 +454,7 @@ fn check(sim: &Sim<'_>, p: &Params) -> Result<Stats, Failure> {
             ) && !o.is_final;
             // A delivery handed over to a recheck is acknowledged (unless the records could not be
             // written): the recheck must be on the queue, sent by that invocation.
-            if o.error_code.as_deref() == Some(s3_oss_sync::decide::RECHECKING) {
+            if o.error_code.as_deref() == Some(s3_oss_sync::sync::decide::RECHECKING) {
                 let of = o.recheck_of.as_deref().unwrap_or(&o.message_id);
                 if !sim.queue.recheck_sent_for(of, &f.id) {
                     return fail(
@@ -566,7 +566,7 @@ fn check(sim: &Sim<'_>, p: &Params) -> Result<Stats, Failure> {
                 let h = &d.head;
                 let user = |u: &[(String, String)]| -> Vec<(String, String)> {
                     u.iter()
-                        .filter(|(k, _)| !k.starts_with(s3_oss_sync::metadata::MARKER_PREFIX))
+                        .filter(|(k, _)| !k.starts_with(s3_oss_sync::sync::metadata::MARKER_PREFIX))
                         .cloned()
                         .collect()
                 };

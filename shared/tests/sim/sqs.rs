@@ -94,7 +94,7 @@ impl Queue {
             m.sent_by.as_deref() == Some(by)
                 && m.attributes
                     .iter()
-                    .any(|(k, v)| k == s3_oss_sync::recheck::RECHECK_OF && v == id)
+                    .any(|(k, v)| k == s3_oss_sync::sync::recheck::RECHECK_OF && v == id)
         })
     }
 
@@ -169,10 +169,10 @@ impl Queue {
                 _ => State::InFlight(1),
             };
             self.deliveries += 1;
-            let mut msg = s3_oss_sync::poll::lambda_message(&m.id, &m.body, m.receives);
+            let mut msg = s3_oss_sync::aws::sqs_poll::lambda_message(&m.id, &m.body, m.receives);
             for (k, v) in &m.attributes {
                 msg.message_attributes
-                    .insert(k.clone(), s3_oss_sync::recheck::string_attribute(v));
+                    .insert(k.clone(), s3_oss_sync::sync::recheck::string_attribute(v));
             }
             out.push(msg);
             delivered.push(Delivered {

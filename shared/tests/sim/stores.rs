@@ -9,15 +9,15 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use s3_oss_sync::budget::MemoryBudget;
-use s3_oss_sync::destination::DestinationStore;
-use s3_oss_sync::oss::{
-    self, BodySource, ByteStream, ListedPart, ObjectHead, ObjectMetadata, UploadOutcome,
-    UploadRequest,
-};
-use s3_oss_sync::recheck::{self, Recheck, RecheckQueue};
-use s3_oss_sync::results::ResultsStore;
-use s3_oss_sync::resume::{CheckpointStore, PartPace, PartPlan};
-use s3_oss_sync::source::{SourceError, SourceObject, SourceStore};
+use s3_oss_sync::oss::{self};
+use s3_oss_sync::store::checkpoints::CheckpointStore;
+use s3_oss_sync::store::destination::DestinationStore;
+use s3_oss_sync::store::object::{ByteStream, ObjectHead, ObjectMetadata};
+use s3_oss_sync::store::results::ResultsStore;
+use s3_oss_sync::store::source::{SourceError, SourceObject, SourceStore};
+use s3_oss_sync::store::upload::{BodySource, ListedPart, UploadOutcome, UploadRequest};
+use s3_oss_sync::store::upload::{PartPace, PartPlan};
+use s3_oss_sync::sync::recheck::{self, Recheck, RecheckQueue};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -681,11 +681,11 @@ fn checkpoint_error(op: &'static str, key: &str) -> SourceError {
 
 /// What a checkpoint object says, for the trace.
 fn describe(body: &Option<Bytes>) -> String {
-    use s3_oss_sync::resume::{Checkpoint, RangeRecord};
+    use s3_oss_sync::sync::resume::{Checkpoint, RangeRecord};
     let Some(b) = body else {
         return String::new();
     };
-    let numbers = |parts: &[s3_oss_sync::resume::DonePart]| -> Vec<u32> {
+    let numbers = |parts: &[s3_oss_sync::sync::resume::DonePart]| -> Vec<u32> {
         parts.iter().map(|p| p.number).collect()
     };
     if let Ok(cp) = Checkpoint::parse(b) {
@@ -712,7 +712,7 @@ fn short_key(key: &str) -> &str {
 /// the trace.
 fn dest_key_of(checkpoint: &str) -> Option<String> {
     super::users::KEYS.iter().find_map(|k| {
-        let cp = s3_oss_sync::resume::checkpoint_key(
+        let cp = s3_oss_sync::sync::resume::checkpoint_key(
             super::exec::RESULTS_PREFIX,
             super::exec::TASK,
             super::exec::DEST_BUCKET,

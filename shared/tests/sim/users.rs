@@ -7,7 +7,7 @@
 use super::exec::{Sim, SOURCE_BUCKET};
 use super::world::{lock, md5_hex, short, Op, Version};
 use bytes::Bytes;
-use s3_oss_sync::source::SourceMetadata;
+use s3_oss_sync::store::source::SourceMetadata;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};

@@ -6,9 +6,9 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use s3_oss_sync::checksum::crc64_combine;
 use s3_oss_sync::event::sequencer_cmp;
-use s3_oss_sync::metadata::read_marker;
-use s3_oss_sync::oss::{ObjectHead, ObjectMetadata};
-use s3_oss_sync::source::{SourceMetadata, SourceObject};
+use s3_oss_sync::store::object::{ObjectHead, ObjectMetadata};
+use s3_oss_sync::store::source::{SourceMetadata, SourceObject};
+use s3_oss_sync::sync::metadata::read_marker;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -654,7 +654,7 @@ impl World {
         let named = metadata
             .user
             .iter()
-            .find(|(k, _)| k == s3_oss_sync::metadata::MARKER_ETAG)
+            .find(|(k, _)| k == s3_oss_sync::sync::metadata::MARKER_ETAG)
             .and_then(|(_, etag)| self.versions.get(etag.trim_matches('"')))
             .filter(|v| {
                 let mut at = 0;
@@ -728,7 +728,7 @@ impl World {
         if !body.windows(8).any(|w| w == b"\"ranges\"") {
             return;
         }
-        if let Ok(cp) = s3_oss_sync::resume::Checkpoint::parse(body) {
+        if let Ok(cp) = s3_oss_sync::sync::resume::Checkpoint::parse(body) {
             if !cp.ranges.is_empty() {
                 self.fanned.insert(cp.upload_id, (cp.dest_key, cp.ranges));
             }

@@ -8,7 +8,7 @@ use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use s3_oss_sync::checksum::Crc64;
-use s3_oss_sync::oss::ByteStream;
+use s3_oss_sync::store::object::ByteStream;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 

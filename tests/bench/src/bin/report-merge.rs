@@ -9,7 +9,7 @@ use s3_oss_sync::outcome::{format_time, Outcome, OutcomeKind};
 use s3_oss_sync::report::build::{
     Listing, RecordSource, ReportError, ReportSettings, ReportStore, Reporter,
 };
-use s3_oss_sync::results::{results_key, to_json_lines};
+use s3_oss_sync::store::results::{results_key, to_json_lines};
 use s3_oss_sync_bench::{mib, peak_rss_bytes, round};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

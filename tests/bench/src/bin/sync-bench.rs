@@ -11,13 +11,15 @@ use aws_sdk_s3::primitives::ByteStream as S3Body;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use futures_util::{StreamExt, TryStreamExt};
+use s3_oss_sync::aws::s3_results::S3ResultsStore;
+use s3_oss_sync::aws::s3_source::S3Source;
 use s3_oss_sync::config::SyncConfig;
-use s3_oss_sync::destination::OssDestination;
-use s3_oss_sync::oss::{ObjectMetadata, UploadRequest};
-use s3_oss_sync::recheck::HeldRechecks;
-use s3_oss_sync::results::S3ResultsStore;
-use s3_oss_sync::source::{S3Source, SourceStore};
-use s3_oss_sync::sync::SyncService;
+use s3_oss_sync::oss::destination::OssDestination;
+use s3_oss_sync::store::object::ObjectMetadata;
+use s3_oss_sync::store::source::SourceStore;
+use s3_oss_sync::store::upload::UploadRequest;
+use s3_oss_sync::sync::handler::SyncService;
+use s3_oss_sync::sync::recheck::HeldRechecks;
 use s3_oss_sync::{setup, telemetry};
 use s3_oss_sync_bench::{
     cpu_seconds, emulator_count, emulator_requests, mib, pattern_stream, peak_rss_bytes, round,
@@ -124,7 +126,7 @@ enum Command {
 }
 
 /// The function's service, but rechecks are held in memory: the benchmarks run no SQS, and a
-/// write must be preceded by its recheck (see `s3_oss_sync::copy`).
+/// write must be preceded by its recheck (see `s3_oss_sync::sync::copy`).
 type Service = SyncService<S3Source, OssDestination, S3ResultsStore, HeldRechecks>;
 
 /// A source object as an event names it: key, size, ETag (unquoted).
@@ -301,7 +303,7 @@ fn sqs_batch_of(bodies: impl IntoIterator<Item = String>, recheck: bool) -> Valu
                 "body": body,
                 "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764039600000"},
                 "messageAttributes": if recheck {
-                    json!({ s3_oss_sync::recheck::RECHECK_OF: {
+                    json!({ s3_oss_sync::sync::recheck::RECHECK_OF: {
                         "stringValue": format!("00000000-0000-4000-8000-{i:012}"),
                         "dataType": "String"
                     }})
@@ -317,7 +319,10 @@ fn sqs_batch_of(bodies: impl IntoIterator<Item = String>, recheck: bool) -> Valu
     json!({ "Records": records })
 }
 
-fn outcome_counts(report: &s3_oss_sync::sync::BatchReport, into: &mut BTreeMap<String, u64>) {
+fn outcome_counts(
+    report: &s3_oss_sync::sync::handler::BatchReport,
+    into: &mut BTreeMap<String, u64>,
+) {
     for o in &report.outcomes {
         *into.entry(o.outcome.as_str().to_owned()).or_default() += 1;
     }

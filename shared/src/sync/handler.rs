@@ -7,24 +7,25 @@
 //! uploads aborted) and recorded `deferred`, so every event of the batch has a record, finished
 //! messages are acknowledged and the rest come again.
 //!
-//! Rechecks ([`crate::recheck`]): a job's first write waits until its message has left a delayed
+//! Rechecks ([`crate::sync::recheck`]): a job's first write waits until its message has left a delayed
 //! recheck on the queue (another delivery of the message may acknowledge it while this write is
 //! still to land), and a later delivery of a message (receive count above 1) hands its events to
 //! a delayed recheck instead of working on them while an earlier delivery may still run.
 
-use crate::copy::{
+use crate::event::{parse_message, EventKind, Message, ObjectEvent};
+use crate::outcome::{format_time, Outcome, OutcomeKind};
+use crate::store::checkpoints::CheckpointStore;
+use crate::store::destination::DestinationStore;
+use crate::store::results::{results_key, to_json_lines, ResultsStore};
+use crate::store::source::SourceStore;
+use crate::sync::copy::{
     Copier, CopyOptions, Job, JobKind, JobReport, Limits, WriteAhead, FANNED_OUT, RANGE_UPLOADED,
     RECHECK_NOT_QUEUED,
 };
-use crate::decide::{self, verdict, Verdict};
-use crate::destination::DestinationStore;
-use crate::event::{parse_message, EventKind, Message, ObjectEvent};
-use crate::outcome::{format_time, Outcome, OutcomeKind};
-use crate::plan::{newest_first, Evidence};
-use crate::recheck::{self, Recheck, RecheckQueue};
-use crate::results::{results_key, to_json_lines, ResultsStore};
-use crate::resume::{CheckpointStore, RangeJob, Resume};
-use crate::source::SourceStore;
+use crate::sync::decide::{self, verdict, Verdict};
+use crate::sync::plan::{newest_first, Evidence};
+use crate::sync::recheck::{self, Recheck, RecheckQueue};
+use crate::sync::resume::{RangeJob, Resume};
 use crate::task::TaskBinding;
 use crate::telemetry::{metrics_line, outcome_line, LineSink};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -232,7 +233,7 @@ pub struct Invocation<'a> {
 type SentOnce = tokio::sync::OnceCell<Result<(), String>>;
 
 /// The write-ahead rechecks of a batch: one per message whose jobs write, sent before the first
-/// write (see [`crate::copy`], "Why it converges"), shared by the message's jobs.
+/// write (see [`crate::sync::copy`], "Why it converges"), shared by the message's jobs.
 struct WriteAheads<'a, Q> {
     queue: &'a Q,
     /// The invocation's deadline, when the delay must also outlast it (in Lambda the configured
@@ -472,7 +473,7 @@ fn job_of<'a>(
 /// Whether an event was sent by `ctl` (a backfill, a verification's repair or a retry) rather
 /// than by S3.
 fn from_ctl(name: &str) -> bool {
-    use crate::control::events::{BACKFILL_EVENT, RETRY_EVENT, VERIFY_EVENT};
+    use crate::event::{BACKFILL_EVENT, RETRY_EVENT, VERIFY_EVENT};
     [BACKFILL_EVENT, VERIFY_EVENT, RETRY_EVENT].contains(&name)
 }
 

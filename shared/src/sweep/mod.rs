@@ -2,7 +2,7 @@
 //! function could not abort, which OSS keeps (and bills the parts of) until someone does.
 //!
 //! The protocol: first read the task's copies in progress, the checkpoints of its resumable
-//! copies ([`crate::resume`], [`crate::control::copies`]); then page through
+//! copies ([`crate::sync::resume`], [`crate::sweep::copies`]); then page through
 //! ListMultipartUploads under the task's destination prefix; for each upload, a pure [`verdict`]
 //! says whether it is stale (initiated longer ago than the setting, under the prefix, and not
 //! named by a checkpoint written within the setting); stale ones are aborted (or only listed, in
@@ -20,8 +20,10 @@
 //! ([`SweepSummary::held`]) rather than guess; a checkpoint whose body is damaged cannot be
 //! resumed and is only reported.
 
-use crate::control::copies::{self, CheckpointObjects, Copies, ReadLimits, Select};
+pub mod copies;
+
 use crate::oss::{Error, MultipartUpload, OssClient, UploadsPage};
+use copies::{CheckpointObjects, Copies, ReadLimits, Select};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -441,7 +443,7 @@ pub async fn sweep_uploads(
                                 upload_id: upload.upload_id.clone(),
                                 code: e.code().to_owned(),
                                 transient: e.is_transient(),
-                                message: crate::source::error_chain(&e),
+                                message: crate::errors::error_chain(&e),
                             });
                         }
                     }
@@ -534,7 +536,7 @@ pub async fn sweep_task(
         )),
         Ok(Err(e)) => Some(format!(
             "the checkpoints under {checkpoint_prefix} could not be listed: {}",
-            crate::source::error_chain(&e)
+            crate::errors::error_chain(&e)
         )),
         Ok(Ok(copies)) => {
             let (named, undated) = checkpointed_uploads(&copies, rule.now);
@@ -917,7 +919,7 @@ mod tests {
 
     #[test]
     fn checkpointed_uploads_take_the_latest_write_and_keep_the_undated() {
-        use crate::control::copies::tests::{checkpoint, NOW as CNOW};
+        use crate::sweep::copies::tests::{checkpoint, NOW as CNOW};
         assert_eq!(CNOW, NOW);
         let mut undated = checkpoint("u", "U3", 10, 5, 1, 0);
         undated.updated_at = "soon".into();
@@ -944,9 +946,9 @@ mod tests {
     }
 
     /// Uploads of three copies (live, stale, with a damaged checkpoint) and one without any.
-    fn copies_and_uploads() -> (crate::control::copies::tests::Fake, Fake, String) {
-        use crate::control::copies::task_prefix;
-        use crate::control::copies::tests::{checkpoint, Fake as Checkpoints};
+    fn copies_and_uploads() -> (crate::sweep::copies::tests::Fake, Fake, String) {
+        use crate::sweep::copies::task_prefix;
+        use crate::sweep::copies::tests::{checkpoint, Fake as Checkpoints};
         let mut cps = Checkpoints::with(&[
             // Written an hour ago: live.
             (checkpoint("a", "live", 100, 10, 5, 1), 1),
@@ -973,7 +975,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_task_sweep_keeps_the_uploads_of_live_copies() {
-        use crate::control::copies::READ_LIMITS;
+        use crate::sweep::copies::READ_LIMITS;
         let (cps, uploads, prefix) = copies_and_uploads();
         let s = sweep_task(&uploads, &cps, &prefix, &task_options(false), READ_LIMITS)
             .await
@@ -1011,7 +1013,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_task_sweep_aborts_nothing_when_the_checkpoints_are_not_known() {
-        use crate::control::copies::READ_LIMITS;
+        use crate::sweep::copies::READ_LIMITS;
         // The listing fails.
         let (mut cps, uploads, prefix) = copies_and_uploads();
         cps.fail_list = true;

@@ -2,9 +2,8 @@
 //! millions of objects, reading the daily inventory is cheaper and faster than ListObjectsV2.
 //! Only CSV inventories are read; each data file is checked against the manifest's MD5 before use.
 
-use super::backfill::{Listed, ObjectLister, Page};
-use super::checkpoint::Position;
-use super::ControlError;
+use crate::store::error::StoreError;
+use crate::store::listing::{Listed, ObjectLister, Page, Position};
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use serde::Deserialize;
@@ -54,17 +53,17 @@ struct Columns {
 
 impl Manifest {
     /// Parses and checks a manifest for `source_bucket`.
-    pub fn parse(body: &[u8], source_bucket: &str) -> Result<Self, ControlError> {
+    pub fn parse(body: &[u8], source_bucket: &str) -> Result<Self, StoreError> {
         let m: Manifest = serde_json::from_slice(body)
-            .map_err(|e| ControlError::Input(format!("inventory manifest.json: {e}")))?;
+            .map_err(|e| StoreError::Input(format!("inventory manifest.json: {e}")))?;
         if m.source_bucket != source_bucket {
-            return Err(ControlError::Input(format!(
+            return Err(StoreError::Input(format!(
                 "the inventory lists bucket {:?}, not the task's source bucket {source_bucket:?}",
                 m.source_bucket
             )));
         }
         if !m.file_format.eq_ignore_ascii_case("CSV") {
-            return Err(ControlError::Input(format!(
+            return Err(StoreError::Input(format!(
                 "the inventory is {}; backfill reads CSV inventories only",
                 m.file_format
             )));
@@ -74,13 +73,13 @@ impl Manifest {
         Ok(m)
     }
 
-    fn columns(&self) -> Result<Columns, ControlError> {
+    fn columns(&self) -> Result<Columns, StoreError> {
         let names: Vec<&str> = self.file_schema.split(',').map(str::trim).collect();
         let at = |n: &str| names.iter().position(|c| c.eq_ignore_ascii_case(n));
         Ok(Columns {
             bucket: at("Bucket"),
             key: at("Key").ok_or_else(|| {
-                ControlError::Input(format!(
+                StoreError::Input(format!(
                     "the inventory's fileSchema {:?} has no Key column",
                     self.file_schema
                 ))
@@ -94,14 +93,14 @@ impl Manifest {
     }
 
     /// The bucket the data files are in.
-    pub fn files_bucket(&self) -> Result<String, ControlError> {
+    pub fn files_bucket(&self) -> Result<String, StoreError> {
         let b = self
             .destination_bucket
             .strip_prefix("arn:aws:s3:::")
             .or_else(|| self.destination_bucket.strip_prefix("arn:aws-cn:s3:::"))
             .unwrap_or(&self.destination_bucket);
         if b.is_empty() || b.contains('/') {
-            return Err(ControlError::Input(format!(
+            return Err(StoreError::Input(format!(
                 "the inventory's destinationBucket {:?} is not a bucket ARN",
                 self.destination_bucket
             )));
@@ -111,13 +110,13 @@ impl Manifest {
 }
 
 /// `s3://bucket/key` split in two.
-pub fn parse_s3_url(url: &str) -> Result<(String, String), ControlError> {
+pub fn parse_s3_url(url: &str) -> Result<(String, String), StoreError> {
     url.strip_prefix("s3://")
         .and_then(|r| r.split_once('/'))
         .filter(|(b, k)| !b.is_empty() && !k.is_empty())
         .map(|(b, k)| (b.to_owned(), k.to_owned()))
         .ok_or_else(|| {
-            ControlError::Input(format!(
+            StoreError::Input(format!(
                 "{url:?} is not s3://bucket/key of an inventory manifest.json"
             ))
         })
@@ -130,7 +129,7 @@ fn row_to_listed(
     source_bucket: &str,
     prefix: &str,
     position: Position,
-) -> Result<Option<Listed>, ControlError> {
+) -> Result<Option<Listed>, StoreError> {
     let get = |i: Option<usize>| i.and_then(|i| row.get(i)).unwrap_or_default();
     if cols.bucket.is_some() && get(cols.bucket) != source_bucket {
         return Ok(None);
@@ -142,7 +141,7 @@ fn row_to_listed(
     }
     let raw = get(Some(cols.key));
     let key = crate::event::decode_form_key(raw)
-        .map_err(|e| ControlError::Input(format!("an inventory row's key {raw:?}: {e}")))?;
+        .map_err(|e| StoreError::Input(format!("an inventory row's key {raw:?}: {e}")))?;
     if !key.starts_with(prefix) || key.is_empty() {
         return Ok(None);
     }
@@ -183,12 +182,12 @@ impl InventoryLister {
         source_bucket: &str,
         prefix: &str,
         position: &Position,
-    ) -> Result<Self, ControlError> {
+    ) -> Result<Self, StoreError> {
         let (file, skip) =
             match position {
                 Position::Start => (0, 0),
                 Position::Inventory { file, rows } => (*file, *rows),
-                Position::AfterKey { .. } => return Err(ControlError::Input(
+                Position::AfterKey { .. } => return Err(StoreError::Input(
                     "the checkpoint is a listing backfill's; run without --inventory or --restart"
                         .into(),
                 )),
@@ -212,7 +211,7 @@ impl InventoryLister {
     /// Opens the current data file: streamed to a temporary file while its MD5 is computed, checked
     /// against the manifest, then read through gunzip. Data files can be large; none is held in
     /// memory.
-    async fn open_file(&mut self) -> Result<(), ControlError> {
+    async fn open_file(&mut self) -> Result<(), StoreError> {
         let f = &self.manifest.files[self.file];
         let file = download_checked(&self.client, &self.files_bucket, &f.key, &f.md5).await?;
         let file = std::io::BufReader::new(file);
@@ -237,10 +236,9 @@ async fn download_checked(
     bucket: &str,
     key: &str,
     md5: &str,
-) -> Result<std::fs::File, ControlError> {
+) -> Result<std::fs::File, StoreError> {
     use std::io::{Seek, Write};
-    let spool_failed =
-        |e: std::io::Error| ControlError::Input(format!("inventory file {key}: {e}"));
+    let spool_failed = |e: std::io::Error| StoreError::Input(format!("inventory file {key}: {e}"));
     let mut body = open_body(client, bucket, key).await?;
     let mut file = tempfile::tempfile().map_err(spool_failed)?;
     let mut hash = Md5::new();
@@ -251,7 +249,7 @@ async fn download_checked(
     }
     let got = hex::encode(hash.finalize());
     if !got.eq_ignore_ascii_case(md5) {
-        return Err(ControlError::Input(format!(
+        return Err(StoreError::Input(format!(
             "inventory file {key} has MD5 {got}, the manifest says {md5}"
         )));
     }
@@ -264,23 +262,23 @@ async fn open_body(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
-) -> Result<aws_sdk_s3::primitives::ByteStream, ControlError> {
+) -> Result<aws_sdk_s3::primitives::ByteStream, StoreError> {
     let out = client
         .get_object()
         .bucket(bucket)
         .key(key)
         .send()
         .await
-        .map_err(|e| ControlError::aws("S3", "GetObject", &e))?;
+        .map_err(|e| crate::aws::error::call_error("S3", "GetObject", &e))?;
     Ok(out.body)
 }
 
 /// A body cut off while read: trying again may help.
-fn body_failed(bucket: &str, key: &str, e: &dyn std::error::Error) -> ControlError {
-    ControlError::Aws {
+fn body_failed(bucket: &str, key: &str, e: &dyn std::error::Error) -> StoreError {
+    StoreError::Call {
         service: "S3",
         op: "GetObject",
-        detail: format!("s3://{bucket}/{key}: {}", crate::source::error_chain(e)),
+        detail: format!("s3://{bucket}/{key}: {}", crate::errors::error_chain(e)),
         transient: true,
     }
 }
@@ -290,7 +288,7 @@ async fn get_object(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
-) -> Result<Bytes, ControlError> {
+) -> Result<Bytes, StoreError> {
     Ok(open_body(client, bucket, key)
         .await?
         .collect()
@@ -300,7 +298,7 @@ async fn get_object(
 }
 
 impl ObjectLister for InventoryLister {
-    async fn next_page(&mut self) -> Result<Option<Page>, ControlError> {
+    async fn next_page(&mut self) -> Result<Option<Page>, StoreError> {
         if self.file >= self.manifest.files.len() {
             return Ok(None);
         }
@@ -314,7 +312,7 @@ impl ObjectLister for InventoryLister {
         let mut rows = 0;
         while rows < PAGE_ROWS {
             let more = reader.read_record(&mut record).map_err(|e| {
-                ControlError::Input(format!(
+                StoreError::Input(format!(
                     "inventory file {}: {e}",
                     self.manifest.files[file].key
                 ))

@@ -1,10 +1,10 @@
 //! The task queue and its dead-letter queue through SQS: sending events, reading depths, and
 //! moving dead-lettered messages back.
 
-use super::backfill::EventQueue;
-use super::ControlError;
-use crate::recheck::{self, Recheck, RecheckQueue, SqsRechecks};
 use crate::retry::{RetryPolicy, Transient};
+use crate::store::error::StoreError;
+use crate::store::queue::EventQueue;
+use crate::sync::recheck::{self, Recheck, RecheckQueue, SqsRechecks};
 use aws_sdk_sqs::types::{
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
@@ -48,7 +48,7 @@ impl SqsQueue {
     async fn attributes(
         &self,
         names: &[QueueAttributeName],
-    ) -> Result<HashMap<QueueAttributeName, String>, ControlError> {
+    ) -> Result<HashMap<QueueAttributeName, String>, StoreError> {
         let out = self
             .client
             .get_queue_attributes()
@@ -56,20 +56,20 @@ impl SqsQueue {
             .set_attribute_names(Some(names.to_vec()))
             .send()
             .await
-            .map_err(|e| ControlError::aws("SQS", "GetQueueAttributes", &e))?;
+            .map_err(|e| crate::aws::error::call_error("SQS", "GetQueueAttributes", &e))?;
         Ok(out.attributes().cloned().unwrap_or_default())
     }
 
     /// The queue's ARN.
-    pub async fn arn(&self) -> Result<String, ControlError> {
+    pub async fn arn(&self) -> Result<String, StoreError> {
         self.attributes(&[QueueAttributeName::QueueArn])
             .await?
             .remove(&QueueAttributeName::QueueArn)
-            .ok_or_else(|| ControlError::Input(format!("queue {} has no QueueArn", self.url)))
+            .ok_or_else(|| StoreError::Input(format!("queue {} has no QueueArn", self.url)))
     }
 
     /// Messages waiting, in flight and delayed.
-    pub async fn depths(&self) -> Result<Depths, ControlError> {
+    pub async fn depths(&self) -> Result<Depths, StoreError> {
         let a = self
             .attributes(&[
                 QueueAttributeName::ApproximateNumberOfMessages,
@@ -86,7 +86,7 @@ impl SqsQueue {
     }
 
     /// The dead-letter queue named by this queue's redrive policy, if it has one.
-    pub async fn dead_letter_queue(&self) -> Result<Option<SqsQueue>, ControlError> {
+    pub async fn dead_letter_queue(&self) -> Result<Option<SqsQueue>, StoreError> {
         let a = self
             .attributes(&[QueueAttributeName::RedrivePolicy])
             .await?;
@@ -101,7 +101,7 @@ impl SqsQueue {
 
     /// One SendMessageBatch attempt: the bodies SQS did not take, and whether SQS blamed them
     /// (too large, malformed: sending again will not help).
-    async fn send_once(&self, bodies: &[String]) -> Result<Vec<usize>, ControlError> {
+    async fn send_once(&self, bodies: &[String]) -> Result<Vec<usize>, StoreError> {
         let entries = bodies
             .iter()
             .enumerate()
@@ -110,7 +110,7 @@ impl SqsQueue {
                     .id(i.to_string())
                     .message_body(b)
                     .build()
-                    .map_err(|e| ControlError::Input(e.to_string()))
+                    .map_err(|e| StoreError::Input(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let out = self
@@ -120,9 +120,9 @@ impl SqsQueue {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| ControlError::aws("SQS", "SendMessageBatch", &e))?;
+            .map_err(|e| crate::aws::error::call_error("SQS", "SendMessageBatch", &e))?;
         if let Some(f) = out.failed().iter().find(|f| f.sender_fault()) {
-            return Err(ControlError::Aws {
+            return Err(StoreError::Call {
                 service: "SQS",
                 op: "SendMessageBatch",
                 detail: format!("{}: {}", f.code(), f.message().unwrap_or_default()),
@@ -140,7 +140,7 @@ impl SqsQueue {
 impl EventQueue for SqsQueue {
     /// Sends the bodies, retrying with backoff both failed calls that may succeed later and the
     /// entries SQS did not take for its own reasons (throttling, internal errors).
-    async fn send_batch(&self, bodies: Vec<String>) -> Result<(), ControlError> {
+    async fn send_batch(&self, bodies: Vec<String>) -> Result<(), StoreError> {
         let mut left = bodies;
         let max = self.policy.max_attempts.max(1);
         let mut attempt = 1;
@@ -153,7 +153,7 @@ impl EventQueue for SqsQueue {
                         .iter()
                         .filter_map(|i| left.get(*i).cloned())
                         .collect();
-                    ControlError::Aws {
+                    StoreError::Call {
                         service: "SQS",
                         op: "SendMessageBatch",
                         detail: format!("{} of {n} entries not accepted", left.len()),
@@ -172,19 +172,19 @@ impl EventQueue for SqsQueue {
         }
     }
 
-    async fn waiting(&self) -> Result<u64, ControlError> {
+    async fn waiting(&self) -> Result<u64, StoreError> {
         Ok(self.depths().await?.visible)
     }
 }
 
-fn dead_letter_arn(policy: &str) -> Result<String, ControlError> {
+fn dead_letter_arn(policy: &str) -> Result<String, StoreError> {
     let v: serde_json::Value = serde_json::from_str(policy)
-        .map_err(|e| ControlError::Input(format!("the queue's RedrivePolicy is not JSON: {e}")))?;
+        .map_err(|e| StoreError::Input(format!("the queue's RedrivePolicy is not JSON: {e}")))?;
     v.get("deadLetterTargetArn")
         .and_then(|a| a.as_str())
         .map(str::to_owned)
         .ok_or_else(|| {
-            ControlError::Input("the queue's RedrivePolicy has no deadLetterTargetArn".into())
+            StoreError::Input("the queue's RedrivePolicy has no deadLetterTargetArn".into())
         })
 }
 
@@ -192,7 +192,7 @@ fn dead_letter_arn(policy: &str) -> Result<String, ControlError> {
 pub async fn url_of_arn(
     client: &aws_sdk_sqs::Client,
     arn: &str,
-) -> Result<Option<String>, ControlError> {
+) -> Result<Option<String>, StoreError> {
     let (account, name) = queue_name_of(arn)?;
     let out = client
         .get_queue_url()
@@ -200,18 +200,18 @@ pub async fn url_of_arn(
         .queue_owner_aws_account_id(account)
         .send()
         .await
-        .map_err(|e| ControlError::aws("SQS", "GetQueueUrl", &e))?;
+        .map_err(|e| crate::aws::error::call_error("SQS", "GetQueueUrl", &e))?;
     Ok(out.queue_url().map(str::to_owned))
 }
 
 /// The account and name of an SQS queue ARN (`arn:aws:sqs:REGION:ACCOUNT:NAME`).
-pub fn queue_name_of(arn: &str) -> Result<(String, String), ControlError> {
+pub fn queue_name_of(arn: &str) -> Result<(String, String), StoreError> {
     let parts: Vec<&str> = arn.split(':').collect();
     match parts.as_slice() {
         ["arn", _, "sqs", _, account, name] if !name.is_empty() => {
             Ok(((*account).to_owned(), (*name).to_owned()))
         }
-        _ => Err(ControlError::Input(format!(
+        _ => Err(StoreError::Input(format!(
             "{arn:?} is not an SQS queue ARN"
         ))),
     }
@@ -241,7 +241,7 @@ pub async fn redrive(
     queue: &SqsQueue,
     max: Option<u64>,
     mut progress: impl FnMut(&Redriven),
-) -> Result<Redriven, ControlError> {
+) -> Result<Redriven, StoreError> {
     let mut done = Redriven::default();
     let mut empty_receives = 0;
     let rechecks = SqsRechecks::new(queue.client.clone(), Some(queue.url.clone()));
@@ -261,7 +261,7 @@ pub async fn redrive(
             .message_attribute_names(recheck::RANGE)
             .send()
             .await
-            .map_err(|e| ControlError::aws("SQS", "ReceiveMessage", &e))?;
+            .map_err(|e| crate::aws::error::call_error("SQS", "ReceiveMessage", &e))?;
         let messages = out.messages();
         if messages.is_empty() {
             empty_receives += 1;
@@ -277,7 +277,7 @@ pub async fn redrive(
             .map(|(m, _)| m)
             .collect();
         if !taken.is_empty() {
-            let entries = crate::poll::delete_entries(taken.iter().copied());
+            let entries = crate::aws::sqs_poll::delete_entries(taken.iter().copied());
             let deleted = dlq
                 .client
                 .delete_message_batch()
@@ -285,14 +285,14 @@ pub async fn redrive(
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| ControlError::aws("SQS", "DeleteMessageBatch", &e))?;
+                .map_err(|e| crate::aws::error::call_error("SQS", "DeleteMessageBatch", &e))?;
             done.moved += deleted.successful().len() as u64;
             done.not_deleted += (taken.len() - deleted.successful().len()) as u64;
         }
         progress(&done);
         if let Some(Err(why)) = sent.into_iter().find(Result::is_err) {
             // The messages not taken stay in the DLQ (visible again in 120 s).
-            return Err(ControlError::Aws {
+            return Err(StoreError::Call {
                 service: "SQS",
                 op: "SendMessageBatch",
                 detail: format!(

@@ -2,12 +2,12 @@
 //! marker settles, what the source's state asks for, whether a copy or a delete is confirmed,
 //! whether a job may start or a copy can finish before the invocation's cut-off, and what a failure
 //! means for its message. No I/O and no clock: callers pass what they read and the time.
-//! [`crate::copy`] executes these decisions; its module doc gives the argument that they converge.
+//! [`crate::sync::copy`] executes these decisions; its module doc gives the argument that they converge.
 
 use crate::event::sequencer_cmp;
-use crate::metadata::Marker;
 use crate::outcome::OutcomeKind;
-use crate::source::SourceObject;
+use crate::store::source::SourceObject;
+use crate::sync::metadata::Marker;
 use std::cmp::Ordering;
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ pub struct Job<'a> {
     /// well, so this job answers for their writes.
     pub answers_for: &'a [&'a str],
     /// For a range job of a copy fanned out: its parts.
-    pub range: Option<&'a crate::resume::RangeJob>,
+    pub range: Option<&'a crate::sync::resume::RangeJob>,
     /// Whether the event is in its first delivery from S3: a message received for the first
     /// time, not a recheck, a continuation or a range job, and not an event `ctl` sent (a
     /// backfill or a retry, which expect to find most keys current). See [`reads_dest_first`].
@@ -105,7 +105,7 @@ pub const WRITE_FIRST_MAX: u64 = 1 << 20;
 ///
 /// Safe because the marker only ever lets a job *skip*; a job that does not read it writes the
 /// source's current version, behind the write-ahead recheck and confirmed by a source HEAD, like
-/// any other write (see [`crate::copy`], "Why it converges": no argument there rests on a skip).
+/// any other write (see [`crate::sync::copy`], "Why it converges": no argument there rests on a skip).
 /// The cost is on the rare duplicate: a copy (a GET, a PUT, a recheck) instead of one HEAD.
 /// Redeliveries, rechecks, continuations, range jobs, `ctl`'s events, deletes, objects of
 /// unknown or larger size read the destination first, so their common outcome, a skip, stays
@@ -334,7 +334,7 @@ mod tests {
         let mut d = job(JobKind::Remove, Some(SEQ), &["me"]);
         d.first_delivery = true;
         assert!(reads_dest_first(&d), "a delete");
-        let range = crate::resume::RangeJob::parse("1-2 u1").unwrap();
+        let range = crate::sync::resume::RangeJob::parse("1-2 u1").unwrap();
         let mut rj = job(JobKind::Create, Some(SEQ), &["me"]);
         rj.first_delivery = true;
         rj.range = Some(&range);

@@ -1,13 +1,15 @@
 //! In-memory source, destination and results stores: the same traits as S3 and OSS, for
 //! component tests of the sync core and for benchmarks that measure the core alone.
 
-use crate::destination::DestinationStore;
-use crate::oss::{
-    self, BodySource, ByteStream, ObjectHead, ObjectMetadata, UploadOutcome, UploadRequest,
-};
-use crate::results::ResultsStore;
-use crate::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
+use crate::oss;
+use crate::store::checkpoints::CheckpointStore;
+use crate::store::destination::DestinationStore;
+use crate::store::object::{ByteStream, ObjectHead, ObjectMetadata};
+use crate::store::results::ResultsStore;
+use crate::store::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
+use crate::store::upload::{BodySource, ListedPart, UploadOutcome, UploadRequest};
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
 use std::collections::BTreeMap;
@@ -121,7 +123,7 @@ pub struct MemoryDestination {
     objects: Mutex<BTreeMap<String, (ObjectHead, Bytes)>>,
     open: Mutex<BTreeMap<String, MemUpload>>,
     /// With a plan, objects above its threshold are copied in parts, resumably.
-    pub parts: Option<crate::resume::PartPlan>,
+    pub parts: Option<crate::store::upload::PartPlan>,
     /// How long each UploadPart takes (on the tokio clock).
     pub part_delay: std::time::Duration,
     /// How long an UploadPart's answer takes after the part is stored: a caller that gives up
@@ -162,7 +164,10 @@ impl MemoryDestination {
 
     /// A destination that takes objects above `plan.threshold` in parts, each UploadPart taking
     /// `part_delay` on the tokio clock.
-    pub fn with_parts(plan: crate::resume::PartPlan, part_delay: std::time::Duration) -> Self {
+    pub fn with_parts(
+        plan: crate::store::upload::PartPlan,
+        part_delay: std::time::Duration,
+    ) -> Self {
         Self {
             parts: Some(plan),
             part_delay,
@@ -302,7 +307,7 @@ impl DestinationStore for MemoryDestination {
         "memory"
     }
 
-    fn part_plan(&self) -> Option<crate::resume::PartPlan> {
+    fn part_plan(&self) -> Option<crate::store::upload::PartPlan> {
         self.parts.clone()
     }
 
@@ -357,13 +362,13 @@ impl DestinationStore for MemoryDestination {
         &self,
         key: &str,
         upload_id: &str,
-    ) -> Result<Option<Vec<oss::ListedPart>>, oss::Error> {
+    ) -> Result<Option<Vec<ListedPart>>, oss::Error> {
         Ok(lock(&self.open)
             .get(upload_id)
             .filter(|u| u.0 == key)
             .map(|u| {
                 u.2.iter()
-                    .map(|(n, (b, etag))| oss::ListedPart {
+                    .map(|(n, (b, etag))| ListedPart {
                         number: *n,
                         etag: etag.clone(),
                         size: b.len() as u64,
@@ -560,5 +565,58 @@ impl crate::report::build::ReportStore for MemoryBucket {
     async fn delete(&self, key: &str) -> Result<(), crate::report::build::ReportError> {
         lock(&self.objects).remove(key);
         Ok(())
+    }
+}
+
+/// Checkpoints kept in memory (tests).
+#[derive(Debug, Default)]
+pub struct MemoryCheckpoints {
+    objects: std::sync::Mutex<BTreeMap<String, Bytes>>,
+    /// Writes made (saves and removes).
+    pub writes: std::sync::atomic::AtomicU32,
+}
+
+impl MemoryCheckpoints {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Bytes>> {
+        self.objects.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every checkpoint held, by key.
+    pub fn all(&self) -> BTreeMap<String, Bytes> {
+        self.lock().clone()
+    }
+}
+
+impl CheckpointStore for MemoryCheckpoints {
+    fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, SourceError>> {
+        Box::pin(async move { Ok(self.lock().get(key).cloned()) })
+    }
+    fn save<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<(), SourceError>> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async move {
+            self.lock().insert(key.to_owned(), body);
+            Ok(())
+        })
+    }
+    fn remove<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), SourceError>> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async move {
+            self.lock().remove(key);
+            Ok(())
+        })
+    }
+    fn create<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<bool, SourceError>> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async move {
+            let mut all = self.lock();
+            if all.contains_key(key) {
+                return Ok(false);
+            }
+            all.insert(key.to_owned(), body);
+            Ok(true)
+        })
     }
 }

@@ -7,7 +7,7 @@
 //! If both worked on it, one could confirm the key and acknowledge the message while the other's
 //! write, made for a version that has since been replaced, is still to land; if that other is
 //! then killed (a timeout, a crash) before it can check and repair, nothing is left to bring the
-//! key back. Two kinds of recheck close that gap (the argument is in [`crate::copy`]):
+//! key back. Two kinds of recheck close that gap (the argument is in [`crate::sync::copy`]):
 //!
 //! - **Write-ahead**: before a job's first write (a copy or a delete), the handler sends the job's
 //!   message as a recheck, once per message and invocation. The message itself is acknowledged or
@@ -45,7 +45,7 @@ pub const RECHECK_WAIT: &str = "s3sync-recheck-wait";
 /// Message attribute: deliveries the chain of messages before this recheck had (its original's
 /// and earlier rechecks'), so a message that keeps failing still ends in the DLQ.
 pub const RECHECK_ATTEMPTS: &str = "s3sync-recheck-attempts";
-/// Message attribute of a range job ([`crate::resume`], fan-out): `"<first>-<last> <upload id>"`,
+/// Message attribute of a range job ([`crate::sync::resume`], fan-out): `"<first>-<last> <upload id>"`,
 /// the part numbers the job uploads into that upload.
 pub const RANGE: &str = "s3sync-range";
 /// The longest delay SQS gives one message (`DelaySeconds`).
@@ -209,7 +209,7 @@ impl SqsRechecks {
         if let Some(u) = self.url.lock().ok().and_then(|u| u.clone()) {
             return Ok(u);
         }
-        let url = crate::control::queue::url_of_arn(&self.client, arn.unwrap_or_default())
+        let url = crate::aws::sqs::url_of_arn(&self.client, arn.unwrap_or_default())
             .await
             .map_err(|e| format!("no queue URL is set, and {e}"))?
             .ok_or("SQS GetQueueUrl answered no URL")?;
@@ -250,7 +250,7 @@ impl SqsRechecks {
                 "messages handed over to rechecks could not all be deleted; they come again"
             ),
             Err(e) => tracing::warn!(
-                error = %crate::source::error_chain(&e),
+                error = %crate::errors::error_chain(&e),
                 "messages handed over to rechecks could not be deleted; they come again"
             ),
         }
@@ -313,7 +313,7 @@ impl SqsRechecks {
             Err(e) => {
                 return all(format!(
                     "SQS SendMessageBatch: {}",
-                    crate::source::error_chain(&e)
+                    crate::errors::error_chain(&e)
                 ))
             }
         };

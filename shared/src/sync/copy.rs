@@ -1,5 +1,5 @@
 //! The convergent copy: the job for an event is "make the destination match the source now".
-//! The decisions are pure functions in [`crate::decide`]; this module reads, writes, and follows
+//! The decisions are pure functions in [`crate::sync::decide`]; this module reads, writes, and follows
 //! them.
 //!
 //! ## The protocol
@@ -14,7 +14,7 @@
 //!    Otherwise a GET, whose body is the copy's body; every later read of that copy is pinned to
 //!    its ETag (`If-Match`), so a copy is never torn across two versions. An object above the
 //!    destination's multipart threshold is copied in parts instead, each read by a ranged GET
-//!    pinned the same way, with progress that outlives the invocation ([`crate::resume`]); its
+//!    pinned the same way, with progress that outlives the invocation ([`crate::sync::resume`]); its
 //!    only write to the key is the completion.
 //! 3. After a copy, a source HEAD confirms the source is still the version copied. If it is not, a
 //!    slower job for an older version may have written over a faster job's newer copy, so another
@@ -49,7 +49,7 @@
 //! invoking one batch twice, both with the same receive count), and one may acknowledge it while
 //! the other's write is still to land; if that other is then killed before it checks, nothing
 //! brings the key back. So **every write leaves a recheck first**: before a job's first write (a
-//! copy or a delete), the handler sends the job's message again as a recheck ([`crate::recheck`],
+//! copy or a delete), the handler sends the job's message again as a recheck ([`crate::sync::recheck`],
 //! through [`WriteAhead`]), delayed until the writing invocation is surely over (an invocation
 //! ends by its deadline: the function's timeout, the batching window and slack). If it cannot be
 //! sent, the job writes nothing and fails, and the message comes again. The recheck stands for
@@ -70,7 +70,7 @@
 //! A copy in parts fits the argument: its completion is its write (the write-ahead is left just
 //! before it), the parts before it change nothing a reader sees, and the message that initiated
 //! its upload (named in the object's marker) stays pending, through continuations and range jobs,
-//! until the completed object has been checked ([`crate::resume`]).
+//! until the completed object has been checked ([`crate::sync::resume`]).
 //!
 //! Cost: one delayed SQS message per message that writes, and a source and a destination HEAD per
 //! key when it comes back; nothing for events that skip.
@@ -78,16 +78,19 @@
 //! The argument is checked by a seeded simulation (`shared/tests/simulation.rs`) that interleaves
 //! jobs at every await point with failures, kills and redeliveries.
 
-use crate::decide::{self, Next, WhenGone};
-pub use crate::decide::{Job, JobKind};
-use crate::destination::DestinationStore;
-use crate::metadata::{map_metadata, metadata_fingerprint, read_marker, Marker, WrittenFor};
-use crate::oss::{self, BodySource, ByteStream, UploadRequest};
+use crate::errors::error_chain;
+use crate::oss;
 use crate::outcome::OutcomeKind;
-use crate::resume::{
-    self, Ended, Failure, FanOut, PartPlan, RangeJob, RangeSender, ResumableCopy, Resume,
+use crate::store::destination::DestinationStore;
+use crate::store::object::ByteStream;
+use crate::store::source::{SourceError, SourceObject, SourceStore};
+use crate::store::upload::{BodySource, PartPlan, UploadRequest};
+use crate::sync::decide::{self, Next, WhenGone};
+pub use crate::sync::decide::{Job, JobKind};
+use crate::sync::metadata::{map_metadata, metadata_fingerprint, read_marker, Marker, WrittenFor};
+use crate::sync::resume::{
+    self, Ended, Failure, FanOut, RangeJob, RangeSender, ResumableCopy, Resume,
 };
-use crate::source::{error_chain, SourceError, SourceObject, SourceStore};
 use futures_util::future::BoxFuture;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -105,7 +108,7 @@ pub struct CopyOptions {
     /// Rounds before giving up on a source that keeps changing.
     pub max_rounds: u32,
     /// Objects larger than this are copied by range jobs on several function instances
-    /// ([`crate::resume`]); `None` copies each object in one job.
+    /// ([`crate::sync::resume`]); `None` copies each object in one job.
     pub fan_out_threshold: Option<u64>,
     /// Bytes per range job when a copy fans out.
     pub fan_out_range: u64,
@@ -386,7 +389,7 @@ pub trait WriteAhead: Sync {
     /// of its jobs write); an error stops the job before it writes.
     fn before_write<'a>(&'a self, job: &'a Job<'_>) -> BoxFuture<'a, Result<(), String>>;
 
-    /// Sends range jobs for the job's message ([`crate::resume`], fan-out): each is the message
+    /// Sends range jobs for the job's message ([`crate::sync::resume`], fan-out): each is the message
     /// again, carrying its range. The default cannot, and the copy is then made by one job.
     fn send_ranges<'a>(
         &'a self,
@@ -421,7 +424,7 @@ pub struct Copier<'a, S, D> {
     /// whose writes are confirmed in the same process).
     pub write_ahead: Option<&'a dyn WriteAhead>,
     /// Where copies in parts keep their checkpoints, so that a copy the invocation's cut-off
-    /// stops continues in a later one ([`crate::resume`]); `None` copies every object within one
+    /// stops continues in a later one ([`crate::sync::resume`]); `None` copies every object within one
     /// run.
     pub resume: Option<Resume<'a>>,
 }
@@ -455,7 +458,9 @@ fn written(job: &Job<'_>, head: &SourceObject, fingerprint: &str) -> Marker {
 }
 
 /// What a destination HEAD says: the sync marker, whether the object exists, its CRC-64.
-fn dest_state(head: Option<&oss::ObjectHead>) -> (Option<Marker>, bool, Option<u64>) {
+fn dest_state(
+    head: Option<&crate::store::object::ObjectHead>,
+) -> (Option<Marker>, bool, Option<u64>) {
     (
         head.and_then(read_marker),
         head.is_some(),
@@ -484,7 +489,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
         &self,
         job: &Job<'_>,
         r: &mut JobReport,
-    ) -> Result<Option<oss::ObjectHead>, oss::Error> {
+    ) -> Result<Option<crate::store::object::ObjectHead>, oss::Error> {
         r.requests += 1;
         let head = self.dest.head(job.dest_key).await?;
         if let Some(h) = &head {
@@ -997,9 +1002,10 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::{MemoryDestination, MemorySource};
-    use crate::oss::{ObjectHead, UploadOutcome};
-    use crate::source::{SourceMetadata, SourceObject};
+    use crate::store::object::ObjectHead;
+    use crate::store::source::{SourceMetadata, SourceObject};
+    use crate::store::upload::UploadOutcome;
+    use crate::testing::memory::{MemoryDestination, MemorySource};
     use std::sync::atomic::AtomicBool;
 
     fn job<'a>(kind: JobKind, key: &'a str, etag: Option<&'a str>, size: Option<u64>) -> Job<'a> {

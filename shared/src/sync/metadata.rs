@@ -2,8 +2,8 @@
 //! reported rather than dropped silently, and the sync marker that lets a later event see that
 //! the destination already holds a source version.
 
-use crate::oss::{ObjectHead, ObjectMetadata};
-use crate::source::{SourceMetadata, SourceObject};
+use crate::store::object::{ObjectHead, ObjectMetadata};
+use crate::store::source::{SourceMetadata, SourceObject};
 
 /// User-metadata name (after `x-oss-meta-`) holding the source ETag of the copied version.
 pub const MARKER_ETAG: &str = "s3sync-source-etag";

@@ -2,8 +2,7 @@
 //! off and on. While it is disabled, messages wait in the queue (up to its retention period) and
 //! nothing is delivered; enabling it again delivers them.
 
-use super::ControlError;
-use std::time::Duration;
+use crate::store::error::StoreError;
 
 /// The event source mapping from the task queue to the sync function.
 #[derive(Debug, Clone)]
@@ -24,7 +23,7 @@ impl EventSourceMapping {
         client: aws_sdk_lambda::Client,
         function: &str,
         queue_arn: &str,
-    ) -> Result<Self, ControlError> {
+    ) -> Result<Self, StoreError> {
         let mut uuids = Vec::new();
         let mut pages = client
             .list_event_source_mappings()
@@ -33,8 +32,9 @@ impl EventSourceMapping {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| ControlError::aws("Lambda", "ListEventSourceMappings", &e))?;
+            let page = page.map_err(|e| {
+                crate::aws::error::call_error("Lambda", "ListEventSourceMappings", &e)
+            })?;
             uuids.extend(
                 page.event_source_mappings()
                     .iter()
@@ -55,10 +55,10 @@ impl EventSourceMapping {
                 client,
                 uuid: uuids.remove(0),
             }),
-            0 => Err(ControlError::Input(format!(
+            0 => Err(StoreError::Input(format!(
                 "no event source mapping from {queue_arn} to the function {function}"
             ))),
-            n => Err(ControlError::Input(format!(
+            n => Err(StoreError::Input(format!(
                 "{n} event source mappings from {queue_arn} to {function} ({}); expected one",
                 uuids.join(", ")
             ))),
@@ -70,8 +70,8 @@ impl EventSourceMapping {
         sdk: &aws_config::SdkConfig,
         function: &str,
         queue_url: &str,
-    ) -> Result<Self, ControlError> {
-        let queue = super::queue::SqsQueue::new(aws_sdk_sqs::Client::new(sdk), queue_url);
+    ) -> Result<Self, StoreError> {
+        let queue = super::sqs::SqsQueue::new(aws_sdk_sqs::Client::new(sdk), queue_url);
         let arn = queue.arn().await?;
         Self::find(aws_sdk_lambda::Client::new(sdk), function, &arn).await
     }
@@ -82,28 +82,30 @@ impl EventSourceMapping {
     }
 
     /// The mapping's state (`Enabled`, `Disabled`, `Enabling`, `Disabling`, ...).
-    pub async fn state(&self) -> Result<String, ControlError> {
+    pub async fn state(&self) -> Result<String, StoreError> {
         let out = self
             .client
             .get_event_source_mapping()
             .uuid(&self.uuid)
             .send()
             .await
-            .map_err(|e| ControlError::aws("Lambda", "GetEventSourceMapping", &e))?;
+            .map_err(|e| crate::aws::error::call_error("Lambda", "GetEventSourceMapping", &e))?;
         Ok(out.state().unwrap_or("Unknown").to_owned())
     }
 
     /// Enables or disables the mapping, then waits (up to `wait`) for it to settle in `Enabled`
     /// or `Disabled`. Returns the state it ended in; one still changing after `wait` is returned
-    /// as it is, for the caller to report.
-    pub async fn set_enabled(&self, enabled: bool, wait: Duration) -> Result<String, ControlError> {
+    /// as it is, for the caller to report. Only `ctl` (pause and resume) switches it: the
+    /// Lambda functions build without it.
+    #[cfg(feature = "control")]
+    pub async fn set_enabled(&self, enabled: bool, wait: std::time::Duration) -> Result<String, StoreError> {
         self.client
             .update_event_source_mapping()
             .uuid(&self.uuid)
             .enabled(enabled)
             .send()
             .await
-            .map_err(|e| ControlError::aws("Lambda", "UpdateEventSourceMapping", &e))?;
+            .map_err(|e| crate::aws::error::call_error("Lambda", "UpdateEventSourceMapping", &e))?;
         let target = if enabled { "Enabled" } else { "Disabled" };
         let started = std::time::Instant::now();
         loop {
@@ -111,7 +113,7 @@ impl EventSourceMapping {
             if state == target || started.elapsed() >= wait {
                 return Ok(state);
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     }
 }

@@ -11,8 +11,8 @@
 //! messages are delivered again (Lambda asks for a visibility timeout of six function timeouts;
 //! short ones, as the local tests use, only suit one batch at a time).
 
-use crate::control::mapping::EventSourceMapping;
-use crate::source::error_chain;
+use crate::aws::lambda_mapping::EventSourceMapping;
+use crate::errors::error_chain;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
@@ -71,7 +71,7 @@ impl Gate<'_> {
         self.checked = Some(Instant::now());
         match m.state().await {
             Ok(state) => {
-                let open = crate::control::mapping::delivers(&state);
+                let open = crate::aws::lambda_mapping::delivers(&state);
                 if open != self.open {
                     if open {
                         tracing::info!(mapping = m.uuid(), %state, "delivery resumed");
@@ -154,7 +154,7 @@ fn to_lambda_message(m: &aws_sdk_sqs::types::Message, queue_arn: &str, region: &
         for (k, v) in attrs {
             if let Some(text) = v.string_value() {
                 out.message_attributes
-                    .insert(k.clone(), crate::recheck::string_attribute(text));
+                    .insert(k.clone(), crate::sync::recheck::string_attribute(text));
             }
         }
     }

@@ -50,11 +50,13 @@
 //! while parts finish, one at each pause, and a GET and DELETE at the end; a ListParts page per
 //! 1,000 parts on each resumption.
 
-use crate::budget::MemoryBudget;
 use crate::checksum::{crc64, crc64_combine};
-use crate::destination::DestinationStore;
-use crate::oss::{self, ListedPart, ObjectMetadata, UploadOutcome};
-use crate::source::{SourceError, SourceObject, SourceStore};
+use crate::oss;
+use crate::store::checkpoints::CheckpointStore;
+use crate::store::destination::DestinationStore;
+use crate::store::object::ObjectMetadata;
+use crate::store::source::{SourceError, SourceObject, SourceStore};
+use crate::store::upload::{ListedPart, PartPlan, UploadOutcome};
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
@@ -74,65 +76,6 @@ pub const PART_READ_ATTEMPTS: u32 = 3;
 
 /// Least time between two checkpoint writes while parts finish.
 pub const SAVE_EVERY: Duration = Duration::from_secs(1);
-
-/// How long a part takes, as this process has seen: seconds per byte of one part upload (its
-/// ranged read included), an exponentially weighted average, so a copy knows before its first
-/// part whether one still fits before its stop time; and how long a copy's finish took (the
-/// write-ahead and the completion), so a copy whose parts are done starts its completion only
-/// when the slowest finish seen still fits before the drop time.
-#[derive(Debug, Default)]
-pub struct PartPace {
-    per_byte: std::sync::Mutex<Option<f64>>,
-    finish: std::sync::Mutex<Option<Duration>>,
-}
-
-impl PartPace {
-    /// The expected time of a part of `size` bytes, if a part has been timed.
-    pub fn expect(&self, size: u64) -> Option<Duration> {
-        let spb = (*self.per_byte.lock().unwrap_or_else(|p| p.into_inner()))?;
-        Some(Duration::from_secs_f64((spb * size as f64).min(86_400.0)))
-    }
-
-    /// Learns from one part of `size` bytes of a copy whose parts are `part_size`. A part under
-    /// half that (the short last part) teaches nothing: its time is round trips, not bytes, and
-    /// taken as a rate it would predict hours for a full part and stop every later copy after
-    /// one part.
-    pub fn observe(&self, size: u64, part_size: u64, took: Duration) {
-        if size == 0 || size < part_size / 2 {
-            return;
-        }
-        let spb = took.as_secs_f64() / size as f64;
-        let mut p = self.per_byte.lock().unwrap_or_else(|p| p.into_inner());
-        *p = Some(p.map_or(spb, |old| 0.7 * old + 0.3 * spb));
-    }
-
-    /// The slowest finish seen (write-ahead and completion), if one has been timed.
-    pub fn expect_finish(&self) -> Option<Duration> {
-        *self.finish.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Learns from one finish that took `took`; the slowest is kept, as a completion cut off
-    /// costs a delivery and a record in doubt, where one started a delivery later costs little.
-    pub fn observe_finish(&self, took: Duration) {
-        let mut f = self.finish.lock().unwrap_or_else(|p| p.into_inner());
-        *f = Some(f.map_or(took, |old| old.max(took)));
-    }
-}
-
-/// How a destination takes large objects in parts.
-#[derive(Debug, Clone)]
-pub struct PartPlan {
-    /// Objects larger than this are copied in parts, resumably.
-    pub threshold: u64,
-    /// Preferred part size (raised for objects that would need more than 10,000 parts).
-    pub part_size: u64,
-    /// Parts read and uploaded at once per object.
-    pub parts_in_flight: usize,
-    /// Memory for part buffers, shared with every other upload of the process.
-    pub budget: MemoryBudget,
-    /// How long parts have taken in this process.
-    pub pace: std::sync::Arc<PartPace>,
-}
 
 /// One finished part, as the checkpoint keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,7 +165,7 @@ impl RangeRecord {
 }
 
 /// A range job: the parts `first..=last` of the fanned-out upload `upload_id`, carried by its
-/// message's [`crate::recheck::RANGE`] attribute as `"<first>-<last> <upload id>"`.
+/// message's [`crate::sync::recheck::RANGE`] attribute as `"<first>-<last> <upload id>"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RangeJob {
     /// First part number.
@@ -449,84 +392,6 @@ pub fn checkpoint_prefix(results_prefix: &str) -> String {
     }
 }
 
-/// Where checkpoints are stored (the results bucket). Errors are S3's.
-pub trait CheckpointStore: Send + Sync {
-    /// The stored body, or `None` if there is none.
-    fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, SourceError>>;
-    /// Writes the whole body.
-    fn save<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<(), SourceError>>;
-    /// Removes it; succeeds when it is already gone.
-    fn remove<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), SourceError>>;
-    /// Writes the body only if no object is there (S3's `If-None-Match: *`): `true` if this call
-    /// created it.
-    fn create<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<bool, SourceError>>;
-    /// [`Self::load`] after waiting `wait` on the clock (a simulated store, whose clock moves
-    /// with every call, models the wait its own way).
-    fn load_after<'a>(
-        &'a self,
-        key: &'a str,
-        wait: Duration,
-    ) -> BoxFuture<'a, Result<Option<Bytes>, SourceError>> {
-        Box::pin(async move {
-            tokio::time::sleep(wait).await;
-            self.load(key).await
-        })
-    }
-}
-
-/// Checkpoints kept in memory (tests).
-#[derive(Debug, Default)]
-pub struct MemoryCheckpoints {
-    objects: std::sync::Mutex<BTreeMap<String, Bytes>>,
-    /// Writes made (saves and removes).
-    pub writes: std::sync::atomic::AtomicU32,
-}
-
-impl MemoryCheckpoints {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Bytes>> {
-        self.objects.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Every checkpoint held, by key.
-    pub fn all(&self) -> BTreeMap<String, Bytes> {
-        self.lock().clone()
-    }
-}
-
-impl CheckpointStore for MemoryCheckpoints {
-    fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, SourceError>> {
-        Box::pin(async move { Ok(self.lock().get(key).cloned()) })
-    }
-    fn save<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<(), SourceError>> {
-        self.writes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Box::pin(async move {
-            self.lock().insert(key.to_owned(), body);
-            Ok(())
-        })
-    }
-    fn remove<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), SourceError>> {
-        self.writes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Box::pin(async move {
-            self.lock().remove(key);
-            Ok(())
-        })
-    }
-    fn create<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<bool, SourceError>> {
-        self.writes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Box::pin(async move {
-            let mut all = self.lock();
-            if all.contains_key(key) {
-                return Ok(false);
-            }
-            all.insert(key.to_owned(), body);
-            Ok(true)
-        })
-    }
-}
-
 /// Where a job's resumable copies keep their checkpoints.
 #[derive(Clone, Copy)]
 pub struct Resume<'a> {
@@ -600,7 +465,7 @@ pub enum Failure {
     Source(SourceError),
     /// The checkpoint could not be read or written.
     Checkpoint(SourceError),
-    /// The write-ahead before the completion could not be left (see [`crate::copy`]).
+    /// The write-ahead before the completion could not be left (see [`crate::sync::copy`]).
     NotQueued(String),
 }
 
@@ -748,7 +613,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             .await
             .map_err(Failure::Source)?;
         Ok(now.is_some_and(|now| {
-            let fingerprint = crate::metadata::metadata_fingerprint(&now.metadata);
+            let fingerprint = crate::sync::metadata::metadata_fingerprint(&now.metadata);
             now.etag == self.head.etag
                 && now.size == self.head.size
                 && now.version_id == self.head.version_id

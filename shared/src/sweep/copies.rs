@@ -1,5 +1,5 @@
 //! Copies in progress: the checkpoints a task's resumable copies keep in the results bucket
-//! ([`crate::resume`]), read back. The sweep of stale multipart uploads keeps the uploads of the
+//! ([`crate::sync::resume`]), read back. The sweep of stale multipart uploads keeps the uploads of the
 //! copies whose checkpoints are still being written ([`crate::sweep::sweep_task`]); `ctl status`
 //! lists them (`control::status`).
 //!
@@ -7,9 +7,11 @@
 //! trusted: one that does not parse is reported with its key and otherwise left alone (the copy
 //! that owns it replaces or removes it).
 
-use crate::results::S3ResultsStore;
-use crate::resume::{checkpoint_prefix, Checkpoint, RangeRecord, CHECKPOINT_VERSION};
-use crate::source::{error_chain, sdk_error, SourceError};
+use crate::aws::s3_results::S3ResultsStore;
+use crate::aws::s3_source::sdk_error;
+use crate::errors::error_chain;
+use crate::store::source::SourceError;
+use crate::sync::resume::{checkpoint_prefix, Checkpoint, RangeRecord, CHECKPOINT_VERSION};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -91,11 +93,11 @@ impl CheckpointObjects for S3ResultsStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, SourceError> {
-        crate::resume::CheckpointStore::load(self, key).await
+        crate::store::checkpoints::CheckpointStore::load(self, key).await
     }
 }
 
-/// The folder of one task's checkpoints, ending in `/` (every [`crate::resume::checkpoint_key`]
+/// The folder of one task's checkpoints, ending in `/` (every [`crate::sync::resume::checkpoint_key`]
 /// of the task is under it).
 pub fn task_prefix(results_prefix: &str, task: &str) -> String {
     format!("{}{task}/", checkpoint_prefix(results_prefix))
@@ -542,7 +544,7 @@ pub fn human_secs(s: i64) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::resume::{checkpoint_key, DonePart, CHECKPOINT_VERSION};
+    use crate::sync::resume::{checkpoint_key, DonePart, CHECKPOINT_VERSION};
     use std::collections::BTreeMap;
     use std::sync::Mutex;
     use time::macros::datetime;
@@ -648,7 +650,7 @@ pub(crate) mod tests {
         pub(crate) fn add_range(&mut self, cp: &Checkpoint, r: &RangeRecord, modified_h: i64) {
             let key = checkpoint_key("results", "t1", &cp.dest_bucket, &cp.dest_key);
             self.objects.insert(
-                crate::resume::range_record_key(&key, &r.upload_id, r.first, r.last),
+                crate::sync::resume::range_record_key(&key, &r.upload_id, r.first, r.last),
                 (
                     Bytes::from(serde_json::to_vec(r).unwrap()),
                     NOW - time::Duration::hours(modified_h),
@@ -886,11 +888,11 @@ pub(crate) mod tests {
         let key = checkpoint_key("results", "t1", "dst", "m/a");
         assert_eq!(classify(&key), (Kind::Checkpoint, key.clone()));
         assert_eq!(
-            classify(&crate::resume::range_record_key(&key, "UP", 3, 9)),
+            classify(&crate::sync::resume::range_record_key(&key, "UP", 3, 9)),
             (Kind::Range, key.clone())
         );
         assert_eq!(
-            classify(&crate::resume::claim_key(&key, "UP")).0,
+            classify(&crate::sync::resume::claim_key(&key, "UP")).0,
             Kind::Other
         );
     }
@@ -899,15 +901,17 @@ pub(crate) mod tests {
     /// since.
     fn fanned_out() -> (Fake, Checkpoint) {
         let mut cp = checkpoint("huge", "UPF", 400, 10, 0, 30);
-        cp.ranges = crate::resume::split_ranges(cp.parts_total(), 10);
+        cp.ranges = crate::sync::resume::split_ranges(cp.parts_total(), 10);
         let mut fake = Fake::with(&[(cp.clone(), 30)]);
         fake.add_range(&cp, &range(&cp, 1, 10, 10, 20), 20);
         fake.add_range(&cp, &range(&cp, 11, 20, 4, 1), 1);
         let mut other_upload = range(&cp, 21, 30, 10, 0);
         other_upload.upload_id = "OLD".into();
         fake.add_range(&cp, &other_upload, 26);
-        let claim =
-            crate::resume::claim_key(&checkpoint_key("results", "t1", "dst", "m/huge"), "UPF");
+        let claim = crate::sync::resume::claim_key(
+            &checkpoint_key("results", "t1", "dst", "m/huge"),
+            "UPF",
+        );
         fake.objects
             .insert(claim, (Bytes::from_static(b"1-10 UPF"), NOW));
         (fake, cp)
@@ -936,7 +940,7 @@ pub(crate) mod tests {
         // The latest is damaged: the next latest is read.
         let (mut fake, cp) = fanned_out();
         let key = checkpoint_key("results", "t1", &cp.dest_bucket, &cp.dest_key);
-        let latest = crate::resume::range_record_key(&key, "UPF", 11, 20);
+        let latest = crate::sync::resume::range_record_key(&key, "UPF", 11, 20);
         fake.objects.get_mut(&latest).unwrap().0 = Bytes::from_static(b"{\"version\":");
         let copies = read_copies(&fake, &prefix, Select::LatestPerCopy(since), READ_LIMITS)
             .await
