@@ -120,7 +120,7 @@ impl Case {
 type Signed = (String, Vec<String>, String);
 
 fn signed(auth: &str) -> Signed {
-    let p = signing::parse_authorization(auth).expect("the header parses");
+    let p = oss_emulator::authorization::parse_authorization(auth).expect("the header parses");
     let credential = format!("{}/{}/{}/{}", p.access_key_id, p.date, p.region, p.product);
     let additional = p
         .additional_headers

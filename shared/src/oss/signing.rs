@@ -346,68 +346,6 @@ pub fn presign_signature(
     signature(creds.access_key_secret(), time, scope, &sts)
 }
 
-/// A parsed V4 `Authorization` header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedAuthorization {
-    /// The AccessKey ID from the credential.
-    pub access_key_id: String,
-    /// The day (`yyyymmdd`) from the credential scope.
-    pub date: String,
-    /// The region from the credential scope.
-    pub region: String,
-    /// The product from the credential scope.
-    pub product: String,
-    /// Additional signed header names, as listed.
-    pub additional_headers: Vec<String>,
-    /// The hex signature.
-    pub signature: String,
-}
-
-/// Parses `<AK>/<date>/<region>/<product>/aliyun_v4_request` into its parts.
-pub fn parse_credential(credential: &str) -> Option<(String, String, String, String)> {
-    let mut it = credential.rsplitn(5, '/');
-    let terminator = it.next()?;
-    let product = it.next()?;
-    let region = it.next()?;
-    let date = it.next()?;
-    let ak = it.next()?;
-    (terminator == SCOPE_TERMINATOR && !ak.is_empty()).then(|| {
-        (
-            ak.to_owned(),
-            date.to_owned(),
-            region.to_owned(),
-            product.to_owned(),
-        )
-    })
-}
-
-/// Parses a V4 `Authorization` header value; `None` if it is not V4 or is malformed.
-/// Fields may be separated by `,` or `, ` (both appear in the vendor's material).
-pub fn parse_authorization(value: &str) -> Option<ParsedAuthorization> {
-    let rest = value.strip_prefix(ALGORITHM)?.strip_prefix(' ')?;
-    let (mut credential, mut additional, mut sig) = (None, Vec::new(), None);
-    for field in rest.split(',') {
-        let (name, val) = field.trim().split_once('=')?;
-        match name {
-            "Credential" => credential = Some(val),
-            "AdditionalHeaders" => {
-                additional = val.split(';').map(str::to_owned).collect();
-            }
-            "Signature" => sig = Some(val),
-            _ => return None,
-        }
-    }
-    let (access_key_id, date, region, product) = parse_credential(credential?)?;
-    Some(ParsedAuthorization {
-        access_key_id,
-        date,
-        region,
-        product,
-        additional_headers: additional,
-        signature: sig?.to_owned(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     //! Every vector from the vendor's SDK tests (`oss-v4-signing-vectors.md`), intermediates included.
@@ -672,19 +610,6 @@ mod tests {
         assert!(auth.ends_with(
             "Signature=d3694c2dfc5371ee6acd35e88c4871ac95a7ba01d3a2f476768fe61218590097"
         ));
-        // The vendor's reqsign formats with ", "; both forms parse to the same fields.
-        let spaced =
-            "OSS4-HMAC-SHA256 Credential=testid/20250411/cn-hangzhou/oss/aliyun_v4_request, \
-             AdditionalHeaders=content-disposition;content-length, \
-             Signature=d3694c2dfc5371ee6acd35e88c4871ac95a7ba01d3a2f476768fe61218590097";
-        assert_eq!(parse_authorization(spaced), parse_authorization(&auth));
-        let parsed = parse_authorization(spaced).unwrap();
-        assert_eq!(parsed.access_key_id, "testid");
-        assert_eq!(parsed.region, "cn-hangzhou");
-        assert_eq!(
-            parsed.additional_headers,
-            ["content-disposition", "content-length"]
-        );
     }
 
     #[test]
@@ -731,21 +656,6 @@ mod tests {
         assert_eq!(format_datetime(t), "20231216T162057Z");
         assert_eq!(parse_datetime("20231216T162057Z"), Some(t));
         assert_eq!(parse_datetime("2023-12-16"), None);
-    }
-
-    #[test]
-    fn malformed_authorizations_are_rejected() {
-        for bad in [
-            "",
-            "OSS ak:sig",
-            "OSS4-HMAC-SHA256 Signature=abc",
-            "OSS4-HMAC-SHA256 Credential=ak/20231216/cn-hangzhou/oss/wrong,Signature=x",
-            "OSS4-HMAC-SHA256 Credential=ak/20231216/cn-hangzhou/oss/aliyun_v4_request",
-            "OSS4-HMAC-SHA256 Credential=/20231216/r/oss/aliyun_v4_request,Signature=x",
-            "OSS4-HMAC-SHA256 Credential=ak/d/r/oss/aliyun_v4_request,Bogus=1,Signature=x",
-        ] {
-            assert_eq!(parse_authorization(bad), None, "{bad:?}");
-        }
     }
 
     #[test]

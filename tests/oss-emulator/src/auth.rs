@@ -1,5 +1,6 @@
 //! Checks a request's OSS V4 signature (header or presigned) the way OSS does.
 
+use crate::authorization::{parse_authorization, parse_credential};
 use crate::error::{errors, OssError};
 use http::StatusCode;
 use s3_oss_sync::oss::signing::{
@@ -96,7 +97,7 @@ impl Verifier {
                 "V1 signatures are not supported by this emulator; sign with OSS4-HMAC-SHA256",
             ));
         }
-        let parsed = signing::parse_authorization(auth).ok_or_else(|| {
+        let parsed = parse_authorization(auth).ok_or_else(|| {
             errors::invalid_argument(format!("Authorization header is invalid: {auth}"))
         })?;
         let creds = self.lookup(&parsed.access_key_id)?;
@@ -149,7 +150,7 @@ impl Verifier {
                 "Unsupported x-oss-signature-version",
             ));
         }
-        let (ak, day, region, product) = signing::parse_credential(need("x-oss-credential")?)
+        let (ak, day, region, product) = parse_credential(need("x-oss-credential")?)
             .ok_or_else(|| errors::invalid_argument("x-oss-credential is invalid"))?;
         let creds = self.lookup(&ak)?;
         let date = need("x-oss-date")?;

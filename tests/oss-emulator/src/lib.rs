@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod authorization;
 pub mod error;
 pub mod faults;
 pub mod request;
