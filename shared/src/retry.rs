@@ -60,12 +60,6 @@ pub trait Transient {
     fn is_transient(&self) -> bool;
 }
 
-impl Transient for crate::oss::Error {
-    fn is_transient(&self) -> bool {
-        crate::oss::Error::is_transient(self)
-    }
-}
-
 /// The result of a retried call, with how many attempts it took.
 #[derive(Debug)]
 pub struct Attempted<T> {

@@ -287,6 +287,12 @@ impl Error {
     }
 }
 
+impl crate::retry::Transient for Error {
+    fn is_transient(&self) -> bool {
+        Error::is_transient(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
