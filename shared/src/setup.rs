@@ -3,6 +3,7 @@
 
 use crate::aws::s3_results::S3ResultsStore;
 use crate::aws::s3_source::S3Source;
+use crate::aws::sqs_rechecks::SqsRechecks;
 use crate::budget::MemoryBudget;
 use crate::config::{ConfigError, CredentialSource, SyncConfig};
 use crate::errors::error_chain;
@@ -14,7 +15,7 @@ use crate::sweep::{
 };
 use crate::sync::copy::CopyOptions;
 use crate::sync::handler::SyncService;
-use crate::sync::recheck::{self, SqsRechecks};
+use crate::sync::recheck;
 use crate::telemetry::LineSink;
 
 /// The sync service as deployed: S3 source, OSS destination, S3 results store.
@@ -546,7 +547,7 @@ pub async fn run_verify(
     }
     let written = written?;
     let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    sink(&crate::telemetry::verify_metrics_line(
+    sink(&crate::verify::metrics::verify_metrics_line(
         &config.task_id,
         &written.summary,
         now_ms,

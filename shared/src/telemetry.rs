@@ -149,42 +149,6 @@ pub fn metrics_line(
     emf(doc, metrics, now_ms)
 }
 
-/// One EMF line for a verification: `VerifyDifferences` (what the template's alarm watches),
-/// `VerifyKeys` (keys compared), one count per kind that is not equal (`VerifyMissing`,
-/// `VerifyExtra`, `VerifySizeDiffers`, `VerifyMayDiffer`), `VerifyHeads` (HEADs made) and
-/// `VerifyComplete` (1, or 0 when it stopped before the end of the listings).
-pub fn verify_metrics_line(
-    task: &str,
-    summary: &crate::verify::report::Summary,
-    now_ms: i64,
-) -> String {
-    use crate::verify::join::Kind;
-    let c = &summary.counts;
-    let n = |v: &Value| v.as_u64().unwrap_or(0);
-    let mut doc = Map::new();
-    doc.insert("Task".into(), json!(task));
-    let mut metrics = Vec::new();
-    let mut put = |name: String, value: u64| {
-        metrics.push(json!({"Name": name, "Unit": "Count"}));
-        doc.insert(name, json!(value));
-    };
-    put("VerifyDifferences".into(), summary.differences);
-    let keys: u64 = Kind::ALL.iter().map(|k| n(&c["kinds"][k.as_str()])).sum();
-    put("VerifyKeys".into(), keys);
-    for k in Kind::ALL.into_iter().filter(|k| *k != Kind::Equal) {
-        put(
-            format!("Verify{}", capitalised(k.as_str())),
-            n(&c["kinds"][k.as_str()]),
-        );
-    }
-    put(
-        "VerifyHeads".into(),
-        n(&c["heads"]["dest"]) + n(&c["heads"]["source"]),
-    );
-    put("VerifyComplete".into(), u64::from(summary.complete));
-    emf(doc, metrics, now_ms)
-}
-
 /// One EMF line for a report run: `ReportDaysComplete` (days this run finished, `manifest.json`
 /// written) and `ReportDaysPushing` (days it updated that are not complete yet), with the days
 /// and their states, and `last_complete_day`, the latest day this run finished (absent when it
@@ -221,7 +185,7 @@ pub fn report_metrics_line(task: &str, days: &[(String, &str)], now_ms: i64) -> 
 }
 
 /// An EMF line: the values in `doc`, declared as `metrics` of the task's dimension.
-fn emf(mut doc: Map<String, Value>, metrics: Vec<Value>, now_ms: i64) -> String {
+pub(crate) fn emf(mut doc: Map<String, Value>, metrics: Vec<Value>, now_ms: i64) -> String {
     doc.insert(
         "_aws".into(),
         json!({
@@ -237,7 +201,7 @@ fn emf(mut doc: Map<String, Value>, metrics: Vec<Value>, now_ms: i64) -> String 
 }
 
 /// `in_progress` → `InProgress`.
-fn capitalised(s: &str) -> String {
+pub(crate) fn capitalised(s: &str) -> String {
     s.split('_')
         .map(|w| {
             let mut c = w.chars();
@@ -334,43 +298,6 @@ mod tests {
         let v: Value = serde_json::from_str(&report_metrics_line("t", &days[2..], 5)).unwrap();
         assert!(v.get("last_complete_day").is_none());
         assert_eq!(v["ReportDaysComplete"], 0);
-    }
-
-    #[test]
-    fn verify_metrics_count_differences_by_kind() {
-        let summary = crate::verify::report::Summary {
-            format_version: 1,
-            task: "t".into(),
-            started_at: String::new(),
-            finished_at: String::new(),
-            complete: false,
-            source: "list".into(),
-            source_bucket: "s".into(),
-            source_prefix: String::new(),
-            dest_bucket: "d".into(),
-            dest_prefix: String::new(),
-            clock_tolerance_s: 1,
-            ranges: 1,
-            differences: 3,
-            counts: json!({"kinds": {"equal": 7, "missing": 2, "extra": 1, "size_differs": 0, "may_differ": 0},
-                           "heads": {"dest": 4, "source": 1}}),
-            differences_list: Default::default(),
-        };
-        let v: Value = serde_json::from_str(&verify_metrics_line("t", &summary, 9)).unwrap();
-        assert_eq!(v["VerifyDifferences"], 3);
-        assert_eq!(v["VerifyKeys"], 10);
-        assert_eq!(v["VerifyMissing"], 2);
-        assert_eq!(v["VerifySizeDiffers"], 0);
-        assert_eq!(v["VerifyMayDiffer"], 0);
-        assert_eq!(v["VerifyHeads"], 5);
-        assert_eq!(v["VerifyComplete"], 0);
-        let names: Vec<&str> = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["Name"].as_str().unwrap())
-            .collect();
-        assert!(names.contains(&"VerifyDifferences") && names.contains(&"VerifyComplete"));
     }
 
     #[test]

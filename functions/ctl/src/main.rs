@@ -13,7 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use s3_oss_sync::aws::lambda_mapping::EventSourceMapping;
 use s3_oss_sync::aws::s3_inventory::InventoryLister;
 use s3_oss_sync::aws::s3_lister::S3Lister;
-use s3_oss_sync::aws::sqs::{redrive, SqsQueue};
+use s3_oss_sync::aws::sqs::SqsQueue;
+use s3_oss_sync::aws::sqs_redrive::redrive;
 use s3_oss_sync::config::{ControlConfig, ReportConfig, SyncConfig};
 use s3_oss_sync::control::backfill::{run_backfill, BackfillOptions};
 use s3_oss_sync::control::checkpoint::{

@@ -98,7 +98,11 @@ impl EventSourceMapping {
     /// as it is, for the caller to report. Only `ctl` (pause and resume) switches it: the
     /// Lambda functions build without it.
     #[cfg(feature = "control")]
-    pub async fn set_enabled(&self, enabled: bool, wait: std::time::Duration) -> Result<String, StoreError> {
+    pub async fn set_enabled(
+        &self,
+        enabled: bool,
+        wait: std::time::Duration,
+    ) -> Result<String, StoreError> {
         self.client
             .update_event_source_mapping()
             .uuid(&self.uuid)

@@ -11,3 +11,6 @@ pub mod s3_results;
 pub mod s3_source;
 pub mod sqs;
 pub mod sqs_poll;
+pub mod sqs_rechecks;
+#[cfg(feature = "control")]
+pub mod sqs_redrive;

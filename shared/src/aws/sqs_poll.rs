@@ -14,9 +14,7 @@
 use crate::aws::lambda_mapping::EventSourceMapping;
 use crate::errors::error_chain;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
-};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::HashSet;
 use std::future::Future;
@@ -393,7 +391,7 @@ impl BatchContext<'_> {
             .iter()
             .map(|f| f.item_identifier.as_str())
             .collect();
-        let entries = delete_entries(
+        let entries = super::sqs::delete_entries(
             messages
                 .iter()
                 .filter(|m| !failed.contains(m.message_id().unwrap_or_default())),
@@ -427,23 +425,6 @@ impl BatchContext<'_> {
         }
         Ok(done)
     }
-}
-
-/// DeleteMessageBatch entries for received messages (ids are their positions; a message without
-/// a receipt handle is left out).
-pub(crate) fn delete_entries<'a>(
-    messages: impl Iterator<Item = &'a aws_sdk_sqs::types::Message>,
-) -> Vec<DeleteMessageBatchRequestEntry> {
-    messages
-        .enumerate()
-        .filter_map(|(i, m)| {
-            DeleteMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .receipt_handle(m.receipt_handle()?)
-                .build()
-                .ok()
-        })
-        .collect()
 }
 
 async fn queue_is_empty(

@@ -34,6 +34,7 @@
 //! --repair`).
 
 pub mod join;
+pub mod metrics;
 pub mod ranges;
 pub mod repair;
 pub mod report;
