@@ -1,0 +1,5 @@
+//! The configurations' tests, one file per configuration.
+
+mod control;
+mod report;
+mod sync;
