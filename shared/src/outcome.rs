@@ -78,8 +78,8 @@ impl std::fmt::Display for OutcomeKind {
     }
 }
 
-/// One record per event. Field names are the results store's format (documented in the README);
-/// optional fields are omitted when unknown.
+/// One record per event. Field names are the results store's format (documented in
+/// docs/report-format.md); optional fields are omitted when unknown.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     /// Task id.
