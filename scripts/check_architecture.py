@@ -13,15 +13,15 @@ It also fails on an import cycle between second-level modules (`aws::sqs` -> `aw
 `aws::sqs`), and when the table in docs/ARCHITECTURE.md is not the table below.
 
 Test code is left out: `tests.rs` files, files under a `tests` directory, modules declared
-`#[cfg(test)] mod name;`, and every item after a `#[cfg(test)]` attribute (the `mod tests { ... }`
-block at the end of a file, most often). Comments and string literals are never read as code.
+`#[cfg(test)] mod name;`, and every item after a `#[cfg(test)]` attribute (most often the
+`mod tests { ... }` block). Comments and string literals are never read as code.
 
-Exit status: 0 with a one-line summary when the tree keeps the rule, 1 with the violations
-otherwise, 2 on a usage error. Python 3 standard library only; `--self-test` runs
-scripts/test_check_architecture.py.
+Exit status: 0 with a one-line summary when the tree keeps the rule, 1 with the violations.
+Python 3 standard library only; `--self-test` runs scripts/test_check_architecture.py.
 """
 
 import argparse
+import bisect
 import re
 import subprocess
 import sys
@@ -89,7 +89,6 @@ def render_table():
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------
 # Reading Rust: comments and literals blanked, test items removed, line numbers kept.
 
 
@@ -229,22 +228,10 @@ def remove_test_items(code):
     return "".join(out), test_mods
 
 
-# ---------------------------------------------------------------------------------------------
 # Use trees.
 
 USE = re.compile(r"(?<![A-Za-z0-9_:$])use\s")
 TOKEN = re.compile(r"::|[{},*;]|r#" + IDENT + "|" + IDENT + r"|\S")
-
-
-def line_at(code, offset, starts):
-    lo, hi = 0, len(starts) - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if starts[mid] <= offset:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo + 1
 
 
 def parse_use_tree(tokens):
@@ -289,7 +276,6 @@ def parse_use_tree(tokens):
     return tree([])
 
 
-# ---------------------------------------------------------------------------------------------
 # The crate.
 
 
@@ -301,7 +287,7 @@ class Source:
         self.code, self.test_mods = remove_test_items(blank_comments_and_literals(text))
 
     def line(self, offset):
-        return line_at(self.code, offset, self.starts)
+        return bisect.bisect_right(self.starts, offset)
 
 
 def module_of(rel):
@@ -466,72 +452,42 @@ def node(module):
 
 
 def find_cycles(edges):
-    """One cycle per strongly connected component of more than one node: [(node, ...)]."""
+    """One shortest cycle per strongly connected component of more than one node, with the
+    component: [(cycle, component)]. The graph is small (tens of nodes): plain reachability."""
     graph = {}
     for a, b in edges:
         graph.setdefault(a, set()).add(b)
         graph.setdefault(b, set())
-    index, low, on, stack, sccs = {}, {}, set(), [], []
-    counter = [0]
 
-    def strong(v):  # Tarjan, iterative
-        work = [(v, iter(sorted(graph[v])))]
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
-        stack.append(v)
-        on.add(v)
-        while work:
-            u, it = work[-1]
-            for w in it:
-                if w not in index:
-                    index[w] = low[w] = counter[0]
-                    counter[0] += 1
-                    stack.append(w)
-                    on.add(w)
-                    work.append((w, iter(sorted(graph[w]))))
-                    break
-                if w in on:
-                    low[u] = min(low[u], index[w])
-            else:
-                work.pop()
-                if work:
-                    low[work[-1][0]] = min(low[work[-1][0]], low[u])
-                if low[u] == index[u]:
-                    scc = []
-                    while True:
-                        w = stack.pop()
-                        on.discard(w)
-                        scc.append(w)
-                        if w == u:
-                            break
-                    if len(scc) > 1:
-                        sccs.append(sorted(scc))
+    def reachable(v):
+        seen, todo = set(), [v]
+        while todo:
+            for w in graph[todo.pop()] - seen:
+                seen.add(w)
+                todo.append(w)
+        return seen
 
-    for v in sorted(graph):
-        if v not in index:
-            strong(v)
+    reach = {v: reachable(v) for v in graph}
+    components = sorted({tuple(sorted(w for w in reach[v] if v in reach[w]))
+                         for v in graph if v in reach[v]})
     cycles = []
-    for scc in sorted(sccs):
+    for scc in (c for c in components if len(c) > 1):
         members, start = set(scc), scc[0]
-        prev, queue = {start: None}, [start]
-        found = None
-        while queue and not found:
+        prev, queue, last = {start: None}, [start], None
+        while last is None:  # breadth first: the shortest way back to start
             nxt = []
             for u in queue:
                 for w in sorted(graph[u] & members):
-                    if w == start:
-                        found = u
-                        break
-                    if w not in prev:
+                    if w == start and last is None:
+                        last = u
+                    elif w not in prev:
                         prev[w] = u
                         nxt.append(w)
-                if found:
-                    break
             queue = nxt
-        path = [found]
+        path = [last]
         while path[-1] != start:
             path.append(prev[path[-1]])
-        cycles.append((list(reversed(path)) + [start], scc))
+        cycles.append((list(reversed(path)) + [start], list(scc)))
     return cycles
 
 
