@@ -16,15 +16,22 @@ STACK_BUILD := cargo build --workspace --bin oss-emulator --bin sync --bin repor
 # than cores pay. PYTEST_WORKERS=0 runs them in one process.
 PYTEST_WORKERS ?= 4
 
-.PHONY: audit fuzz sim soak demo test lint template-lint rust-test python-test bench build sam-validate sam-build deploy venv stop clean
+.PHONY: audit fuzz sim soak demo test check-architecture lint template-lint rust-test python-test bench build sam-validate sam-build deploy venv stop clean
 
 ## demo: start the local stack, drive real S3 events, show what arrived
 demo: venv
 	$(STACK_BUILD)
 	$(LOCAL) $(PYTHON) scripts/demo.py
 
-## test: formatting, lints, and every Rust and Python test (the stack starts and stops itself)
-test: lint template-lint rust-test python-test
+## test: the layer rule, formatting, lints, and every Rust and Python test (the stack starts and
+## stops itself)
+test: check-architecture lint template-lint rust-test python-test
+
+## check-architecture: which module of shared/src may import which (docs/ARCHITECTURE.md), with
+## the checker's own self-test first; Python's standard library only, about a second
+check-architecture:
+	python3 scripts/test_check_architecture.py
+	python3 scripts/check_architecture.py
 
 lint:
 	cargo fmt --all -- --check

@@ -10,8 +10,6 @@
 //!   with the `control` feature);
 //! - wiring: [`config`], [`setup`], [`telemetry`].
 
-#![warn(missing_docs)]
-
 pub mod aws;
 pub mod budget;
 pub mod checksum;

@@ -5,8 +5,6 @@
 //! that bite real users. Faults can be injected per run. Use it in-process with
 //! [`Emulator::start`], or as the `oss-emulator` binary.
 
-#![warn(missing_docs)]
-
 pub mod auth;
 pub mod authorization;
 pub mod error;
