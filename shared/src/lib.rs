@@ -3,12 +3,15 @@
 //! This crate holds the logic; the Lambda functions under `functions/` are thin entry points.
 //! The layers, and which may import which, are in `docs/ARCHITECTURE.md`:
 //!
-//! - foundation: [`retry`], [`checksum`], [`budget`], [`errors`];
-//! - domain: [`event`], [`task`], [`outcome`], and the ports with their types, [`store`];
-//! - adapters: [`oss`] (the destination, and the OSS protocol), [`aws`] (S3, SQS, Lambda);
-//! - cores: [`sync`], [`report`], [`sweep`], [`verify`], and `control` (the `ctl` command's logic,
-//!   with the `control` feature);
-//! - wiring: [`config`], [`setup`], [`telemetry`].
+//! - L0 foundation: [`retry`], [`checksum`], [`budget`], [`errors`], and the OSS protocol's leaves
+//!   ([`oss::error`], [`oss::signing`], [`oss::endpoint`]);
+//! - L1 domain: [`event`], [`task`], [`outcome`], [`telemetry`]'s lines, and the ports with their
+//!   types, [`store`];
+//! - L2 cores: [`sync`], [`report`], [`verify`];
+//! - L3 adapters: [`aws`] (S3, SQS, Lambda), [`oss`] (the destination), and the cores' own adapter
+//!   files (`report::stores`, `report::watch`, `verify::stores`);
+//! - L4 application and wiring: [`config`], [`setup`], [`sweep`], `control` (the `ctl` command's
+//!   logic, with the `control` feature) and `testing` (test doubles, with `test-util`).
 
 pub mod aws;
 pub mod budget;
