@@ -4,7 +4,6 @@
 use super::{admin, client, data, emulator, fetch, upload, Chunked, BUCKET};
 use crate::common::{client_with, AK, PART, SK};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use oss_emulator::{Config, FaultConfig};
 use s3_oss_sync::checksum::crc64;
 use s3_oss_sync::oss::{ObjectMetadata, UploadRequest};

@@ -4,7 +4,6 @@
 use super::{client, data, emulator, fetch, upload, BUCKET};
 use crate::common::{AK, PART, SK};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use oss_emulator::Config;
 use s3_oss_sync::checksum::crc64;
 use s3_oss_sync::oss::{BytesSource, ObjectMetadata, UploadRequest};

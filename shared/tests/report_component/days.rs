@@ -2,7 +2,6 @@
 //! offset, awkward keys in the CSV, and an empty day after the last complete one.
 
 use super::{check_manifest, file, json, record, settings};
-use md5::Digest;
 use s3_oss_sync::memory::MemoryBucket;
 use s3_oss_sync::outcome::{Outcome, OutcomeKind};
 use s3_oss_sync::report::build::Reporter;

@@ -2,7 +2,6 @@
 //! report did not write, foreign manifests, an unreadable journal, and days a newer build completed.
 
 use super::{check_manifest, file, json, md5_hex, record, settings};
-use md5::Digest;
 use s3_oss_sync::memory::MemoryBucket;
 use s3_oss_sync::outcome::{Outcome, OutcomeKind};
 use s3_oss_sync::report::build::Reporter;

@@ -2,7 +2,6 @@
 //! unreadable times, a stray folder under the results prefix, and a run with nothing to report.
 
 use super::{check_manifest, file, json, list_rows, record, settings};
-use md5::Digest;
 use s3_oss_sync::memory::MemoryBucket;
 use s3_oss_sync::outcome::OutcomeKind;
 use s3_oss_sync::report::build::Reporter;

@@ -2,11 +2,10 @@
 //! concurrent runs, and a write running past the lease.
 
 use super::{lease_settings, lock, results, settings, End, Event, Shared, View};
-use md5::Digest;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use s3_oss_sync::memory::MemoryBucket;
-use s3_oss_sync::report::build::{RecordSource, ReportError};
+use s3_oss_sync::report::build::ReportError;
 use s3_oss_sync::report::lease::{lease_key, Clock, LeaseHolder, LeasedRun};
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU32;

@@ -4,13 +4,11 @@
 use super::{body, dest, job, limits, resume, PART};
 use bytes::Bytes;
 use s3_oss_sync::copy::{Copier, CopyOptions, Limits};
-use s3_oss_sync::destination::DestinationStore;
 use s3_oss_sync::memory::MemorySource;
 use s3_oss_sync::oss::{ByteStream, ListedPart};
 use s3_oss_sync::outcome::OutcomeKind;
 use s3_oss_sync::resume::{
-    checkpoint_key, plan_resume, Checkpoint, CheckpointStore, DonePart, MemoryCheckpoints,
-    CHECKPOINT_VERSION,
+    checkpoint_key, plan_resume, Checkpoint, DonePart, MemoryCheckpoints, CHECKPOINT_VERSION,
 };
 use s3_oss_sync::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
 use std::sync::atomic::{AtomicU32, Ordering};

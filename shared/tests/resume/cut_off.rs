@@ -5,8 +5,8 @@ use super::{body, dest, job, limits, resume, PART};
 use s3_oss_sync::copy::{Copier, CopyOptions, JobReport};
 use s3_oss_sync::memory::MemorySource;
 use s3_oss_sync::outcome::OutcomeKind;
-use s3_oss_sync::resume::{Checkpoint, CheckpointStore, MemoryCheckpoints};
-use s3_oss_sync::source::{SourceMetadata, SourceStore};
+use s3_oss_sync::resume::{Checkpoint, MemoryCheckpoints};
+use s3_oss_sync::source::SourceMetadata;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 

@@ -5,11 +5,9 @@
 use super::world::{lock, short, Op, Sent, Shared};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use s3_oss_sync::destination::DestinationStore;
 use s3_oss_sync::oss::{self, ByteStream};
 use s3_oss_sync::recheck::{self, Recheck, RecheckQueue};
 use s3_oss_sync::results::ResultsStore;
-use s3_oss_sync::resume::CheckpointStore;
 use s3_oss_sync::source::{SourceError, SourceObject, SourceStore};
 use std::future::Future;
 use std::pin::Pin;

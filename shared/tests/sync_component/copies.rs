@@ -6,7 +6,6 @@ use super::{
     removed, service, BUCKET,
 };
 use s3_oss_sync::copy::CopyOptions;
-use s3_oss_sync::destination::DestinationStore;
 use s3_oss_sync::memory::MemorySource;
 use s3_oss_sync::oss::ByteStream;
 use s3_oss_sync::outcome::OutcomeKind;

@@ -9,7 +9,6 @@ use s3_oss_sync::memory::{MemoryDestination, MemorySource};
 use s3_oss_sync::oss::{self, BodySource, ObjectHead, UploadOutcome, UploadRequest};
 use s3_oss_sync::outcome::{Outcome, OutcomeKind};
 use s3_oss_sync::recheck::{string_attribute, RECHECK_ATTEMPTS, RECHECK_OF};
-use s3_oss_sync::source::SourceStore;
 use s3_oss_sync::sync::{BatchReport, Invocation};
 use std::time::Duration;
 

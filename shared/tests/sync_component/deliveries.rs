@@ -7,10 +7,8 @@ use super::{
 };
 use aws_lambda_events::event::sqs::SqsMessage;
 use s3_oss_sync::copy::CopyOptions;
-use s3_oss_sync::destination::DestinationStore;
 use s3_oss_sync::memory::MemorySource;
 use s3_oss_sync::outcome::{Outcome, OutcomeKind};
-use s3_oss_sync::source::SourceStore;
 use s3_oss_sync::sync::RecentWrites;
 use std::sync::atomic::Ordering;
 

@@ -7,7 +7,6 @@ use s3_oss_sync::copy::CopyOptions;
 use s3_oss_sync::memory::MemorySource;
 use s3_oss_sync::outcome::OutcomeKind;
 use s3_oss_sync::recheck::{string_attribute, RECHECK_ATTEMPTS, RECHECK_OF, RECHECK_WAIT};
-use s3_oss_sync::source::SourceStore;
 use s3_oss_sync::sync::Invocation;
 use std::time::Duration;
 

@@ -5,10 +5,8 @@ use super::{hold_rest_of_poll, pause};
 use crate::sim::world::{lock, short, Effect, Op, Shared};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use futures_util::StreamExt;
-use s3_oss_sync::recheck::RecheckQueue;
 use s3_oss_sync::resume::CheckpointStore;
-use s3_oss_sync::source::{SourceError, SourceStore};
+use s3_oss_sync::source::SourceError;
 
 /// The checkpoint store: objects in the results bucket, each read and write an await point that
 /// may fail; a write may take effect and lose its answer, and a write sent whole lands even if

@@ -12,9 +12,7 @@ use s3_oss_sync::destination::DestinationStore;
 use s3_oss_sync::oss::{
     self, BodySource, ListedPart, ObjectHead, ObjectMetadata, UploadOutcome, UploadRequest,
 };
-use s3_oss_sync::recheck::RecheckQueue;
-use s3_oss_sync::resume::{CheckpointStore, PartPace, PartPlan};
-use s3_oss_sync::source::SourceStore;
+use s3_oss_sync::resume::{PartPace, PartPlan};
 use std::sync::Arc;
 
 /// The OSS destination bucket. With the world's [`crate::sim::world::PartSettings`], objects above

@@ -4,7 +4,6 @@
 
 use super::{DestObject, NotCompleted, SimPart, World};
 use bytes::Bytes;
-use md5::Digest;
 use s3_oss_sync::checksum::crc64_combine;
 use s3_oss_sync::metadata::read_marker;
 use s3_oss_sync::oss::ObjectHead;

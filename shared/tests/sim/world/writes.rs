@@ -2,7 +2,6 @@
 //! later: tickets, arrivals, orphaned writes and their landing.
 
 use super::{md5_hex, short, DestObject, Effect, InFlight, Op, World};
-use md5::Digest;
 
 impl World {
     /// Notes an object write (a PUT, or a DELETE for `None`) sent whole by the acting invocation;

@@ -12,7 +12,7 @@ use s3_oss_sync::config::SyncConfig;
 use s3_oss_sync::destination::OssDestination;
 use s3_oss_sync::recheck::HeldRechecks;
 use s3_oss_sync::results::S3ResultsStore;
-use s3_oss_sync::source::{S3Source, SourceStore};
+use s3_oss_sync::source::S3Source;
 use s3_oss_sync::sync::SyncService;
 use s3_oss_sync::{setup, telemetry};
 use s3_oss_sync_bench::S3Counter;
