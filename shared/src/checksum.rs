@@ -48,6 +48,13 @@ impl Default for Crc64 {
     }
 }
 
+/// The MD5 of some bytes as 32 lower-case hex digits: an S3 ETag of a single-part object, the
+/// `Content-MD5` OSS checks (base64 there), the manifest's digest of a report part.
+pub fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(data))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! In-memory source, destination and results stores: the same traits as S3 and OSS, for
 //! component tests of the sync core and for benchmarks that measure the core alone.
 
+use crate::checksum::md5_hex;
 use crate::oss;
 use crate::store::checkpoints::CheckpointStore;
 use crate::store::destination::DestinationStore;
@@ -11,17 +12,12 @@ use crate::store::upload::{BodySource, ListedPart, UploadOutcome, UploadRequest}
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
-use md5::{Digest, Md5};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn md5_hex(b: &[u8]) -> String {
-    hex::encode(Md5::digest(b))
 }
 
 /// A stored source object: its description, bytes and tags.

@@ -1,7 +1,7 @@
 //! Component tests: the report run over outcome records spread across several days, against an
 //! in-memory bucket that keeps the order of its writes.
 
-use md5::{Digest, Md5};
+use s3_oss_sync::checksum::md5_hex;
 use s3_oss_sync::outcome::{format_time, Outcome, OutcomeKind};
 use s3_oss_sync::report::build::ReportSettings;
 use s3_oss_sync::report::day::Zone;
@@ -53,10 +53,6 @@ fn json(bucket: &MemoryBucket, key: &str) -> Value {
             .unwrap_or_else(|| panic!("{key} missing")),
     )
     .unwrap()
-}
-
-fn md5_hex(b: &[u8]) -> String {
-    hex::encode(Md5::digest(b))
 }
 
 fn check_manifest(bucket: &MemoryBucket, day_dir: &str) -> Value {

@@ -2,6 +2,7 @@
 
 use super::{file, json, settings};
 use bytes::Bytes;
+use s3_oss_sync::checksum::md5_hex;
 use s3_oss_sync::report::build::{ReportError, Reporter};
 use s3_oss_sync::report::lease::{
     lease_key, new_holder, Clock, Condition, LeaseHolder, LeaseSettings, LeaseStore, LeasedRun,
@@ -153,11 +154,6 @@ impl LeaseStore for LeaseObject {
         *self.0.lock().unwrap() = None;
         Ok(())
     }
-}
-
-fn md5_hex(b: &[u8]) -> String {
-    use md5::Digest;
-    hex::encode(md5::Md5::digest(b))
 }
 
 /// A clock set by the test: the real clock of the run.

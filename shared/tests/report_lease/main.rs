@@ -13,9 +13,9 @@
 //! final run completes the days, consistently.
 
 use bytes::Bytes;
-use md5::{Digest, Md5};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use s3_oss_sync::checksum::md5_hex;
 use s3_oss_sync::outcome::{format_time, Outcome, OutcomeKind};
 use s3_oss_sync::report::build::{Listing, RecordSource, ReportError, ReportSettings, ReportStore};
 use s3_oss_sync::report::lease::{
@@ -33,10 +33,6 @@ mod runs;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn md5_hex(b: &[u8]) -> String {
-    hex::encode(Md5::digest(b))
 }
 
 /// What happened, in order.

@@ -3,7 +3,7 @@
 
 use super::rng::Rng;
 use bytes::Bytes;
-use md5::{Digest, Md5};
+pub use s3_oss_sync::checksum::md5_hex;
 use s3_oss_sync::event::sequencer_cmp;
 use s3_oss_sync::store::object::{ObjectHead, ObjectMetadata};
 use s3_oss_sync::store::source::{SourceMetadata, SourceObject};
@@ -93,11 +93,6 @@ impl Version {
             metadata: self.meta.clone(),
         }
     }
-}
-
-/// The MD5 of bytes, lower-case hex, as an S3 ETag.
-pub fn md5_hex(b: &[u8]) -> String {
-    hex::encode(Md5::digest(b))
 }
 
 /// A short name for an ETag in traces.
