@@ -1,5 +1,12 @@
 //! The OSS client: signs every request (V4), reads OSS errors, retries what is transient, and
 //! offers head, get, delete and list. Uploads live in [`super::upload`].
+//!
+//! The `impl OssClient` here holds the client's making and settings ([`OssClient::new`],
+//! credentials, clock offset), the signed request and its retries, and the operations
+//! [`OssClient::head_object`], [`OssClient::get_object`], [`OssClient::delete_object`],
+//! [`OssClient::list_objects_v2`], [`OssClient::list_objects_v2_after`] and
+//! [`OssClient::presign`]; the upload operations' `impl OssClient` blocks are in
+//! [`super::upload`] and its parts.
 
 use super::credentials::{CredentialRefresh, CredentialStore};
 use super::endpoint::{encode_query, Endpoint};
@@ -499,47 +506,4 @@ impl OssClient {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_oss_cannot_store_are_refused() {
-        for (key, ok) in [
-            ("a", true),
-            ("a/../b", true),
-            ("...", true),
-            ("", false),
-            ("/a", false),
-            ("\\a", false),
-            ("..", false),
-            (".", false),
-        ] {
-            assert_eq!(check_key(key).is_ok(), ok, "{key:?}");
-        }
-        assert!(check_key(&"k".repeat(1023)).is_ok());
-        assert_eq!(
-            check_key(&"k".repeat(1024)).unwrap_err().code(),
-            "InvalidObjectName"
-        );
-    }
-
-    #[test]
-    fn debug_never_shows_the_secret() {
-        let cfg = OssConfig::new(
-            Endpoint::for_region("cn-hangzhou", super::super::endpoint::Network::Public).unwrap(),
-            "cn-hangzhou",
-            Credentials::new("AKID", "very-secret-value", Some("sts-token-value".into())),
-        );
-        let client = OssClient::new(cfg).unwrap();
-        let shown = format!("{client:?}");
-        assert!(shown.contains("AKID"));
-        assert!(!shown.contains("very-secret-value") && !shown.contains("sts-token-value"));
-    }
-
-    #[test]
-    fn server_time_forms() {
-        assert!(parse_server_time("20231216T162057Z").is_some());
-        assert!(parse_server_time("2023-12-16T16:20:57Z").is_some());
-        assert!(parse_server_time("garbage").is_none());
-    }
-}
+mod tests;
