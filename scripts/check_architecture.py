@@ -33,7 +33,8 @@ from pathlib import Path
 # check fails when the two differ).
 LAYERS = (
     (0, "foundation", ("retry", "checksum", "budget", "errors",
-                       "oss::error", "oss::signing", "oss::endpoint")),
+                       "oss::error", "oss::signing", "oss::endpoint",
+                       "oss::limits")),
     (1, "domain", ("event", "task", "outcome", "store", "telemetry")),
     (2, "core", ("sync", "report", "verify")),
     (3, "adapter", ("aws", "oss", "report::stores", "report::watch", "verify::stores")),

@@ -4,7 +4,7 @@
 //! The layers, and which may import which, are in `docs/ARCHITECTURE.md`:
 //!
 //! - L0 foundation: [`retry`], [`checksum`], [`budget`], [`errors`], and the OSS protocol's leaves
-//!   ([`oss::error`], [`oss::signing`], [`oss::endpoint`]);
+//!   ([`oss::error`], [`oss::signing`], [`oss::endpoint`], [`oss::limits`]);
 //! - L1 domain: [`event`], [`task`], [`outcome`], [`telemetry`]'s lines, and the ports with their
 //!   types, [`store`];
 //! - L2 cores: [`sync`], [`report`], [`verify`];

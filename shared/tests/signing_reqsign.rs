@@ -223,7 +223,7 @@ fn the_vendor_example_is_signed_alike() {
     assert_eq!(ours(&case, time), theirs);
 }
 
-/// The requests the client sends, one per operation (see `oss/client.rs` and `oss/upload.rs`).
+/// The requests the client sends, one per operation (see `oss/client/` and `oss/upload/`).
 fn client_requests() -> Vec<Case> {
     let key = "photos/2026/summer holiday.jpg";
     vec![

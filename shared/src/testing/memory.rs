@@ -254,7 +254,7 @@ impl DestinationStore for MemoryDestination {
         req: &UploadRequest<'_>,
         source: &dyn BodySource,
     ) -> Result<UploadOutcome, oss::Error> {
-        oss::client::check_key(req.key)?;
+        oss::limits::check_key(req.key)?;
         self.refused()?;
         let mut stream = source.open().await?;
         let mut body = Vec::with_capacity(req.size as usize);
@@ -308,7 +308,7 @@ impl DestinationStore for MemoryDestination {
     }
 
     async fn initiate(&self, key: &str, metadata: &ObjectMetadata) -> Result<String, oss::Error> {
-        oss::client::check_key(key)?;
+        oss::limits::check_key(key)?;
         let n = self.initiated.fetch_add(1, Ordering::Relaxed) + 1;
         let id = format!("upload-{n}");
         lock(&self.open).insert(

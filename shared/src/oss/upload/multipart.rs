@@ -2,11 +2,13 @@
 //! its parts read in order and uploaded in parallel under the memory budget, the upload aborted
 //! (or left on the abandoned list) on failure.
 
-use super::{check_stored, part_size_for, source_error, upload_gone, OpenGuard};
+use super::{check_stored, source_error, upload_gone};
 use crate::budget::BudgetPermit;
 use crate::checksum::{crc64, crc64_combine};
-use crate::oss::client::{check_key, OssClient};
+use crate::oss::abandoned::OpenGuard;
+use crate::oss::client::OssClient;
 use crate::oss::error::Error;
+use crate::oss::limits::{check_key, part_size_for};
 use crate::store::object::ByteStream;
 use crate::store::upload::{OpenUpload, UploadOutcome, UploadRequest};
 use bytes::{Bytes, BytesMut};

@@ -1,11 +1,12 @@
 //! A single PutObject: the [`OssClient`] operation [`OssClient::put_object`], streamed when the
 //! body's MD5 is known, otherwise read into a buffer under the memory budget first.
 
-use super::{check_stored, crc_header, source_error, MAX_PUT_SIZE};
+use super::{check_stored, crc_header, source_error};
 use crate::budget::BudgetPermit;
 use crate::checksum::{crc64, Crc64};
-use crate::oss::client::{check_key, Call, OssClient};
+use crate::oss::client::{Call, OssClient};
 use crate::oss::error::Error;
+use crate::oss::limits::{check_key, MAX_PUT_SIZE};
 use crate::retry::retry;
 use crate::store::object::ByteStream;
 use crate::store::upload::{BodySource, UploadOutcome, UploadRequest};

@@ -4,9 +4,11 @@
 //! AbortMultipartUpload ([`OssClient::abort_upload`]); and the aborts of the uploads on the
 //! abandoned list ([`OssClient::abort_abandoned_uploads`]).
 
-use super::{check_stored, crc_header, upload_gone, OpenGuard};
-use crate::oss::client::{check_key, Call, OssClient};
+use super::{check_stored, crc_header, upload_gone};
+use crate::oss::abandoned::OpenGuard;
+use crate::oss::client::{Call, OssClient};
 use crate::oss::error::Error;
+use crate::oss::limits::check_key;
 use crate::oss::xml;
 use crate::retry::retry;
 use crate::store::object::ObjectMetadata;

@@ -1,26 +1,11 @@
-//! Tests of the part size and of the tally of a streamed body.
+//! Tests of the tally of a streamed body.
 
 use super::put::{tallied, Tally};
-use super::*;
 use crate::store::object::ByteStream;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::Arc;
-
-#[test]
-fn part_size_fits_any_object_oss_accepts() {
-    const MIB: u64 = 1024 * 1024;
-    assert_eq!(part_size_for(100 * MIB, 8 * MIB), Ok(8 * MIB));
-    assert_eq!(part_size_for(1, 1), Ok(MIN_PART_SIZE));
-    // 1 TiB needs > 10,000 parts of 8 MiB: raised to whole MiB.
-    let tib = 1024 * 1024 * MIB;
-    let p = part_size_for(tib, 8 * MIB).unwrap();
-    assert!(tib.div_ceil(p) <= MAX_PARTS && p.is_multiple_of(MIB), "{p}");
-    let max = MAX_PUT_SIZE * MAX_PARTS;
-    let p = part_size_for(max, 8 * MIB).unwrap();
-    assert!(max.div_ceil(p) <= MAX_PARTS && p <= MAX_PUT_SIZE);
-    assert!(part_size_for(max + 1, 8 * MIB).is_err());
-}
+use std::sync::Mutex;
 
 #[tokio::test]
 async fn tally_counts_checksums_and_caps() {

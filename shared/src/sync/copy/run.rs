@@ -42,7 +42,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
         }
         // A key OSS cannot hold fails here, before any request: a job that writes first would
         // otherwise leave its write-ahead recheck, and the recheck fail the same way again.
-        if let Err(e) = crate::oss::client::check_key(job.dest_key) {
+        if let Err(e) = crate::oss::limits::check_key(job.dest_key) {
             return r.oss_failed(&e);
         }
         // The first delivery of a small creation does not read the destination first

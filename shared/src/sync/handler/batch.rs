@@ -129,7 +129,7 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
             // sent with the others would only fail the same way again.
             together: jobs
                 .iter()
-                .filter(|(slot, _)| crate::oss::client::check_key(&slot.dest_key).is_ok())
+                .filter(|(slot, _)| crate::oss::limits::check_key(&slot.dest_key).is_ok())
                 .filter(|(slot, answers_for)| {
                     let read_first = self.recent_writes.reads_first(&slot.dest_key);
                     !decide::reads_dest_first(&job_of(

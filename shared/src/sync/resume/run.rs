@@ -305,7 +305,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             }
         }
         let part_size =
-            oss::part_size_for(self.head.size, self.plan.part_size).map_err(|limit| {
+            oss::limits::part_size_for(self.head.size, self.plan.part_size).map_err(|limit| {
                 Failure::Dest(oss::Error::TooLarge {
                     key: self.dest_key.to_owned(),
                     size: self.head.size,

@@ -178,7 +178,7 @@ impl DestinationStore for SimDest {
         req: &UploadRequest<'_>,
         source: &dyn BodySource,
     ) -> Result<UploadOutcome, oss::Error> {
-        oss::client::check_key(req.key)?;
+        oss::limits::check_key(req.key)?;
         match self.put_once(req, source, true).await? {
             Ok(out) => Ok(out),
             Err(_) => self.put_once(req, source, false).await?,
@@ -217,7 +217,7 @@ impl DestinationStore for SimDest {
     }
 
     async fn initiate(&self, key: &str, metadata: &ObjectMetadata) -> Result<String, oss::Error> {
-        oss::client::check_key(key)?;
+        oss::limits::check_key(key)?;
         {
             let mut w = lock(&self.world);
             let by = w.actor.clone();

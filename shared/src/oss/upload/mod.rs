@@ -42,59 +42,7 @@ mod tests;
 
 use super::client::OssClient;
 use super::error::Error;
-use crate::store::upload::{BodySource, OpenUpload, UploadOutcome, UploadRequest};
-use std::sync::Mutex;
-
-/// Largest object one PutObject (or one part) may carry: 5 GiB.
-pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
-/// Most parts in one multipart upload.
-pub const MAX_PARTS: u64 = 10_000;
-/// Smallest part OSS accepts (but for the last).
-pub const MIN_PART_SIZE: u64 = 100 * 1024;
-
-/// Uploads left open by a job that was dropped mid-way or whose abort failed.
-#[derive(Debug, Default)]
-pub(crate) struct AbandonedList(Mutex<Vec<OpenUpload>>);
-
-impl AbandonedList {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<OpenUpload>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Holds an open upload; dropped before [`Self::closed`] (a dropped job, a failed abort), it puts
-/// the upload on the abandoned list.
-struct OpenGuard<'a> {
-    list: &'a AbandonedList,
-    upload: Option<OpenUpload>,
-}
-
-impl<'a> OpenGuard<'a> {
-    fn new(list: &'a AbandonedList, upload: OpenUpload) -> Self {
-        Self {
-            list,
-            upload: Some(upload),
-        }
-    }
-
-    /// The upload was completed or aborted: nothing to remember.
-    fn closed(mut self) {
-        self.upload = None;
-    }
-}
-
-impl Drop for OpenGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(u) = self.upload.take() {
-            tracing::warn!(
-                key = u.key,
-                upload_id = u.upload_id,
-                "multipart upload left open; kept for abort_abandoned_uploads"
-            );
-            self.list.lock().push(u);
-        }
-    }
-}
+use crate::store::upload::{BodySource, UploadOutcome, UploadRequest};
 
 /// Whether an abort's error means the upload is no longer open (aborted, or completed).
 fn upload_gone(e: &Error) -> bool {
@@ -120,24 +68,6 @@ fn check_stored(key: &str, sent: u64, stored: u64, request_id: String) -> Result
         stored,
         request_id,
     })
-}
-
-/// The part size for an object: the preferred size, raised (to whole MiB) when the object would
-/// otherwise need more than 10,000 parts. Fails only for objects OSS cannot hold.
-pub fn part_size_for(size: u64, preferred: u64) -> Result<u64, u64> {
-    const MIB: u64 = 1024 * 1024;
-    let needed = size.div_ceil(MAX_PARTS);
-    let part = if needed > preferred {
-        needed.div_ceil(MIB) * MIB
-    } else {
-        preferred
-    }
-    .max(MIN_PART_SIZE);
-    if part > MAX_PUT_SIZE {
-        Err(MAX_PUT_SIZE * MAX_PARTS)
-    } else {
-        Ok(part)
-    }
 }
 
 fn crc_header(answer_crc: Option<&str>, op: &'static str) -> Result<u64, Error> {

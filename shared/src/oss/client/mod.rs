@@ -8,12 +8,13 @@
 //! [`OssClient::presign`]; the upload operations' `impl OssClient` blocks are in
 //! [`super::upload`] and its parts.
 
+use super::abandoned::AbandonedList;
 use super::credentials::{CredentialRefresh, CredentialStore};
 use super::endpoint::{encode_query, Endpoint};
 use super::error::{is_credential_code, Error, ServiceError};
+use super::limits::check_key;
 use super::object::header_str;
 use super::signing::{self, Credentials, RequestParts, Scope, PRODUCT_OSS};
-use super::upload::AbandonedList;
 use super::xml::{self, ListPage};
 use crate::budget::MemoryBudget;
 use crate::retry::{retry, Attempted, RetryPolicy};
@@ -175,25 +176,6 @@ impl fmt::Debug for OssClient {
             .field("credentials", &self.credentials())
             .finish()
     }
-}
-
-/// Checks that OSS can store a key and that it can be addressed in a URL.
-pub fn check_key(key: &str) -> Result<(), Error> {
-    let reason = if key.is_empty() {
-        "keys must not be empty"
-    } else if key.len() > 1023 {
-        "keys must be at most 1023 bytes"
-    } else if key.starts_with('/') || key.starts_with('\\') {
-        "keys must not start with '/' or '\\'"
-    } else if key == "." || key == ".." {
-        "a key that is only '.' or '..' cannot be addressed in a URL"
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidKey {
-        key: key.to_owned(),
-        reason,
-    })
 }
 
 fn parse_server_time(s: &str) -> Option<OffsetDateTime> {
