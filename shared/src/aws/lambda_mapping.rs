@@ -33,7 +33,7 @@ impl EventSourceMapping {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| {
-                crate::aws::error::call_error("Lambda", "ListEventSourceMappings", &e)
+                crate::aws::error::call_error("Lambda", "ListEventSourceMappings", e)
             })?;
             uuids.extend(
                 page.event_source_mappings()
@@ -89,7 +89,7 @@ impl EventSourceMapping {
             .uuid(&self.uuid)
             .send()
             .await
-            .map_err(|e| crate::aws::error::call_error("Lambda", "GetEventSourceMapping", &e))?;
+            .map_err(|e| crate::aws::error::call_error("Lambda", "GetEventSourceMapping", e))?;
         Ok(out.state().unwrap_or("Unknown").to_owned())
     }
 
@@ -98,14 +98,18 @@ impl EventSourceMapping {
     /// as it is, for the caller to report. Only `ctl` (pause and resume) switches it: the
     /// Lambda functions build without it.
     #[cfg(feature = "control")]
-    pub async fn set_enabled(&self, enabled: bool, wait: std::time::Duration) -> Result<String, StoreError> {
+    pub async fn set_enabled(
+        &self,
+        enabled: bool,
+        wait: std::time::Duration,
+    ) -> Result<String, StoreError> {
         self.client
             .update_event_source_mapping()
             .uuid(&self.uuid)
             .enabled(enabled)
             .send()
             .await
-            .map_err(|e| crate::aws::error::call_error("Lambda", "UpdateEventSourceMapping", &e))?;
+            .map_err(|e| crate::aws::error::call_error("Lambda", "UpdateEventSourceMapping", e))?;
         let target = if enabled { "Enabled" } else { "Disabled" };
         let started = std::time::Instant::now();
         loop {

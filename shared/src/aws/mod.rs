@@ -9,5 +9,6 @@ pub mod s3_inventory;
 pub mod s3_lister;
 pub mod s3_results;
 pub mod s3_source;
+pub mod secrets;
 pub mod sqs;
 pub mod sqs_poll;

@@ -81,7 +81,7 @@ impl CheckpointObjects for S3ResultsStore {
                     .ok_or_else(|| SourceError::Transport {
                         op: "ListObjectsV2",
                         key: prefix.to_owned(),
-                        detail: "a truncated page without a continuation token".into(),
+                        source: "a truncated page without a continuation token".into(),
                         transient: false,
                     })?
                     .to_owned(),
@@ -267,7 +267,7 @@ pub async fn read_copies(
                 return Err(SourceError::Transport {
                     op: "ListObjectsV2",
                     key: prefix.to_owned(),
-                    detail: "the next page's token is the same as this page's".into(),
+                    source: "the next page's token is the same as this page's".into(),
                     transient: false,
                 });
             }
@@ -665,7 +665,7 @@ pub(crate) mod tests {
                 return Err(SourceError::Transport {
                     op: "ListObjectsV2",
                     key: prefix.into(),
-                    detail: "connection refused".into(),
+                    source: "connection refused".into(),
                     transient: true,
                 });
             }
@@ -695,7 +695,7 @@ pub(crate) mod tests {
                 return Err(SourceError::Transport {
                     op: "GetObject",
                     key: key.into(),
-                    detail: "timed out".into(),
+                    source: "timed out".into(),
                     transient: true,
                 });
             }

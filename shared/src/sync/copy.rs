@@ -287,7 +287,7 @@ impl JobReport {
     }
 
     fn source_failed(self, e: &SourceError) -> Self {
-        self.failed(e.code(), e.to_string(), e.is_transient())
+        self.failed(e.code(), error_chain(e), e.is_transient())
     }
 
     fn in_progress(
@@ -319,7 +319,10 @@ impl JobReport {
             Failure::NotQueued(why) => self.not_written(why),
             Failure::Checkpoint(e) => self.failed(
                 CHECKPOINT_FAILED,
-                format!("the copy's checkpoint could not be kept: {e}"),
+                format!(
+                    "the copy's checkpoint could not be kept: {}",
+                    error_chain(&e)
+                ),
                 e.is_transient(),
             ),
             Failure::Dest(e) => self.oss_failed(&e),
@@ -968,7 +971,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
             r.requests += 1;
             match self.source.head(job.source_key).await {
                 Err(e) if e.is_transient() && attempt < attempts => {
-                    tracing::warn!(key = job.source_key, attempt, error = %e, "the check of a write failed; trying again");
+                    tracing::warn!(key = job.source_key, attempt, error = %error_chain(&e), "the check of a write failed; trying again");
                     attempt += 1;
                 }
                 other => return other,

@@ -637,7 +637,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
                     return Err(Failure::Checkpoint(SourceError::Transport {
                         op: "PutObject",
                         key: key.to_owned(),
-                        detail: "another copy of this key kept starting at the same time".into(),
+                        source: "another copy of this key kept starting at the same time".into(),
                         transient: true,
                     }))
                 }
@@ -853,7 +853,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             match self.read_range(cp, start, len).await {
                 Ok(d) => break d,
                 Err(PartError::Source(e)) if e.is_transient() && attempt < PART_READ_ATTEMPTS => {
-                    tracing::warn!(key = self.source_key, number, attempt, error = %e, "part read failed; reading it again");
+                    tracing::warn!(key = self.source_key, number, attempt, error = %crate::errors::error_chain(&e), "part read failed; reading it again");
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
@@ -905,7 +905,10 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
                 PartError::Source(SourceError::Transport {
                     op: "GetObject",
                     key: self.source_key.to_owned(),
-                    detail: format!("reading bytes {start}-{}: {e}", start + len - 1),
+                    source: Box::new(crate::errors::Context::new(
+                        format!("reading bytes {start}-{}", start + len - 1),
+                        e,
+                    )),
                     transient: true,
                 })
             })?;
@@ -913,7 +916,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
                 return Err(PartError::Source(SourceError::Transport {
                     op: "GetObject",
                     key: self.source_key.to_owned(),
-                    detail: format!("the range at {start} gave more than {len} bytes"),
+                    source: format!("the range at {start} gave more than {len} bytes").into(),
                     transient: true,
                 }));
             }
@@ -923,7 +926,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             return Err(PartError::Source(SourceError::Transport {
                 op: "GetObject",
                 key: self.source_key.to_owned(),
-                detail: format!("the range at {start} gave {} of {len} bytes", buf.len()),
+                source: format!("the range at {start} gave {} of {len} bytes", buf.len()).into(),
                 transient: true,
             }));
         }
