@@ -26,6 +26,7 @@ use s3_oss_sync::control::stack::{self, StackSettings};
 use s3_oss_sync::control::status::gather;
 use s3_oss_sync::control::sweep::{sweep_task_uploads, SweepRequest};
 use s3_oss_sync::control::ControlError;
+use s3_oss_sync::errors::error_chain;
 use s3_oss_sync::outcome::format_time;
 use s3_oss_sync::report::build::RecordSource;
 use s3_oss_sync::report::build::Reporter;
@@ -182,7 +183,7 @@ impl From<ControlError> for Failure {
         };
         Self {
             code,
-            message: e.to_string(),
+            message: error_chain(&e),
         }
     }
 }
@@ -431,7 +432,7 @@ async fn verify(
                 .oss
                 .get(&format!("{dir}summary.json"))
                 .await
-                .map_err(|e| ControlError::Oss(e.to_string()))?;
+                .map_err(ControlError::oss)?;
             let summary: Summary = serde_json::from_slice(&body)
                 .map_err(|e| ControlError::Input(format!("{dir}summary.json: {e}")))?;
             (
@@ -494,7 +495,7 @@ async fn verify(
                 } else {
                     2
                 },
-                message: e.to_string(),
+                message: error_chain(&e),
             })?;
             if a.json {
                 println!(
@@ -621,7 +622,11 @@ async fn retry_failed(
             bar.abandon();
             return Err(Failure {
                 code: 1,
-                message: format!("{e} (after {sent} of {} keys were sent)", list.keys.len()),
+                message: format!(
+                    "{} (after {sent} of {} keys were sent)",
+                    error_chain(&e),
+                    list.keys.len()
+                ),
             });
         }
         sent += chunk.len();
@@ -708,7 +713,10 @@ async fn main() -> ExitCode {
                 let _ = STACK.set(settings);
             }
             Err(e) => {
-                eprintln!("ctl: cannot read the settings of stack {name:?}: {e}");
+                eprintln!(
+                    "ctl: cannot read the settings of stack {name:?}: {}",
+                    error_chain(&e)
+                );
                 // A stack that is not there, or not this product's, is bad input (2); a failed
                 // AWS call is 1, as for every command.
                 return ExitCode::from(Failure::from(e).code);
@@ -751,7 +759,7 @@ async fn main() -> ExitCode {
             let summary = match swept {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("ctl: {e}");
+                    eprintln!("ctl: {}", error_chain(&e));
                     return ExitCode::from(Failure::from(e).code);
                 }
             };

@@ -8,12 +8,20 @@
 //! Invoked with `{"verify": true}` (the template's optional `VerifySchedule`), or as `report
 //! verify` locally, it verifies the task instead: the source and destination listings compared,
 //! the verification report written to the report area, its result as metrics.
+//!
+//! Its stores (the OSS credentials read from their secret, the OSS client, the S3 clients) are
+//! built once per process, at the cold start, and shared by its invocations; a build that failed
+//! is the next invocation's error and is tried again by the one after. A failed invocation tells
+//! Lambda what kind of failure it is (`errorType`: `ConfigurationError`, `TransientError` or
+//! `RunError`), with the error and its causes as the message.
 
 use clap::{Parser, Subcommand};
-use lambda_runtime::{service_fn, LambdaEvent};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use s3_oss_sync::config::ReportConfig;
+use s3_oss_sync::errors::error_chain;
 use s3_oss_sync::report::day::{as_of, check_grace, format_day};
 use s3_oss_sync::report::lease::LeasedRun;
+use s3_oss_sync::setup::{ColdStart, FailureKind, ReportParts, ReportRunError, SdkConfig};
 use s3_oss_sync::telemetry::LineSink;
 use s3_oss_sync::{setup, telemetry};
 use std::process::ExitCode;
@@ -47,29 +55,54 @@ enum Command {
     Verify,
 }
 
-/// Runs the scheduled verification; its summary as JSON.
+/// Why a run failed, as Lambda is told (and the log says): the kind of failure (`errorType`:
+/// a configuration error, a transient one, or another) and the error with its causes.
+#[derive(Debug)]
+struct Failure {
+    kind: FailureKind,
+    message: String,
+}
+
+impl From<ReportRunError> for Failure {
+    fn from(e: ReportRunError) -> Self {
+        Self {
+            kind: e.kind(),
+            message: error_chain(&e),
+        }
+    }
+}
+
+impl From<Failure> for Diagnostic {
+    fn from(f: Failure) -> Self {
+        Self {
+            error_type: f.kind.name().to_owned(),
+            error_message: f.message,
+        }
+    }
+}
+
+/// Runs the scheduled verification with the function's stores; its summary as JSON.
 async fn verify_once(
     config: &ReportConfig,
+    parts: &ReportParts,
     deadline: Option<SystemTime>,
     sink: &LineSink,
-) -> Result<serde_json::Value, String> {
-    let sdk = setup::aws_config().await;
-    let written = setup::run_verify(config, &sdk, |n| std::env::var(n).ok(), deadline, sink)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<serde_json::Value, Failure> {
+    let written =
+        setup::run_verify(config, parts, |n| std::env::var(n).ok(), deadline, sink).await?;
     Ok(serde_json::json!({"verification": written.dir, "summary": written.summary}))
 }
 
+/// Runs the report once with the function's stores; what it did as JSON.
 async fn run_once(
     config: &ReportConfig,
+    sdk: &SdkConfig,
+    parts: &ReportParts,
     now: OffsetDateTime,
     deadline: Option<SystemTime>,
     sink: &LineSink,
-) -> Result<serde_json::Value, String> {
-    let sdk = setup::aws_config().await;
-    let run = setup::run_report(config, &sdk, now, deadline, sink)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<serde_json::Value, Failure> {
+    let run = setup::run_report(config, sdk, parts, now, deadline, sink).await?;
     let report = match &run.report {
         LeasedRun::Ran(report) => report,
         LeasedRun::Busy(busy) => {
@@ -99,7 +132,7 @@ async fn run_once(
         .collect();
     let sweep = match &run.sweep {
         Some(Ok(s)) => serde_json::to_value(s).unwrap_or_default(),
-        Some(Err(e)) => serde_json::json!({ "error": e.to_string() }),
+        Some(Err(e)) => serde_json::json!({ "error": error_chain(e) }),
         None => serde_json::Value::Null,
     };
     Ok(serde_json::json!({
@@ -128,16 +161,21 @@ async fn main() -> ExitCode {
         tracing::error!(error = %e, "invalid configuration");
         return ExitCode::from(2);
     }
+    let sdk = setup::aws_config().await;
     match cli.command {
         Some(Command::Verify) => {
             let sink: LineSink = Arc::new(|line: &str| eprintln!("{line}"));
-            match verify_once(&config, None, &sink).await {
+            let verified = match setup::report_parts(&config, &sdk).await {
+                Ok(parts) => verify_once(&config, &parts, None, &sink).await,
+                Err(e) => Err(e.into()),
+            };
+            match verified {
                 Ok(out) => {
                     println!("{out}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "verification failed");
+                    tracing::error!(error_type = e.kind.name(), error = %e.message, "verification failed");
                     ExitCode::FAILURE
                 }
             }
@@ -152,13 +190,17 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match run_once(&config, now, None, &sink).await {
+            let ran = match setup::report_parts(&config, &sdk).await {
+                Ok(parts) => run_once(&config, &sdk, &parts, now, None, &sink).await,
+                Err(e) => Err(e.into()),
+            };
+            match ran {
                 Ok(out) => {
                     println!("{out}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "report run failed");
+                    tracing::error!(error_type = e.kind.name(), error = %e.message, "report run failed");
                     ExitCode::FAILURE
                 }
             }
@@ -168,21 +210,31 @@ async fn main() -> ExitCode {
                 tracing::error!("not inside Lambda (no AWS_LAMBDA_RUNTIME_API); use 'report run [--now RFC3339 [--allow-future]]' locally");
                 return ExitCode::from(2);
             }
-            let config = &config;
+            // Built once per process, at the cold start: the credentials read from their secret,
+            // the OSS client, the S3 client. A failed build is the first invocation's error; the
+            // next builds again.
+            let parts = Arc::new(ColdStart::new(setup::report_parts(&config, &sdk).await));
+            let (config, sdk) = (&config, &sdk);
             let sink = &telemetry::stdout_sink();
-            let run = lambda_runtime::run(service_fn(
-                |ev: LambdaEvent<serde_json::Value>| async move {
+            let run = lambda_runtime::run(service_fn(|ev: LambdaEvent<serde_json::Value>| {
+                let parts = parts.clone();
+                async move {
                     let deadline = Some(ev.context.deadline());
-                    if ev.payload["verify"] == serde_json::Value::Bool(true) {
-                        return verify_once(config, deadline, sink)
-                            .await
-                            .map_err(lambda_runtime::Error::from);
+                    let verify = ev.payload["verify"] == serde_json::Value::Bool(true);
+                    let done = match parts.get(|| setup::report_parts(config, sdk)).await {
+                        Err(e) => Err(Failure::from(e)),
+                        Ok(parts) if verify => verify_once(config, &parts, deadline, sink).await,
+                        Ok(parts) => {
+                            let now = OffsetDateTime::now_utc();
+                            run_once(config, sdk, &parts, now, deadline, sink).await
+                        }
+                    };
+                    if let Err(e) = &done {
+                        tracing::error!(error_type = e.kind.name(), error = %e.message, verify, "the invocation failed");
                     }
-                    run_once(config, OffsetDateTime::now_utc(), deadline, sink)
-                        .await
-                        .map_err(lambda_runtime::Error::from)
-                },
-            ));
+                    done
+                }
+            }));
             match run.await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -1,12 +1,20 @@
 //! The sync function: SQS messages carrying S3 object events in, OSS objects and outcome records
 //! out. Inside Lambda it runs the Lambda runtime; `sync poll` is the local event source.
+//!
+//! In Lambda, the service (its clients, the OSS credentials read from their secret) is built once,
+//! at the cold start. A failed build is the next invocation's error, telling Lambda what kind of
+//! failure it is (`errorType`: `ConfigurationError` or `TransientError`) so the batch comes back
+//! for another try, and the invocation after builds again. Once built, an invocation never fails:
+//! each message's failure is in the batch response.
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use clap::{Parser, Subcommand};
-use lambda_runtime::{service_fn, LambdaEvent};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use s3_oss_sync::aws::lambda_mapping::EventSourceMapping;
 use s3_oss_sync::aws::sqs_poll::{max_receive_count, poll, PollOptions, DEFAULT_BATCHES_IN_FLIGHT};
 use s3_oss_sync::config::SyncConfig;
+use s3_oss_sync::errors::error_chain;
+use s3_oss_sync::setup::{ColdStart, FailureKind, SetupError};
 use s3_oss_sync::sync::handler::Invocation;
 use s3_oss_sync::{setup, telemetry};
 use std::process::ExitCode;
@@ -71,6 +79,32 @@ fn lambda_deadline(deadline_ms: u64) -> Option<tokio::time::Instant> {
     Some(tokio::time::Instant::now() + Duration::from_millis(deadline_ms - now_ms))
 }
 
+/// Why an invocation failed, as Lambda is told (and the log says): the service could not be
+/// built. The kind of failure (`errorType`), and the error with its causes.
+#[derive(Debug)]
+struct Failure {
+    kind: FailureKind,
+    message: String,
+}
+
+impl From<SetupError> for Failure {
+    fn from(e: SetupError) -> Self {
+        Self {
+            kind: e.kind(),
+            message: error_chain(&e),
+        }
+    }
+}
+
+impl From<Failure> for Diagnostic {
+    fn from(f: Failure) -> Self {
+        Self {
+            error_type: f.kind.name().to_owned(),
+            error_message: f.message,
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     telemetry::tune_allocator();
@@ -84,13 +118,7 @@ async fn main() -> ExitCode {
         }
     };
     let sdk = setup::aws_config().await;
-    let mut service = match setup::sync_service(&config, &sdk, telemetry::stdout_sink()).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "start-up failed");
-            return ExitCode::from(2);
-        }
-    };
+    let built = setup::sync_service(&config, &sdk, telemetry::stdout_sink()).await;
     match cli.command {
         Some(Command::Poll {
             queue_url,
@@ -101,12 +129,19 @@ async fn main() -> ExitCode {
             invocation_timeout,
             batches,
         }) => {
+            let mut service = match built {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %error_chain(&e), "start-up failed");
+                    return ExitCode::from(2);
+                }
+            };
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             if service.max_receive_count.is_none() {
                 match max_receive_count(&sqs, &queue_url).await {
                     Ok(n) => service.max_receive_count = n,
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the queue's redrive policy; no failure is recorded as final on its last delivery")
+                        tracing::warn!(error = %error_chain(&e), "cannot read the queue's redrive policy; no failure is recorded as final on its last delivery")
                     }
                 }
             }
@@ -117,7 +152,7 @@ async fn main() -> ExitCode {
                 Some(f) => match EventSourceMapping::for_queue(&sdk, &f, &queue_url).await {
                     Ok(m) => Some(m),
                     Err(e) => {
-                        tracing::error!(error = %e, "cannot follow the event source mapping");
+                        tracing::error!(error = %error_chain(&e), "cannot follow the event source mapping");
                         return ExitCode::from(2);
                     }
                 },
@@ -153,7 +188,7 @@ async fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "polling failed");
+                    tracing::error!(error = %error_chain(&e), "polling failed");
                     ExitCode::FAILURE
                 }
             }
@@ -163,17 +198,30 @@ async fn main() -> ExitCode {
                 tracing::error!("not inside Lambda (no AWS_LAMBDA_RUNTIME_API); use 'sync poll --queue-url URL' locally");
                 return ExitCode::from(2);
             }
-            let service = Arc::new(service);
+            if let Err(e) = &built {
+                tracing::error!(error_type = e.kind().name(), error = %error_chain(e), "start-up failed; the first invocation fails with it, the next builds again");
+            }
+            let service = Arc::new(ColdStart::new(built));
+            let (config, sdk) = (&config, &sdk);
             let run = lambda_runtime::run(service_fn(|ev: LambdaEvent<SqsEvent>| {
                 let service = service.clone();
                 async move {
+                    let build = || setup::sync_service(config, sdk, telemetry::stdout_sink());
+                    let service = match service.get(build).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let failure = Failure::from(e);
+                            tracing::error!(error_type = failure.kind.name(), error = %failure.message, "the sync service cannot be built; the batch comes back");
+                            return Err(failure);
+                        }
+                    };
                     let inv = Invocation {
                         id: &ev.context.request_id,
                         deadline: lambda_deadline(ev.context.deadline),
                         recheck_after: None,
                     };
                     let report = service.handle_within(&ev.payload, inv).await;
-                    Ok::<_, lambda_runtime::Error>(report.response)
+                    Ok(report.response)
                 }
             }));
             match run.await {

@@ -1,7 +1,6 @@
 //! One classification of AWS SDK errors: which failures may succeed if tried again (timeouts,
 //! connection failures, 5xx, 408, 429 and throttling codes), for every service the product calls.
 
-use crate::errors::error_chain;
 use crate::store::error::{transient_answer, StoreError};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
@@ -27,19 +26,15 @@ where
 }
 
 /// An SDK error (any service: they share the error type) as a [`StoreError`], classed by
-/// [`is_transient`].
+/// [`is_transient`], the SDK's error kept as its source.
 pub fn call_error<E>(
     service: &'static str,
     op: &'static str,
-    e: &SdkError<E, HttpResponse>,
+    e: SdkError<E, HttpResponse>,
 ) -> StoreError
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
 {
-    StoreError::Call {
-        service,
-        op,
-        detail: error_chain(e),
-        transient: is_transient(e),
-    }
+    let transient = is_transient(&e);
+    StoreError::call(service, op, e, transient)
 }

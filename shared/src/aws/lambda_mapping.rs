@@ -33,7 +33,7 @@ impl EventSourceMapping {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| {
-                crate::aws::error::call_error("Lambda", "ListEventSourceMappings", &e)
+                crate::aws::error::call_error("Lambda", "ListEventSourceMappings", e)
             })?;
             uuids.extend(
                 page.event_source_mappings()
@@ -89,7 +89,7 @@ impl EventSourceMapping {
             .uuid(&self.uuid)
             .send()
             .await
-            .map_err(|e| crate::aws::error::call_error("Lambda", "GetEventSourceMapping", &e))?;
+            .map_err(|e| crate::aws::error::call_error("Lambda", "GetEventSourceMapping", e))?;
         Ok(out.state().unwrap_or("Unknown").to_owned())
     }
 
@@ -109,7 +109,7 @@ impl EventSourceMapping {
             .enabled(enabled)
             .send()
             .await
-            .map_err(|e| crate::aws::error::call_error("Lambda", "UpdateEventSourceMapping", &e))?;
+            .map_err(|e| crate::aws::error::call_error("Lambda", "UpdateEventSourceMapping", e))?;
         let target = if enabled { "Enabled" } else { "Disabled" };
         let started = std::time::Instant::now();
         loop {

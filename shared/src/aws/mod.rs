@@ -9,6 +9,7 @@ pub mod s3_inventory;
 pub mod s3_lister;
 pub mod s3_results;
 pub mod s3_source;
+pub mod secrets;
 pub mod sqs;
 pub mod sqs_poll;
 pub mod sqs_rechecks;

@@ -243,7 +243,7 @@ async fn download_checked(
     let mut file = tempfile::tempfile().map_err(spool_failed)?;
     let mut hash = Md5::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| body_failed(bucket, key, &e))?;
+        let chunk = chunk.map_err(|e| body_failed(bucket, key, e))?;
         hash.update(&chunk);
         file.write_all(&chunk).map_err(spool_failed)?;
     }
@@ -269,18 +269,18 @@ async fn open_body(
         .key(key)
         .send()
         .await
-        .map_err(|e| crate::aws::error::call_error("S3", "GetObject", &e))?;
+        .map_err(|e| crate::aws::error::call_error("S3", "GetObject", e))?;
     Ok(out.body)
 }
 
 /// A body cut off while read: trying again may help.
-fn body_failed(bucket: &str, key: &str, e: &dyn std::error::Error) -> StoreError {
-    StoreError::Call {
-        service: "S3",
-        op: "GetObject",
-        detail: format!("s3://{bucket}/{key}: {}", crate::errors::error_chain(e)),
-        transient: true,
-    }
+fn body_failed(
+    bucket: &str,
+    key: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> StoreError {
+    let cause = crate::errors::Context::new(format!("s3://{bucket}/{key}"), e).transient(true);
+    StoreError::call("S3", "GetObject", cause, true)
 }
 
 /// A small object (the manifest) whole.
@@ -293,7 +293,7 @@ async fn get_object(
         .await?
         .collect()
         .await
-        .map_err(|e| body_failed(bucket, key, &e))?
+        .map_err(|e| body_failed(bucket, key, e))?
         .into_bytes())
 }
 

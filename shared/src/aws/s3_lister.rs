@@ -68,7 +68,7 @@ impl ObjectLister for S3Lister {
             .set_max_keys(self.max_keys)
             .send()
             .await
-            .map_err(|e| crate::aws::error::call_error("S3", "ListObjectsV2", &e))?;
+            .map_err(|e| crate::aws::error::call_error("S3", "ListObjectsV2", e))?;
         let encoded = out.encoding_type() == Some(&aws_sdk_s3::types::EncodingType::Url);
         let mut objects = Vec::with_capacity(out.contents().len());
         for o in out.contents() {

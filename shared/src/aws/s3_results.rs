@@ -68,12 +68,7 @@ impl CheckpointStore for S3ResultsStore {
                     .collect()
                     .await
                     .map(|b| Some(b.into_bytes()))
-                    .map_err(|e| SourceError::Transport {
-                        op: "GetObject",
-                        key: key.to_owned(),
-                        detail: crate::errors::error_chain(&e),
-                        transient: true,
-                    }),
+                    .map_err(|e| SourceError::transport("GetObject", key, e, true)),
                 Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
                 Err(e) => Err(sdk_error("GetObject", key, None, e)),
             }

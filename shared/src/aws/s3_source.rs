@@ -1,7 +1,6 @@
 //! The source bucket on S3 ([`S3Source`]): HEAD, GET pinned to an ETag, ranged GET and tags through
 //! the AWS SDK, with S3's answers mapped to [`SourceError`]s that know if they are transient.
 
-use crate::errors::error_chain;
 use crate::store::object::ByteStream;
 use crate::store::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -71,12 +70,7 @@ where
                     | SdkError::DispatchFailure(_)
                     | SdkError::ResponseError(_)
             );
-            SourceError::Transport {
-                op,
-                key: key.to_owned(),
-                detail: error_chain(&err),
-                transient,
-            }
+            SourceError::transport(op, key, err, transient)
         }
     }
 }
@@ -172,7 +166,7 @@ impl SourceStore for S3Source {
                 let stream = futures_util::stream::unfold(body, |mut b| async move {
                     b.next()
                         .await
-                        .map(|r| (r.map_err(|e| std::io::Error::other(error_chain(&e))), b))
+                        .map(|r| (r.map_err(std::io::Error::other), b))
                 })
                 .boxed();
                 Ok(Some((head, stream)))
@@ -205,7 +199,7 @@ impl SourceStore for S3Source {
                     futures_util::stream::unfold(body, |mut b| async move {
                         b.next()
                             .await
-                            .map(|r| (r.map_err(|e| std::io::Error::other(error_chain(&e))), b))
+                            .map(|r| (r.map_err(std::io::Error::other), b))
                     })
                     .boxed(),
                 ))

@@ -55,7 +55,7 @@ impl SqsQueue {
             .set_attribute_names(Some(names.to_vec()))
             .send()
             .await
-            .map_err(|e| crate::aws::error::call_error("SQS", "GetQueueAttributes", &e))?;
+            .map_err(|e| crate::aws::error::call_error("SQS", "GetQueueAttributes", e))?;
         Ok(out.attributes().cloned().unwrap_or_default())
     }
 
@@ -119,14 +119,14 @@ impl SqsQueue {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| crate::aws::error::call_error("SQS", "SendMessageBatch", &e))?;
+            .map_err(|e| crate::aws::error::call_error("SQS", "SendMessageBatch", e))?;
         if let Some(f) = out.failed().iter().find(|f| f.sender_fault()) {
-            return Err(StoreError::Call {
-                service: "SQS",
-                op: "SendMessageBatch",
-                detail: format!("{}: {}", f.code(), f.message().unwrap_or_default()),
-                transient: false,
-            });
+            return Err(StoreError::call(
+                "SQS",
+                "SendMessageBatch",
+                format!("{}: {}", f.code(), f.message().unwrap_or_default()),
+                false,
+            ));
         }
         Ok(out
             .failed()
@@ -152,12 +152,12 @@ impl EventQueue for SqsQueue {
                         .iter()
                         .filter_map(|i| left.get(*i).cloned())
                         .collect();
-                    StoreError::Call {
-                        service: "SQS",
-                        op: "SendMessageBatch",
-                        detail: format!("{} of {n} entries not accepted", left.len()),
-                        transient: true,
-                    }
+                    StoreError::call(
+                        "SQS",
+                        "SendMessageBatch",
+                        format!("{} of {n} entries not accepted", left.len()),
+                        true,
+                    )
                 }
                 Err(e) => e,
             };
@@ -165,7 +165,7 @@ impl EventQueue for SqsQueue {
                 return Err(error);
             }
             let wait = self.policy.backoff(attempt);
-            tracing::warn!(attempt, error = %error, backoff_ms = wait.as_millis() as u64, "SendMessageBatch: retrying");
+            tracing::warn!(attempt, error = %crate::errors::error_chain(&error), backoff_ms = wait.as_millis() as u64, "SendMessageBatch: retrying");
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -199,7 +199,7 @@ pub async fn url_of_arn(
         .queue_owner_aws_account_id(account)
         .send()
         .await
-        .map_err(|e| crate::aws::error::call_error("SQS", "GetQueueUrl", &e))?;
+        .map_err(|e| crate::aws::error::call_error("SQS", "GetQueueUrl", e))?;
     Ok(out.queue_url().map(str::to_owned))
 }
 

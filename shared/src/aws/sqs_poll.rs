@@ -12,7 +12,7 @@
 //! short ones, as the local tests use, only suit one batch at a time).
 
 use crate::aws::lambda_mapping::EventSourceMapping;
-use crate::errors::error_chain;
+use crate::errors::BoxError;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -80,7 +80,7 @@ impl Gate<'_> {
                 self.open = open;
             }
             Err(e) => {
-                tracing::warn!(mapping = m.uuid(), error = %e, "could not read the event source mapping's state; keeping the last one");
+                tracing::warn!(mapping = m.uuid(), error = %crate::errors::error_chain(&e), "could not read the event source mapping's state; keeping the last one");
             }
         }
         self.open
@@ -102,14 +102,15 @@ pub struct PollSummary {
 
 /// Why polling stopped early.
 #[derive(Debug, thiserror::Error)]
-#[error("SQS {op} on {queue_url} failed: {detail}")]
+#[error("SQS {op} on {queue_url} failed: {source}")]
 pub struct PollError {
     /// The operation.
     pub op: &'static str,
     /// The queue.
     pub queue_url: String,
     /// The cause.
-    pub detail: String,
+    #[source]
+    pub source: BoxError,
 }
 
 /// A Lambda SQS event of these messages, as Lambda's poller hands it over (the event types are
@@ -173,7 +174,7 @@ pub async fn max_receive_count(
         .map_err(|e| PollError {
             op: "GetQueueAttributes",
             queue_url: queue_url.to_owned(),
-            detail: error_chain(&e),
+            source: e.into(),
         })?;
     Ok(attrs
         .attributes()
@@ -201,10 +202,10 @@ where
     F: Fn(SqsEvent, tokio::time::Instant) -> Fut,
     Fut: Future<Output = SqsBatchResponse>,
 {
-    let err = |op: &'static str, e: &dyn std::error::Error| PollError {
+    let err = |op: &'static str, source: BoxError| PollError {
         op,
         queue_url: opts.queue_url.clone(),
-        detail: error_chain(e),
+        source,
     };
     let attrs = sqs
         .get_queue_attributes()
@@ -213,7 +214,7 @@ where
         .attribute_names(QueueAttributeName::VisibilityTimeout)
         .send()
         .await
-        .map_err(|e| err("GetQueueAttributes", &e))?;
+        .map_err(|e| err("GetQueueAttributes", e.into()))?;
     let attr = |name: QueueAttributeName| {
         attrs
             .attributes()
@@ -291,7 +292,7 @@ where
                         .send()
                         .await
                         .map(|r| Some(r.messages.unwrap_or_default()))
-                        .map_err(|e| err("ReceiveMessage", &e));
+                        .map_err(|e| err("ReceiveMessage", e.into()));
                     (g, got)
                 }));
             }
@@ -329,7 +330,7 @@ where
                             Ok(true) => return Ok(summary),
                             Ok(false) => {}
                             Err(e) => {
-                                failure.get_or_insert(err("GetQueueAttributes", &e));
+                                failure.get_or_insert(err("GetQueueAttributes", e.into()));
                             }
                         }
                     }
@@ -412,7 +413,7 @@ impl BatchContext<'_> {
                 .map_err(|e| PollError {
                     op: "DeleteMessageBatch",
                     queue_url: self.queue_url.to_owned(),
-                    detail: error_chain(&e),
+                    source: e.into(),
                 })?;
             done.deleted = out.successful().len() as u64;
             for f in out.failed() {

@@ -42,7 +42,7 @@ impl SqsRechecks {
         }
         let url = super::sqs::url_of_arn(&self.client, arn.unwrap_or_default())
             .await
-            .map_err(|e| format!("no queue URL is set, and {e}"))?
+            .map_err(|e| format!("no queue URL is set, and {}", error_chain(&e)))?
             .ok_or("SQS GetQueueUrl answered no URL")?;
         self.set_url(&url);
         Ok(url)

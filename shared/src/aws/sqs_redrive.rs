@@ -53,7 +53,7 @@ pub async fn redrive(
             .message_attribute_names(recheck::RANGE)
             .send()
             .await
-            .map_err(|e| crate::aws::error::call_error("SQS", "ReceiveMessage", &e))?;
+            .map_err(|e| crate::aws::error::call_error("SQS", "ReceiveMessage", e))?;
         let messages = out.messages();
         if messages.is_empty() {
             empty_receives += 1;
@@ -77,23 +77,23 @@ pub async fn redrive(
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| crate::aws::error::call_error("SQS", "DeleteMessageBatch", &e))?;
+                .map_err(|e| crate::aws::error::call_error("SQS", "DeleteMessageBatch", e))?;
             done.moved += deleted.successful().len() as u64;
             done.not_deleted += (taken.len() - deleted.successful().len()) as u64;
         }
         progress(&done);
         if let Some(Err(why)) = sent.into_iter().find(Result::is_err) {
             // The messages not taken stay in the DLQ (visible again in 120 s).
-            return Err(StoreError::Call {
-                service: "SQS",
-                op: "SendMessageBatch",
-                detail: format!(
+            return Err(StoreError::call(
+                "SQS",
+                "SendMessageBatch",
+                format!(
                     "{} of {} messages not moved: {why}",
                     messages.len() - taken.len(),
                     messages.len()
                 ),
-                transient: true,
-            });
+                true,
+            ));
         }
     }
     Ok(done)

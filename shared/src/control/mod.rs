@@ -17,6 +17,7 @@ pub mod stack;
 pub mod status;
 pub mod sweep;
 
+use crate::errors::BoxError;
 use crate::retry::Transient;
 use crate::store::error::StoreError;
 use aws_sdk_sqs::config::http::HttpResponse;
@@ -29,9 +30,10 @@ pub enum ControlError {
     /// failed, or its answer is not what the command needs.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Reading the reports in OSS failed.
+    /// Reading the reports in OSS (or the OSS credentials, or sweeping the OSS uploads) failed:
+    /// the error, kept as the source.
     #[error("OSS: {0}")]
-    Oss(String),
+    Oss(#[source] BoxError),
     /// The input is not what the command needs (a missing report, settings that contradict the
     /// checkpoint, ...). Trying again will not help.
     #[error("{0}")]
@@ -53,8 +55,14 @@ impl Transient for ControlError {
 }
 
 impl ControlError {
+    /// An error reading the reports in OSS, reading the OSS credentials, or sweeping the OSS
+    /// uploads, kept as the source.
+    pub fn oss(e: impl Into<BoxError>) -> Self {
+        Self::Oss(e.into())
+    }
+
     /// An AWS SDK error, classed by [`crate::aws::error::is_transient`].
-    pub fn aws<E>(service: &'static str, op: &'static str, e: &SdkError<E, HttpResponse>) -> Self
+    pub fn aws<E>(service: &'static str, op: &'static str, e: SdkError<E, HttpResponse>) -> Self
     where
         E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
     {

@@ -107,7 +107,7 @@ pub async fn failed_part_keys<R: RecordSource, S: ReportStore>(
     reporter: &Reporter<'_, R, S>,
     day: Date,
 ) -> Result<Vec<String>, ControlError> {
-    let map = |e: ReportError| ControlError::Oss(e.to_string());
+    let map = |e: ReportError| ControlError::oss(e);
     let dir = reporter.day_dir(day);
     let folder = format!("{dir}/failed_list/");
     // Keys directly in the folder, in the order listed.
@@ -171,18 +171,14 @@ pub async fn read_failed_list<R: RecordSource, S: ReportStore>(
     let keys = failed_part_keys(reporter, day).await?;
     let mut parts = Vec::with_capacity(keys.len());
     for k in &keys {
-        let exists = reporter
-            .store
-            .exists(k)
-            .await
-            .map_err(|e| ControlError::Oss(e.to_string()))?;
+        let exists = reporter.store.exists(k).await.map_err(ControlError::oss)?;
         if !exists {
             return Err(ControlError::Input(format!(
                 "{k} is listed in the day's report but missing; if a report run is writing the day, try again after it"
             )));
         }
         let body = reporter.store.get(k).await;
-        parts.push(body.map_err(|e| ControlError::Oss(e.to_string()))?.to_vec());
+        parts.push(body.map_err(ControlError::oss)?.to_vec());
     }
     parse_failed_parts(&parts, bucket)
 }

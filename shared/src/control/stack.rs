@@ -144,7 +144,7 @@ pub async fn read(sdk: &aws_config::SdkConfig, stack: &str) -> Result<StackSetti
         {
             return Err(ControlError::Input(format!("no stack named {stack:?}")));
         }
-        Err(e) => return Err(ControlError::aws("CloudFormation", "DescribeStacks", &e)),
+        Err(e) => return Err(ControlError::aws("CloudFormation", "DescribeStacks", e)),
     };
     let Some(found) = described.stacks().first() else {
         return Err(ControlError::Input(format!("no stack named {stack:?}")));
@@ -167,7 +167,7 @@ pub async fn read(sdk: &aws_config::SdkConfig, stack: &str) -> Result<StackSetti
             .function_name(function)
             .send()
             .await
-            .map_err(|e| ControlError::aws("Lambda", "GetFunctionConfiguration", &e))?;
+            .map_err(|e| ControlError::aws("Lambda", "GetFunctionConfiguration", e))?;
         let environment = conf.environment();
         if let Some(error) = environment.and_then(|e| e.error()) {
             // Lambda could not decrypt the variables for this caller (a customer managed key).

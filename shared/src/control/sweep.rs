@@ -74,7 +74,7 @@ pub async fn sweep_task_uploads(
     let oss = OssSettings::from_lookup(&get).map_err(|e| ControlError::Input(e.to_string()))?;
     let credentials = setup::oss_credentials(sdk, &oss.credentials)
         .await
-        .map_err(|e| ControlError::Oss(e.to_string()))?;
+        .map_err(ControlError::oss)?;
     let client = OssClient::new(OssConfig::new(oss.endpoint, &oss.region, credentials))
         .map_err(|e| ControlError::Input(e.to_string()))?;
     let options = sweep_options(config, request, time::OffsetDateTime::now_utc());
@@ -86,7 +86,7 @@ pub async fn sweep_task_uploads(
         READ_LIMITS,
     )
     .await
-    .map_err(|e| ControlError::Oss(crate::errors::error_chain(&e)))
+    .map_err(ControlError::oss)
 }
 
 #[cfg(test)]

@@ -218,7 +218,7 @@ impl CredentialStore {
                 true
             }
             Err(e) => {
-                tracing::warn!(error = %e, "OSS refused the credentials, and re-reading them failed; the error stands");
+                tracing::warn!(error = %crate::errors::error_chain(&e), "OSS refused the credentials, and re-reading them failed; the error stands");
                 false
             }
         }

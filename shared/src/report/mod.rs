@@ -6,11 +6,14 @@
 pub mod build;
 pub mod change;
 pub mod day;
+mod day_report;
 pub mod files;
 pub mod html;
 pub mod late;
 pub mod lease;
+mod lists;
 pub mod pauses;
+pub mod ports;
 pub mod rows;
 pub mod sort;
 pub mod stats;

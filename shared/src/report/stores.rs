@@ -1,10 +1,10 @@
 //! The report's real stores: the results store read from S3, reports written to the OSS
 //! destination bucket (and optionally copied to S3).
 
-use super::build::{Listing, RecordSource, ReportError, ReportStore};
 use super::lease::{Condition, LeaseStore};
+use super::ports::{Listing, RecordSource, ReportError, ReportStore};
+use crate::aws::error::is_transient;
 use crate::aws::s3_results::S3ResultsStore;
-use crate::errors::error_chain;
 use crate::oss::destination::OssDestination;
 use crate::store::destination::DestinationStore;
 use crate::store::object::ObjectMetadata;
@@ -40,7 +40,8 @@ async fn list_s3(
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| {
-            ReportError::Results(format!("ListObjectsV2 {prefix}: {}", error_chain(&e)))
+            let transient = is_transient(&e);
+            ReportError::results(format!("ListObjectsV2 {prefix}"), e, transient)
         })?;
         keys.extend(
             page.contents()
@@ -58,9 +59,7 @@ async fn list_s3(
 
 impl RecordSource for S3ResultsStore {
     async fn get(&self, key: &str) -> Result<Bytes, ReportError> {
-        let failed = |e: &dyn std::error::Error| {
-            ReportError::Results(format!("GetObject {key}: {}", error_chain(e)))
-        };
+        let what = || format!("GetObject {key}");
         let out = self
             .client()
             .get_object()
@@ -68,12 +67,15 @@ impl RecordSource for S3ResultsStore {
             .key(key)
             .send()
             .await
-            .map_err(|e| failed(&e))?;
+            .map_err(|e| {
+                let transient = is_transient(&e);
+                ReportError::results(what(), e, transient)
+            })?;
         Ok(out
             .body
             .collect()
             .await
-            .map_err(|e| failed(&e))?
+            .map_err(|e| ReportError::results(what(), e, true))?
             .into_bytes())
     }
 }
@@ -81,12 +83,7 @@ impl RecordSource for S3ResultsStore {
 /// The report lease is kept in the results bucket, written with S3's conditional writes.
 impl LeaseStore for S3ResultsStore {
     async fn read_lease(&self, key: &str) -> Result<Option<(Bytes, String)>, ReportError> {
-        let failed = |e: &dyn std::error::Error| {
-            ReportError::Results(format!(
-                "GetObject {key} (the report lease): {}",
-                error_chain(e)
-            ))
-        };
+        let what = || format!("GetObject {key} (the report lease)");
         let out = match self
             .client()
             .get_object()
@@ -97,10 +94,17 @@ impl LeaseStore for S3ResultsStore {
         {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(failed(&e)),
+            Err(e) => {
+                let transient = is_transient(&e);
+                return Err(ReportError::results(what(), e, transient));
+            }
         };
         let etag = out.e_tag().unwrap_or_default().to_owned();
-        let body = out.body.collect().await.map_err(|e| failed(&e))?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| ReportError::results(what(), e, true))?;
         Ok(Some((body.into_bytes(), etag)))
     }
 
@@ -132,10 +136,11 @@ impl LeaseStore for S3ResultsStore {
             {
                 Ok(None)
             }
-            Err(e) => Err(ReportError::Results(format!(
-                "PutObject {key} (the report lease): {}",
-                error_chain(&e)
-            ))),
+            Err(e) => {
+                let transient = is_transient(&e);
+                let what = format!("PutObject {key} (the report lease)");
+                Err(ReportError::results(what, e, transient))
+            }
         }
     }
 
@@ -148,10 +153,9 @@ impl LeaseStore for S3ResultsStore {
             .await
             .map(|_| ())
             .map_err(|e| {
-                ReportError::Results(format!(
-                    "DeleteObject {key} (the report lease): {}",
-                    error_chain(&e)
-                ))
+                let transient = is_transient(&e);
+                let what = format!("DeleteObject {key} (the report lease)");
+                ReportError::results(what, e, transient)
             })
     }
 }
@@ -175,7 +179,7 @@ async fn list_oss(
                 1000,
             )
             .await
-            .map_err(|e| ReportError::Destination(error_chain(&e)))?;
+            .map_err(|e| ReportError::Destination(Box::new(e)))?;
         keys.extend(page.objects.into_iter().map(|o| o.key));
         prefixes.extend(page.prefixes);
         match page.next_token {
@@ -213,15 +217,19 @@ impl Listing for OssDestination {
 impl RecordSource for OssDestination {
     async fn get(&self, key: &str) -> Result<Bytes, ReportError> {
         use futures_util::TryStreamExt;
-        let failed = |e: &dyn std::error::Error| {
-            ReportError::Destination(format!("GetObject {key}: {}", error_chain(e)))
-        };
+        let what = || format!("GetObject {key}");
         let (_, stream) = self
             .client()
             .get_object(self.bucket(), key, None)
             .await
-            .map_err(|e| failed(&e))?;
-        let parts: Vec<Bytes> = stream.try_collect().await.map_err(|e| failed(&e))?;
+            .map_err(|e| {
+                let transient = e.is_transient();
+                ReportError::destination(what(), e, transient)
+            })?;
+        let parts: Vec<Bytes> = stream
+            .try_collect()
+            .await
+            .map_err(|e| ReportError::destination(what(), e, true))?;
         Ok(parts.concat().into())
     }
 }
@@ -242,20 +250,20 @@ impl ReportStore for OssDestination {
         DestinationStore::upload(self, &req, &BytesSource(body))
             .await
             .map(|_| ())
-            .map_err(|e| ReportError::Destination(error_chain(&e)))
+            .map_err(|e| ReportError::Destination(Box::new(e)))
     }
 
     async fn exists(&self, key: &str) -> Result<bool, ReportError> {
         DestinationStore::head(self, key)
             .await
             .map(|h| h.is_some())
-            .map_err(|e| ReportError::Destination(error_chain(&e)))
+            .map_err(|e| ReportError::Destination(Box::new(e)))
     }
 
     async fn delete(&self, key: &str) -> Result<(), ReportError> {
         DestinationStore::delete(self, key)
             .await
-            .map_err(|e| ReportError::Destination(error_chain(&e)))
+            .map_err(|e| ReportError::Destination(Box::new(e)))
     }
 }
 
@@ -298,7 +306,10 @@ impl<P: ReportStore> ReportStore for WithCopy<P> {
             .body(body.clone().into())
             .send()
             .await
-            .map_err(|e| ReportError::Destination(format!("S3 copy {key}: {}", error_chain(&e))))?;
+            .map_err(|e| {
+                let transient = is_transient(&e);
+                ReportError::destination(format!("S3 copy {key}"), e, transient)
+            })?;
         self.primary.put(key, body).await
     }
     async fn exists(&self, key: &str) -> Result<bool, ReportError> {
@@ -311,7 +322,10 @@ impl<P: ReportStore> ReportStore for WithCopy<P> {
             .key(key)
             .send()
             .await
-            .map_err(|e| ReportError::Destination(format!("S3 copy {key}: {}", error_chain(&e))))?;
+            .map_err(|e| {
+                let transient = is_transient(&e);
+                ReportError::destination(format!("S3 copy {key}"), e, transient)
+            })?;
         self.primary.delete(key).await
     }
 }

@@ -2,20 +2,22 @@
 //! core: the task queue, the bucket listings, Lambda's event source mapping. (The sync core's
 //! source errors are [`super::source::SourceError`], which also say whether the object changed.)
 
+use crate::errors::BoxError;
 use crate::retry::Transient;
 
 /// A store's call failed, or its answer is not what the caller needs.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A call to the service failed.
-    #[error("{service} {op}: {detail}")]
+    #[error("{service} {op}: {source}")]
     Call {
         /// The service (`S3`, `SQS`, `Lambda`, `CloudWatch`).
         service: &'static str,
         /// The operation.
         op: &'static str,
-        /// What went wrong, with its causes.
-        detail: String,
+        /// What went wrong: the SDK's error, or a message when the answer itself is the problem.
+        #[source]
+        source: BoxError,
         /// Whether trying again may help.
         transient: bool,
     },
@@ -23,6 +25,23 @@ pub enum StoreError {
     /// a queue without a dead-letter queue, ...). Trying again will not help.
     #[error("{0}")]
     Input(String),
+}
+
+impl StoreError {
+    /// A failed call to `service`'s `op`, for `source` (an error, or a message).
+    pub fn call(
+        service: &'static str,
+        op: &'static str,
+        source: impl Into<BoxError>,
+        transient: bool,
+    ) -> Self {
+        Self::Call {
+            service,
+            op,
+            source: source.into(),
+            transient,
+        }
+    }
 }
 
 impl Transient for StoreError {
@@ -49,4 +68,33 @@ pub fn transient_answer(status: u16, code: &str) -> bool {
         )
         || code.contains("Throttl")
         || code.contains("TooMany")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_keeps_its_cause_as_the_source() {
+        let cause = std::io::Error::other("connection reset");
+        let e = StoreError::call("SQS", "ReceiveMessage", cause, true);
+        assert_eq!(
+            crate::errors::error_chain(&e),
+            "SQS ReceiveMessage: connection reset"
+        );
+        assert!(e.is_transient());
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
+        let said = StoreError::call(
+            "SQS",
+            "SendMessageBatch",
+            "3 of 10 entries not accepted",
+            false,
+        );
+        assert_eq!(
+            said.to_string(),
+            "SQS SendMessageBatch: 3 of 10 entries not accepted"
+        );
+        assert!(!said.is_transient());
+    }
 }

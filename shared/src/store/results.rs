@@ -7,7 +7,10 @@ use crate::outcome::Outcome;
 use bytes::Bytes;
 use std::future::Future;
 
-/// Where outcome records are kept.
+/// Where outcome records are kept. Its errors are the S3 object calls' ([`SourceError`]'s
+/// `Service` and `Transport`), as for the checkpoints kept in the same bucket
+/// ([`super::checkpoints::CheckpointStore`]); whatever the error, the sync handler reports the
+/// whole batch failed, so it comes again.
 pub trait ResultsStore: Send + Sync {
     /// Writes one object (whole; objects are never appended to).
     fn put(&self, key: &str, body: Bytes) -> impl Future<Output = Result<(), SourceError>> + Send;

@@ -2,6 +2,7 @@
 //! to an ETag, tags, ranges). S3's implementation is [`crate::aws::s3_source::S3Source`].
 
 use super::object::{ByteStream, ObjectMetadata};
+use crate::errors::BoxError;
 use futures_util::StreamExt;
 use std::future::Future;
 
@@ -69,20 +70,38 @@ pub enum SourceError {
         request_id: String,
     },
     /// The request could not be sent or the answer not read.
-    #[error("S3 {op} of {key:?} failed: {detail}")]
+    #[error("S3 {op} of {key:?} failed: {source}")]
     Transport {
         /// The operation.
         op: &'static str,
         /// Source key.
         key: String,
-        /// The cause, with its chain.
-        detail: String,
+        /// The cause: the SDK's or the body's error, or a message when the answer itself is the
+        /// problem.
+        #[source]
+        source: BoxError,
         /// Whether trying again may succeed.
         transient: bool,
     },
 }
 
 impl SourceError {
+    /// A request that could not be sent, or an answer that could not be read or used, for
+    /// `source` (an error, or a message).
+    pub fn transport(
+        op: &'static str,
+        key: impl Into<String>,
+        source: impl Into<BoxError>,
+        transient: bool,
+    ) -> Self {
+        Self::Transport {
+            op,
+            key: key.into(),
+            source: source.into(),
+            transient,
+        }
+    }
+
     /// Whether a retry may succeed.
     pub fn is_transient(&self) -> bool {
         match self {

@@ -532,8 +532,9 @@ impl crate::report::build::Listing for MemoryBucket {
 
 impl crate::report::build::RecordSource for MemoryBucket {
     async fn get(&self, key: &str) -> Result<Bytes, crate::report::build::ReportError> {
-        self.object(key)
-            .ok_or_else(|| crate::report::build::ReportError::Results(format!("{key}: NoSuchKey")))
+        self.object(key).ok_or_else(|| {
+            crate::report::build::ReportError::Results(format!("{key}: NoSuchKey").into())
+        })
     }
 }
 
@@ -543,9 +544,9 @@ impl crate::report::build::ReportStore for MemoryBucket {
             let mut left = lock(&self.writes_left);
             match left.as_mut() {
                 Some(0) => {
-                    return Err(crate::report::build::ReportError::Destination(format!(
-                        "{key}: injected crash"
-                    )))
+                    return Err(crate::report::build::ReportError::Destination(
+                        format!("{key}: injected crash").into(),
+                    ))
                 }
                 Some(n) => *n -= 1,
                 None => {}

@@ -62,12 +62,11 @@ impl<S: RecordSource + 'static> ObjectLister for RepairLister<S> {
         let Some(part) = self.parts.pop_front() else {
             return Ok(None);
         };
-        let body = self.store.get(&part).await.map_err(|e| StoreError::Call {
-            service: "OSS",
-            op: "GetObject",
-            detail: e.to_string(),
-            transient: false,
-        })?;
+        let body = self
+            .store
+            .get(&part)
+            .await
+            .map_err(|e| StoreError::call("OSS", "GetObject", e, false))?;
         let rows = parse_part(&body, &part).map_err(|e| StoreError::Input(e.to_string()))?;
         let mut page = Page::default();
         for cells in rows {

@@ -178,9 +178,9 @@ pub async fn write_report<S: ReportStore>(
         let mut line = String::new();
         loop {
             line.clear();
-            let n = lines.read_line(&mut line).map_err(|e| {
-                ReportError::Destination(format!("reading back the differences: {e}"))
-            })?;
+            let n = lines
+                .read_line(&mut line)
+                .map_err(|e| ReportError::destination("reading back the differences", e, false))?;
             if n == 0 {
                 break;
             }
@@ -279,7 +279,7 @@ pub async fn last_verification<S: ReportStore>(
     }
     let summary: serde_json::Value =
         serde_json::from_slice(&store.get(&format!("{dir}summary.json")).await?)
-            .map_err(|e| ReportError::Destination(format!("{dir}summary.json: {e}")))?;
+            .map_err(|e| ReportError::destination(format!("{dir}summary.json"), e, false))?;
     last.finished = true;
     last.complete = summary["complete"].as_bool();
     last.differences = summary["differences"].as_u64();
@@ -289,7 +289,7 @@ pub async fn last_verification<S: ReportStore>(
 
 /// One part's rows (after the header), keys decoded.
 pub fn parse_part(body: &[u8], key: &str) -> Result<Vec<Vec<String>>, ReportError> {
-    let bad = |e: String| ReportError::Destination(format!("{key}: {e}"));
+    let bad = |e: String| ReportError::destination(key, e, false);
     let mut r = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(body);

@@ -223,7 +223,7 @@ impl RecordSource for View {
         lock(&self.shared.objects)
             .get(key)
             .map(|(b, _)| b.clone())
-            .ok_or_else(|| ReportError::Destination(format!("{key}: NoSuchKey")))
+            .ok_or_else(|| ReportError::Destination(format!("{key}: NoSuchKey").into()))
     }
 }
 

@@ -180,7 +180,7 @@ where
                         }
                         Ok(_) => since_check = Some((tokio::time::Instant::now(), 0)),
                         Err(e) => {
-                            tracing::warn!(error = %e, "could not read the queue's depth; holding");
+                            tracing::warn!(error = %crate::errors::error_chain(&e), "could not read the queue's depth; holding");
                             hold = Some(tokio::time::Instant::now() + HOLD);
                             break;
                         }

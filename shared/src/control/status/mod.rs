@@ -5,6 +5,7 @@ use super::ControlError;
 use crate::aws::lambda_mapping::EventSourceMapping;
 use crate::aws::sqs::{queue_name_of, Depths, SqsQueue};
 use crate::config::{ControlConfig, ReportConfig};
+use crate::errors::error_chain;
 use crate::report::build::Reporter;
 use crate::report::day::format_day;
 use crate::setup;
@@ -277,13 +278,13 @@ pub async fn oldest_message_age(
         .send()
         .await
         .map_err(|e| match e.raw_response().and_then(not_cloudwatch) {
-            Some(detail) => ControlError::Store(StoreError::Call {
-                service: "CloudWatch",
-                op: "GetMetricStatistics",
+            Some(detail) => ControlError::Store(StoreError::call(
+                "CloudWatch",
+                "GetMetricStatistics",
                 detail,
-                transient: false,
-            }),
-            None => ControlError::aws("CloudWatch", "GetMetricStatistics", &e),
+                false,
+            )),
+            None => ControlError::aws("CloudWatch", "GetMetricStatistics", e),
         })?;
     Ok(out
         .datapoints()
@@ -336,7 +337,7 @@ pub async fn gather_copies(
     let copies = match read_copies(&store, &prefix, Select::All, STATUS_READ_LIMITS).await {
         Ok(c) => c,
         Err(e) => {
-            st.problem(part, crate::errors::error_chain(&e));
+            st.problem(part, error_chain(&e));
             return;
         }
     };
@@ -371,7 +372,7 @@ pub async fn gather(
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
     match queue.depths().await {
         Ok(d) => st.queue = Some(d),
-        Err(e) => st.problem("queue", e),
+        Err(e) => st.problem("queue", error_chain(&e)),
     }
     match queue.dead_letter_queue().await {
         Ok(None) => {}
@@ -382,9 +383,9 @@ pub async fn gather(
                     depths,
                 })
             }
-            Err(e) => st.problem("dead-letter queue", e),
+            Err(e) => st.problem("dead-letter queue", error_chain(&e)),
         },
-        Err(e) => st.problem("dead-letter queue", e),
+        Err(e) => st.problem("dead-letter queue", error_chain(&e)),
     }
     let arn = queue.arn().await;
     match &arn {
@@ -399,10 +400,10 @@ pub async fn gather(
             };
             match age {
                 Ok(a) => st.oldest_message_age_s = a,
-                Err(e) => st.unavailable("oldest message", e),
+                Err(e) => st.unavailable("oldest message", error_chain(&e)),
             }
         }
-        Err(e) => st.problem("queue ARN", e),
+        Err(e) => st.problem("queue ARN", error_chain(&e)),
     }
     if config.function_name.is_none() {
         st.unavailable("delivery", "SYNC_FUNCTION_NAME is not set");
@@ -415,7 +416,7 @@ pub async fn gather(
         };
         match state {
             Ok(s) => st.delivery = Some(s),
-            Err(e) => st.problem("delivery", e),
+            Err(e) => st.problem("delivery", error_chain(&e)),
         }
     }
     gather_copies(&mut st, config, sdk, &get, time::OffsetDateTime::now_utc()).await;
@@ -429,7 +430,7 @@ pub async fn gather(
     let parts = match setup::report_parts(&report, sdk).await {
         Ok(p) => p,
         Err(e) => {
-            st.problem("reports", e);
+            st.problem("reports", error_chain(&e));
             return st;
         }
     };
@@ -440,12 +441,12 @@ pub async fn gather(
     };
     match reporter.last_complete_day().await {
         Ok(d) => st.last_complete_day = d.map(format_day),
-        Err(e) => st.problem("last complete day", e),
+        Err(e) => st.problem("last complete day", error_chain(&e)),
     }
     let root = crate::verify::report::verify_root(&report.report_prefix, &report.task_id);
     match crate::verify::report::last_verification(&parts.oss, &root).await {
         Ok(v) => st.last_verification = v,
-        Err(e) => st.problem("last verification", e),
+        Err(e) => st.problem("last verification", error_chain(&e)),
     }
     let today = report.zone.day_of(time::OffsetDateTime::now_utc());
     match reporter.day_totals(today).await {
@@ -460,7 +461,7 @@ pub async fn gather(
                 unreadable,
             })
         }
-        Err(e) => st.problem("today", e),
+        Err(e) => st.problem("today", error_chain(&e)),
     }
     st
 }

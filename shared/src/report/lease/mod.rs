@@ -210,7 +210,7 @@ impl Lease {
                 tracing::info!(holder = %self.holder, expires_at = %format_time(self.expires_at), "report lease left to expire")
             }
             Err(e) => {
-                tracing::warn!(holder = %self.holder, error = %e, expires_at = %format_time(self.expires_at), "the report lease could not be released; it expires on its own")
+                tracing::warn!(holder = %self.holder, error = %crate::errors::error_chain(&e), expires_at = %format_time(self.expires_at), "the report lease could not be released; it expires on its own")
             }
         }
     }

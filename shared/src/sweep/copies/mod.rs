@@ -221,7 +221,7 @@ pub async fn read_copies(
                 return Err(SourceError::Transport {
                     op: "ListObjectsV2",
                     key: prefix.to_owned(),
-                    detail: "the next page's token is the same as this page's".into(),
+                    source: "the next page's token is the same as this page's".into(),
                     transient: false,
                 });
             }

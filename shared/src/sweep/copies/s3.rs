@@ -38,7 +38,7 @@ impl CheckpointObjects for S3ResultsStore {
                     .ok_or_else(|| SourceError::Transport {
                         op: "ListObjectsV2",
                         key: prefix.to_owned(),
-                        detail: "a truncated page without a continuation token".into(),
+                        source: "a truncated page without a continuation token".into(),
                         transient: false,
                     })?
                     .to_owned(),

@@ -124,7 +124,7 @@ impl CheckpointObjects for Fake {
             return Err(SourceError::Transport {
                 op: "ListObjectsV2",
                 key: prefix.into(),
-                detail: "connection refused".into(),
+                source: "connection refused".into(),
                 transient: true,
             });
         }
@@ -154,7 +154,7 @@ impl CheckpointObjects for Fake {
             return Err(SourceError::Transport {
                 op: "GetObject",
                 key: key.into(),
-                detail: "timed out".into(),
+                source: "timed out".into(),
                 transient: true,
             });
         }

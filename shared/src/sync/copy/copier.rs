@@ -4,6 +4,7 @@
 //! report, tags, the check after a write).
 
 use super::{CopyOptions, JobReport, CONFIRM_ATTEMPTS};
+use crate::errors::error_chain;
 use crate::oss;
 use crate::store::destination::DestinationStore;
 use crate::store::object::ByteStream;
@@ -221,7 +222,7 @@ impl<S: SourceStore, D: DestinationStore> Copier<'_, S, D> {
             r.requests += 1;
             match self.source.head(job.source_key).await {
                 Err(e) if e.is_transient() && attempt < attempts => {
-                    tracing::warn!(key = job.source_key, attempt, error = %e, "the check of a write failed; trying again");
+                    tracing::warn!(key = job.source_key, attempt, error = %error_chain(&e), "the check of a write failed; trying again");
                     attempt += 1;
                 }
                 other => return other,

@@ -118,7 +118,7 @@ impl JobReport {
     }
 
     pub(super) fn source_failed(self, e: &SourceError) -> Self {
-        self.failed(e.code(), e.to_string(), e.is_transient())
+        self.failed(e.code(), error_chain(e), e.is_transient())
     }
 
     pub(super) fn in_progress(
@@ -150,7 +150,10 @@ impl JobReport {
             Failure::NotQueued(why) => self.not_written(why),
             Failure::Checkpoint(e) => self.failed(
                 CHECKPOINT_FAILED,
-                format!("the copy's checkpoint could not be kept: {e}"),
+                format!(
+                    "the copy's checkpoint could not be kept: {}",
+                    error_chain(&e)
+                ),
                 e.is_transient(),
             ),
             Failure::Dest(e) => self.oss_failed(&e),

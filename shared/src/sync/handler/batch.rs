@@ -262,9 +262,9 @@ impl<S: SourceStore, D: DestinationStore, R: ResultsStore, Q: RecheckQueue>
         let key = results_key(&self.results_prefix, &self.task_id, now, inv.id);
         let put = self.results.put(&key, to_json_lines(&outcomes));
         let written = match write_by {
-            None => put.await.map_err(|e| e.to_string()),
+            None => put.await.map_err(|e| crate::errors::error_chain(&e)),
             Some(by) => match tokio::time::timeout_at(by, put).await {
-                Ok(r) => r.map_err(|e| e.to_string()),
+                Ok(r) => r.map_err(|e| crate::errors::error_chain(&e)),
                 Err(_) => Err("the invocation's deadline came during the write".to_owned()),
             },
         };

@@ -33,7 +33,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             match self.read_range(cp, start, len).await {
                 Ok(d) => break d,
                 Err(PartError::Source(e)) if e.is_transient() && attempt < PART_READ_ATTEMPTS => {
-                    tracing::warn!(key = self.source_key, number, attempt, error = %e, "part read failed; reading it again");
+                    tracing::warn!(key = self.source_key, number, attempt, error = %crate::errors::error_chain(&e), "part read failed; reading it again");
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
@@ -85,7 +85,10 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
                 PartError::Source(SourceError::Transport {
                     op: "GetObject",
                     key: self.source_key.to_owned(),
-                    detail: format!("reading bytes {start}-{}: {e}", start + len - 1),
+                    source: Box::new(crate::errors::Context::new(
+                        format!("reading bytes {start}-{}", start + len - 1),
+                        e,
+                    )),
                     transient: true,
                 })
             })?;
@@ -93,7 +96,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
                 return Err(PartError::Source(SourceError::Transport {
                     op: "GetObject",
                     key: self.source_key.to_owned(),
-                    detail: format!("the range at {start} gave more than {len} bytes"),
+                    source: format!("the range at {start} gave more than {len} bytes").into(),
                     transient: true,
                 }));
             }
@@ -103,7 +106,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
             return Err(PartError::Source(SourceError::Transport {
                 op: "GetObject",
                 key: self.source_key.to_owned(),
-                detail: format!("the range at {start} gave {} of {len} bytes", buf.len()),
+                source: format!("the range at {start} gave {} of {len} bytes", buf.len()).into(),
                 transient: true,
             }));
         }

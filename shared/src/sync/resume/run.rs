@@ -264,7 +264,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
                     return Err(Failure::Checkpoint(SourceError::Transport {
                         op: "PutObject",
                         key: key.to_owned(),
-                        detail: "another copy of this key kept starting at the same time".into(),
+                        source: "another copy of this key kept starting at the same time".into(),
                         transient: true,
                     }))
                 }

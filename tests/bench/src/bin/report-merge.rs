@@ -86,7 +86,7 @@ impl Listing for CountingStore {
 /// It keeps nothing to read back (no manifest exists in it).
 impl RecordSource for CountingStore {
     async fn get(&self, key: &str) -> Result<Bytes, ReportError> {
-        Err(ReportError::Destination(format!("{key}: not kept")))
+        Err(ReportError::Destination(format!("{key}: not kept").into()))
     }
 }
 

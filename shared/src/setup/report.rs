@@ -1,276 +1,18 @@
-//! Start-up: the real clients built once from the validated configuration (AWS SDK for S3, SQS and
-//! Secrets Manager from the standard `AWS_*` variables; the OSS client from `OSS_*`).
+//! The report function's wiring: its stores built from the configuration ([`report_parts`], once
+//! per process), the report run under its lease followed by the sweep of stale multipart uploads
+//! ([`run_report`]), the scheduled verification ([`run_verify`]), and what they fail with
+//! ([`ReportRunError`]).
 
+use super::{oss_credentials, s3_client, with_credential_refresh, FailureKind, SetupError};
 use crate::aws::s3_results::S3ResultsStore;
-use crate::aws::s3_source::S3Source;
-use crate::aws::sqs_rechecks::SqsRechecks;
-use crate::budget::MemoryBudget;
-use crate::config::{ConfigError, CredentialSource, SyncConfig};
+use crate::config::ConfigError;
 use crate::errors::error_chain;
 use crate::oss::destination::OssDestination;
-use crate::oss::signing::Credentials;
-use crate::oss::{CredentialRefresh, OssClient, OssConfig, RefreshError};
+use crate::oss::{OssClient, OssConfig};
 use crate::sweep::{
     self, OssUploads, SweepError, SweepLimits, SweepOptions, SweepRule, SweepSummary,
 };
-use crate::sync::copy::CopyOptions;
-use crate::sync::handler::SyncService;
-use crate::sync::recheck;
 use crate::telemetry::LineSink;
-
-/// The sync service as deployed: S3 source, OSS destination, S3 results store.
-pub type LiveSyncService = SyncService<S3Source, OssDestination, S3ResultsStore, SqsRechecks>;
-
-/// Why start-up failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    /// A setting is wrong.
-    #[error("configuration: {0}")]
-    Config(#[from] ConfigError),
-    /// The OSS credentials secret could not be read or understood.
-    #[error("OSS credentials secret {secret_id}: {detail}")]
-    Secret {
-        /// The secret's id or ARN.
-        secret_id: String,
-        /// What went wrong (never the secret's value).
-        detail: String,
-    },
-    /// The OSS client could not be built.
-    #[error("OSS client: {0}")]
-    Oss(#[from] crate::oss::Error),
-}
-
-/// Loads the AWS SDK configuration from the standard variables and files (`AWS_REGION`,
-/// `AWS_ENDPOINT_URL`, credentials, ...).
-pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await
-}
-
-/// An S3 client, path-style when `path_style` is set (`S3_PATH_STYLE`, read by
-/// [`crate::config::s3_path_style`]).
-pub fn s3_client(sdk: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::config::Builder::from(sdk)
-        .force_path_style(path_style)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
-
-/// The JSON a credentials secret holds.
-#[derive(serde::Deserialize)]
-struct SecretCredentials {
-    #[serde(alias = "AccessKeyId", alias = "access_key_id")]
-    #[serde(rename = "accessKeyId")]
-    access_key_id: String,
-    #[serde(alias = "AccessKeySecret", alias = "access_key_secret")]
-    #[serde(rename = "accessKeySecret")]
-    access_key_secret: String,
-    #[serde(alias = "SecurityToken", alias = "security_token", default)]
-    #[serde(rename = "securityToken")]
-    security_token: Option<String>,
-}
-
-/// Parses a credentials secret's JSON. Errors never quote the value.
-pub fn parse_secret(secret_id: &str, json: &str) -> Result<Credentials, SetupError> {
-    let s: SecretCredentials = serde_json::from_str(json).map_err(|e| SetupError::Secret {
-        secret_id: secret_id.to_owned(),
-        detail: format!(
-            "expected JSON {{\"accessKeyId\": ..., \"accessKeySecret\": ..., \"securityToken\"?: ...}} \
-             (error at line {}, column {})",
-            e.line(),
-            e.column()
-        ),
-    })?;
-    Ok(Credentials::new(
-        s.access_key_id,
-        s.access_key_secret,
-        s.security_token,
-    ))
-}
-
-/// Resolves the OSS credentials at start-up: as given, or read from Secrets Manager.
-pub async fn oss_credentials(
-    sdk: &aws_config::SdkConfig,
-    source: &CredentialSource,
-) -> Result<Credentials, SetupError> {
-    match source {
-        CredentialSource::Static(c) => Ok(c.clone()),
-        CredentialSource::SecretsManager(id) => {
-            read_secret(&aws_sdk_secretsmanager::Client::new(sdk), id).await
-        }
-    }
-}
-
-/// Reads and parses a credentials secret (`GetSecretValue`). Errors never quote the value.
-async fn read_secret(
-    client: &aws_sdk_secretsmanager::Client,
-    secret_id: &str,
-) -> Result<Credentials, SetupError> {
-    let out = client
-        .get_secret_value()
-        .secret_id(secret_id)
-        .send()
-        .await
-        .map_err(|e| SetupError::Secret {
-            secret_id: secret_id.to_owned(),
-            detail: error_chain(&e),
-        })?;
-    let json = out.secret_string().ok_or_else(|| SetupError::Secret {
-        secret_id: secret_id.to_owned(),
-        detail: "the secret has no string value".into(),
-    })?;
-    parse_secret(secret_id, json)
-}
-
-/// How the OSS client re-reads its credentials when OSS refuses them (a rotated key, an expired
-/// STS token): from the secret they came from, at most once a minute. Static credentials have
-/// none: a running function's environment cannot change, so reading it again could only give
-/// the key OSS just refused; rotating them takes a redeploy.
-pub fn credential_refresh(
-    sdk: &aws_config::SdkConfig,
-    source: &CredentialSource,
-) -> Option<CredentialRefresh> {
-    match source {
-        CredentialSource::Static(_) => None,
-        CredentialSource::SecretsManager(id) => {
-            let client = aws_sdk_secretsmanager::Client::new(sdk);
-            let id = id.clone();
-            Some(CredentialRefresh::new(move || {
-                let (client, id) = (client.clone(), id.clone());
-                async move {
-                    read_secret(&client, &id)
-                        .await
-                        .map_err(|e| RefreshError(Box::new(e)))
-                }
-            }))
-        }
-    }
-}
-
-/// `client`, given the [`credential_refresh`] of `source` if it has one.
-pub fn with_credential_refresh(
-    client: OssClient,
-    sdk: &aws_config::SdkConfig,
-    source: &CredentialSource,
-) -> OssClient {
-    match credential_refresh(sdk, source) {
-        Some(refresh) => client.with_credential_refresh(refresh),
-        None => client,
-    }
-}
-
-/// The OSS client the sync function uses: its endpoint, part size, parts in flight, retries, and
-/// the one memory budget every job's upload buffers come from.
-pub fn sync_oss_client(
-    config: &SyncConfig,
-    credentials: Credentials,
-) -> Result<OssClient, crate::oss::Error> {
-    let mut oss = OssConfig::new(config.oss_endpoint.clone(), &config.oss_region, credentials);
-    oss.part_size = config.part_size;
-    oss.multipart_threshold = config.part_size;
-    oss.parts_in_flight = config.parts_in_flight;
-    oss.memory_budget = MemoryBudget::new(config.memory_budget);
-    oss.retry.max_attempts = config.oss_max_attempts;
-    OssClient::new(oss)
-}
-
-/// Builds the sync service from its configuration.
-pub async fn sync_service(
-    config: &SyncConfig,
-    sdk: &aws_config::SdkConfig,
-    sink: LineSink,
-) -> Result<LiveSyncService, SetupError> {
-    let s3 = s3_client(sdk, config.s3_path_style);
-    let credentials = oss_credentials(sdk, &config.oss_credentials).await?;
-    let client = with_credential_refresh(
-        sync_oss_client(config, credentials)?,
-        sdk,
-        &config.oss_credentials,
-    );
-    Ok(SyncService {
-        task_id: config.task_id.clone(),
-        binding: config.binding.clone(),
-        options: CopyOptions {
-            sync_deletes: config.sync_deletes,
-            sync_tags: config.sync_tags,
-            storage_classes: config.storage_classes.clone(),
-            max_rounds: config.max_copy_rounds,
-            fan_out_threshold: config.fan_out_threshold,
-            fan_out_range: config.fan_out_range,
-        },
-        concurrency: config.concurrency,
-        results_prefix: config.results_prefix.clone(),
-        max_receive_count: config.max_receive_count,
-        throughput: Default::default(),
-        source: S3Source::new(s3.clone(), config.binding.source_bucket.clone()),
-        dest: OssDestination::new(client, config.binding.dest_bucket.clone()),
-        results: S3ResultsStore::new(s3.clone(), config.results_bucket.clone()),
-        rechecks: SqsRechecks::new(aws_sdk_sqs::Client::new(sdk), config.queue_url.clone()),
-        recheck_after: recheck::lifetime(config.function_timeout, config.batching_window),
-        sink,
-        checkpoints: Some(Box::new(S3ResultsStore::new(
-            s3,
-            config.results_bucket.clone(),
-        ))),
-        recent_writes: Default::default(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::oss::Endpoint;
-
-    #[test]
-    fn secrets_parse_and_errors_never_quote_them() {
-        let c = parse_secret("s", r#"{"accessKeyId":"AK","accessKeySecret":"SK-value"}"#).unwrap();
-        assert_eq!(
-            (c.access_key_id.as_str(), c.access_key_secret()),
-            ("AK", "SK-value")
-        );
-        let c = parse_secret(
-            "s",
-            r#"{"AccessKeyId":"AK","AccessKeySecret":"S","SecurityToken":"T"}"#,
-        )
-        .unwrap();
-        assert_eq!(c.security_token.as_deref(), Some("T"));
-        let e = parse_secret("s", r#"{"accessKeyId":"AK","secret":"SK-value"}"#).unwrap_err();
-        assert!(!e.to_string().contains("SK-value"), "{e}");
-        let e = parse_secret("s", "SK-value-not-json").unwrap_err();
-        assert!(!e.to_string().contains("SK-value"), "{e}");
-    }
-
-    #[tokio::test]
-    async fn only_a_secret_is_re_read_and_a_failed_read_names_it() {
-        // Nothing listens on port 1: the read fails at once, without leaving this machine.
-        let sdk = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url("http://127.0.0.1:1")
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .build();
-        let fixed = CredentialSource::Static(Credentials::new("AK", "SK-value", None));
-        assert!(credential_refresh(&sdk, &fixed).is_none());
-        let secret = CredentialSource::SecretsManager("oss/creds".into());
-        let refresh = credential_refresh(&sdk, &secret).expect("a secret is re-read");
-        let client = OssClient::new(OssConfig::new(
-            Endpoint::custom(
-                "http://127.0.0.1:1",
-                crate::oss::Addressing::PathStyle,
-                true,
-            )
-            .unwrap(),
-            "cn-hangzhou",
-            Credentials::new("AK", "SK-value", None),
-        ))
-        .unwrap()
-        .with_credential_refresh(refresh.clone());
-        assert!(!format!("{client:?} {refresh:?}").contains("SK-value"));
-        let e = refresh.read().await.unwrap_err().to_string();
-        assert!(e.contains("oss/creds") && !e.contains("SK-value"), "{e}");
-    }
-}
 
 /// What a report run (or `ctl`, reading reports) works with: the results store in S3, the OSS
 /// destination the reports are in, the report settings, and the S3 client.
@@ -397,10 +139,13 @@ pub async fn sweep_after_report(
 /// results bucket), results from S3, reports to OSS (and an optional S3 copy), as of `now`;
 /// then, whatever the report's outcome, the sweep of stale multipart uploads
 /// ([`sweep_after_report`], on the real clock), ending before `deadline`. When another run
-/// holds the lease, this one writes nothing, sweeps nothing, and says who holds it.
+/// holds the lease, this one writes nothing, sweeps nothing, and says who holds it. `parts` are
+/// the report's stores ([`report_parts`], built once per process); `sdk` gives the clients that
+/// watch the task's delivery.
 pub async fn run_report(
     config: &crate::config::ReportConfig,
     sdk: &aws_config::SdkConfig,
+    parts: &ReportParts,
     now: time::OffsetDateTime,
     deadline: Option<std::time::SystemTime>,
     sink: &LineSink,
@@ -414,7 +159,7 @@ pub async fn run_report(
         oss,
         settings,
         s3,
-    } = report_parts(config, sdk).await?;
+    } = parts;
     let client = oss.client().clone();
     let lease_settings = LeaseSettings {
         key: lease_key(&config.results_prefix, &config.task_id),
@@ -422,7 +167,7 @@ pub async fn run_report(
         margin: LEASE_MARGIN,
     };
     let holder = LeaseHolder {
-        store: &records,
+        store: records,
         settings: &lease_settings,
         clock: &SystemClock,
         holder: new_holder(),
@@ -442,17 +187,17 @@ pub async fn run_report(
     let report = match &config.report_s3_bucket {
         None => {
             holder
-                .run_watching(&settings, &records, &oss, now, watch.as_ref())
+                .run_watching(settings, records, oss, now, watch.as_ref())
                 .await
         }
         Some(bucket) => {
             let store = WithCopy {
-                primary: oss,
-                copy: s3,
+                primary: oss.clone(),
+                copy: s3.clone(),
                 copy_bucket: bucket.clone(),
             };
             holder
-                .run_watching(&settings, &records, &store, now, watch.as_ref())
+                .run_watching(settings, records, &store, now, watch.as_ref())
                 .await
         }
     };
@@ -487,10 +232,11 @@ pub const VERIFY_MARGIN: std::time::Duration = std::time::Duration::from_secs(60
 /// report function's clients, the report written to the report area, and one EMF line of its
 /// result to `sink`. `SOURCE_BUCKET`, `SOURCE_PREFIX` and `STRIP_SOURCE_PREFIX` come through
 /// `get`. Stops listing [`VERIFY_MARGIN`] before `deadline` and writes what it found, marked
-/// incomplete.
+/// incomplete. `parts` are the report function's stores ([`report_parts`], built once per
+/// process).
 pub async fn run_verify(
     config: &crate::config::ReportConfig,
-    sdk: &aws_config::SdkConfig,
+    parts: &ReportParts,
     get: impl Fn(&str) -> Option<String>,
     deadline: Option<std::time::SystemTime>,
     sink: &LineSink,
@@ -505,7 +251,6 @@ pub async fn run_verify(
         source_bucket.clone(),
         config.dest_bucket.clone(),
     )?;
-    let parts = report_parts(config, sdk).await?;
     let mapping = Mapping::new(binding.clone(), &binding.source_prefix);
     let sides = CloudSides {
         s3: parts.s3.clone(),
@@ -567,6 +312,23 @@ pub enum ReportRunError {
     /// A verification failed.
     #[error("verification: {0}")]
     Verify(#[from] crate::verify::run::VerifyError),
+}
+
+impl ReportRunError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> FailureKind {
+        use crate::retry::Transient;
+        let transient = match self {
+            Self::Setup(e) => return e.kind(),
+            Self::Report(e) => e.is_transient(),
+            Self::Verify(e) => e.is_transient(),
+        };
+        if transient {
+            FailureKind::Transient
+        } else {
+            FailureKind::Failed
+        }
+    }
 }
 
 impl From<ConfigError> for ReportRunError {
