@@ -12,24 +12,9 @@ use crate::outcome::format_time;
 use bytes::Bytes;
 use time::{Date, Duration, OffsetDateTime};
 
-pub(crate) use super::lists::md5_hex;
-pub use super::lists::{part_key, JOURNAL};
+pub use super::lists::{part_key, FORMAT_VERSION, JOURNAL};
 pub use super::ports::{Listing, RecordSource, ReportError, ReportStore};
-
-/// The report format's version, in every summary and manifest. 2: the file lists hold one row
-/// per file (its state for the day), `attempts_list` every record; summaries count both. 3:
-/// `late_list` (records of days already complete), `late_records`, and the manifest's
-/// `read_after_end`. 4: the lists' `dest_size`, `dest_crc64_hex`, `bytes_moved` and
-/// `dropped_metadata` columns, `dest_crc64` marked as text and cells a spreadsheet would
-/// evaluate neutralised ([`super::rows`]), and `fileSchema` in the summary and manifest. 5:
-/// `time_zone` (an IANA name or an offset; `utc_offset` is now the offset at the day's start),
-/// `window` (the day's `start` and `end` in UTC: 23 or 25 hours on a daylight-saving change,
-/// other lengths after a change of zone), `zone_changed_from` ([`super::change`]) and
-/// `paused_periods` ([`super::pauses`]). `report.html` ([`super::html`]) came within 4: it
-/// changes no list, summary or manifest field. Within 5, the summary's `lists.<name>` gained
-/// `keys` (the list's part keys, beside `rows` and `parts`, their count): an added field, so no
-/// new version; a reader of an older summary takes `part-NNNNN.csv` up to `parts`.
-pub const FORMAT_VERSION: u32 = 5;
+use crate::checksum::md5_hex;
 
 /// How reports are made.
 #[derive(Debug, Clone)]

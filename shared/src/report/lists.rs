@@ -3,14 +3,13 @@
 //! only parts the report wrote are ever deleted, and the five lists of a day together
 //! ([`DayLists`]).
 
-use super::build::FORMAT_VERSION;
 use super::files::{FileDay, FileTotals};
 use super::html::DayChart;
 use super::ports::{ReportError, ReportStore};
 use super::rows::{attempt_fields, csv_row, file_fields, late_header, ATTEMPT_HEADER, FILE_HEADER};
+use crate::checksum::md5_hex;
 use crate::outcome::Outcome;
 use bytes::Bytes;
-use md5::{Digest, Md5};
 use serde_json::json;
 
 /// One written file, for the manifest.
@@ -21,10 +20,20 @@ pub(super) struct Written {
     pub(super) rows: Option<u64>,
 }
 
-/// The hex MD5 of `b`, as manifests record each file's.
-pub(crate) fn md5_hex(b: &[u8]) -> String {
-    hex::encode(Md5::digest(b))
-}
+/// The report format's version, in every summary and manifest. 2: the file lists hold one row
+/// per file (its state for the day), `attempts_list` every record; summaries count both. 3:
+/// `late_list` (records of days already complete), `late_records`, and the manifest's
+/// `read_after_end`. 4: the lists' `dest_size`, `dest_crc64_hex`, `bytes_moved` and
+/// `dropped_metadata` columns, `dest_crc64` marked as text and cells a spreadsheet would
+/// evaluate neutralised ([`super::rows`]), and `fileSchema` in the summary and manifest. 5:
+/// `time_zone` (an IANA name or an offset; `utc_offset` is now the offset at the day's start),
+/// `window` (the day's `start` and `end` in UTC: 23 or 25 hours on a daylight-saving change,
+/// other lengths after a change of zone), `zone_changed_from` ([`super::change`]) and
+/// `paused_periods` ([`super::pauses`]). `report.html` ([`super::html`]) came within 4: it
+/// changes no list, summary or manifest field. Within 5, the summary's `lists.<name>` gained
+/// `keys` (the list's part keys, beside `rows` and `parts`, their count): an added field, so no
+/// new version; a reader of an older summary takes `part-NNNNN.csv` up to `parts`.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Writes one list as CSV parts of at most `part_bytes`, each with the header row.
 pub(super) struct ListWriter {

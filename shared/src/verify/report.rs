@@ -12,7 +12,8 @@
 
 use super::join::Kind;
 use super::run::{Counts, Outcome, COLUMNS};
-use crate::report::build::{md5_hex, part_key, ReportError, ReportStore};
+use crate::checksum::md5_hex;
+use crate::report::build::{part_key, ReportError, ReportStore};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::io::BufRead;
