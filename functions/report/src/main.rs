@@ -16,12 +16,12 @@
 //! `RunError`), with the error and its causes as the message.
 
 use clap::{Parser, Subcommand};
-use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use lambda_runtime::{service_fn, LambdaEvent};
 use s3_oss_sync::config::ReportConfig;
 use s3_oss_sync::errors::error_chain;
 use s3_oss_sync::report::day::{as_of, check_grace, format_day};
 use s3_oss_sync::report::lease::LeasedRun;
-use s3_oss_sync::setup::{ColdStart, FailureKind, ReportParts, ReportRunError, SdkConfig};
+use s3_oss_sync::setup::{ColdStart, Failure, ReportParts, SdkConfig};
 use s3_oss_sync::telemetry::LineSink;
 use s3_oss_sync::{setup, telemetry};
 use std::process::ExitCode;
@@ -53,32 +53,6 @@ enum Command {
     /// Verify the task once (as the scheduled verification does): compare the source and
     /// destination listings, write the verification report, print its summary as JSON.
     Verify,
-}
-
-/// Why a run failed, as Lambda is told (and the log says): the kind of failure (`errorType`:
-/// a configuration error, a transient one, or another) and the error with its causes.
-#[derive(Debug)]
-struct Failure {
-    kind: FailureKind,
-    message: String,
-}
-
-impl From<ReportRunError> for Failure {
-    fn from(e: ReportRunError) -> Self {
-        Self {
-            kind: e.kind(),
-            message: error_chain(&e),
-        }
-    }
-}
-
-impl From<Failure> for Diagnostic {
-    fn from(f: Failure) -> Self {
-        Self {
-            error_type: f.kind.name().to_owned(),
-            error_message: f.message,
-        }
-    }
 }
 
 /// Runs the scheduled verification with the function's stores; its summary as JSON.
@@ -206,8 +180,7 @@ async fn main() -> ExitCode {
             }
         }
         None => {
-            if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
-                tracing::error!("not inside Lambda (no AWS_LAMBDA_RUNTIME_API); use 'report run [--now RFC3339 [--allow-future]]' locally");
+            if !telemetry::inside_lambda("report run [--now RFC3339 [--allow-future]]") {
                 return ExitCode::from(2);
             }
             // Built once per process, at the cold start: the credentials read from their secret,

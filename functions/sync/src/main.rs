@@ -9,12 +9,12 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use clap::{Parser, Subcommand};
-use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use lambda_runtime::{service_fn, LambdaEvent};
 use s3_oss_sync::aws::lambda_mapping::EventSourceMapping;
 use s3_oss_sync::aws::sqs_poll::{max_receive_count, poll, PollOptions, DEFAULT_BATCHES_IN_FLIGHT};
 use s3_oss_sync::config::SyncConfig;
 use s3_oss_sync::errors::error_chain;
-use s3_oss_sync::setup::{ColdStart, FailureKind, SetupError};
+use s3_oss_sync::setup::{ColdStart, Failure};
 use s3_oss_sync::sync::handler::Invocation;
 use s3_oss_sync::{setup, telemetry};
 use std::process::ExitCode;
@@ -77,32 +77,6 @@ fn lambda_deadline(deadline_ms: u64) -> Option<tokio::time::Instant> {
         return None;
     }
     Some(tokio::time::Instant::now() + Duration::from_millis(deadline_ms - now_ms))
-}
-
-/// Why an invocation failed, as Lambda is told (and the log says): the service could not be
-/// built. The kind of failure (`errorType`), and the error with its causes.
-#[derive(Debug)]
-struct Failure {
-    kind: FailureKind,
-    message: String,
-}
-
-impl From<SetupError> for Failure {
-    fn from(e: SetupError) -> Self {
-        Self {
-            kind: e.kind(),
-            message: error_chain(&e),
-        }
-    }
-}
-
-impl From<Failure> for Diagnostic {
-    fn from(f: Failure) -> Self {
-        Self {
-            error_type: f.kind.name().to_owned(),
-            error_message: f.message,
-        }
-    }
 }
 
 #[tokio::main]
@@ -194,8 +168,7 @@ async fn main() -> ExitCode {
             }
         }
         None => {
-            if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
-                tracing::error!("not inside Lambda (no AWS_LAMBDA_RUNTIME_API); use 'sync poll --queue-url URL' locally");
+            if !telemetry::inside_lambda("sync poll --queue-url URL") {
                 return ExitCode::from(2);
             }
             if let Err(e) = &built {

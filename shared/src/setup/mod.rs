@@ -195,6 +195,34 @@ impl FailureKind {
     }
 }
 
+/// Why an invocation failed, as Lambda is told (`errorType`: the [`FailureKind`]'s name;
+/// `errorMessage`: the error with its causes) and as the log says.
+#[derive(Debug)]
+pub struct Failure {
+    /// What kind of failure it is.
+    pub kind: FailureKind,
+    /// The error with its causes.
+    pub message: String,
+}
+
+impl From<SetupError> for Failure {
+    fn from(e: SetupError) -> Self {
+        Self {
+            kind: e.kind(),
+            message: crate::errors::error_chain(&e),
+        }
+    }
+}
+
+impl From<Failure> for lambda_runtime::Diagnostic {
+    fn from(f: Failure) -> Self {
+        Self {
+            error_type: f.kind.name().to_owned(),
+            error_message: f.message,
+        }
+    }
+}
+
 impl SetupError {
     /// What kind of failure this is: a secret that could not be read for a reason that may pass
     /// is transient; anything else is the configuration's.

@@ -314,6 +314,15 @@ pub enum ReportRunError {
     Verify(#[from] crate::verify::run::VerifyError),
 }
 
+impl From<ReportRunError> for super::Failure {
+    fn from(e: ReportRunError) -> Self {
+        Self {
+            kind: e.kind(),
+            message: crate::errors::error_chain(&e),
+        }
+    }
+}
+
 impl ReportRunError {
     /// What kind of failure this is.
     pub fn kind(&self) -> FailureKind {
