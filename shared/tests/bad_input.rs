@@ -15,8 +15,8 @@ use s3_oss_sync::store::source::SourceMetadata;
 use s3_oss_sync::sync::copy::CopyOptions;
 use s3_oss_sync::sync::handler::{BatchReport, SyncService};
 use s3_oss_sync::sync::recheck::HeldRechecks;
-use s3_oss_sync::task::TaskBinding;
 use s3_oss_sync::testing::memory::{MemoryDestination, MemoryResults, MemorySource};
+use s3_oss_sync::testing::service::sync_service;
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
 
@@ -49,36 +49,16 @@ fn service() -> (Service, Arc<Mutex<Vec<String>>>) {
     for key in ["k.txt", "a\u{1}b", "a\nb", "a\0b", "/lead", &long, &longest] {
         source.put(key, "hello", SourceMetadata::default());
     }
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    let svc = SyncService {
-        task_id: "task-1".into(),
-        binding: TaskBinding {
-            source_bucket: BUCKET.into(),
-            source_prefix: String::new(),
-            dest_bucket: "dst".into(),
-            dest_prefix: String::new(),
-            strip_source_prefix: false,
-            report_area: Some("reports/".into()),
-        },
-        options: CopyOptions {
+    sync_service(
+        BUCKET,
+        "",
+        source,
+        MemoryDestination::default(),
+        CopyOptions {
             sync_deletes: true,
             ..CopyOptions::default()
         },
-        concurrency: 4,
-        results_prefix: "results".into(),
-        max_receive_count: None,
-        throughput: Default::default(),
-        source,
-        dest: MemoryDestination::default(),
-        results: MemoryResults::default(),
-        rechecks: HeldRechecks::default(),
-        recheck_after: std::time::Duration::from_secs(915),
-        sink: Arc::new(move |l: &str| sink.lock().unwrap().push(l.to_owned())),
-        checkpoints: None,
-        recent_writes: Default::default(),
-    };
-    (svc, lines)
+    )
 }
 
 fn event(body: &str) -> SqsEvent {

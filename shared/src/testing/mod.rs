@@ -2,3 +2,4 @@
 //! cores, the examples and the benchmarks. Built only for tests or with the `test-util` feature.
 
 pub mod memory;
+pub mod service;

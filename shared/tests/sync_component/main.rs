@@ -9,8 +9,8 @@ use s3_oss_sync::store::source::{SourceMetadata, SourceStore};
 use s3_oss_sync::sync::copy::CopyOptions;
 use s3_oss_sync::sync::handler::{BatchReport, RecentWrites, SyncService};
 use s3_oss_sync::sync::recheck::{string_attribute, HeldRechecks, RECHECK_OF};
-use s3_oss_sync::task::TaskBinding;
 use s3_oss_sync::testing::memory::{MemoryDestination, MemoryResults};
+use s3_oss_sync::testing::service::sync_service;
 use std::sync::{Arc, Mutex};
 
 mod copies;
@@ -94,34 +94,10 @@ fn service_with<S: SourceStore, D: DestinationStore>(
     dest: D,
     options: CopyOptions,
 ) -> (Service<S, D>, Arc<Mutex<Vec<String>>>) {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink_lines = lines.clone();
-    let svc = SyncService {
-        task_id: "task-1".into(),
-        binding: TaskBinding {
-            source_bucket: BUCKET.into(),
-            source_prefix: String::new(),
-            dest_bucket: "dst".into(),
-            dest_prefix: "mirror/".into(),
-            strip_source_prefix: false,
-            report_area: Some("reports/".into()),
-        },
-        options,
-        concurrency: 4,
-        results_prefix: "results".into(),
-        max_receive_count: None,
-        throughput: Default::default(),
-        source,
-        dest,
-        results: MemoryResults::default(),
-        rechecks: HeldRechecks::default(),
-        recheck_after: std::time::Duration::from_secs(915),
-        sink: Arc::new(move |l: &str| sink_lines.lock().unwrap().push(l.to_owned())),
-        checkpoints: None,
-        // A warm instance, whose writes the destination has accepted (a fresh one:
-        // `a_fresh_instance_reads_the_destination_first_until_it_accepts_a_request`).
-        recent_writes: RecentWrites::default().accepting(),
-    };
+    let (mut svc, lines) = sync_service(BUCKET, "mirror/", source, dest, options);
+    // A warm instance, whose writes the destination has accepted (a fresh one:
+    // `a_fresh_instance_reads_the_destination_first_until_it_accepts_a_request`).
+    svc.recent_writes = RecentWrites::default().accepting();
     (svc, lines)
 }
 
