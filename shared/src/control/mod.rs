@@ -11,6 +11,7 @@
 
 pub mod backfill;
 pub mod checkpoint;
+pub mod commands;
 pub mod events;
 pub mod retry;
 pub mod stack;
