@@ -1,7 +1,8 @@
 //! The functions' configuration: one validated struct per binary read from the environment —
 //! [`SyncConfig`] (the sync function), [`ReportConfig`] (the report function), [`ControlConfig`]
-//! (the `ctl` command) — with an error that names the variable and the form it expects, every
-//! wrong variable of one reading reported at once. Secrets are masked in `Debug`.
+//! (the `ctl` command) — with an error that names the variable and the form it expects. The two
+//! functions report every wrong variable of one reading at once; `ctl` stops at the first, as its
+//! commands each read a few. Secrets are masked in `Debug`.
 //!
 //! All three read through one environment reader (`env`), and share the readers here: the task
 //! id, the source bucket, the task binding, the report area, path-style S3, the results prefix,
