@@ -176,7 +176,7 @@ could do against it: every part waits {lat_ms} ms before its body is read at the
 {part_mib} MiB ÷ {cap:g} MiB/s) plus {lat_ms} ms per other request. The part size sets most of that
 bound (the latency is paid once per part: larger parts pay it less often). The copier's own share
 is the time beyond the bound: {per_wave}. The two grow together because each in-flight slot
-reads its part from the source (`resume.rs`, `ResumableCopy::part`) before it starts uploading it:
+reads its part from the source (`sync::resume`, `ResumableCopy::part`) before it starts uploading it:
 a part's read is added to every wave, and the more parts are read at once, the longer each read
 takes on this machine (P ranged reads share the source server and the loopback). {cores_text}
 
