@@ -21,7 +21,7 @@
 //! aborted, the checkpoint removed, and the copy starts over on the current version.
 //!
 //! **Deadlines.** No part starts that would not finish before the copy's stop time (from the
-//! slowest part seen so far and the process's [`PartPace`]; one part is tried in every run that
+//! slowest part seen so far and the process's [`PartPace`](crate::store::upload::PartPace); one part is tried in every run that
 //! has time); parts still running just before the cut-off are dropped, the checkpoint saved, and
 //! the run returns [`Ended::Paused`]. The handler then records the event `in_progress` and sends the message
 //! back as a continuation (see [`crate::sync`]), so the next delivery resumes at once.

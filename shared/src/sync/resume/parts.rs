@@ -223,7 +223,7 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
     }
 
     /// Completes the upload from `parts` (all of them), the write-ahead first; then forgets the
-    /// copy's checkpoint. A completion that ends well teaches the process's [`PartPace`] how
+    /// copy's checkpoint. A completion that ends well teaches the process's [`PartPace`](crate::store::upload::PartPace) how
     /// long a finish takes.
     pub(super) async fn finish(
         &self,

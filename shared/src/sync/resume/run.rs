@@ -119,7 +119,7 @@ pub struct ResumableCopy<'a, S, D> {
     /// The message a new upload is initiated for.
     pub message_id: Option<&'a str>,
     /// When this run must stop: no part starts that would not finish by then (by the slowest
-    /// part of this run, or the process's [`PartPace`]; one part is tried in every run that has
+    /// part of this run, or the process's [`PartPace`](crate::store::upload::PartPace); one part is tried in every run that has
     /// time); parts still running are dropped at `drop_at`.
     pub stop_at: Option<Instant>,
     /// The completion (and the write-ahead before it) starts only before this instant; a run
