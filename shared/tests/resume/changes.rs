@@ -1,13 +1,13 @@
 //! Sources that change, and checkpoints: a copy starting over on a new version, the pinned
 //! reads, which parts are kept, and where checkpoints live.
 
-use super::{body, dest, job, limits, resume, PART};
+use super::{body, dest, job, limits, resumable, PART};
 use bytes::Bytes;
 use s3_oss_sync::outcome::OutcomeKind;
 use s3_oss_sync::store::object::ByteStream;
 use s3_oss_sync::store::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
 use s3_oss_sync::store::upload::ListedPart;
-use s3_oss_sync::sync::copy::{Copier, CopyOptions, Limits};
+use s3_oss_sync::sync::copy::{CopyOptions, Limits};
 use s3_oss_sync::sync::resume::{
     checkpoint_key, plan_resume, Checkpoint, DonePart, CHECKPOINT_VERSION,
 };
@@ -26,13 +26,7 @@ async fn a_source_overwritten_between_runs_starts_over_and_aborts_the_old_upload
     let dest = dest(100);
     let store = MemoryCheckpoints::default();
     let options = CopyOptions::default();
-    let copier = Copier {
-        source: &source,
-        dest: &dest,
-        options: &options,
-        write_ahead: None,
-        resume: Some(resume(&store)),
-    };
+    let copier = resumable(&source, &dest, &options, &store);
     let r = copier.run(&job("big"), &limits(400)).await;
     assert_eq!(r.outcome, OutcomeKind::InProgress);
     let newer = body((PART * 9 + 5) as usize, 2);
@@ -115,13 +109,7 @@ async fn a_source_changed_during_a_run_is_noticed_by_the_pinned_reads() {
     let dest = dest(10);
     let store = MemoryCheckpoints::default();
     let options = CopyOptions::default();
-    let copier = Copier {
-        source: &source,
-        dest: &dest,
-        options: &options,
-        write_ahead: None,
-        resume: Some(resume(&store)),
-    };
+    let copier = resumable(&source, &dest, &options, &store);
     let r = copier.run(&job("big"), &Limits::none()).await;
     assert_eq!((r.outcome, r.rounds), (OutcomeKind::Copied, 2), "{r:?}");
     assert_eq!(dest.get("big").unwrap().1, newer);

@@ -1,10 +1,10 @@
 //! Copies stopped by the cut-off: continued without uploading a part twice, completions after
 //! the cut-off, the pace of parts, and parts whose answers were lost.
 
-use super::{body, dest, job, limits, resume, PART};
+use super::{body, dest, job, limits, resumable, PART};
 use s3_oss_sync::outcome::OutcomeKind;
 use s3_oss_sync::store::source::SourceMetadata;
-use s3_oss_sync::sync::copy::{Copier, CopyOptions, JobReport};
+use s3_oss_sync::sync::copy::{CopyOptions, JobReport};
 use s3_oss_sync::sync::resume::Checkpoint;
 use s3_oss_sync::testing::memory::MemoryCheckpoints;
 use s3_oss_sync::testing::memory::MemorySource;
@@ -19,13 +19,7 @@ async fn a_copy_stopped_by_the_cut_off_continues_and_uploads_no_part_twice() {
     let dest = dest(100);
     let store = MemoryCheckpoints::default();
     let options = CopyOptions::default();
-    let copier = Copier {
-        source: &source,
-        dest: &dest,
-        options: &options,
-        write_ahead: None,
-        resume: Some(resume(&store)),
-    };
+    let copier = resumable(&source, &dest, &options, &store);
     let mut runs = Vec::new();
     loop {
         let r = copier.run(&job("big"), &limits(300)).await;
@@ -78,13 +72,7 @@ async fn a_completion_that_lands_after_the_cut_off_is_recorded_by_the_next_job()
     *dest.slow_completion.lock().unwrap() = Some(Duration::from_secs(5));
     let store = MemoryCheckpoints::default();
     let options = CopyOptions::default();
-    let copier = Copier {
-        source: &source,
-        dest: &dest,
-        options: &options,
-        write_ahead: None,
-        resume: Some(resume(&store)),
-    };
+    let copier = resumable(&source, &dest, &options, &store);
     // As the handler runs a job: dropped at the cut-off, its progress read after.
     let cut = limits(2000);
     let progress = AtomicU64::new(0);
@@ -136,13 +124,7 @@ async fn a_completion_starts_only_when_the_slowest_finish_seen_still_fits() {
     *dest.slow_completion.lock().unwrap() = Some(Duration::from_secs(3));
     let store = MemoryCheckpoints::default();
     let options = CopyOptions::default();
-    let copier = Copier {
-        source: &source,
-        dest: &dest,
-        options: &options,
-        write_ahead: None,
-        resume: Some(resume(&store)),
-    };
+    let copier = resumable(&source, &dest, &options, &store);
     let first = copier.run(&job("a"), &limits(60_000)).await;
     assert_eq!(first.outcome, OutcomeKind::Copied, "{first:?}");
     let paused = copier.run(&job("b"), &limits(2_000)).await;
@@ -169,13 +151,7 @@ async fn a_short_last_part_does_not_teach_the_pace_and_stop_later_copies() {
     let dest = dest(100);
     let store = MemoryCheckpoints::default();
     let options = CopyOptions::default();
-    let copier = Copier {
-        source: &source,
-        dest: &dest,
-        options: &options,
-        write_ahead: None,
-        resume: Some(resume(&store)),
-    };
+    let copier = resumable(&source, &dest, &options, &store);
     let r = copier.run(&job("small"), &limits(10_000)).await;
     assert_eq!(r.outcome, OutcomeKind::Copied, "{r:?}");
     // Six parts of 100 ms, three at a time: 200 ms of a second.
@@ -195,13 +171,7 @@ async fn parts_that_landed_while_their_answers_were_lost_are_verified_not_sent_a
     dest.answer_delay = Duration::from_millis(400);
     let store = MemoryCheckpoints::default();
     let options = CopyOptions::default();
-    let copier = Copier {
-        source: &source,
-        dest: &dest,
-        options: &options,
-        write_ahead: None,
-        resume: Some(resume(&store)),
-    };
+    let copier = resumable(&source, &dest, &options, &store);
     // Three parts stored at 10 ms, their answers due at 410 ms, dropped just before 300 ms.
     let r = copier.run(&job("big"), &limits(300)).await;
     assert_ne!(r.outcome, OutcomeKind::Copied, "{r:?}");

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use s3_oss_sync::budget::MemoryBudget;
 use s3_oss_sync::store::upload::PartPlan;
-use s3_oss_sync::sync::copy::{Job, JobKind, Limits};
+use s3_oss_sync::sync::copy::{Copier, CopyOptions, Job, JobKind, Limits};
 use s3_oss_sync::sync::resume::Resume;
 use s3_oss_sync::testing::memory::MemoryCheckpoints;
 use s3_oss_sync::testing::memory::MemoryDestination;
@@ -51,6 +51,22 @@ fn job(key: &str) -> Job<'_> {
         answers_for: &[],
         range: None,
         first_delivery: false,
+    }
+}
+
+/// A copier over `source` and `dest` whose copies in parts keep their checkpoints in `store`.
+fn resumable<'a, S, D>(
+    source: &'a S,
+    dest: &'a D,
+    options: &'a CopyOptions,
+    store: &'a MemoryCheckpoints,
+) -> Copier<'a, S, D> {
+    Copier {
+        source,
+        dest,
+        options,
+        write_ahead: None,
+        resume: Some(resume(store)),
     }
 }
 
