@@ -1,7 +1,7 @@
 //! Copies fanned out to range jobs: completed once by the last of them, duplicates, sources
 //! that changed, the ranges, older heads and claims left behind.
 
-use super::{body, dest, job, resume, PART};
+use super::{body, dest, job, resumable, PART};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use s3_oss_sync::outcome::OutcomeKind;
@@ -54,11 +54,8 @@ async fn a_copy_fanned_out_to_range_jobs_is_completed_once_by_the_last_of_them()
     let queue = Ranges::default();
     let options = fanning();
     let copier = Copier {
-        source: &source,
-        dest: &dest,
-        options: &options,
         write_ahead: Some(&queue),
-        resume: Some(resume(&store)),
+        ..resumable(&source, &dest, &options, &store)
     };
     let r = copier.run(&job("huge"), &Limits::none()).await;
     assert_eq!(
@@ -137,11 +134,8 @@ async fn a_duplicate_waits_for_the_note_of_range_jobs_sent_and_sends_them_only_w
     let queue = Ranges::default();
     let options = fanning();
     let copier = Copier {
-        source: &source,
-        dest: &dest,
-        options: &options,
         write_ahead: Some(&queue),
-        resume: Some(resume(&store)),
+        ..resumable(&source, &dest, &options, &store)
     };
     let r = copier.run(&job("huge"), &Limits::none()).await;
     assert_eq!(r.code, Some(FANNED_OUT), "{r:?}");
@@ -186,11 +180,8 @@ async fn a_range_job_for_a_source_that_changed_aborts_the_upload_and_takes_over(
     let queue = Ranges::default();
     let options = fanning();
     let copier = Copier {
-        source: &source,
-        dest: &dest,
-        options: &options,
         write_ahead: Some(&queue),
-        resume: Some(resume(&store)),
+        ..resumable(&source, &dest, &options, &store)
     };
     copier.run(&job("huge"), &Limits::none()).await;
     let first = queue.0.lock().unwrap()[0].clone();
@@ -286,11 +277,8 @@ async fn a_job_holding_an_older_head_leaves_a_newer_fanned_out_copy_alone() {
     let queue = Ranges::default();
     let options = fanning();
     let copier = Copier {
-        source: &source,
-        dest: &dest,
-        options: &options,
         write_ahead: Some(&queue),
-        resume: Some(resume(&store)),
+        ..resumable(&source, &dest, &options, &store)
     };
     let newer = Job {
         message_id: Some("m-2"),
@@ -335,11 +323,8 @@ async fn a_claim_left_for_a_discarded_upload_does_not_block_the_next_one() {
     let queue = Ranges::default();
     let options = fanning();
     let copier = Copier {
-        source: &source,
-        dest: &dest,
-        options: &options,
         write_ahead: Some(&queue),
-        resume: Some(resume(&store)),
+        ..resumable(&source, &dest, &options, &store)
     };
     copier.run(&job("huge"), &Limits::none()).await;
     let old = queue.0.lock().unwrap()[0].clone();
