@@ -63,13 +63,8 @@ where
                     .to_owned(),
             }
         }
-        other => {
-            let transient = matches!(
-                other,
-                SdkError::TimeoutError(_)
-                    | SdkError::DispatchFailure(_)
-                    | SdkError::ResponseError(_)
-            );
+        _ => {
+            let transient = crate::aws::error::is_transient(&err);
             SourceError::transport(op, key, err, transient)
         }
     }
