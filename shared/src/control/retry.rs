@@ -206,7 +206,7 @@ pub fn retry_bodies(keys: &[RetryKey], bucket: &str, now: OffsetDateTime) -> Vec
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::report::rows::{csv_row, FILE_HEADER};
 
@@ -411,7 +411,8 @@ mod tests {
         (0..30).map(|i| format!("k{i:03}")).collect()
     }
 
-    fn settings() -> crate::report::build::ReportSettings {
+    /// The report settings of task `t1` the retry tests report with.
+    pub(crate) fn settings() -> crate::report::build::ReportSettings {
         crate::report::build::ReportSettings {
             task: "t1".into(),
             results_prefix: "results".into(),

@@ -95,25 +95,12 @@ mod tests {
     use super::*;
     use crate::control::commands::recorded::{Queue, Recorded};
     use crate::control::events::{RETRY_DELETE_EVENT, RETRY_EVENT};
-    use crate::report::build::ReportSettings;
+    use crate::control::retry::tests::settings;
     use crate::report::rows::{csv_row, encode_key, FILE_HEADER};
     use crate::testing::memory::MemoryBucket;
     use time::macros::date;
 
     const DAY: Date = date!(2026 - 11 - 20);
-
-    fn settings() -> ReportSettings {
-        ReportSettings {
-            task: "t1".into(),
-            results_prefix: "results".into(),
-            report_prefix: "reports".into(),
-            zone: crate::report::day::Zone::parse("Z").unwrap(),
-            grace: time::Duration::minutes(30),
-            part_bytes: 1024,
-            sort_budget: 1 << 20,
-            parallel_reads: 4,
-        }
-    }
 
     fn file_row(key: &str, event: &str, state: &str) -> Vec<u8> {
         let mut f = vec![String::new(); FILE_HEADER.len()];
