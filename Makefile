@@ -32,6 +32,11 @@ test: check-architecture lint template-lint rust-test python-test
 check-architecture:
 	python3 scripts/test_check_architecture.py
 	python3 scripts/check_architecture.py
+	@# The Lambda functions build the library without `control` (ctl's pause/resume, CloudWatch,
+	@# CloudFormation, inventories), as `sam build` builds each on its own.
+	@if cargo tree -p sync -p report -e features -i s3-oss-sync-shared --prefix none | grep -F 'feature "control"'; then \
+	    echo "check-architecture: the sync or report function builds the library with ctl's 'control' feature" >&2; exit 1; \
+	else echo "architecture: the sync and report functions build the library without 'control'"; fi
 
 lint:
 	cargo fmt --all -- --check
