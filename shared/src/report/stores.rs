@@ -1,7 +1,7 @@
 //! The report's real stores: the results store read from S3, reports written to the OSS
 //! destination bucket (and optionally copied to S3).
 
-use super::lease::{Condition, LeaseStore};
+use super::lease::{Condition, LeaseStore, LeaseWrite};
 use super::ports::{Listing, RecordSource, ReportError, ReportStore};
 use crate::aws::error::is_transient;
 use crate::aws::s3_results::S3ResultsStore;
@@ -108,12 +108,7 @@ impl LeaseStore for S3ResultsStore {
         Ok(Some((body.into_bytes(), etag)))
     }
 
-    async fn put_lease(
-        &self,
-        key: &str,
-        body: Bytes,
-        condition: &Condition,
-    ) -> Result<Option<String>, ReportError> {
+    async fn put_lease(&self, key: &str, body: Bytes, condition: &Condition) -> LeaseWrite {
         let put = self
             .client()
             .put_object()

@@ -2,4 +2,5 @@
 //! cores, the examples and the benchmarks. Built only for tests or with the `test-util` feature.
 
 pub mod memory;
+pub mod report;
 pub mod service;

@@ -1,10 +1,12 @@
 //! Report days in order: days pushed oldest first then completed, a crash midway, a fixed
 //! offset, awkward keys in the CSV, and an empty day after the last complete one.
 
-use super::{check_manifest, file, json, record, settings};
+use super::settings;
 use s3_oss_sync::outcome::{Outcome, OutcomeKind};
-use s3_oss_sync::report::build::Reporter;
 use s3_oss_sync::testing::memory::MemoryBucket;
+use s3_oss_sync::testing::report::{
+    check_manifest, counted_states, file, json, record, records, reporter, states,
+};
 use time::macros::datetime;
 use time::Duration;
 
@@ -33,16 +35,9 @@ async fn days_are_reported_oldest_first_pushing_then_complete() {
     file(&b, &[record("d", d22, OutcomeKind::Copied)], d22, "i3");
 
     let s = settings("Z");
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
+    let r = reporter(&s, &b);
     let runs = r.run(datetime!(2026-11-22 12:00 UTC)).await.unwrap().days;
-    let states: Vec<(String, &str, u64)> = runs
-        .iter()
-        .map(|d| (d.day.to_string(), d.state, d.records))
-        .collect();
+    let states = counted_states(&runs);
     assert_eq!(
         states,
         [
@@ -109,16 +104,10 @@ async fn days_are_reported_oldest_first_pushing_then_complete() {
 async fn a_crash_midway_never_leaves_a_manifest_and_the_next_run_converges() {
     let b = MemoryBucket::default();
     let t = datetime!(2026-11-20 10:00 UTC);
-    let records: Vec<Outcome> = (0..200)
-        .map(|i| record(&format!("k{i:03}"), t, OutcomeKind::Copied))
-        .collect();
+    let records = records(200, t, OutcomeKind::Copied);
     file(&b, &records, t, "i1");
     let s = settings("Z");
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
+    let r = reporter(&s, &b);
     *b.writes_left.lock().unwrap() = Some(5);
     assert!(r.run(datetime!(2026-11-21 01:00 UTC)).await.is_err());
     assert!(b.object("reports/t1/2026-11-20/manifest.json").is_none());
@@ -149,11 +138,7 @@ async fn days_follow_a_fixed_offset() {
     let t = datetime!(2026-11-20 17:00 UTC);
     file(&b, &[record("east", t, OutcomeKind::Copied)], t, "i1");
     let s = settings("+08:00");
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
+    let r = reporter(&s, &b);
     let runs = r.run(datetime!(2026-11-21 17:00 UTC)).await.unwrap().days;
     assert_eq!(runs[0].day.to_string(), "2026-11-21");
     assert_eq!(runs[0].records, 1);
@@ -179,14 +164,10 @@ async fn awkward_keys_survive_the_csv() {
         .collect();
     file(&b, &records, t, "i1");
     let s = settings("Z");
-    Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    }
-    .run(datetime!(2026-11-21 01:00 UTC))
-    .await
-    .unwrap();
+    reporter(&s, &b)
+        .run(datetime!(2026-11-21 01:00 UTC))
+        .await
+        .unwrap();
     let mut got = Vec::new();
     for (key, body) in b.snapshot() {
         if key.contains("total_list/") {
@@ -214,17 +195,13 @@ async fn an_empty_day_after_the_last_complete_one_still_gets_its_report() {
     let d20 = datetime!(2026-11-20 10:00 UTC);
     file(&b, &[record("a", d20, OutcomeKind::Copied)], d20, "i1");
     let s = settings("Z");
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
+    let r = reporter(&s, &b);
     r.run(datetime!(2026-11-21 01:00 UTC)).await.unwrap();
     check_manifest(&b, "reports/t1/2026-11-20");
     let d22 = datetime!(2026-11-22 10:00 UTC);
     file(&b, &[record("b", d22, OutcomeKind::Copied)], d22, "i2");
     let runs = r.run(datetime!(2026-11-23 01:00 UTC)).await.unwrap().days;
-    let days: Vec<(String, &str)> = runs.iter().map(|d| (d.day.to_string(), d.state)).collect();
+    let days = states(&runs);
     assert_eq!(
         days[..2],
         [

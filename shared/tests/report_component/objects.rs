@@ -1,12 +1,14 @@
 //! The report's objects beside others: the lists' schema and formula neutralising, objects the
 //! report did not write, foreign manifests, an unreadable journal, and days a newer build completed.
 
-use super::{check_manifest, file, json, md5_hex, record, settings};
-use s3_oss_sync::outcome::{Outcome, OutcomeKind};
+use super::settings;
+use s3_oss_sync::checksum::md5_hex;
+use s3_oss_sync::outcome::OutcomeKind;
 use s3_oss_sync::report::build::Reporter;
 use s3_oss_sync::testing::memory::MemoryBucket;
+use s3_oss_sync::testing::report::{check_manifest, file, json, record, records, reporter, states};
 use time::macros::datetime;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 #[tokio::test]
 async fn lists_follow_the_manifest_file_schema_and_neutralise_formulas() {
@@ -20,14 +22,10 @@ async fn lists_follow_the_manifest_file_schema_and_neutralise_formulas() {
     failed.event_name = Some("@SUM(1)".into());
     file(&b, &[copied, failed], t, "i1");
     let s = settings("Z");
-    Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    }
-    .run(datetime!(2026-11-21 01:00 UTC))
-    .await
-    .unwrap();
+    reporter(&s, &b)
+        .run(datetime!(2026-11-21 01:00 UTC))
+        .await
+        .unwrap();
     let dir = "reports/t1/2026-11-20";
     let m = check_manifest(&b, dir);
     assert_eq!(m["format_version"], 5);
@@ -92,6 +90,15 @@ async fn lists_follow_the_manifest_file_schema_and_neutralise_formulas() {
     );
 }
 
+/// Task `t1`'s bucket after 60 files failed at 10:00 on the 20th, reported at 12:00: its
+/// failed_list has several parts. Returns when they failed.
+async fn sixty_failed(r: &Reporter<'_, MemoryBucket, MemoryBucket>) -> OffsetDateTime {
+    let t = datetime!(2026-11-20 10:00 UTC);
+    file(r.store, &records(60, t, OutcomeKind::Failed), t, "i1");
+    r.run(datetime!(2026-11-20 12:00 UTC)).await.unwrap();
+    t
+}
+
 /// Objects that are not the report's, in its area (synced there before the sync function kept
 /// out of it, or put there by hand): a run deletes none of them, a foreign `manifest.json` on a
 /// later day does not stop the reports, and parts an earlier run wrote beyond this run's last
@@ -99,19 +106,9 @@ async fn lists_follow_the_manifest_file_schema_and_neutralise_formulas() {
 #[tokio::test]
 async fn objects_the_report_did_not_write_survive_and_a_foreign_manifest_stops_nothing() {
     let b = MemoryBucket::default();
-    let t = datetime!(2026-11-20 10:00 UTC);
-    // 60 files failed: failed_list has several parts.
-    let failed: Vec<Outcome> = (0..60)
-        .map(|i| record(&format!("k{i:03}"), t, OutcomeKind::Failed))
-        .collect();
-    file(&b, &failed, t, "i1");
     let s = settings("Z");
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
-    r.run(datetime!(2026-11-20 12:00 UTC)).await.unwrap();
+    let r = reporter(&s, &b);
+    let t = sixty_failed(&r).await;
     let dir = "reports/t1/2026-11-20";
     let failed_parts = b
         .snapshot()
@@ -167,16 +164,11 @@ async fn objects_the_report_did_not_write_survive_and_a_foreign_manifest_stops_n
 
     // The files are then copied: failed_list shrinks to its header.
     let later = t + Duration::hours(2);
-    let copied: Vec<Outcome> = (0..60)
-        .map(|i| record(&format!("k{i:03}"), later, OutcomeKind::Copied))
-        .collect();
+    let copied = records(60, later, OutcomeKind::Copied);
     file(&b, &copied, later, "i2");
     let runs = r.run(datetime!(2026-11-21 01:00 UTC)).await.unwrap();
     assert_eq!(
-        runs.days
-            .iter()
-            .map(|d| (d.day.to_string(), d.state))
-            .collect::<Vec<_>>(),
+        states(&runs.days),
         [
             ("2026-11-20".to_string(), "complete"),
             ("2026-11-21".to_string(), "pushing")
@@ -228,18 +220,9 @@ async fn objects_the_report_did_not_write_survive_and_a_foreign_manifest_stops_n
 #[tokio::test]
 async fn an_unreadable_journal_is_recovered_from_the_parts_in_the_folders() {
     let b = MemoryBucket::default();
-    let t = datetime!(2026-11-20 10:00 UTC);
-    let failed: Vec<Outcome> = (0..60)
-        .map(|i| record(&format!("k{i:03}"), t, OutcomeKind::Failed))
-        .collect();
-    file(&b, &failed, t, "i1");
     let s = settings("Z");
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
-    r.run(datetime!(2026-11-20 12:00 UTC)).await.unwrap();
+    let r = reporter(&s, &b);
+    let t = sixty_failed(&r).await;
     let dir = "reports/t1/2026-11-20";
     let parts_of = |b: &MemoryBucket, list: &str| {
         b.snapshot()
@@ -254,9 +237,7 @@ async fn an_unreadable_journal_is_recovered_from_the_parts_in_the_folders() {
 
     // The files are then copied: failed_list shrinks to its header.
     let later = t + Duration::hours(1);
-    let copied: Vec<Outcome> = (0..60)
-        .map(|i| record(&format!("k{i:03}"), later, OutcomeKind::Copied))
-        .collect();
+    let copied = records(60, later, OutcomeKind::Copied);
     file(&b, &copied, later, "i2");
     r.run(datetime!(2026-11-20 13:00 UTC)).await.unwrap();
     assert_eq!(
@@ -281,11 +262,7 @@ async fn a_day_a_newer_build_completed_is_left_alone() {
     let t = datetime!(2026-11-20 10:00 UTC);
     file(&b, &[record("a", t, OutcomeKind::Failed)], t, "i1");
     let s = settings("Z");
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
+    let r = reporter(&s, &b);
     let now = datetime!(2026-11-21 01:00 UTC);
     r.run(now).await.unwrap();
     let dir = "reports/t1/2026-11-20";
@@ -317,11 +294,7 @@ async fn a_foreign_manifest_on_a_day_without_a_report_hides_no_late_record() {
     let t = datetime!(2026-11-20 00:10 UTC);
     file(&b, &[record("a", t, OutcomeKind::Copied)], t, "i1");
     let s = settings("Z");
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
+    let r = reporter(&s, &b);
     r.run(datetime!(2026-11-21 01:00 UTC)).await.unwrap();
     assert!(b.object("reports/t1/2026-11-19/summary.json").is_none());
     check_manifest(&b, "reports/t1/2026-11-20");

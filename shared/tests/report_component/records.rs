@@ -1,10 +1,12 @@
 //! How records are counted and listed: a wrong secret then the right one, records filed late,
 //! unreadable times, a stray folder under the results prefix, and a run with nothing to report.
 
-use super::{check_manifest, file, json, list_rows, record, settings};
+use super::settings;
 use s3_oss_sync::outcome::OutcomeKind;
-use s3_oss_sync::report::build::Reporter;
 use s3_oss_sync::testing::memory::MemoryBucket;
+use s3_oss_sync::testing::report::{
+    check_manifest, file, json, list_rows, record, reporter, states,
+};
 use time::macros::datetime;
 use time::Duration;
 
@@ -46,11 +48,7 @@ async fn files_synced_with_a_wrong_secret_then_the_right_one_are_copied_not_fail
     file(&b, &records, t + Duration::minutes(5), "i1");
 
     let s = settings("Z");
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
+    let r = reporter(&s, &b);
     let runs = r.run(datetime!(2026-11-21 01:00 UTC)).await.unwrap().days;
     assert_eq!((runs[0].files, runs[0].records), (5, 25));
     let dir = "reports/t1/2026-11-20";
@@ -107,21 +105,13 @@ async fn files_synced_with_a_wrong_secret_then_the_right_one_are_copied_not_fail
 async fn records_filed_after_their_day_completed_are_listed_late_never_dropped() {
     let b = MemoryBucket::default();
     let s = settings("Z");
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
+    let r = reporter(&s, &b);
     // The 20th: a record, and one processed just before midnight and filed just after.
     let d20 = datetime!(2026-11-20 10:00 UTC);
     file(&b, &[record("a", d20, OutcomeKind::Copied)], d20, "i1");
     let edge = datetime!(2026-11-20 23:59:58 UTC);
-    file(
-        &b,
-        &[record("b", edge, OutcomeKind::Copied)],
-        edge + Duration::seconds(5),
-        "i2",
-    );
+    let filed = edge + Duration::seconds(5);
+    file(&b, &[record("b", edge, OutcomeKind::Copied)], filed, "i2");
     // Completed early (as of a later instant, or past a grace shorter than a slow batch).
     r.run(datetime!(2026-11-21 01:00 UTC)).await.unwrap();
     let m20 = check_manifest(&b, "reports/t1/2026-11-20");
@@ -207,14 +197,10 @@ async fn a_record_whose_time_cannot_be_read_is_counted_unreadable() {
     bad.processed_at = "yesterday-ish".into();
     file(&b, &[record("a", t, OutcomeKind::Copied), bad], t, "i1");
     let s = settings("Z");
-    Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    }
-    .run(datetime!(2026-11-21 01:00 UTC))
-    .await
-    .unwrap();
+    reporter(&s, &b)
+        .run(datetime!(2026-11-21 01:00 UTC))
+        .await
+        .unwrap();
     let m = check_manifest(&b, "reports/t1/2026-11-20");
     assert_eq!(
         (m["records"].as_u64(), m["unreadable_records"].as_u64()),
@@ -242,17 +228,9 @@ async fn a_stray_folder_under_the_results_prefix_is_ignored_and_reports_continue
     let t = datetime!(2026-11-20 10:00 UTC);
     file(&b, &[record("a", t, OutcomeKind::Copied)], t, "i1");
     let s = settings("Z");
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
+    let r = reporter(&s, &b);
     let run = r.run(datetime!(2026-11-21 01:00 UTC)).await.unwrap();
-    let days: Vec<(String, &str)> = run
-        .days
-        .iter()
-        .map(|d| (d.day.to_string(), d.state))
-        .collect();
+    let days = states(&run.days);
     assert_eq!(
         days,
         [
@@ -284,11 +262,7 @@ async fn a_stray_folder_under_the_results_prefix_is_ignored_and_reports_continue
 async fn a_run_with_nothing_to_report_says_why() {
     let b = MemoryBucket::default();
     let s = settings("Z");
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
+    let r = reporter(&s, &b);
     let now = datetime!(2026-11-21 01:00 UTC);
     let run = r.run(now).await.unwrap();
     assert!(run.days.is_empty());
@@ -322,11 +296,7 @@ async fn a_run_with_nothing_to_report_says_why() {
     // As of an instant before the first record, there is nothing yet.
     let empty = MemoryBucket::default();
     file(&empty, &[record("a", t, OutcomeKind::Copied)], t, "i1");
-    let early = Reporter {
-        settings: &s,
-        results: &empty,
-        store: &empty,
-    };
+    let early = reporter(&s, &empty);
     let why = early
         .run(datetime!(2026-11-19 12:00 UTC))
         .await

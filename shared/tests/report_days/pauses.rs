@@ -1,14 +1,16 @@
 //! Paused periods: a paused day told from an empty one, and pauses dated by the real clock.
 
-use super::{file, json, settings};
+use super::{file, settings};
 use bytes::Bytes;
 use s3_oss_sync::checksum::md5_hex;
-use s3_oss_sync::report::build::{ReportError, Reporter};
+use s3_oss_sync::report::build::ReportError;
 use s3_oss_sync::report::lease::{
-    lease_key, new_holder, Clock, Condition, LeaseHolder, LeaseSettings, LeaseStore, LeasedRun,
+    lease_key, new_holder, Clock, Condition, LeaseHolder, LeaseSettings, LeaseStore, LeaseWrite,
+    LeasedRun,
 };
 use s3_oss_sync::report::pauses::{PauseWatch, Sighting};
 use s3_oss_sync::testing::memory::MemoryBucket;
+use s3_oss_sync::testing::report::{json, reporter};
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::macros::datetime;
@@ -40,11 +42,7 @@ impl PauseWatch for FakeWatch {
 async fn a_paused_day_is_told_from_an_empty_one() {
     let b = MemoryBucket::default();
     let s = settings("Z");
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
+    let r = reporter(&s, &b);
     let watch = FakeWatch(std::sync::Mutex::new(Err("not yet".into())));
     let t = datetime!(2026-11-20 02:00 UTC);
     file(&b, "a", t, t);
@@ -111,14 +109,10 @@ async fn a_paused_day_is_told_from_an_empty_one() {
         datetime!(2026-11-21 01:00 UTC),
         datetime!(2026-11-21 01:00 UTC),
     );
-    Reporter {
-        settings: &s,
-        results: &b2,
-        store: &b2,
-    }
-    .run(datetime!(2026-11-21 05:00 UTC))
-    .await
-    .unwrap();
+    reporter(&s, &b2)
+        .run(datetime!(2026-11-21 05:00 UTC))
+        .await
+        .unwrap();
     let shown = json(&b2, "reports/t1/2026-11-21/summary.json")["paused_periods"].clone();
     assert_eq!(shown[0]["to"], "2026-11-21T03:10:00.000Z", "{shown}");
 }
@@ -131,19 +125,9 @@ impl LeaseStore for LeaseObject {
     async fn read_lease(&self, _key: &str) -> Result<Option<(Bytes, String)>, ReportError> {
         Ok(self.0.lock().unwrap().clone())
     }
-    async fn put_lease(
-        &self,
-        _key: &str,
-        body: Bytes,
-        condition: &Condition,
-    ) -> Result<Option<String>, ReportError> {
+    async fn put_lease(&self, _key: &str, body: Bytes, condition: &Condition) -> LeaseWrite {
         let mut lease = self.0.lock().unwrap();
-        let ok = match (condition, lease.as_ref()) {
-            (Condition::Absent, None) => true,
-            (Condition::Unchanged(e), Some((_, etag))) => e == etag,
-            _ => false,
-        };
-        if !ok {
+        if !condition.admits(lease.as_ref().map(|(_, etag)| etag.as_str())) {
             return Ok(None);
         }
         let etag = format!("\"{}\"", md5_hex(&body));

@@ -1,9 +1,9 @@
 //! Serial days: the next day pushes only once the day before is complete, a leading day
 //! without records, and days of 23 or 25 hours.
 
-use super::{assert_serial, file, json, settings};
-use s3_oss_sync::report::build::Reporter;
+use super::{assert_serial, file, settings};
 use s3_oss_sync::testing::memory::MemoryBucket;
+use s3_oss_sync::testing::report::{counted_states, json, reporter, states};
 use time::macros::datetime;
 use time::Duration;
 
@@ -11,17 +11,9 @@ use time::Duration;
 async fn the_next_day_pushes_only_once_the_day_before_is_complete() {
     let b = MemoryBucket::default();
     let s = settings("Z");
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
-    file(
-        &b,
-        "a",
-        datetime!(2026-11-20 10:00 UTC),
-        datetime!(2026-11-20 10:00 UTC),
-    );
+    let r = reporter(&s, &b);
+    let t = datetime!(2026-11-20 10:00 UTC);
+    file(&b, "a", t, t);
     let edge = datetime!(2026-11-20 23:59:50 UTC);
     file(&b, "b", edge, datetime!(2026-11-21 00:04 UTC));
     file(
@@ -33,22 +25,14 @@ async fn the_next_day_pushes_only_once_the_day_before_is_complete() {
 
     // In the grace window after midnight only the 20th is pushing; the 21st waits.
     let run = r.run(datetime!(2026-11-21 00:10 UTC)).await.unwrap();
-    let got: Vec<(String, &str, u64)> = run
-        .days
-        .iter()
-        .map(|d| (d.day.to_string(), d.state, d.records))
-        .collect();
+    let got = counted_states(&run.days);
     assert_eq!(got, [("2026-11-20".into(), "pushing", 2)]);
     assert!(b.object("reports/t1/2026-11-21/summary.json").is_none());
     assert_serial(&b, datetime!(2026-11-21 00:10 UTC));
 
     // After the grace: the 20th complete, then the 21st pushing, in that order.
     let run = r.run(datetime!(2026-11-21 00:31 UTC)).await.unwrap();
-    let got: Vec<(String, &str, u64)> = run
-        .days
-        .iter()
-        .map(|d| (d.day.to_string(), d.state, d.records))
-        .collect();
+    let got = counted_states(&run.days);
     assert_eq!(
         got,
         [
@@ -65,11 +49,7 @@ async fn the_next_day_pushes_only_once_the_day_before_is_complete() {
 
     // Days behind: completed one after another within the run, the last one pushing.
     let run = r.run(datetime!(2026-11-24 00:20 UTC)).await.unwrap();
-    let got: Vec<(String, &str)> = run
-        .days
-        .iter()
-        .map(|d| (d.day.to_string(), d.state))
-        .collect();
+    let got = states(&run.days);
     assert_eq!(
         got,
         [
@@ -85,18 +65,10 @@ async fn the_next_day_pushes_only_once_the_day_before_is_complete() {
 async fn a_leading_day_without_records_holds_back_the_next_until_it_is_complete() {
     let b = MemoryBucket::default();
     let s = settings("Z");
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
+    let r = reporter(&s, &b);
     // The first partition (00:00 on the 21st) can hold records of the 20th until 00:30.
-    file(
-        &b,
-        "a",
-        datetime!(2026-11-21 00:05 UTC),
-        datetime!(2026-11-21 00:05 UTC),
-    );
+    let t = datetime!(2026-11-21 00:05 UTC);
+    file(&b, "a", t, t);
     let run = r.run(datetime!(2026-11-21 00:10 UTC)).await.unwrap();
     assert!(run.days.is_empty());
     let why = run.nothing_to_do.unwrap();
@@ -114,11 +86,7 @@ async fn a_leading_day_without_records_holds_back_the_next_until_it_is_complete(
         datetime!(2026-11-21 00:12 UTC),
     );
     let run = r.run(datetime!(2026-11-21 00:31 UTC)).await.unwrap();
-    let got: Vec<(String, &str, u64)> = run
-        .days
-        .iter()
-        .map(|d| (d.day.to_string(), d.state, d.records))
-        .collect();
+    let got = counted_states(&run.days);
     assert_eq!(
         got,
         [
@@ -132,11 +100,7 @@ async fn a_leading_day_without_records_holds_back_the_next_until_it_is_complete(
 async fn a_day_with_a_daylight_saving_change_is_23_or_25_hours() {
     let b = MemoryBucket::default();
     let s = settings("America/New_York");
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
+    let r = reporter(&s, &b);
     // A record every hour at :17 from 2026-10-31 00:00 to 2026-11-04 00:00 UTC.
     let start = datetime!(2026-10-31 00:17 UTC);
     for h in 0..96 {
@@ -162,11 +126,7 @@ async fn a_day_with_a_daylight_saving_change_is_23_or_25_hours() {
 
     // And the 23-hour day in March.
     let b = MemoryBucket::default();
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
+    let r = reporter(&s, &b);
     let start = datetime!(2026-03-07 00:17 UTC);
     for h in 0..72 {
         let at = start + Duration::hours(h);

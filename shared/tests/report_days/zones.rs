@@ -1,10 +1,11 @@
 //! A change of zone between runs: every record counted once across it, a manifest naming an
 //! unknown zone, and a change after a format 4 manifest.
 
-use super::{assert_serial, days, file, json, keys_in, settings};
-use s3_oss_sync::report::build::{ReportError, Reporter};
+use super::{assert_serial, file, settings};
+use s3_oss_sync::report::build::ReportError;
 use s3_oss_sync::report::day::Zone;
 use s3_oss_sync::testing::memory::MemoryBucket;
+use s3_oss_sync::testing::report::{days, json, keys_in, reporter};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use time::macros::datetime;
@@ -47,14 +48,10 @@ async fn every_record_once_across_a_change(old: &str, new: &str) {
             }
         }
         let s = if now < change_at { &before } else { &after };
-        let run = Reporter {
-            settings: s,
-            results: &b,
-            store: &b,
-        }
-        .run(now)
-        .await
-        .unwrap_or_else(|e| panic!("{old} -> {new} as of {now}: {e}"));
+        let run = reporter(s, &b)
+            .run(now)
+            .await
+            .unwrap_or_else(|e| panic!("{old} -> {new} as of {now}: {e}"));
         assert_serial(&b, now);
         for d in &run.days {
             let summary = json(&b, &format!("reports/t1/{}/summary.json", d.day));
@@ -151,9 +148,8 @@ async fn changes_across_the_date_line_count_every_record_once() {
 /// Rewrites a manifest as a report of another build or format would have left it, with its
 /// checksum (a manifest whose checksum does not match is not taken for the report's own).
 fn rewrite_manifest(b: &MemoryBucket, key: &str, m: &Value) {
-    use md5::{Digest, Md5};
     let body = serde_json::to_vec_pretty(m).unwrap();
-    let checksum = hex::encode(Md5::digest(&body));
+    let checksum = s3_oss_sync::checksum::md5_hex(&body);
     b.insert(&key.replace("manifest.json", "manifest.checksum"), checksum);
     b.insert(key, body);
 }
@@ -164,11 +160,7 @@ async fn a_manifest_naming_an_unknown_zone_stops_the_run_with_what_to_do() {
     let t = datetime!(2026-11-20 10:00 UTC);
     file(&b, "a", t, t);
     let s = settings("Z");
-    let r = Reporter {
-        settings: &s,
-        results: &b,
-        store: &b,
-    };
+    let r = reporter(&s, &b);
     r.run(datetime!(2026-11-21 01:00 UTC)).await.unwrap();
     let key = "reports/t1/2026-11-20/manifest.json";
     let mut m = json(&b, key);
@@ -189,14 +181,10 @@ async fn a_change_after_a_format_4_manifest_starts_where_its_offset_says_the_day
     let utc = settings("+00:00");
     let t = datetime!(2026-11-20 20:00 UTC);
     file(&b, "a", t, t);
-    Reporter {
-        settings: &utc,
-        results: &b,
-        store: &b,
-    }
-    .run(datetime!(2026-11-21 00:40 UTC))
-    .await
-    .unwrap();
+    reporter(&utc, &b)
+        .run(datetime!(2026-11-21 00:40 UTC))
+        .await
+        .unwrap();
     // As a format 4 report left it: only `utc_offset`.
     let key = "reports/t1/2026-11-20/manifest.json";
     let mut m = json(&b, key);
@@ -219,14 +207,10 @@ async fn a_change_after_a_format_4_manifest_starts_where_its_offset_says_the_day
         datetime!(2026-11-21 02:00 UTC),
     );
     let shanghai = settings("Asia/Shanghai");
-    let run = Reporter {
-        settings: &shanghai,
-        results: &b,
-        store: &b,
-    }
-    .run(datetime!(2026-11-21 17:00 UTC))
-    .await
-    .unwrap();
+    let run = reporter(&shanghai, &b)
+        .run(datetime!(2026-11-21 17:00 UTC))
+        .await
+        .unwrap();
     assert_eq!(run.days[0].day.to_string(), "2026-11-21");
     let m21 = json(&b, "reports/t1/2026-11-21/manifest.json");
     assert_eq!(m21["zone_changed_from"], "+00:00");

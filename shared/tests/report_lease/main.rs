@@ -19,10 +19,10 @@ use s3_oss_sync::checksum::md5_hex;
 use s3_oss_sync::outcome::{format_time, Outcome, OutcomeKind};
 use s3_oss_sync::report::build::{Listing, RecordSource, ReportError, ReportSettings, ReportStore};
 use s3_oss_sync::report::lease::{
-    lease_key, Clock, Condition, LeaseBody, LeaseSettings, LeaseStore,
+    lease_key, Clock, Condition, LeaseBody, LeaseSettings, LeaseStore, LeaseWrite,
 };
 use s3_oss_sync::store::results::{results_key, to_json_lines};
-use s3_oss_sync::testing::memory::MemoryBucket;
+use s3_oss_sync::testing::memory::{common_prefixes, MemoryBucket};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -204,16 +204,7 @@ impl Listing for View {
     }
     async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
         self.step().await;
-        let mut out: Vec<String> = lock(&self.shared.objects)
-            .keys()
-            .filter_map(|k| {
-                let rest = k.strip_prefix(prefix)?;
-                let cut = rest.find('/')?;
-                Some(format!("{prefix}{}", &rest[..=cut]))
-            })
-            .collect();
-        out.dedup();
-        Ok(out)
+        Ok(common_prefixes(lock(&self.shared.objects).keys(), prefix))
     }
 }
 
@@ -259,20 +250,10 @@ impl LeaseStore for View {
         Ok(lock(&self.shared.objects).get(key).cloned())
     }
 
-    async fn put_lease(
-        &self,
-        key: &str,
-        body: Bytes,
-        condition: &Condition,
-    ) -> Result<Option<String>, ReportError> {
+    async fn put_lease(&self, key: &str, body: Bytes, condition: &Condition) -> LeaseWrite {
         let written = {
             let mut objects = lock(&self.shared.objects);
-            let ok = match (condition, objects.get(key)) {
-                (Condition::Absent, None) => true,
-                (Condition::Unchanged(e), Some((_, etag))) => e == etag,
-                _ => false,
-            };
-            if ok {
+            if condition.admits(objects.get(key).map(|(_, etag)| etag.as_str())) {
                 // A lease is taken over only once expired (or released).
                 if let Some((old, _)) = objects.get(key) {
                     let old: LeaseBody = serde_json::from_slice(old).unwrap();

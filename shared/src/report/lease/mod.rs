@@ -74,6 +74,22 @@ pub enum Condition {
     Unchanged(String),
 }
 
+impl Condition {
+    /// Whether a write under this condition lands on a store whose lease object has the ETag
+    /// `current` (`None`: there is no lease object), as S3 decides a conditional PUT.
+    pub fn admits(&self, current: Option<&str>) -> bool {
+        match (self, current) {
+            (Condition::Absent, None) => true,
+            (Condition::Unchanged(wanted), Some(etag)) => wanted == etag,
+            _ => false,
+        }
+    }
+}
+
+/// The answer to a conditional lease write: the lease object's new ETag, or `None` when the
+/// condition failed.
+pub type LeaseWrite = Result<Option<String>, ReportError>;
+
 /// Where the lease is kept: a store with conditional writes that are atomic.
 pub trait LeaseStore: Send + Sync {
     /// The lease object's body and ETag, or `None` when there is none.
@@ -88,7 +104,7 @@ pub trait LeaseStore: Send + Sync {
         key: &str,
         body: Bytes,
         condition: &Condition,
-    ) -> impl Future<Output = Result<Option<String>, ReportError>> + Send;
+    ) -> impl Future<Output = LeaseWrite> + Send;
     /// Deletes the lease object.
     fn delete_lease(&self, key: &str) -> impl Future<Output = Result<(), ReportError>> + Send;
 }

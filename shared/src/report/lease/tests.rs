@@ -55,19 +55,9 @@ impl LeaseStore for RetriedCreate {
     async fn read_lease(&self, _key: &str) -> Result<Option<(Bytes, String)>, ReportError> {
         Ok(self.object.lock().unwrap().clone())
     }
-    async fn put_lease(
-        &self,
-        _key: &str,
-        body: Bytes,
-        condition: &Condition,
-    ) -> Result<Option<String>, ReportError> {
+    async fn put_lease(&self, _key: &str, body: Bytes, condition: &Condition) -> LeaseWrite {
         let mut object = self.object.lock().unwrap();
-        let ok = match (condition, object.as_ref()) {
-            (Condition::Absent, None) => true,
-            (Condition::Unchanged(e), Some((_, etag))) => e == etag,
-            _ => false,
-        };
-        if !ok {
+        if !condition.admits(object.as_ref().map(|(_, etag)| etag.as_str())) {
             return Ok(None);
         }
         let n = self

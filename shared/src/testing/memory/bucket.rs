@@ -6,6 +6,24 @@ use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+/// The folders directly under `prefix` among sorted `keys`, each once, as a listing with the
+/// delimiter `/` gives them (`prefix` included, ending in `/`).
+pub fn common_prefixes<'a>(
+    keys: impl IntoIterator<Item = &'a String>,
+    prefix: &str,
+) -> Vec<String> {
+    let mut out: Vec<String> = keys
+        .into_iter()
+        .filter_map(|k| {
+            let rest = k.strip_prefix(prefix)?;
+            let cut = rest.find('/')?;
+            Some(format!("{prefix}{}", &rest[..=cut]))
+        })
+        .collect();
+    out.dedup();
+    out
+}
+
 /// A bucket in memory for reports: a record source and a report store, with the order of its
 /// writes kept and a write budget to simulate a crash midway.
 #[derive(Debug, Default)]
@@ -38,16 +56,7 @@ impl MemoryBucket {
     }
 
     fn prefixes(&self, prefix: &str) -> Vec<String> {
-        let mut out: Vec<String> = lock(&self.objects)
-            .keys()
-            .filter_map(|k| {
-                let rest = k.strip_prefix(prefix)?;
-                let cut = rest.find('/')?;
-                Some(format!("{prefix}{}", &rest[..=cut]))
-            })
-            .collect();
-        out.dedup();
-        out
+        common_prefixes(lock(&self.objects).keys(), prefix)
     }
 
     fn keys(&self, prefix: &str) -> Vec<String> {

@@ -4,7 +4,7 @@
 mod bucket;
 mod destination;
 
-pub use bucket::MemoryBucket;
+pub use bucket::{common_prefixes, MemoryBucket};
 pub use destination::MemoryDestination;
 
 use crate::checksum::md5_hex;
