@@ -1,32 +1,22 @@
 //! Sources that change, and checkpoints: a copy starting over on a new version, the pinned
 //! reads, which parts are kept, and where checkpoints live.
 
-use super::{body, dest, job, limits, resumable, PART};
-use bytes::Bytes;
+use super::{body, holding, job, limits, Rig, PART};
 use s3_oss_sync::outcome::OutcomeKind;
-use s3_oss_sync::store::object::ByteStream;
-use s3_oss_sync::store::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
+use s3_oss_sync::store::source::SourceMetadata;
 use s3_oss_sync::store::upload::ListedPart;
 use s3_oss_sync::sync::copy::{CopyOptions, Limits};
 use s3_oss_sync::sync::resume::{
     checkpoint_key, plan_resume, Checkpoint, DonePart, CHECKPOINT_VERSION,
 };
-use s3_oss_sync::testing::memory::MemoryCheckpoints;
-use s3_oss_sync::testing::memory::MemorySource;
+use s3_oss_sync::testing::hooked::HookedSource;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 #[tokio::test(start_paused = true)]
 async fn a_source_overwritten_between_runs_starts_over_and_aborts_the_old_upload() {
-    let source = MemorySource::default();
-    source.put(
-        "big",
-        body((PART * 12) as usize, 1),
-        SourceMetadata::default(),
-    );
-    let dest = dest(100);
-    let store = MemoryCheckpoints::default();
-    let options = CopyOptions::default();
-    let copier = resumable(&source, &dest, &options, &store);
+    let source = holding("big", body((PART * 12) as usize, 1));
+    let rig = Rig::new(100, CopyOptions::default());
+    let (dest, store, copier) = (&rig.dest, &rig.store, rig.copier(&source));
     let r = copier.run(&job("big"), &limits(400)).await;
     assert_eq!(r.outcome, OutcomeKind::InProgress);
     let newer = body((PART * 9 + 5) as usize, 2);
@@ -52,64 +42,20 @@ async fn a_source_overwritten_between_runs_starts_over_and_aborts_the_old_upload
     assert!(store.all().is_empty());
 }
 
-/// A source overwritten after a number of ranged reads: the copy running then finds its pin gone.
-struct ChangesAfter {
-    inner: MemorySource,
-    reads: AtomicU32,
-    after: u32,
-    newer: Bytes,
-}
-
-impl SourceStore for ChangesAfter {
-    async fn head(&self, key: &str) -> Result<Option<SourceObject>, SourceError> {
-        self.inner.head(key).await
-    }
-    async fn get(
-        &self,
-        key: &str,
-        if_match: Option<&str>,
-    ) -> Result<Option<(SourceObject, ByteStream)>, SourceError> {
-        self.inner.get(key, if_match).await
-    }
-    async fn tags(&self, k: &str, v: Option<&str>) -> Result<Vec<(String, String)>, SourceError> {
-        self.inner.tags(k, v).await
-    }
-    async fn get_range(
-        &self,
-        key: &str,
-        etag: &str,
-        version_id: Option<&str>,
-        start: u64,
-        len: u64,
-    ) -> Result<Option<ByteStream>, SourceError> {
-        if self.reads.fetch_add(1, Ordering::SeqCst) + 1 == self.after {
-            self.inner
-                .put(key, self.newer.clone(), SourceMetadata::default());
-        }
-        self.inner
-            .get_range(key, etag, version_id, start, len)
-            .await
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_source_changed_during_a_run_is_noticed_by_the_pinned_reads() {
     let newer = body((PART * 5 + 3) as usize, 9);
-    let source = ChangesAfter {
-        inner: MemorySource::default(),
-        reads: AtomicU32::new(0),
-        after: 4,
-        newer: newer.clone(),
-    };
-    source.inner.put(
-        "big",
-        body((PART * 8) as usize, 3),
-        SourceMetadata::default(),
+    // Overwritten at the fourth ranged read: the copy running then finds its pin gone.
+    let (reads, next) = (AtomicU32::new(0), newer.clone());
+    let source = HookedSource::new(holding("big", body((PART * 8) as usize, 3))).on_range(
+        move |inner, key| {
+            if reads.fetch_add(1, Ordering::SeqCst) + 1 == 4 {
+                inner.put(key, next.clone(), SourceMetadata::default());
+            }
+        },
     );
-    let dest = dest(10);
-    let store = MemoryCheckpoints::default();
-    let options = CopyOptions::default();
-    let copier = resumable(&source, &dest, &options, &store);
+    let rig = Rig::new(10, CopyOptions::default());
+    let (dest, store, copier) = (&rig.dest, &rig.store, rig.copier(&source));
     let r = copier.run(&job("big"), &Limits::none()).await;
     assert_eq!((r.outcome, r.rounds), (OutcomeKind::Copied, 2), "{r:?}");
     assert_eq!(dest.get("big").unwrap().1, newer);

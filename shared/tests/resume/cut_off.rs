@@ -1,25 +1,20 @@
 //! Copies stopped by the cut-off: continued without uploading a part twice, completions after
 //! the cut-off, the pace of parts, and parts whose answers were lost.
 
-use super::{body, dest, job, limits, resumable, PART};
+use super::{body, holding, job, limits, Rig, PART};
 use s3_oss_sync::outcome::OutcomeKind;
 use s3_oss_sync::store::source::SourceMetadata;
 use s3_oss_sync::sync::copy::{CopyOptions, JobReport};
 use s3_oss_sync::sync::resume::Checkpoint;
-use s3_oss_sync::testing::memory::MemoryCheckpoints;
-use s3_oss_sync::testing::memory::MemorySource;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 #[tokio::test(start_paused = true)]
 async fn a_copy_stopped_by_the_cut_off_continues_and_uploads_no_part_twice() {
-    let source = MemorySource::default();
     let bytes = body((PART * 20 + 1000) as usize, 7);
-    source.put("big", bytes.clone(), SourceMetadata::default());
-    let dest = dest(100);
-    let store = MemoryCheckpoints::default();
-    let options = CopyOptions::default();
-    let copier = resumable(&source, &dest, &options, &store);
+    let source = holding("big", bytes.clone());
+    let rig = Rig::new(100, CopyOptions::default());
+    let (dest, store, copier) = (&rig.dest, &rig.store, rig.copier(&source));
     let mut runs = Vec::new();
     loop {
         let r = copier.run(&job("big"), &limits(300)).await;
@@ -65,14 +60,11 @@ async fn a_copy_stopped_by_the_cut_off_continues_and_uploads_no_part_twice() {
 /// with 0 bytes, the next `skipped`, no record `copied` and the checkpoint left behind.)
 #[tokio::test(start_paused = true)]
 async fn a_completion_that_lands_after_the_cut_off_is_recorded_by_the_next_job() {
-    let source = MemorySource::default();
     let bytes = body((PART * 4 + 10) as usize, 3);
-    source.put("big", bytes.clone(), SourceMetadata::default());
-    let dest = dest(10);
-    *dest.slow_completion.lock().unwrap() = Some(Duration::from_secs(5));
-    let store = MemoryCheckpoints::default();
-    let options = CopyOptions::default();
-    let copier = resumable(&source, &dest, &options, &store);
+    let source = holding("big", bytes.clone());
+    let rig = Rig::new(10, CopyOptions::default());
+    *rig.dest.slow_completion.lock().unwrap() = Some(Duration::from_secs(5));
+    let (dest, store, copier) = (&rig.dest, &rig.store, rig.copier(&source));
     // As the handler runs a job: dropped at the cut-off, its progress read after.
     let cut = limits(2000);
     let progress = AtomicU64::new(0);
@@ -116,15 +108,12 @@ async fn a_completion_that_lands_after_the_cut_off_is_recorded_by_the_next_job()
 /// the next delivery completes at once, rather than a completion cut off in flight.
 #[tokio::test(start_paused = true)]
 async fn a_completion_starts_only_when_the_slowest_finish_seen_still_fits() {
-    let source = MemorySource::default();
     let (a, b) = (body((PART * 3) as usize, 1), body((PART * 3) as usize, 2));
-    source.put("a", a, SourceMetadata::default());
+    let source = holding("a", a);
     source.put("b", b.clone(), SourceMetadata::default());
-    let dest = dest(10);
-    *dest.slow_completion.lock().unwrap() = Some(Duration::from_secs(3));
-    let store = MemoryCheckpoints::default();
-    let options = CopyOptions::default();
-    let copier = resumable(&source, &dest, &options, &store);
+    let rig = Rig::new(10, CopyOptions::default());
+    *rig.dest.slow_completion.lock().unwrap() = Some(Duration::from_secs(3));
+    let (dest, store, copier) = (&rig.dest, &rig.store, rig.copier(&source));
     let first = copier.run(&job("a"), &limits(60_000)).await;
     assert_eq!(first.outcome, OutcomeKind::Copied, "{first:?}");
     let paused = copier.run(&job("b"), &limits(2_000)).await;
@@ -143,15 +132,12 @@ async fn a_completion_starts_only_when_the_slowest_finish_seen_still_fits() {
 /// did exactly that end to end).
 #[tokio::test(start_paused = true)]
 async fn a_short_last_part_does_not_teach_the_pace_and_stop_later_copies() {
-    let source = MemorySource::default();
     let small = body((PART + 1) as usize, 1);
     let big = body((PART * 6) as usize, 2);
-    source.put("small", small.clone(), SourceMetadata::default());
+    let source = holding("small", small.clone());
     source.put("big", big.clone(), SourceMetadata::default());
-    let dest = dest(100);
-    let store = MemoryCheckpoints::default();
-    let options = CopyOptions::default();
-    let copier = resumable(&source, &dest, &options, &store);
+    let rig = Rig::new(100, CopyOptions::default());
+    let (dest, copier) = (&rig.dest, rig.copier(&source));
     let r = copier.run(&job("small"), &limits(10_000)).await;
     assert_eq!(r.outcome, OutcomeKind::Copied, "{r:?}");
     // Six parts of 100 ms, three at a time: 200 ms of a second.
@@ -164,14 +150,11 @@ async fn a_short_last_part_does_not_teach_the_pace_and_stop_later_copies() {
 /// ListParts shows them, and their ETags are the MD5s of the source ranges read again.
 #[tokio::test(start_paused = true)]
 async fn parts_that_landed_while_their_answers_were_lost_are_verified_not_sent_again() {
-    let source = MemorySource::default();
     let bytes = body((PART * 6) as usize, 3);
-    source.put("big", bytes.clone(), SourceMetadata::default());
-    let mut dest = dest(10);
-    dest.answer_delay = Duration::from_millis(400);
-    let store = MemoryCheckpoints::default();
-    let options = CopyOptions::default();
-    let copier = resumable(&source, &dest, &options, &store);
+    let source = holding("big", bytes.clone());
+    let mut rig = Rig::new(10, CopyOptions::default());
+    rig.dest.answer_delay = Duration::from_millis(400);
+    let (dest, store, copier) = (&rig.dest, &rig.store, rig.copier(&source));
     // Three parts stored at 10 ms, their answers due at 410 ms, dropped just before 300 ms.
     let r = copier.run(&job("big"), &limits(300)).await;
     assert_ne!(r.outcome, OutcomeKind::Copied, "{r:?}");

@@ -1,21 +1,21 @@
 //! Copies fanned out to range jobs: completed once by the last of them, duplicates, sources
 //! that changed, the ranges, older heads and claims left behind.
 
-use super::{body, dest, job, resumable, PART};
+use super::{body, holding, job, Rig, PART};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use s3_oss_sync::outcome::OutcomeKind;
 use s3_oss_sync::store::checkpoints::CheckpointStore;
 use s3_oss_sync::store::destination::DestinationStore;
-use s3_oss_sync::store::object::ByteStream;
-use s3_oss_sync::store::source::{SourceError, SourceMetadata, SourceObject, SourceStore};
+use s3_oss_sync::store::source::{SourceMetadata, SourceObject, SourceStore};
 use s3_oss_sync::sync::copy::{
     Copier, CopyOptions, Job, Limits, WriteAhead, FANNED_OUT, RANGE_UPLOADED,
 };
 use s3_oss_sync::sync::resume::{checkpoint_key, split_ranges, RangeJob};
-use s3_oss_sync::testing::memory::MemoryCheckpoints;
-use s3_oss_sync::testing::memory::MemorySource;
+use s3_oss_sync::testing::hooked::HookedSource;
+use s3_oss_sync::testing::memory::MemoryDestination;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The handler's side of fan-out: range jobs are kept here, write-aheads always succeed.
@@ -44,19 +44,39 @@ fn fanning() -> CopyOptions {
     }
 }
 
+/// Stores for copies fanned out to range jobs of three parts ([`fanning`]), OSS answering each
+/// part after `delay_ms`, and the queue the range jobs go to.
+fn fanning_rig(delay_ms: u64) -> (Rig, Ranges) {
+    (Rig::new(delay_ms, fanning()), Ranges::default())
+}
+
+/// A copier from `source` into `rig` whose range jobs go to `queue`.
+fn fanning_copier<'a, S>(
+    rig: &'a Rig,
+    source: &'a S,
+    queue: &'a Ranges,
+) -> Copier<'a, S, MemoryDestination> {
+    Copier {
+        write_ahead: Some(queue),
+        ..rig.copier(source)
+    }
+}
+
+/// Runs the job of `huge`, which fans its copy out; the first of the range jobs it sent.
+async fn fanned_out_first<S: SourceStore>(
+    copier: &Copier<'_, S, MemoryDestination>,
+    queue: &Ranges,
+) -> RangeJob {
+    copier.run(&job("huge"), &Limits::none()).await;
+    queue.0.lock().unwrap()[0].clone()
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_copy_fanned_out_to_range_jobs_is_completed_once_by_the_last_of_them() {
-    let source = MemorySource::default();
     let bytes = body((PART * 10 + 7) as usize, 4);
-    source.put("huge", bytes.clone(), SourceMetadata::default());
-    let dest = dest(50);
-    let store = MemoryCheckpoints::default();
-    let queue = Ranges::default();
-    let options = fanning();
-    let copier = Copier {
-        write_ahead: Some(&queue),
-        ..resumable(&source, &dest, &options, &store)
-    };
+    let source = holding("huge", bytes.clone());
+    let (rig, queue) = fanning_rig(50);
+    let (dest, store, copier) = (&rig.dest, &rig.store, fanning_copier(&rig, &source, &queue));
     let r = copier.run(&job("huge"), &Limits::none()).await;
     assert_eq!(
         (r.outcome, r.code),
@@ -123,20 +143,9 @@ async fn a_copy_fanned_out_to_range_jobs_is_completed_once_by_the_last_of_them()
 #[tokio::test(start_paused = true)]
 async fn a_duplicate_waits_for_the_note_of_range_jobs_sent_and_sends_them_only_without_it() {
     use s3_oss_sync::store::checkpoints::CheckpointStore;
-    let source = MemorySource::default();
-    source.put(
-        "huge",
-        body((PART * 10 + 7) as usize, 4),
-        SourceMetadata::default(),
-    );
-    let dest = dest(50);
-    let store = MemoryCheckpoints::default();
-    let queue = Ranges::default();
-    let options = fanning();
-    let copier = Copier {
-        write_ahead: Some(&queue),
-        ..resumable(&source, &dest, &options, &store)
-    };
+    let source = holding("huge", body((PART * 10 + 7) as usize, 4));
+    let (rig, queue) = fanning_rig(50);
+    let (store, copier) = (&rig.store, fanning_copier(&rig, &source, &queue));
     let r = copier.run(&job("huge"), &Limits::none()).await;
     assert_eq!(r.code, Some(FANNED_OUT), "{r:?}");
     assert_eq!(queue.0.lock().unwrap().len(), 4);
@@ -169,22 +178,10 @@ async fn a_duplicate_waits_for_the_note_of_range_jobs_sent_and_sends_them_only_w
 /// carry it on, so the new version is copied (here fanned out anew) by the range job itself.
 #[tokio::test(start_paused = true)]
 async fn a_range_job_for_a_source_that_changed_aborts_the_upload_and_takes_over() {
-    let source = MemorySource::default();
-    source.put(
-        "huge",
-        body((PART * 10) as usize, 5),
-        SourceMetadata::default(),
-    );
-    let dest = dest(10);
-    let store = MemoryCheckpoints::default();
-    let queue = Ranges::default();
-    let options = fanning();
-    let copier = Copier {
-        write_ahead: Some(&queue),
-        ..resumable(&source, &dest, &options, &store)
-    };
-    copier.run(&job("huge"), &Limits::none()).await;
-    let first = queue.0.lock().unwrap()[0].clone();
+    let source = holding("huge", body((PART * 10) as usize, 5));
+    let (rig, queue) = fanning_rig(10);
+    let (dest, copier) = (&rig.dest, fanning_copier(&rig, &source, &queue));
+    let first = fanned_out_first(&copier, &queue).await;
     source.put(
         "huge",
         body((PART * 10) as usize, 6),
@@ -229,57 +226,24 @@ fn ranges_cover_every_part_once_and_parse_back() {
     }
 }
 
-/// A source whose next HEAD answers an older version, once: a job whose HEAD was answered before
-/// a newer version was written.
-struct Lagging {
-    inner: MemorySource,
-    stale: std::sync::Mutex<Option<SourceObject>>,
-}
-
-impl SourceStore for Lagging {
-    async fn head(&self, key: &str) -> Result<Option<SourceObject>, SourceError> {
-        if let Some(old) = self.stale.lock().unwrap().take() {
-            return Ok(Some(old));
-        }
-        self.inner.head(key).await
-    }
-    async fn get(
-        &self,
-        key: &str,
-        if_match: Option<&str>,
-    ) -> Result<Option<(SourceObject, ByteStream)>, SourceError> {
-        self.inner.get(key, if_match).await
-    }
-    async fn tags(&self, k: &str, v: Option<&str>) -> Result<Vec<(String, String)>, SourceError> {
-        self.inner.tags(k, v).await
-    }
-}
-
 /// Defect E of the fan-out: a job holding the HEAD of an older version finds the copy of a newer
 /// one, fanned out (its message acknowledged, its range jobs on their way). It must not discard
 /// it: it reads the source again and leaves the copy to its range jobs.
 #[tokio::test(start_paused = true)]
 async fn a_job_holding_an_older_head_leaves_a_newer_fanned_out_copy_alone() {
     let len = PART * 10;
-    let source = Lagging {
-        inner: MemorySource::default(),
-        stale: Default::default(),
-    };
-    source
-        .inner
-        .put("huge", body(len as usize, 1), SourceMetadata::default());
+    // The next HEAD, once set, answers an older version: a job whose HEAD was answered before
+    // a newer version was written.
+    let stale: Arc<Mutex<Option<SourceObject>>> = Default::default();
+    let lag = stale.clone();
+    let source = HookedSource::new(holding("huge", body(len as usize, 1)))
+        .on_head(move |_, _| lag.lock().unwrap().take());
     let older = source.inner.head("huge").await.unwrap();
     source
         .inner
         .put("huge", body(len as usize, 2), SourceMetadata::default());
-    let dest = dest(10);
-    let store = MemoryCheckpoints::default();
-    let queue = Ranges::default();
-    let options = fanning();
-    let copier = Copier {
-        write_ahead: Some(&queue),
-        ..resumable(&source, &dest, &options, &store)
-    };
+    let (rig, queue) = fanning_rig(10);
+    let (dest, copier) = (&rig.dest, fanning_copier(&rig, &source, &queue));
     let newer = Job {
         message_id: Some("m-2"),
         size: Some(len),
@@ -289,7 +253,7 @@ async fn a_job_holding_an_older_head_leaves_a_newer_fanned_out_copy_alone() {
         copier.run(&newer, &Limits::none()).await.code,
         Some(FANNED_OUT)
     );
-    *source.stale.lock().unwrap() = older;
+    *stale.lock().unwrap() = older;
     let late = Job {
         size: Some(len),
         ..job("huge")
@@ -316,18 +280,11 @@ async fn a_job_holding_an_older_head_leaves_a_newer_fanned_out_copy_alone() {
 #[tokio::test(start_paused = true)]
 async fn a_claim_left_for_a_discarded_upload_does_not_block_the_next_one() {
     let len = PART * 10;
-    let source = MemorySource::default();
-    source.put("huge", body(len as usize, 1), SourceMetadata::default());
-    let dest = dest(10);
-    let store = MemoryCheckpoints::default();
-    let queue = Ranges::default();
-    let options = fanning();
-    let copier = Copier {
-        write_ahead: Some(&queue),
-        ..resumable(&source, &dest, &options, &store)
-    };
-    copier.run(&job("huge"), &Limits::none()).await;
-    let old = queue.0.lock().unwrap()[0].clone();
+    let source = holding("huge", body(len as usize, 1));
+    let (rig, queue) = fanning_rig(10);
+    let (dest, store) = (&rig.dest, &rig.store);
+    let copier = fanning_copier(&rig, &source, &queue);
+    let old = fanned_out_first(&copier, &queue).await;
     let newer = body(len as usize, 2);
     source.put("huge", newer.clone(), SourceMetadata::default());
     // Every range job of the new version's copy, run one after another (the last completes).

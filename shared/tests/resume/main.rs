@@ -4,11 +4,13 @@
 
 use bytes::Bytes;
 use s3_oss_sync::budget::MemoryBudget;
+use s3_oss_sync::store::source::SourceMetadata;
 use s3_oss_sync::store::upload::PartPlan;
 use s3_oss_sync::sync::copy::{Copier, CopyOptions, Job, JobKind, Limits};
 use s3_oss_sync::sync::resume::Resume;
 use s3_oss_sync::testing::memory::MemoryCheckpoints;
 use s3_oss_sync::testing::memory::MemoryDestination;
+use s3_oss_sync::testing::memory::MemorySource;
 use std::time::Duration;
 
 mod changes;
@@ -54,20 +56,40 @@ fn job(key: &str) -> Job<'_> {
     }
 }
 
-/// A copier over `source` and `dest` whose copies in parts keep their checkpoints in `store`.
-fn resumable<'a, S, D>(
-    source: &'a S,
-    dest: &'a D,
-    options: &'a CopyOptions,
-    store: &'a MemoryCheckpoints,
-) -> Copier<'a, S, D> {
-    Copier {
-        source,
-        dest,
-        options,
-        write_ahead: None,
-        resume: Some(resume(store)),
+/// What a resumable copy writes to: OSS and the checkpoints, with the copy's options.
+struct Rig {
+    dest: MemoryDestination,
+    store: MemoryCheckpoints,
+    options: CopyOptions,
+}
+
+impl Rig {
+    /// OSS answering each part after `delay_ms` ([`dest`]), no checkpoints yet, and `options`.
+    fn new(delay_ms: u64, options: CopyOptions) -> Self {
+        Self {
+            dest: dest(delay_ms),
+            store: MemoryCheckpoints::default(),
+            options,
+        }
     }
+
+    /// A copier from `source` into these stores, its copies in parts keeping their checkpoints.
+    fn copier<'a, S>(&'a self, source: &'a S) -> Copier<'a, S, MemoryDestination> {
+        Copier {
+            source,
+            dest: &self.dest,
+            options: &self.options,
+            write_ahead: None,
+            resume: Some(resume(&self.store)),
+        }
+    }
+}
+
+/// An in-memory source holding `bytes` at `key`.
+fn holding(key: &str, bytes: Bytes) -> MemorySource {
+    let source = MemorySource::default();
+    source.put(key, bytes, SourceMetadata::default());
+    source
 }
 
 fn resume(store: &MemoryCheckpoints) -> Resume<'_> {

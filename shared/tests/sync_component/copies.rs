@@ -3,48 +3,26 @@
 
 use super::{
     batch, created, deletes_on, failed_ids, fixture, kinds, message, meta, recheck_message,
-    removed, service, BUCKET,
+    removed, service, service_holding, BUCKET,
 };
 use s3_oss_sync::outcome::OutcomeKind;
-use s3_oss_sync::store::object::ByteStream;
-use s3_oss_sync::store::source::{SourceError, SourceObject, SourceStore};
 use s3_oss_sync::sync::copy::CopyOptions;
+use s3_oss_sync::testing::hooked::HookedSource;
 use s3_oss_sync::testing::memory::MemorySource;
 use std::sync::atomic::{AtomicU32, Ordering};
-
-/// A source that is overwritten once, after the first copy's upload and before its check.
-struct ChangesDuringCopy {
-    inner: MemorySource,
-    heads: AtomicU32,
-}
-
-impl SourceStore for ChangesDuringCopy {
-    async fn head(&self, key: &str) -> Result<Option<SourceObject>, SourceError> {
-        if self.heads.fetch_add(1, Ordering::SeqCst) == 0 {
-            self.inner.put(key, &b"the newer version"[..], meta());
-        }
-        self.inner.head(key).await
-    }
-    async fn get(
-        &self,
-        key: &str,
-        if_match: Option<&str>,
-    ) -> Result<Option<(SourceObject, ByteStream)>, SourceError> {
-        self.inner.get(key, if_match).await
-    }
-    async fn tags(&self, key: &str, v: Option<&str>) -> Result<Vec<(String, String)>, SourceError> {
-        self.inner.tags(key, v).await
-    }
-}
 
 #[tokio::test]
 async fn a_source_changed_during_the_copy_is_copied_again() {
     let inner = MemorySource::default();
     let etag = inner.put("k", &b"old"[..], meta());
-    let source = ChangesDuringCopy {
-        inner,
-        heads: AtomicU32::new(0),
-    };
+    // Overwritten once, after the first copy's upload and before its check.
+    let heads = AtomicU32::new(0);
+    let source = HookedSource::new(inner).on_head(move |inner, key| {
+        if heads.fetch_add(1, Ordering::SeqCst) == 0 {
+            inner.put(key, &b"the newer version"[..], meta());
+        }
+        None
+    });
     let (svc, _) = service(source, CopyOptions::default());
     let r = svc
         .handle(
@@ -63,9 +41,7 @@ async fn a_source_changed_during_the_copy_is_copied_again() {
 
 #[tokio::test]
 async fn deletes_sync_only_when_on_and_only_if_the_source_is_gone() {
-    let source = MemorySource::default();
-    let etag = source.put("k", &b"x"[..], meta());
-    let (svc, _) = service(source, deletes_on());
+    let (svc, etag) = service_holding("k", b"x", deletes_on());
     svc.handle(
         &batch(vec![message("c", &created("k", &etag, 1, None))]),
         "1",
@@ -87,9 +63,7 @@ async fn deletes_sync_only_when_on_and_only_if_the_source_is_gone() {
         .await;
     assert_eq!(kinds(&r), [OutcomeKind::Skipped], "already absent");
 
-    let source = MemorySource::default();
-    let etag = source.put("k", &b"x"[..], meta());
-    let (svc, _) = service(source, CopyOptions::default());
+    let (svc, etag) = service_holding("k", b"x", CopyOptions::default());
     svc.handle(
         &batch(vec![message("c", &created("k", &etag, 1, None))]),
         "1",
@@ -176,9 +150,7 @@ async fn nothing_is_acknowledged_without_its_record() {
 
 #[tokio::test]
 async fn prefix_binding_filters_and_maps_keys() {
-    let source = MemorySource::default();
-    let etag = source.put("in/a", &b"x"[..], meta());
-    let (mut svc, _) = service(source, CopyOptions::default());
+    let (mut svc, etag) = service_holding("in/a", b"x", CopyOptions::default());
     svc.binding.source_prefix = "in/".into();
     svc.binding.strip_source_prefix = true;
     let r = svc
@@ -290,9 +262,7 @@ async fn keys_oss_cannot_hold_fail_permanently_with_a_clear_code() {
 
 #[tokio::test]
 async fn a_transient_failure_is_final_only_on_the_last_delivery() {
-    let source = MemorySource::default();
-    let etag = source.put("k", &b"x"[..], meta());
-    let (mut svc, _) = service(source, CopyOptions::default());
+    let (mut svc, etag) = service_holding("k", b"x", CopyOptions::default());
     svc.max_receive_count = Some(2);
     for (count, last) in [("1", false), ("2", true)] {
         svc.dest.fail_uploads.store(1, Ordering::SeqCst);
@@ -308,9 +278,7 @@ async fn a_transient_failure_is_final_only_on_the_last_delivery() {
 
 #[tokio::test]
 async fn forty_records_of_one_key_with_and_without_sequencers_are_one_job() {
-    let source = MemorySource::default();
-    let etag = source.put("k", &b"v"[..], meta());
-    let (svc, _) = service(source, CopyOptions::default());
+    let (svc, etag) = service_holding("k", b"v", CopyOptions::default());
     let records: Vec<serde_json::Value> = (0..40)
         .map(|i| {
             let mut object = serde_json::json!({"key": "k", "size": 1, "eTag": etag});

@@ -1,7 +1,9 @@
 //! The invocation deadline and copies in parts: records at the deadline, the cut-off, a copy
 //! stopped and continued, and the fan-out to range jobs.
 
-use super::{batch, created, failed_ids, kinds, message, meta, service, service_with, Service};
+use super::{
+    batch, created, failed_ids, kinds, message, meta, service_holding, service_with, Service,
+};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use s3_oss_sync::oss::{self};
 use s3_oss_sync::outcome::{Outcome, OutcomeKind};
@@ -84,9 +86,7 @@ async fn at_the_deadline_every_event_has_a_record_and_only_finished_messages_pas
 
 #[tokio::test(start_paused = true)]
 async fn no_job_starts_at_the_cut_off() {
-    let source = MemorySource::default();
-    let etag = source.put("k", &b"x"[..], meta());
-    let (svc, _) = service(source, CopyOptions::default());
+    let (svc, etag) = service_holding("k", b"x", CopyOptions::default());
     let ev = batch(vec![message("m", &created("k", &etag, 1, None))]);
     let r = svc
         .handle_within(
@@ -153,6 +153,19 @@ async fn within(svc: &Service<MemorySource>, ev: &SqsEvent, id: &str, secs: u64)
     .await
 }
 
+/// Asserts that OSS holds `data` at `key`, each of its parts uploaded once, and no upload open.
+fn assert_copied_in_parts(svc: &Service<MemorySource>, key: &str, data: &[u8]) {
+    assert_eq!(&svc.dest.get(key).unwrap().1[..], data);
+    assert!(svc
+        .dest
+        .part_uploads
+        .lock()
+        .unwrap()
+        .values()
+        .all(|&n| n == 1));
+    assert!(svc.dest.open_uploads().is_empty());
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_copy_stopped_at_the_deadline_is_in_progress_and_its_message_sent_back_at_once() {
     let svc = parts_service(CopyOptions::default());
@@ -187,15 +200,7 @@ async fn a_copy_stopped_at_the_deadline_is_in_progress_and_its_message_sent_back
         ev = batch(vec![delivered(cont[0], &format!("c-{rounds}"))]);
     }
     assert!(rounds >= 3, "{rounds} deliveries");
-    assert_eq!(&svc.dest.get("mirror/big").unwrap().1[..], &data[..]);
-    assert!(svc
-        .dest
-        .part_uploads
-        .lock()
-        .unwrap()
-        .values()
-        .all(|&n| n == 1));
-    assert!(svc.dest.open_uploads().is_empty());
+    assert_copied_in_parts(&svc, "mirror/big", &data);
 }
 
 #[tokio::test(start_paused = true)]
@@ -280,13 +285,5 @@ async fn a_large_copy_fans_out_to_range_jobs_that_one_of_them_completes() {
         ("m", None)
     );
     assert!(!after[0].after.is_zero());
-    assert_eq!(&svc.dest.get("mirror/huge").unwrap().1[..], &data[..]);
-    assert!(svc
-        .dest
-        .part_uploads
-        .lock()
-        .unwrap()
-        .values()
-        .all(|&n| n == 1));
-    assert!(svc.dest.open_uploads().is_empty());
+    assert_copied_in_parts(&svc, "mirror/huge", &data);
 }

@@ -3,7 +3,7 @@
 
 use super::{
     batch, created, deletes_on, failed_ids, fixture, kinds, large_body, message, meta,
-    recheck_message, removed, service,
+    recheck_message, removed, service, service_holding,
 };
 use aws_lambda_events::event::sqs::SqsMessage;
 use s3_oss_sync::outcome::{Outcome, OutcomeKind};
@@ -146,9 +146,7 @@ async fn a_duplicate_event_is_skipped_after_one_request() {
 
 #[tokio::test]
 async fn a_small_object_in_its_first_delivery_is_copied_without_reading_the_destination() {
-    let source = MemorySource::default();
-    let etag = source.put("a", &b"hello"[..], meta());
-    let (mut svc, _) = service(source, CopyOptions::default());
+    let (mut svc, etag) = service_holding("a", b"hello", CopyOptions::default());
     // As instances that did not copy the key themselves (the next test: one that did).
     svc.recent_writes = RecentWrites::new(0).accepting();
     let body = created("a", &etag, 5, Some("0055AED6DCD90281E5"));
@@ -197,9 +195,7 @@ async fn a_small_object_in_its_first_delivery_is_copied_without_reading_the_dest
 
 #[tokio::test]
 async fn an_instance_that_copied_a_key_lately_reads_the_destination_first_for_it() {
-    let source = MemorySource::default();
-    let etag = source.put("a", &b"hello"[..], meta());
-    let (svc, _) = service(source, CopyOptions::default());
+    let (svc, etag) = service_holding("a", b"hello", CopyOptions::default());
     let body = created("a", &etag, 5, Some("0055AED6DCD90281E5"));
     let first = svc.handle(&batch(vec![message("m1", &body)]), "1").await;
     assert_eq!(kinds(&first), [OutcomeKind::Copied]);
@@ -333,9 +329,7 @@ async fn a_refused_batched_write_ahead_falls_back_to_one_send_per_message() {
 async fn new_metadata_on_the_same_bytes_is_copied_again() {
     // S3 keeps the ETag when only metadata changes (CopyObject onto itself with REPLACE, or a PUT
     // of the same bytes); the copy must still take the new metadata.
-    let source = MemorySource::default();
-    let etag = source.put("a", &b"hello"[..], meta());
-    let (svc, _) = service(source, CopyOptions::default());
+    let (svc, etag) = service_holding("a", b"hello", CopyOptions::default());
     let first = batch(vec![message(
         "m1",
         &created("a", &etag, 5, Some("0055AED6DCD90281E5")),
@@ -367,9 +361,7 @@ async fn new_metadata_on_the_same_bytes_is_copied_again() {
 
 #[tokio::test]
 async fn events_for_one_key_in_a_batch_are_handled_once_newest_first() {
-    let source = MemorySource::default();
-    let etag = source.put("k", &b"v2"[..], meta());
-    let (svc, _) = service(source, deletes_on());
+    let (svc, etag) = service_holding("k", b"v2", deletes_on());
     let r = svc
         .handle(
             &batch(vec![

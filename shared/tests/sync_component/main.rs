@@ -9,7 +9,7 @@ use s3_oss_sync::store::source::{SourceMetadata, SourceStore};
 use s3_oss_sync::sync::copy::CopyOptions;
 use s3_oss_sync::sync::handler::{BatchReport, RecentWrites, SyncService};
 use s3_oss_sync::sync::recheck::{string_attribute, HeldRechecks, RECHECK_OF};
-use s3_oss_sync::testing::memory::{MemoryDestination, MemoryResults};
+use s3_oss_sync::testing::memory::{MemoryDestination, MemoryResults, MemorySource};
 use s3_oss_sync::testing::service::sync_service;
 use std::sync::{Arc, Mutex};
 
@@ -87,6 +87,17 @@ fn service<S: SourceStore>(
     options: CopyOptions,
 ) -> (Service<S>, Arc<Mutex<Vec<String>>>) {
     service_with(source, MemoryDestination::default(), options)
+}
+
+/// A [`service`] over a source holding `body` at `key` (with [`meta`]), and that object's ETag.
+fn service_holding(
+    key: &str,
+    body: &'static [u8],
+    options: CopyOptions,
+) -> (Service<MemorySource>, String) {
+    let source = MemorySource::default();
+    let etag = source.put(key, body, meta());
+    (service(source, options).0, etag)
 }
 
 fn service_with<S: SourceStore, D: DestinationStore>(

@@ -1,11 +1,13 @@
 //! Redeliveries and rechecks: a redelivery hands over to a recheck, the recheck chain, and the
 //! recheck every write leaves first.
 
-use super::{batch, created, failed_ids, kinds, large_body, message, meta, service};
+use super::{
+    batch, created, failed_ids, kinds, large_body, message, meta, service, service_holding, Service,
+};
 use aws_lambda_events::event::sqs::SqsMessage;
 use s3_oss_sync::outcome::OutcomeKind;
 use s3_oss_sync::sync::copy::CopyOptions;
-use s3_oss_sync::sync::handler::Invocation;
+use s3_oss_sync::sync::handler::{BatchReport, Invocation};
 use s3_oss_sync::sync::recheck::{string_attribute, RECHECK_ATTEMPTS, RECHECK_OF, RECHECK_WAIT};
 use s3_oss_sync::testing::memory::MemorySource;
 use std::time::Duration;
@@ -17,11 +19,25 @@ fn redelivered(id: &str, body: &str, count: u32) -> SqsMessage {
     m
 }
 
+/// A service over `k` holding `x` whose rechecks cannot be queued: SQS answers 503.
+fn rechecks_down() -> (Service<MemorySource>, String) {
+    let (mut svc, etag) = service_holding("k", b"x", CopyOptions::default());
+    svc.rechecks.fail_with = Some("SQS SendMessageBatch: 503".into());
+    (svc, etag)
+}
+
+/// Asserts that the one message of `r` failed because its recheck could not be queued.
+fn assert_recheck_not_queued(r: &BatchReport) {
+    assert_eq!(kinds(r), [OutcomeKind::Failed]);
+    assert_eq!(
+        r.outcomes[0].error_code.as_deref(),
+        Some("RecheckNotQueued")
+    );
+}
+
 #[tokio::test]
 async fn a_redelivery_hands_its_events_to_a_recheck_and_writes_nothing() {
-    let source = MemorySource::default();
-    let etag = source.put("k", &b"x"[..], meta());
-    let (mut svc, _) = service(source, CopyOptions::default());
+    let (mut svc, etag) = service_holding("k", b"x", CopyOptions::default());
     svc.max_receive_count = Some(5);
     let r = svc
         .handle(
@@ -79,21 +95,14 @@ async fn a_recheck_trusts_no_marker_written_for_its_message() {
 
 #[tokio::test]
 async fn a_recheck_that_cannot_be_queued_leaves_the_message_to_come_again() {
-    let source = MemorySource::default();
-    let etag = source.put("k", &b"x"[..], meta());
-    let (mut svc, _) = service(source, CopyOptions::default());
-    svc.rechecks.fail_with = Some("SQS SendMessageBatch: 503".into());
+    let (svc, etag) = rechecks_down();
     let r = svc
         .handle(
             &batch(vec![redelivered("m", &created("k", &etag, 1, None), 2)]),
             "1",
         )
         .await;
-    assert_eq!(kinds(&r), [OutcomeKind::Failed]);
-    assert_eq!(
-        r.outcomes[0].error_code.as_deref(),
-        Some("RecheckNotQueued")
-    );
+    assert_recheck_not_queued(&r);
     assert!(r.outcomes[0]
         .error_message
         .as_deref()
@@ -106,9 +115,7 @@ async fn a_recheck_that_cannot_be_queued_leaves_the_message_to_come_again() {
 
 #[tokio::test]
 async fn a_waiting_recheck_is_sent_on_for_its_next_hop() {
-    let source = MemorySource::default();
-    let etag = source.put("k", &b"x"[..], meta());
-    let (svc, _) = service(source, CopyOptions::default());
+    let (svc, etag) = service_holding("k", b"x", CopyOptions::default());
     let mut m = message("r1", &created("k", &etag, 1, None));
     m.message_attributes
         .insert(RECHECK_OF.into(), string_attribute("m"));
@@ -132,9 +139,7 @@ async fn a_waiting_recheck_is_sent_on_for_its_next_hop() {
 
 #[tokio::test]
 async fn a_chain_at_max_receive_count_is_worked_on_in_place() {
-    let source = MemorySource::default();
-    let etag = source.put("k", &b"x"[..], meta());
-    let (mut svc, _) = service(source, CopyOptions::default());
+    let (mut svc, etag) = service_holding("k", b"x", CopyOptions::default());
     svc.max_receive_count = Some(5);
     let mut m = redelivered("r", &created("k", &etag, 1, None), 2);
     m.message_attributes
@@ -188,21 +193,14 @@ async fn a_write_leaves_a_recheck_first_and_a_skip_leaves_none() {
 
 #[tokio::test]
 async fn a_write_whose_recheck_cannot_be_queued_is_not_made() {
-    let source = MemorySource::default();
-    let etag = source.put("k", &b"x"[..], meta());
-    let (mut svc, _) = service(source, CopyOptions::default());
-    svc.rechecks.fail_with = Some("SQS SendMessageBatch: 503".into());
+    let (svc, etag) = rechecks_down();
     let r = svc
         .handle(
             &batch(vec![message("m", &created("k", &etag, 1, None))]),
             "1",
         )
         .await;
-    assert_eq!(kinds(&r), [OutcomeKind::Failed]);
-    assert_eq!(
-        r.outcomes[0].error_code.as_deref(),
-        Some("RecheckNotQueued")
-    );
+    assert_recheck_not_queued(&r);
     assert!(!r.outcomes[0].is_final);
     assert_eq!(failed_ids(&r), ["m"], "the message comes again");
     assert!(svc.dest.get("mirror/k").is_none(), "nothing written");
@@ -212,9 +210,7 @@ async fn a_write_whose_recheck_cannot_be_queued_is_not_made() {
 async fn a_write_ahead_outlasts_the_invocations_real_deadline() {
     // The configured timeout says 300 s (a recheck after 315 s), but Lambda gave this invocation
     // 900 s: the write's recheck must come after that, plus the slack.
-    let source = MemorySource::default();
-    let etag = source.put("k", &b"x"[..], meta());
-    let (mut svc, _) = service(source, CopyOptions::default());
+    let (mut svc, etag) = service_holding("k", b"x", CopyOptions::default());
     svc.recheck_after = Duration::from_secs(315);
     let r = svc
         .handle_within(
