@@ -8,7 +8,8 @@ use s3_oss_sync::oss::OssClient;
 use s3_oss_sync::store::source::SourceError;
 use s3_oss_sync::sweep::copies::{task_prefix, CheckpointObjects, Listed, ListedPage, READ_LIMITS};
 use s3_oss_sync::sweep::{
-    sweep_task, sweep_uploads, OssUploads, Stopped, SweepLimits, SweepOptions, SweepRule, Verdict,
+    sweep_task, sweep_uploads, OssUploads, PickedUpload, Stopped, SweepLimits, SweepOptions,
+    SweepRule, Verdict,
 };
 use s3_oss_sync::sync::resume::{checkpoint_key, Checkpoint, CHECKPOINT_VERSION};
 use std::collections::BTreeMap;
@@ -81,6 +82,18 @@ async fn listed(client: &OssClient, prefix: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The upload ids of `picked`, sorted.
+fn upload_ids(picked: &[PickedUpload]) -> Vec<&str> {
+    sorted(picked.iter().map(|p| p.upload_id.as_str()))
+}
+
+/// `ids`, sorted.
+fn sorted<'a>(ids: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut ids: Vec<&str> = ids.into_iter().collect();
+    ids.sort_unstable();
+    ids
+}
+
 fn options(dry_run: bool) -> SweepOptions {
     SweepOptions {
         rule: SweepRule::new("mirror/", DAY, time::OffsetDateTime::now_utc()),
@@ -110,15 +123,10 @@ async fn only_old_uploads_under_the_prefix_are_aborted_and_a_dry_run_aborts_none
     let store = OssUploads::new(client.clone(), BUCKET);
 
     let dry = sweep_uploads(&store, &options(true)).await.unwrap();
-    let mut would: Vec<&str> = dry
-        .would_abort
-        .iter()
-        .map(|p| p.upload_id.as_str())
-        .collect();
-    would.sort_unstable();
-    let mut want = vec![old1.as_str(), old2.as_str()];
-    want.sort_unstable();
-    assert_eq!(would, want);
+    assert_eq!(
+        upload_ids(&dry.would_abort),
+        sorted([old1.as_str(), old2.as_str()])
+    );
     assert_eq!((dry.listed, dry.aborted, dry.recent), (3, 0, 1));
     assert_eq!(
         listed(&client, "").await.len(),
@@ -283,15 +291,10 @@ async fn uploads_of_copies_in_progress_are_kept_until_their_checkpoints_go_stale
     let dry = sweep_task(&store, &cps, &prefix, &options(true), READ_LIMITS)
         .await
         .unwrap();
-    let mut would: Vec<&str> = dry
-        .would_abort
-        .iter()
-        .map(|p| p.upload_id.as_str())
-        .collect();
-    would.sort_unstable();
-    let mut want = vec![stopped.as_str(), orphan.as_str()];
-    want.sort_unstable();
-    assert_eq!(would, want);
+    assert_eq!(
+        upload_ids(&dry.would_abort),
+        sorted([stopped.as_str(), orphan.as_str()])
+    );
     assert_eq!((dry.resuming, dry.live_copies), (1, 1));
 
     let done = sweep_task(&store, &cps, &prefix, &options(false), READ_LIMITS)

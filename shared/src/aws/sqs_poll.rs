@@ -13,10 +13,10 @@
 
 use crate::aws::lambda_mapping::EventSourceMapping;
 use crate::errors::BoxError;
+use crate::sync::handler::failed_ids;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -387,11 +387,7 @@ impl BatchContext<'_> {
                 "a batch took longer than the queue's visibility timeout; its messages may be delivered again"
             );
         }
-        let failed: HashSet<&str> = response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
+        let failed = failed_ids(&response);
         let entries = super::sqs::delete_entries(
             messages
                 .iter()

@@ -7,9 +7,8 @@ use super::stores::{SimCheckpoints, SimDest, SimRechecks, SimResults, SimSource}
 use super::world::{lock, Op, Shared};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use s3_oss_sync::sync::copy::CopyOptions;
-use s3_oss_sync::sync::handler::{BatchReport, Invocation as Deadline, SyncService};
+use s3_oss_sync::sync::handler::{failed_ids, BatchReport, Invocation as Deadline, SyncService};
 use s3_oss_sync::task::TaskBinding;
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -341,12 +340,7 @@ impl<'a> Sim<'a> {
         if live.ranges.is_empty() {
             return;
         }
-        let failed: BTreeSet<&str> = report
-            .response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
+        let failed = failed_ids(&report.response);
         let mut w = lock(&self.world);
         for o in &report.outcomes {
             use s3_oss_sync::outcome::OutcomeKind;
@@ -393,12 +387,7 @@ impl<'a> Sim<'a> {
 
     /// SQS takes a finished invocation's answer: reported failures come back, the rest go.
     fn answer(&mut self, id: String, delivered: Vec<Delivered>, report: BatchReport) {
-        let failed: BTreeSet<&str> = report
-            .response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
+        let failed = failed_ids(&report.response);
         let mut w = lock(&self.world);
         w.actor.clone_from(&id);
         // A write whose job was dropped at the cut-off may still land.

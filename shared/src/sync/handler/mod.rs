@@ -35,6 +35,7 @@ use crate::sync::copy::CopyOptions;
 use crate::task::TaskBinding;
 use crate::telemetry::LineSink;
 use aws_lambda_events::event::sqs::SqsBatchResponse;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Everything the handler needs, built once per process.
@@ -90,6 +91,15 @@ pub struct Invocation<'a> {
     /// How long an earlier delivery of a message may still run, if this invocation knows better
     /// than the service's `recheck_after` (the local poller: its invocation timeout).
     pub recheck_after: Option<Duration>,
+}
+
+/// The ids of the messages a partial batch response reports failed (to be delivered again).
+pub fn failed_ids(response: &SqsBatchResponse) -> BTreeSet<&str> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect()
 }
 
 /// What one batch came to.

@@ -6,6 +6,7 @@ use crate::sim::exec::{service_with, Sim};
 use crate::sim::users::Users;
 use crate::sim::world::{lock, short, World};
 use s3_oss_sync::outcome::{Outcome, OutcomeKind};
+use s3_oss_sync::sync::handler::failed_ids;
 use s3_oss_sync::sync::metadata::{metadata_fingerprint, read_marker};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -132,12 +133,7 @@ fn check(sim: &Sim<'_>, p: &Params) -> Result<Stats, Failure> {
     let mut continuations: BTreeSet<(&str, &str)> = BTreeSet::new();
     for f in &sim.finished {
         let r = &f.report;
-        let failed: BTreeSet<&str> = r
-            .response
-            .batch_item_failures
-            .iter()
-            .map(|x| x.item_identifier.as_str())
-            .collect();
+        let failed = failed_ids(&r.response);
         // Exactly one record per event record of every message delivered.
         let mut expected: Vec<(&str, u32, &str)> = Vec::new();
         for d in &f.delivered {
