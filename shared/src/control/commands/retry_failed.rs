@@ -143,22 +143,28 @@ mod tests {
         b
     }
 
-    #[tokio::test]
-    async fn a_dry_run_lists_the_keys_and_sends_nothing() {
-        let (b, s, q, t) = (
-            reported(3),
-            settings(),
-            Queue::default(),
-            Recorded::default(),
-        );
+    /// [`retry_failed_with`] for `bucket`'s reports (it is both the results and the report
+    /// store) under the retry tests' report settings, for the source bucket `src`.
+    async fn retry(
+        bucket: &MemoryBucket,
+        day: Date,
+        dry_run: bool,
+        q: &Queue,
+        t: &Recorded,
+    ) -> Result<Value, Failure> {
+        let s = settings();
         let r = Reporter {
             settings: &s,
-            results: &b,
-            store: &b,
+            results: bucket,
+            store: bucket,
         };
-        let out = retry_failed_with(&r, "src", DAY, true, &q, &t)
-            .await
-            .unwrap();
+        retry_failed_with(&r, "src", day, dry_run, q, t).await
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_lists_the_keys_and_sends_nothing() {
+        let (b, q, t) = (reported(3), Queue::default(), Recorded::default());
+        let out = retry(&b, DAY, true, &q, &t).await.unwrap();
         assert_eq!(
             out,
             json!({
@@ -173,20 +179,8 @@ mod tests {
 
     #[tokio::test]
     async fn each_failed_key_is_sent_once_in_batches_of_ten() {
-        let (b, s, q, t) = (
-            reported(25),
-            settings(),
-            Queue::default(),
-            Recorded::default(),
-        );
-        let r = Reporter {
-            settings: &s,
-            results: &b,
-            store: &b,
-        };
-        let out = retry_failed_with(&r, "src", DAY, false, &q, &t)
-            .await
-            .unwrap();
+        let (b, q, t) = (reported(25), Queue::default(), Recorded::default());
+        let out = retry(&b, DAY, false, &q, &t).await.unwrap();
         assert_eq!(
             (out["keys"].clone(), out["sent"].clone()),
             (json!(25), json!(25))
@@ -208,19 +202,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_batch_says_how_many_were_sent_and_a_missing_day_is_bad_input() {
-        let (b, s, t) = (reported(25), settings(), Recorded::default());
+        let (b, t) = (reported(25), Recorded::default());
         let q = Queue {
             fail_at: Some(1),
             ..Queue::default()
         };
-        let r = Reporter {
-            settings: &s,
-            results: &b,
-            store: &b,
-        };
-        let f = retry_failed_with(&r, "src", DAY, false, &q, &t)
-            .await
-            .unwrap_err();
+        let f = retry(&b, DAY, false, &q, &t).await.unwrap_err();
         assert_eq!(f.code(), 1);
         assert_eq!(
             f.message,
@@ -229,7 +216,7 @@ mod tests {
         assert_eq!(*t.activity(0).ended.lock().unwrap(), "abandon");
         assert_eq!(*t.activity(0).position.lock().unwrap(), 10);
 
-        let f = retry_failed_with(&r, "src", date!(2001 - 01 - 01), false, &q, &t)
+        let f = retry(&b, date!(2001 - 01 - 01), false, &q, &t)
             .await
             .unwrap_err();
         assert_eq!(f.code(), 2);
