@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::control::checkpoint::{ObjectSource, Plan};
+use crate::control::commands::recorded::Saved;
 use crate::store::error::StoreError;
 use std::sync::Mutex;
 
@@ -50,18 +51,6 @@ impl EventQueue for Queue {
     }
     async fn waiting(&self) -> Result<u64, StoreError> {
         Ok(self.depth())
-    }
-}
-
-#[derive(Default)]
-struct Saved(Mutex<Vec<Checkpoint>>);
-impl CheckpointStore for Saved {
-    fn load(&self) -> Result<Option<Checkpoint>, ControlError> {
-        Ok(self.0.lock().unwrap().last().cloned())
-    }
-    fn save(&self, cp: &Checkpoint) -> Result<(), ControlError> {
-        self.0.lock().unwrap().push(cp.clone());
-        Ok(())
     }
 }
 

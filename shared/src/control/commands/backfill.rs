@@ -230,12 +230,25 @@ mod tests {
         }
     }
 
+    /// The prefixes and positions the lister was opened at.
+    type Opened = Mutex<Vec<(String, Position)>>;
+
+    /// A run's queue, checkpoint store, terminal (`terminal`) and openings, all empty.
+    fn fixtures(terminal: Recorded) -> (Queue, Saved, Recorded, Opened) {
+        (
+            Queue::default(),
+            Saved::default(),
+            terminal,
+            Opened::default(),
+        )
+    }
+
     async fn run(
         request: &BackfillRequest,
         queue: &Queue,
         store: &Saved,
         terminal: &Recorded,
-        opened: &Mutex<Vec<(String, Position)>>,
+        opened: &Opened,
     ) -> Result<Value, Failure> {
         let open = |prefix: String, position: Position| async move {
             opened.lock().unwrap().push((prefix, position.clone()));
@@ -246,12 +259,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_fresh_backfill_sends_every_object_and_sums_up() {
-        let (q, store, t, opened) = (
-            Queue::default(),
-            Saved::default(),
-            Recorded::default(),
-            Mutex::default(),
-        );
+        let (q, store, t, opened) = fixtures(Recorded::default());
         let out = run(&request(), &q, &store, &t, &opened).await.unwrap();
         assert_eq!(
             out,
@@ -283,12 +291,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unfinished_checkpoint_of_the_same_plan_is_resumed_where_it_stopped() {
-        let (q, store, t, opened) = (
-            Queue::default(),
-            Saved::default(),
-            Recorded::default(),
-            Mutex::default(),
-        );
+        let (q, store, t, opened) = fixtures(Recorded::default());
         let mut req = request();
         req.inventory = Some("s3://inv/m/manifest.json".into());
         req.prefix = Some("data/k".into());
@@ -322,12 +325,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stopped_backfill_prints_its_summary_and_exits_130() {
-        let (q, store, t, opened) = (
-            Queue::default(),
-            Saved::default(),
-            Recorded::stopped(),
-            Mutex::default(),
-        );
+        let (q, store, t, opened) = fixtures(Recorded::stopped());
         let f = run(&request(), &q, &store, &t, &opened).await.unwrap_err();
         assert_eq!(f.code(), 130);
         assert_eq!(
@@ -343,12 +341,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_input_is_2_before_anything_is_listed_and_a_failed_send_is_1() {
-        let (q, store, t, opened) = (
-            Queue::default(),
-            Saved::default(),
-            Recorded::default(),
-            Mutex::default(),
-        );
+        let (q, store, t, opened) = fixtures(Recorded::default());
         let mut req = request();
         req.prefix = Some("other/".into());
         let f = run(&req, &q, &store, &t, &opened).await.unwrap_err();
