@@ -5,137 +5,13 @@
 use s3_oss_sync::report::build::RecordSource;
 use s3_oss_sync::task::TaskBinding;
 use s3_oss_sync::testing::memory::MemoryBucket;
-use s3_oss_sync::verify::join::{DestHead, Entry, SourceHead};
+use s3_oss_sync::testing::verify::{obj, MemorySides};
 use s3_oss_sync::verify::report::{parse_part, verify_and_report, Subject, Written};
-use s3_oss_sync::verify::run::{Mapping, Pages, Progress, Sides, VerifyError, VerifyOptions};
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use s3_oss_sync::verify::run::{Mapping, Progress, VerifyOptions};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const MD5: &str = "0cc175b9c0f1b6a831c399e269772661";
 const OTHER: &str = "92eb5ffee6ae2fec3ad71c777531578f";
-
-/// An object on one side, with what a HEAD shows beyond the listing.
-#[derive(Clone)]
-struct Obj {
-    size: u64,
-    etag: String,
-    modified: i64,
-    /// Source: its metadata fingerprint; destination: its marker's fingerprint.
-    fingerprint: String,
-    /// Destination: the marker's source ETag (`None`: no marker).
-    marker: Option<String>,
-}
-
-#[derive(Default)]
-struct Memory {
-    source: Mutex<BTreeMap<String, Obj>>,
-    dest: Mutex<BTreeMap<String, Obj>>,
-    dest_heads: AtomicU64,
-    source_heads: AtomicU64,
-    /// An inventory-like source: one listing, in the order given (`unsorted` swaps two keys).
-    inventory: bool,
-    unsorted: bool,
-}
-
-struct MemPages(Vec<Entry>);
-
-impl Pages for MemPages {
-    async fn next_page(&mut self) -> Result<Option<Vec<Entry>>, VerifyError> {
-        if self.0.is_empty() {
-            return Ok(None);
-        }
-        let n = self.0.len().min(7);
-        Ok(Some(self.0.drain(..n).collect()))
-    }
-}
-
-fn listing(map: &BTreeMap<String, Obj>, prefix: &str, after: Option<String>) -> MemPages {
-    MemPages(
-        map.iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .filter(|(k, _)| after.as_ref().is_none_or(|a| k.as_str() > a.as_str()))
-            .map(|(k, o)| Entry {
-                key: k.clone(),
-                size: o.size,
-                etag: o.etag.clone(),
-                modified: o.modified,
-            })
-            .collect(),
-    )
-}
-
-impl Sides for Memory {
-    type SourcePages = MemPages;
-    type DestPages = MemPages;
-
-    async fn source_pages(
-        &self,
-        prefix: &str,
-        after: Option<String>,
-    ) -> Result<MemPages, VerifyError> {
-        let mut pages = listing(&self.source.lock().unwrap(), prefix, after);
-        if self.unsorted && pages.0.len() > 10 {
-            pages.0.swap(3, 9);
-        }
-        Ok(pages)
-    }
-
-    fn dest_pages(&self, prefix: &str, after: Option<String>) -> MemPages {
-        listing(&self.dest.lock().unwrap(), prefix, after)
-    }
-
-    fn can_split(&self) -> bool {
-        !self.inventory
-    }
-
-    async fn first_source_key_after(
-        &self,
-        prefix: &str,
-        after: &str,
-    ) -> Result<Option<String>, VerifyError> {
-        Ok(self
-            .source
-            .lock()
-            .unwrap()
-            .keys()
-            .find(|k| k.starts_with(prefix) && k.as_str() > after)
-            .cloned())
-    }
-
-    async fn head_dest(&self, key: &str) -> Result<DestHead, VerifyError> {
-        self.dest_heads.fetch_add(1, Ordering::Relaxed);
-        Ok(match self.dest.lock().unwrap().get(key) {
-            None => DestHead::Gone,
-            Some(o) => DestHead::Found {
-                size: o.size,
-                marker: o.marker.clone().map(|m| (m, Some(o.fingerprint.clone()))),
-            },
-        })
-    }
-
-    async fn head_source(&self, key: &str) -> Result<SourceHead, VerifyError> {
-        self.source_heads.fetch_add(1, Ordering::Relaxed);
-        Ok(match self.source.lock().unwrap().get(key) {
-            None => SourceHead::Gone,
-            Some(o) => SourceHead::Found {
-                etag: o.etag.clone(),
-                size: o.size,
-                fingerprint: o.fingerprint.clone(),
-            },
-        })
-    }
-}
-
-fn obj(size: u64, etag: &str, modified: i64) -> Obj {
-    Obj {
-        size,
-        etag: etag.into(),
-        modified,
-        fingerprint: "f1".into(),
-        marker: Some(etag.into()),
-    }
-}
 
 fn binding(dest_prefix: &str, source_prefix: &str, strip: bool) -> TaskBinding {
     TaskBinding {
@@ -149,8 +25,8 @@ fn binding(dest_prefix: &str, source_prefix: &str, strip: bool) -> TaskBinding {
 }
 
 /// `n` keys copied 10 s after their S3 write, ETags equal: the listing settles every one.
-fn mirrored(n: usize, source_prefix: &str, dest_prefix: &str) -> Memory {
-    let m = Memory::default();
+fn mirrored(n: usize, source_prefix: &str, dest_prefix: &str) -> MemorySides {
+    let m = MemorySides::default();
     for i in 0..n {
         let rel = format!("{}/{i:05}", ["logs", "img", "a b", "ü"][i % 4]);
         m.source
@@ -166,7 +42,7 @@ fn mirrored(n: usize, source_prefix: &str, dest_prefix: &str) -> Memory {
 }
 
 async fn run(
-    m: &Memory,
+    m: &MemorySides,
     mapping: &Mapping,
     parallel: usize,
     bucket: &MemoryBucket,

@@ -5,3 +5,4 @@ pub mod hooked;
 pub mod memory;
 pub mod report;
 pub mod service;
+pub mod verify;

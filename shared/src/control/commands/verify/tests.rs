@@ -5,11 +5,8 @@ use super::*;
 use crate::control::commands::recorded::{Queue, Recorded, Saved};
 use crate::report::build::{Listing, RecordSource, ReportError};
 use crate::testing::memory::MemoryBucket;
-use crate::verify::join::{DestHead, Entry, SourceHead};
-use crate::verify::run::{Pages, VerifyError};
+use crate::testing::verify::{obj, MemorySides};
 use bytes::Bytes;
-use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU32;
 
 /// The reports, shared between the verification and the repair's lister.
 #[derive(Clone, Default)]
@@ -42,109 +39,33 @@ impl ReportStore for Reports {
     }
 }
 
-struct MemPages(Vec<Entry>);
-
-impl Pages for MemPages {
-    async fn next_page(&mut self) -> Result<Option<Vec<Entry>>, VerifyError> {
-        if self.0.is_empty() {
-            return Ok(None);
-        }
-        let n = self.0.len().min(7);
-        Ok(Some(self.0.drain(..n).collect()))
-    }
-}
-
-/// Both sides: key to (size, ETag); every destination object is an exact copy (same ETag in its
-/// marker, written after the source).
-#[derive(Default)]
-struct Memory {
-    source: BTreeMap<String, (u64, String)>,
-    dest: BTreeMap<String, (u64, String)>,
-    listings: AtomicU32,
-}
-
-fn listing(
-    map: &BTreeMap<String, (u64, String)>,
-    modified: i64,
-    prefix: &str,
-    after: Option<String>,
-) -> MemPages {
-    MemPages(
-        map.iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .filter(|(k, _)| after.as_ref().is_none_or(|a| k.as_str() > a.as_str()))
-            .map(|(k, (size, etag))| Entry {
-                key: k.clone(),
-                size: *size,
-                etag: etag.clone(),
-                modified,
-            })
-            .collect(),
-    )
-}
-
-impl Sides for Memory {
-    type SourcePages = MemPages;
-    type DestPages = MemPages;
-
-    async fn source_pages(
-        &self,
-        prefix: &str,
-        after: Option<String>,
-    ) -> Result<MemPages, VerifyError> {
-        self.listings.fetch_add(1, Ordering::Relaxed);
-        Ok(listing(&self.source, 1000, prefix, after))
-    }
-    fn dest_pages(&self, prefix: &str, after: Option<String>) -> MemPages {
-        listing(&self.dest, 1010, prefix, after)
-    }
-    fn can_split(&self) -> bool {
-        true
-    }
-    async fn first_source_key_after(
-        &self,
-        prefix: &str,
-        after: &str,
-    ) -> Result<Option<String>, VerifyError> {
-        Ok(self
-            .source
-            .keys()
-            .find(|k| k.starts_with(prefix) && k.as_str() > after)
-            .cloned())
-    }
-    async fn head_dest(&self, key: &str) -> Result<DestHead, VerifyError> {
-        Ok(match self.dest.get(key) {
-            None => DestHead::Gone,
-            Some((size, etag)) => DestHead::Found {
-                size: *size,
-                marker: Some((etag.clone(), Some("f1".into()))),
-            },
-        })
-    }
-    async fn head_source(&self, key: &str) -> Result<SourceHead, VerifyError> {
-        Ok(match self.source.get(key) {
-            None => SourceHead::Gone,
-            Some((size, etag)) => SourceHead::Found {
-                etag: etag.clone(),
-                size: *size,
-                fingerprint: "f1".into(),
-            },
-        })
-    }
-}
-
 const MD5: &str = "0cc175b9c0f1b6a831c399e269772661";
 
-/// `data/a`…`data/c` only in S3, `data/e` in both, `data/z` only in OSS.
-fn sides() -> Memory {
-    let mut m = Memory::default();
-    for k in ["data/a", "data/b", "data/c", "data/e"] {
-        m.source.insert(k.into(), (10, MD5.into()));
+/// The `source` keys in S3 and the `dest` keys in OSS, each 10 bytes of ETag `MD5`; every
+/// destination object is an exact copy (same ETag in its marker, written after the source).
+fn memory(source: &[&str], dest: &[&str]) -> MemorySides {
+    let m = MemorySides::default();
+    for k in source {
+        m.source
+            .lock()
+            .unwrap()
+            .insert((*k).into(), obj(10, MD5, 1000));
     }
-    for k in ["data/e", "data/z"] {
-        m.dest.insert(k.into(), (10, MD5.to_uppercase()));
+    for k in dest {
+        m.dest
+            .lock()
+            .unwrap()
+            .insert((*k).into(), obj(10, &MD5.to_uppercase(), 1010));
     }
     m
+}
+
+/// `data/a`…`data/c` only in S3, `data/e` in both, `data/z` only in OSS.
+fn sides() -> MemorySides {
+    memory(
+        &["data/a", "data/b", "data/c", "data/e"],
+        &["data/e", "data/z"],
+    )
 }
 
 fn task() -> VerifyTask {
@@ -177,7 +98,7 @@ fn request(repair: bool) -> VerifyRequest {
 }
 
 async fn run(
-    sides: &Memory,
+    sides: &MemorySides,
     request: &VerifyRequest,
     reports: &Reports,
     queue: &Queue,
@@ -198,9 +119,7 @@ async fn run(
 
 #[tokio::test]
 async fn a_clean_verification_prints_its_report_and_sums_up() {
-    let mut m = Memory::default();
-    m.source.insert("data/e".into(), (10, MD5.into()));
-    m.dest.insert("data/e".into(), (10, MD5.to_uppercase()));
+    let m = memory(&["data/e"], &["data/e"]);
     let (r, q, s, t) = (
         Reports::default(),
         Queue::default(),
