@@ -320,15 +320,9 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             parts: &parts,
             paused: &page_paused,
         }));
-        let html_key = format!("{dir}/report.html");
-        files.push(Written {
-            key: html_key.clone(),
-            size: html.len() as u64,
-            md5: md5_hex(&html),
-            rows: None,
-        });
-        self.store.put(&html_key, html).await?;
-        let summary = json!({
+        put_listed(self.store, &mut files, format!("{dir}/report.html"), html).await?;
+        // What the summary and the manifest both say of the day.
+        let day_fields = json!({
             "format_version": FORMAT_VERSION,
             "task": self.settings.task,
             "day": format_day(day),
@@ -337,54 +331,39 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             WINDOW: window,
             ZONE_CHANGED_FROM: changed_from,
             "paused_periods": paused,
-            "state": state,
             "generated_at": generated,
             "file_count": file_totals.files,
             "file_states": file_totals.count_map(),
             "records": totals.records,
             "counts": totals.count_map(),
             "bytes": totals.bytes,
-            "lag_ms": lag,
-            "first_event": totals.first_event,
-            "last_event": totals.last_event,
             "unreadable_records": unreadable,
             "late_records": late_records,
-            "lists": list_summary,
             "fileSchema": file_schema(),
         });
+        let mut summary = day_fields.clone();
+        summary["state"] = json!(state);
+        summary["lag_ms"] = json!(lag);
+        summary["first_event"] = json!(totals.first_event);
+        summary["last_event"] = json!(totals.last_event);
+        summary["lists"] = json!(list_summary);
         let summary = Bytes::from(serde_json::to_vec_pretty(&summary).unwrap_or_default());
-        let summary_key = format!("{dir}/summary.json");
-        files.push(Written {
-            key: summary_key.clone(),
-            size: summary.len() as u64,
-            md5: md5_hex(&summary),
-            rows: None,
-        });
-        self.store.put(&summary_key, summary).await?;
+        put_listed(
+            self.store,
+            &mut files,
+            format!("{dir}/summary.json"),
+            summary,
+        )
+        .await?;
         if complete {
-            let manifest = json!({
-                "format_version": FORMAT_VERSION,
-                "task": self.settings.task,
-                "day": format_day(day),
-                TIME_ZONE: calendar.zone.name(),
-                "utc_offset": utc_offset,
-                WINDOW: window,
-                ZONE_CHANGED_FROM: changed_from,
-                "paused_periods": paused,
-                "generated_at": generated,
-                "file_count": file_totals.files,
-                "file_states": file_totals.count_map(),
-                "records": totals.records,
-                "counts": totals.count_map(),
-                "bytes": totals.bytes,
-                "unreadable_records": unreadable,
-                "late_records": late_records,
-                READ_AFTER_END: read_after_end,
-                "fileSchema": file_schema(),
-                "files": files.iter().map(|f| json!({
+            let mut manifest = day_fields;
+            manifest[READ_AFTER_END] = json!(read_after_end);
+            manifest["files"] = json!(files
+                .iter()
+                .map(|f| json!({
                     "key": f.key, "size": f.size, "md5": f.md5, "rows": f.rows,
-                })).collect::<Vec<_>>(),
-            });
+                }))
+                .collect::<Vec<_>>());
             let manifest = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
             let checksum = md5_hex(&manifest);
             self.store
@@ -402,4 +381,20 @@ impl<R: RecordSource, S: ReportStore> Reporter<'_, R, S> {
             files: file_totals.files,
         }))
     }
+}
+
+/// Writes `body` at `key` and adds it to the day's `files`, as a file of no list (no row count).
+async fn put_listed<S: ReportStore>(
+    store: &S,
+    files: &mut Vec<Written>,
+    key: String,
+    body: Bytes,
+) -> Result<(), ReportError> {
+    files.push(Written {
+        key: key.clone(),
+        size: body.len() as u64,
+        md5: md5_hex(&body),
+        rows: None,
+    });
+    store.put(&key, body).await
 }
