@@ -20,6 +20,23 @@ fn rule(prefix: &str) -> SweepRule {
     SweepRule::new(prefix, Duration::from_secs(24 * 3600), NOW)
 }
 
+/// Asserts the verdict of each upload under `r`; gives the uploads, and the ids of those `pick`
+/// takes.
+fn check_verdicts<const N: usize>(
+    r: &SweepRule,
+    cases: [(MultipartUpload, Verdict); N],
+) -> (Vec<MultipartUpload>, Vec<String>) {
+    for (u, want) in &cases {
+        assert_eq!(verdict(u, r), *want, "{u:?}");
+    }
+    let uploads: Vec<MultipartUpload> = cases.into_iter().map(|(u, _)| u).collect();
+    let picked = pick(&uploads, r)
+        .iter()
+        .map(|u| u.upload_id.clone())
+        .collect();
+    (uploads, picked)
+}
+
 #[test]
 fn verdicts() {
     let r = rule("mirror/");
@@ -32,14 +49,7 @@ fn verdicts() {
         (up("other/a", "6", Some(100)), Verdict::OutsidePrefix),
         (up("mirror", "7", Some(100)), Verdict::OutsidePrefix),
     ];
-    for (u, want) in &cases {
-        assert_eq!(verdict(u, &r), *want, "{u:?}");
-    }
-    let uploads: Vec<MultipartUpload> = cases.into_iter().map(|(u, _)| u).collect();
-    let picked: Vec<&str> = pick(&uploads, &r)
-        .iter()
-        .map(|u| u.upload_id.as_str())
-        .collect();
+    let (uploads, picked) = check_verdicts(&r, cases);
     assert_eq!(picked, ["1"]);
     assert_eq!(pick(&uploads, &rule("")).len(), 3);
 }
@@ -248,14 +258,7 @@ fn a_copy_in_progress_keeps_its_upload_until_its_checkpoint_is_older_than_the_ag
         (up("other/e", "elsewhere", Some(72)), Verdict::OutsidePrefix),
         (up("mirror/f", "unnamed", Some(72)), Verdict::Abort),
     ];
-    for (u, want) in &cases {
-        assert_eq!(verdict(u, &r), *want, "{u:?}");
-    }
-    let uploads: Vec<MultipartUpload> = cases.into_iter().map(|(u, _)| u).collect();
-    let picked: Vec<&str> = pick(&uploads, &r)
-        .iter()
-        .map(|u| u.upload_id.as_str())
-        .collect();
+    let (_, picked) = check_verdicts(&r, cases);
     assert_eq!(picked, ["stale", "unnamed"]);
 }
 
