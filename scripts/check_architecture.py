@@ -109,6 +109,14 @@ def blank_comments_and_literals(text):
     def blank(a, b):
         out[a:b] = NOT_NEWLINE.sub(" ", text[a:b])
 
+    def literal(start, j, quote):
+        """Blanks the literal opened at text[start], its body read on from text[j] to the closing
+        `quote` (escapes skipped); the index after that quote."""
+        while j < n and text[j] != quote:
+            j += 2 if text[j] == "\\" else 1
+        blank(start + 1, min(j, n))
+        return j + 1
+
     while i < n:
         found = INTERESTING.search(text, i)
         if not found:
@@ -143,18 +151,10 @@ def blank_comments_and_literals(text):
             else:
                 i += 1
         elif c == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            blank(i + 1, min(j, n))
-            i = j + 1
+            i = literal(i, i + 1, '"')
         elif c == "'":
             if nxt == "\\":
-                j = i + 2
-                while j < n and text[j] != "'":
-                    j += 2 if text[j] == "\\" else 1
-                blank(i + 1, min(j, n))
-                i = j + 1
+                i = literal(i, i + 2, "'")
             elif i + 2 < n and text[i + 2] == "'" and nxt != "\n":
                 blank(i + 1, i + 2)
                 i += 3
@@ -170,36 +170,33 @@ ATTR = re.compile(r"\s*#\s*\[")
 TEST_MOD_DECL = re.compile(r"\s*(?:pub(?:\s*\([^)]*\))?\s+)?mod\s+(" + IDENT + r")\s*;")
 
 
-def skip_brackets(code, i):
-    """Index after the bracket group opening at code[i]."""
+def nested(code, i):
+    """The brackets and `;` from code[i] on, each as (match, depth): an opening bracket at the
+    depth around it, a closing one at the depth after it."""
     depth = 0
     for m in BRACKET.finditer(code, i):
         c = m.group(0)
+        if c in ")]}":
+            depth -= 1
+        yield m, depth
         if c in "([{":
             depth += 1
-        elif c in ")]}":
-            depth -= 1
-            if depth == 0:
-                return m.end()
+
+
+def skip_brackets(code, i):
+    """Index after the bracket group opening at code[i]."""
+    for m, depth in nested(code, i):
+        if depth == 0 and m.group(0) in ")]}":
+            return m.end()
     return len(code)
 
 
 def item_end(code, i):
     """Index after the item starting at or after code[i]: its `;` at depth 0 or its body's `}`."""
-    depth = 0
-    for m in BRACKET.finditer(code, i):
-        c = m.group(0)
-        if c in "([":
-            depth += 1
-        elif c in ")]":
-            depth -= 1
-        elif c == "{" and depth == 0:
+    for m, depth in nested(code, i):
+        if depth == 0 and m.group(0) == "{":
             return skip_brackets(code, m.start())
-        elif c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-        elif c == ";" and depth == 0:
+        if depth == 0 and m.group(0) == ";":
             return m.end()
     return len(code)
 
