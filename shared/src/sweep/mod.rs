@@ -41,6 +41,9 @@ pub const MIN_AGE_HOURS: u64 = 1;
 /// Longest allowed age, in hours (30 days).
 pub const MAX_AGE_HOURS: u64 = 720;
 
+/// One page of a listing of the uploads in progress, or why it failed.
+pub type UploadsListing = Result<UploadsPage, Error>;
+
 /// The multipart uploads of one bucket, as the sweep sees them.
 pub trait UploadStore: Send + Sync {
     /// One page of the uploads in progress under `prefix`, after `marker`.
@@ -49,7 +52,7 @@ pub trait UploadStore: Send + Sync {
         prefix: &str,
         marker: Option<(&str, &str)>,
         max: u32,
-    ) -> impl Future<Output = Result<UploadsPage, Error>> + Send;
+    ) -> impl Future<Output = UploadsListing> + Send;
 
     /// Aborts one upload.
     fn abort(&self, key: &str, upload_id: &str) -> impl Future<Output = Result<(), Error>> + Send;

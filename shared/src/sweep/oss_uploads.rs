@@ -1,8 +1,8 @@
 //! The sweep's real upload store: a bucket's multipart uploads listed and aborted through the
 //! OSS client.
 
-use super::UploadStore;
-use crate::oss::{Error, OssClient, UploadsPage};
+use super::{UploadStore, UploadsListing};
+use crate::oss::{Error, OssClient};
 
 /// The real store: a bucket through [`OssClient`].
 #[derive(Debug, Clone)]
@@ -22,12 +22,7 @@ impl OssUploads {
 }
 
 impl UploadStore for OssUploads {
-    async fn list(
-        &self,
-        prefix: &str,
-        marker: Option<(&str, &str)>,
-        max: u32,
-    ) -> Result<UploadsPage, Error> {
+    async fn list(&self, prefix: &str, marker: Option<(&str, &str)>, max: u32) -> UploadsListing {
         self.client
             .list_multipart_uploads(&self.bucket, prefix, marker, max)
             .await

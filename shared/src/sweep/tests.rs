@@ -101,12 +101,7 @@ fn service(status: u16, code: &str) -> Error {
 }
 
 impl UploadStore for Fake {
-    async fn list(
-        &self,
-        prefix: &str,
-        marker: Option<(&str, &str)>,
-        max: u32,
-    ) -> Result<UploadsPage, Error> {
+    async fn list(&self, prefix: &str, marker: Option<(&str, &str)>, max: u32) -> UploadsListing {
         if self.fail_list {
             return Err(service(403, "AccessDenied"));
         }

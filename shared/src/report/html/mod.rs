@@ -156,6 +156,10 @@ pub struct DayPage<'a> {
     pub zone: &'a str,
     /// `pushing` or `complete`.
     pub state: &'a str,
+    /// Records that could not be read.
+    pub unreadable: u64,
+    /// Records of earlier complete days found in this day's results.
+    pub late_records: u64,
     /// When the report was made (RFC 3339).
     pub generated_at: &'a str,
     /// Files per state.
@@ -164,10 +168,6 @@ pub struct DayPage<'a> {
     pub totals: &'a DayTotals,
     /// Per hour and per failure reason.
     pub chart: &'a DayChart,
-    /// Records that could not be read.
-    pub unreadable: u64,
-    /// Records of earlier complete days found in this day's results.
-    pub late_records: u64,
     /// The CSV parts.
     pub parts: &'a [PartLink],
     /// Paused periods within the day.
