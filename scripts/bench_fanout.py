@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,15 +40,6 @@ def release(name: str) -> str:
     return str(path)
 
 
-def emulator_call(endpoint: str, path: str, data: dict | None = None, method: str | None = None):
-    req = urllib.request.Request(f"{endpoint}/_emulator/{path}", method=method or ("PUT" if data else "GET"),
-                                 data=None if data is None else json.dumps(data).encode(),
-                                 headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        text = r.read()
-    return json.loads(text) if text else None
-
-
 def body(size: int) -> bytes:
     block = hashlib.sha256(b"fan-out").digest() * 4096
     return (block * (size // len(block) + 1))[:size]
@@ -69,8 +59,8 @@ def one_run(moto: Moto, emulator: OssEmulator, processes: int, data: bytes) -> d
                            Config=TransferConfig(multipart_threshold=64 * MIB, multipart_chunksize=64 * MIB))
     etag = task.s3.head_object(Bucket=task.source, Key="big.bin")["ETag"].strip('"')
     task.sqs.purge_queue(QueueUrl=task.queue_url)
-    emulator_call(emulator.endpoint, "faults", {"upload_bytes_per_sec": CAP})
-    parts_before = emulator_call(emulator.endpoint, "stats")["parts_stored"]
+    emulator.control("faults", {"upload_bytes_per_sec": CAP})
+    parts_before = emulator.control("stats")["parts_stored"]
     record = {"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:CompleteMultipartUpload",
               "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
               "s3": {"bucket": {"name": task.source}, "object": {"key": "big.bin", "size": len(data), "eTag": etag}}}
@@ -86,7 +76,7 @@ def one_run(moto: Moto, emulator: OssEmulator, processes: int, data: bytes) -> d
     try:
         while time.monotonic() - started < 900:
             # The emulator's journal lists the completion when it is stored.
-            journal = emulator_call(emulator.endpoint, "journal")
+            journal = emulator.control("journal")
             if any(e["op"] == "complete" and e["key"] == "big.bin" for e in journal):
                 oss = time.monotonic() - started
                 break
@@ -106,10 +96,10 @@ def one_run(moto: Moto, emulator: OssEmulator, processes: int, data: bytes) -> d
                 p.kill()
         for f in logs:
             f.close()
-        emulator_call(emulator.endpoint, "faults", {})
+        emulator.control("faults", {})
     if oss is None:
         raise RuntimeError(f"the copy with {processes} process(es) did not finish in 900 s")
-    stats = emulator_call(emulator.endpoint, "stats")
+    stats = emulator.control("stats")
     records = [r for r in task.records() if r.get("source_key") == "big.bin"]
     copied = [r for r in records if r["outcome"] == "copied"]
     return {

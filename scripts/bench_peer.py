@@ -37,7 +37,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,13 +60,14 @@ def release(name: str) -> str:
     return str(path)
 
 
-def emulator_call(endpoint: str, path: str, data: dict | None = None):
-    req = urllib.request.Request(f"{endpoint}/_emulator/{path}", method="PUT" if data is not None else "GET",
-                                 data=None if data is None else json.dumps(data).encode(),
-                                 headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        text = r.read()
-    return json.loads(text) if text else None
+def serve(argv: list[str], name: str) -> tuple[subprocess.Popen, str]:
+    """Starts a server that prints `listening on HOST:PORT` first: the process and its URL."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline().strip()
+    if not line.startswith("listening on "):
+        proc.kill()
+        raise RuntimeError(f"{name} said {line!r}")
+    return proc, "http://" + line.removeprefix("listening on ")
 
 
 class S3Source:
@@ -77,13 +77,8 @@ class S3Source:
         for bucket in ("src", "results"):
             (root / bucket).mkdir(parents=True)
         self.root = root
-        self.proc = subprocess.Popen([release("s3-source"), "--access-key", AK, "--secret-key", SK, str(root)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline().strip()
-        if not line.startswith("listening on "):
-            self.proc.kill()
-            raise RuntimeError(f"s3-source said {line!r}")
-        self.endpoint = "http://" + line.removeprefix("listening on ")
+        self.proc, self.endpoint = serve([release("s3-source"), "--access-key", AK, "--secret-key", SK, str(root)],
+                                         "s3-source")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -124,13 +119,8 @@ class Queue:
     """The SQS stand-in with one task queue."""
 
     def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "bench" / "sqs_standin.py")],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline().strip()
-        if not line.startswith("listening on "):
-            self.proc.kill()
-            raise RuntimeError(f"sqs_standin said {line!r}")
-        self.endpoint = "http://" + line.removeprefix("listening on ")
+        self.proc, self.endpoint = serve([sys.executable, str(ROOT / "tests" / "bench" / "sqs_standin.py")],
+                                         "sqs_standin")
         import boto3
 
         self.sqs = boto3.session.Session(aws_access_key_id=AK, aws_secret_access_key=SK,
@@ -165,8 +155,8 @@ def fresh(task: Queue, emulator: OssEmulator, latency_ms: int) -> int:
     """An empty destination and an empty queue, the latency set; the emulator's request count."""
     task.wait_empty(timeout=120)
     emulator.reset()
-    emulator_call(emulator.endpoint, "faults", {"latency_ms": latency_ms})
-    return emulator_call(emulator.endpoint, "stats")["requests"]
+    emulator.control("faults", {"latency_ms": latency_ms})
+    return emulator.control("stats")["requests"]
 
 
 def python_run(task: Queue, emulator: OssEmulator, env: dict, bodies: list[str], latency_ms: int) -> dict:
@@ -175,7 +165,7 @@ def python_run(task: Queue, emulator: OssEmulator, env: dict, bodies: list[str],
     p = subprocess.run([sys.executable, str(ROOT / "scripts" / "peer_copier.py")], env=env,
                        capture_output=True, text=True, timeout=900, check=True)
     out = json.loads(p.stdout.strip().splitlines()[-1])
-    oss = emulator_call(emulator.endpoint, "stats")["requests"] - oss0
+    oss = emulator.control("stats")["requests"] - oss0
     if out["copied"] != OBJECTS:
         raise RuntimeError(f"the Python copier copied {out['copied']} of {OBJECTS}")
     secs = out["seconds_to_last_copy"]
@@ -218,7 +208,7 @@ def sync_run(task: Queue, emulator: OssEmulator, env: dict, bodies: list[str], l
     rc = p.wait(timeout=900)
     drained = time.monotonic() - started
     reader.join(timeout=30)
-    oss = emulator_call(emulator.endpoint, "stats")["requests"] - oss0
+    oss = emulator.control("stats")["requests"] - oss0
     if rc != 0 or len(copied) != OBJECTS:
         raise RuntimeError(f"sync poll exited {rc} with {len(copied)} of {OBJECTS} copied")
     secs = last_copy[0]
@@ -249,7 +239,7 @@ def measure() -> dict:
                     r = run()
                     print(json.dumps(r), file=sys.stderr, flush=True)
                     runs.append(r)
-        emulator_call(emulator.endpoint, "faults", {"latency_ms": 0})
+        emulator.control("faults", {"latency_ms": 0})
     finally:
         task.stop()
         s3.stop()

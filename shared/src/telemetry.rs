@@ -222,34 +222,12 @@ mod tests {
         assert_eq!(capitalised("copied"), "Copied");
     }
 
+    /// A 10-byte record of `kind` for key `k`, processed at 00:00:02 for an event at `lag_from`.
     fn outcome(kind: OutcomeKind, lag_from: &str) -> Outcome {
-        Outcome {
-            task: "t".into(),
-            processed_at: "2026-11-25T00:00:02.000Z".into(),
-            event_time: Some(lag_from.into()),
-            event_name: None,
-            bucket: None,
-            source_key: Some("k".into()),
-            dest_key: None,
-            version_id: None,
-            sequencer: None,
-            source_etag: None,
-            size: Some(10),
-            bytes_moved: if kind == OutcomeKind::Copied { 10 } else { 0 },
-            outcome: kind,
-            error_code: None,
-            error_message: None,
-            dropped_metadata: vec![],
-            attempts: 1,
-            is_final: true,
-            requests: 4,
-            duration_ms: 1,
-            request_ids: vec![],
-            message_id: "m".into(),
-            receive_count: 1,
-            recheck_of: None,
-            crc64: None,
-        }
+        let at = time::macros::datetime!(2026-11-25 00:00:02 UTC);
+        let mut o = crate::testing::report::record("k", at, kind);
+        o.event_time = Some(lag_from.into());
+        o
     }
 
     #[test]

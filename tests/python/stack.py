@@ -149,6 +149,16 @@ class OssEmulator:
         req = urllib.request.Request(f"{self.endpoint}/_emulator/reset", method="POST")
         urllib.request.urlopen(req, timeout=10).close()
 
+    def control(self, path: str, data: dict | None = None, timeout: float = 30):
+        """The emulator's own API (`/_emulator/...`, never OSS's): GET `path`, or PUT `data` as
+        JSON there; the answer's JSON, or None when it is empty."""
+        req = urllib.request.Request(f"{self.endpoint}/_emulator/{path}", method="GET" if data is None else "PUT",
+                                     data=None if data is None else json.dumps(data).encode(),
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            text = r.read()
+        return json.loads(text) if text else None
+
     def stop(self):
         self.process.stop()
 

@@ -6,7 +6,6 @@ import hashlib
 import json
 import time
 import urllib.parse
-import urllib.request
 from collections import Counter
 
 import alibabacloud_oss_v2 as oss
@@ -25,12 +24,7 @@ def body_for(seed: str, size: int) -> bytes:
 
 
 def emulator_json(emulator, path: str, data: dict | None = None):
-    req = urllib.request.Request(f"{emulator.endpoint}/_emulator/{path}", method="PUT" if data is not None else "GET",
-                                 data=None if data is None else json.dumps(data).encode(),
-                                 headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        text = r.read()
-    return json.loads(text) if text else None
+    return emulator.control(path, data, timeout=10)
 
 
 def set_faults(emulator, **faults):

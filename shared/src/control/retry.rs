@@ -390,11 +390,7 @@ pub(crate) mod tests {
             &crate::store::results::results_key("results", "t1", t, "i1"),
             crate::store::results::to_json_lines(&failed),
         );
-        let r = Reporter {
-            settings,
-            results: b,
-            store: b,
-        };
+        let r = crate::testing::report::reporter(settings, b);
         r.run(now).await.unwrap();
         let dir = "reports/t1/2026-11-20/failed_list";
         let parts = b
@@ -413,16 +409,7 @@ pub(crate) mod tests {
 
     /// The report settings of task `t1` the retry tests report with.
     pub(crate) fn settings() -> crate::report::build::ReportSettings {
-        crate::report::build::ReportSettings {
-            task: "t1".into(),
-            results_prefix: "results".into(),
-            report_prefix: "reports".into(),
-            zone: crate::report::day::Zone::parse("Z").unwrap(),
-            grace: time::Duration::minutes(30),
-            part_bytes: 1024,
-            sort_budget: 1 << 20,
-            parallel_reads: 4,
-        }
+        crate::testing::report::settings("Z", 1024)
     }
 
     fn keys_of(list: &FailedList) -> Vec<String> {
@@ -436,11 +423,7 @@ pub(crate) mod tests {
         let s = settings();
         let now = time::macros::datetime!(2026-11-20 12:00 UTC);
         let want = reported_day(&b, &s, now).await;
-        let r = Reporter {
-            settings: &s,
-            results: &b,
-            store: &b,
-        };
+        let r = crate::testing::report::reporter(&s, &b);
         let day = time::macros::date!(2026 - 11 - 20);
         assert!(!r.has_manifest(day).await.unwrap());
         let list = read_failed_list(&r, day, "src").await.unwrap();
@@ -478,11 +461,7 @@ pub(crate) mod tests {
         let s = settings();
         let now = time::macros::datetime!(2026-11-21 01:00 UTC);
         let want = reported_day(&b, &s, now).await;
-        let r = Reporter {
-            settings: &s,
-            results: &b,
-            store: &b,
-        };
+        let r = crate::testing::report::reporter(&s, &b);
         let day = time::macros::date!(2026 - 11 - 20);
         assert!(r.has_manifest(day).await.unwrap());
         // The manifest is read, not the summary.
