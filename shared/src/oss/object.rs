@@ -4,33 +4,25 @@
 use crate::store::object::{ObjectHead, ObjectMetadata};
 use http::HeaderMap;
 
-const STANDARD: [&str; 6] = [
-    "content-type",
-    "cache-control",
-    "content-disposition",
-    "content-encoding",
-    "content-language",
-    "expires",
+/// One of the metadata's fields.
+type Field = fn(&ObjectMetadata) -> &Option<String>;
+
+/// The standard headers OSS stores with an object, each with the metadata field it carries.
+const STANDARD: [(&str, Field); 6] = [
+    ("content-type", |m| &m.content_type),
+    ("cache-control", |m| &m.cache_control),
+    ("content-disposition", |m| &m.content_disposition),
+    ("content-encoding", |m| &m.content_encoding),
+    ("content-language", |m| &m.content_language),
+    ("expires", |m| &m.expires),
 ];
 
 impl ObjectMetadata {
-    fn standard(&self) -> [&Option<String>; 6] {
-        [
-            &self.content_type,
-            &self.cache_control,
-            &self.content_disposition,
-            &self.content_encoding,
-            &self.content_language,
-            &self.expires,
-        ]
-    }
-
     /// The request headers that set this metadata on upload.
     pub fn to_headers(&self) -> Vec<(String, String)> {
         let mut h: Vec<(String, String)> = STANDARD
             .iter()
-            .zip(self.standard())
-            .filter_map(|(n, v)| v.as_ref().map(|v| ((*n).to_owned(), v.clone())))
+            .filter_map(|(n, field)| field(self).as_ref().map(|v| ((*n).to_owned(), v.clone())))
             .collect();
         for (k, v) in &self.user {
             h.push((format!("x-oss-meta-{k}"), v.clone()));

@@ -272,8 +272,8 @@ pub fn authorization(
     scope: Scope<'_>,
     parts: &RequestParts<'_>,
 ) -> String {
-    let sts = string_to_sign(time, scope, &canonical_request(parts));
-    let sig = signature(creds.access_key_secret(), time, scope, &sts);
+    // A header-signed request's signature is computed as a presigned one's, from its parts.
+    let sig = presign_signature(creds, time, scope, parts);
     let additional = effective_additional_headers(parts.additional_headers, parts.headers);
     let additional = if additional.is_empty() {
         String::new()
@@ -290,17 +290,23 @@ pub fn authorization(
 /// The headers a V4 header-signed request must carry before it is signed: `x-oss-date`,
 /// `x-oss-content-sha256` and, with STS, `x-oss-security-token`.
 pub fn signing_headers(creds: &Credentials, time: OffsetDateTime) -> Vec<(String, String)> {
-    let mut h = vec![
-        ("x-oss-date".to_owned(), format_datetime(time)),
-        (
-            "x-oss-content-sha256".to_owned(),
-            UNSIGNED_PAYLOAD.to_owned(),
-        ),
-    ];
+    let date = ("x-oss-date".to_owned(), format_datetime(time));
+    let payload = (
+        "x-oss-content-sha256".to_owned(),
+        UNSIGNED_PAYLOAD.to_owned(),
+    );
+    with_security_token(vec![date, payload], creds)
+}
+
+/// `params` with `x-oss-security-token` added when the credentials are STS ones.
+fn with_security_token(
+    mut params: Vec<(String, String)>,
+    creds: &Credentials,
+) -> Vec<(String, String)> {
     if let Some(token) = &creds.security_token {
-        h.push(("x-oss-security-token".to_owned(), token.clone()));
+        params.push(("x-oss-security-token".to_owned(), token.clone()));
     }
-    h
+    params
 }
 
 /// The query parameters a presigned URL carries before its signature (`x-oss-signature-version`,
@@ -329,10 +335,7 @@ pub fn presign_query(
             additional_headers.join(";"),
         ));
     }
-    if let Some(token) = &creds.security_token {
-        q.push(("x-oss-security-token".to_owned(), token.clone()));
-    }
-    q
+    with_security_token(q, creds)
 }
 
 /// The `x-oss-signature` of a presigned request whose query already holds [`presign_query`].

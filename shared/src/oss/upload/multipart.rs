@@ -209,7 +209,7 @@ impl OssClient {
         pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
         etags.sort();
         let (etag, request_id, complete_attempts, stored) = self
-            .complete(req.bucket, req.key, upload_id, &etags, whole_crc)
+            .complete((req.bucket, req.key, upload_id), &etags, whole_crc)
             .await?;
         let outcome = UploadOutcome {
             etag,

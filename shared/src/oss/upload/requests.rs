@@ -89,7 +89,7 @@ impl OssClient {
     ) -> Result<UploadOutcome, Error> {
         check_key(key)?;
         let (etag, request_id, attempts, stored) =
-            self.complete(bucket, key, upload_id, parts, crc).await?;
+            self.complete((bucket, key, upload_id), parts, crc).await?;
         let request_id = check_stored(key, crc, stored, request_id)?;
         Ok(UploadOutcome {
             etag,
@@ -186,14 +186,12 @@ impl OssClient {
         Ok((number, out.result?, out.attempts))
     }
 
-    /// CompleteMultipartUpload; returns the ETag, request id, attempts and the CRC-64 OSS reports
-    /// for the whole object. A retry that finds the upload gone checks whether an earlier attempt
-    /// completed it (the answer was lost) before failing.
+    /// CompleteMultipartUpload of the upload `(bucket, key, upload id)`; returns the ETag, request
+    /// id, attempts and the CRC-64 OSS reports for the whole object. A retry that finds the upload
+    /// gone checks whether an earlier attempt completed it (the answer was lost) before failing.
     pub(super) async fn complete(
         &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
+        (bucket, key, upload_id): (&str, &str, &str),
         parts: &[(u32, String)],
         crc: u64,
     ) -> Result<(String, String, u32, u64), Error> {
