@@ -6,9 +6,9 @@ use super::OssClient;
 use crate::store::destination::DestinationStore;
 use crate::store::object::{ObjectHead, ObjectMetadata};
 use crate::store::upload::{
-    AbandonedUploads, BodySource, ListedPart, PartPlan, UploadOutcome, UploadRequest,
+    AbandonedUploads, BodySource, ListedPart, PartPlan, PartUpload, UploadCompletion,
+    UploadOutcome, UploadRequest,
 };
-use bytes::Bytes;
 
 fn gone(e: &Error) -> bool {
     matches!(e, Error::Service(s) if s.code == "NoSuchUpload")
@@ -78,17 +78,17 @@ impl DestinationStore for OssDestination {
         Ok(self.client.initiate(&self.bucket, key, metadata).await?.0)
     }
 
-    async fn upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        number: u32,
-        data: Bytes,
-        crc: u64,
-    ) -> Result<String, Error> {
+    async fn put_part(&self, part: PartUpload<'_>) -> Result<String, Error> {
         let (_, etag, _) = self
             .client
-            .upload_part(&self.bucket, key, upload_id, number, data, crc)
+            .upload_part(
+                &self.bucket,
+                part.key,
+                part.upload_id,
+                part.number,
+                part.data,
+                part.crc,
+            )
             .await?;
         Ok(etag)
     }
@@ -105,15 +105,9 @@ impl DestinationStore for OssDestination {
         }
     }
 
-    async fn complete(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[(u32, String)],
-        crc: u64,
-    ) -> Result<UploadOutcome, Error> {
+    async fn complete_upload(&self, c: UploadCompletion<'_>) -> Result<UploadOutcome, Error> {
         self.client
-            .complete_upload(&self.bucket, key, upload_id, parts, crc)
+            .complete_upload(&self.bucket, c.key, c.upload_id, c.parts, c.crc)
             .await
     }
 

@@ -4,7 +4,8 @@
 
 use super::object::{ObjectHead, ObjectMetadata};
 use super::upload::{
-    AbandonedUploads, BodySource, ListedPart, PartPlan, UploadOutcome, UploadRequest,
+    AbandonedUploads, BodySource, ListedPart, PartPlan, PartUpload, UploadCompletion,
+    UploadOutcome, UploadRequest,
 };
 use crate::oss::error::Error;
 use bytes::Bytes;
@@ -55,13 +56,32 @@ pub trait DestinationStore: Send + Sync {
     }
 
     /// Uploads one part; the CRC-64 the store reports for it must be `crc`. Returns its ETag.
+    /// Stores implement [`Self::put_part`], which this calls.
     fn upload_part(
         &self,
-        _key: &str,
-        _upload_id: &str,
-        _number: u32,
-        _data: Bytes,
-        _crc: u64,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        data: Bytes,
+        crc: u64,
+    ) -> impl Future<Output = Result<String, Error>> + Send {
+        async move {
+            let part = PartUpload {
+                key,
+                upload_id,
+                number,
+                data,
+                crc,
+            };
+            self.put_part(part).await
+        }
+    }
+
+    /// [`Self::upload_part`] with its arguments in one [`PartUpload`]: what a store with
+    /// multipart uploads implements.
+    fn put_part(
+        &self,
+        _part: PartUpload<'_>,
     ) -> impl Future<Output = Result<String, Error>> + Send {
         async { Err(no_parts()) }
     }
@@ -76,12 +96,30 @@ pub trait DestinationStore: Send + Sync {
     }
 
     /// Completes an upload from `(number, etag)` parts; the object's CRC-64 must be `crc`.
+    /// Stores implement [`Self::complete_upload`], which this calls.
     fn complete(
         &self,
-        _key: &str,
-        _upload_id: &str,
-        _parts: &[(u32, String)],
-        _crc: u64,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+        crc: u64,
+    ) -> impl Future<Output = Result<UploadOutcome, Error>> + Send {
+        async move {
+            let completion = UploadCompletion {
+                key,
+                upload_id,
+                parts,
+                crc,
+            };
+            self.complete_upload(completion).await
+        }
+    }
+
+    /// [`Self::complete`] with its arguments in one [`UploadCompletion`]: what a store with
+    /// multipart uploads implements.
+    fn complete_upload(
+        &self,
+        _completion: UploadCompletion<'_>,
     ) -> impl Future<Output = Result<UploadOutcome, Error>> + Send {
         async { Err(no_parts()) }
     }

@@ -27,6 +27,29 @@ impl BodySource for BytesSource {
     }
 }
 
+/// Reads a body whole, as a store that takes an upload in one piece does: a failed read is a
+/// transient [`Error::Source`], and a body of other than `size` bytes an [`Error::SizeMismatch`].
+pub async fn read_body(source: &dyn BodySource, key: &str, size: u64) -> Result<Bytes, Error> {
+    let mut stream = source.open().await?;
+    let mut body = Vec::with_capacity(size as usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::Source {
+            key: key.to_owned(),
+            transient: true,
+            source: e,
+        })?;
+        body.extend_from_slice(&chunk);
+    }
+    if body.len() as u64 != size {
+        return Err(Error::SizeMismatch {
+            key: key.to_owned(),
+            expected: size,
+            actual: body.len() as u64,
+        });
+    }
+    Ok(Bytes::from(body))
+}
+
 /// What to upload.
 #[derive(Debug, Clone, Copy)]
 pub struct UploadRequest<'a> {
@@ -79,6 +102,36 @@ pub struct ListedPart {
     pub size: u64,
     /// CRC-64 of the part as OSS stored it, when reported.
     pub crc64: Option<u64>,
+}
+
+/// One part of an open multipart upload, as a destination store takes it
+/// ([`super::destination::DestinationStore::put_part`]).
+#[derive(Debug, Clone)]
+pub struct PartUpload<'a> {
+    /// The object's key.
+    pub key: &'a str,
+    /// The upload's id.
+    pub upload_id: &'a str,
+    /// Part number (1 to 10,000).
+    pub number: u32,
+    /// The part's bytes.
+    pub data: Bytes,
+    /// Their CRC-64; the one the store reports for the part must be this.
+    pub crc: u64,
+}
+
+/// The completion of an open multipart upload, as a destination store takes it
+/// ([`super::destination::DestinationStore::complete_upload`]).
+#[derive(Debug, Clone)]
+pub struct UploadCompletion<'a> {
+    /// The object's key.
+    pub key: &'a str,
+    /// The upload's id.
+    pub upload_id: &'a str,
+    /// The parts, `(number, etag)`, in order.
+    pub parts: &'a [(u32, String)],
+    /// The CRC-64 the whole object must have.
+    pub crc: u64,
 }
 
 /// What [`crate::oss::OssClient::abort_abandoned_uploads`] did.

@@ -6,9 +6,10 @@ use crate::checksum::md5_hex;
 use crate::oss;
 use crate::store::destination::DestinationStore;
 use crate::store::object::{ObjectHead, ObjectMetadata};
-use crate::store::upload::{BodySource, ListedPart, UploadOutcome, UploadRequest};
+use crate::store::upload::{
+    read_body, BodySource, ListedPart, PartUpload, UploadCompletion, UploadOutcome, UploadRequest,
+};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -159,23 +160,7 @@ impl DestinationStore for MemoryDestination {
     ) -> Result<UploadOutcome, oss::Error> {
         oss::limits::check_key(req.key)?;
         self.refused()?;
-        let mut stream = source.open().await?;
-        let mut body = Vec::with_capacity(req.size as usize);
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| oss::Error::Source {
-                key: req.key.to_owned(),
-                transient: true,
-                source: e,
-            })?;
-            body.extend_from_slice(&chunk);
-        }
-        if body.len() as u64 != req.size {
-            return Err(oss::Error::SizeMismatch {
-                key: req.key.to_owned(),
-                expected: req.size,
-                actual: body.len() as u64,
-            });
-        }
+        let body = read_body(source, req.key, req.size).await?;
         let failing = self
             .fail_uploads
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -191,7 +176,7 @@ impl DestinationStore for MemoryDestination {
                 server_time: String::new(),
             })));
         }
-        let out = self.store(req.key, Bytes::from(body), req.metadata);
+        let out = self.store(req.key, body, req.metadata);
         Ok(out)
     }
 
@@ -221,14 +206,9 @@ impl DestinationStore for MemoryDestination {
         Ok(id)
     }
 
-    async fn upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        number: u32,
-        data: Bytes,
-        crc: u64,
-    ) -> Result<String, oss::Error> {
+    async fn put_part(&self, part: PartUpload<'_>) -> Result<String, oss::Error> {
+        let (key, upload_id, number) = (part.key, part.upload_id, part.number);
+        let (data, crc) = (part.data, part.crc);
         if !self.part_delay.is_zero() {
             tokio::time::sleep(self.part_delay).await;
         }
@@ -257,33 +237,8 @@ impl DestinationStore for MemoryDestination {
         Ok(etag)
     }
 
-    async fn list_parts(
-        &self,
-        key: &str,
-        upload_id: &str,
-    ) -> Result<Option<Vec<ListedPart>>, oss::Error> {
-        Ok(lock(&self.open)
-            .get(upload_id)
-            .filter(|u| u.0 == key)
-            .map(|u| {
-                u.2.iter()
-                    .map(|(n, (b, etag))| ListedPart {
-                        number: *n,
-                        etag: etag.clone(),
-                        size: b.len() as u64,
-                        crc64: Some(crate::checksum::crc64(b)),
-                    })
-                    .collect()
-            }))
-    }
-
-    async fn complete(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[(u32, String)],
-        crc: u64,
-    ) -> Result<UploadOutcome, oss::Error> {
+    async fn complete_upload(&self, c: UploadCompletion<'_>) -> Result<UploadOutcome, oss::Error> {
+        let (key, upload_id, parts, crc) = (c.key, c.upload_id, c.parts, c.crc);
         let (metadata, body) = {
             let mut open = lock(&self.open);
             let upload = open
@@ -323,6 +278,26 @@ impl DestinationStore for MemoryDestination {
             parts: parts.len() as u32,
             ..out
         })
+    }
+
+    async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Option<Vec<ListedPart>>, oss::Error> {
+        Ok(lock(&self.open)
+            .get(upload_id)
+            .filter(|u| u.0 == key)
+            .map(|u| {
+                u.2.iter()
+                    .map(|(n, (b, etag))| ListedPart {
+                        number: *n,
+                        etag: etag.clone(),
+                        size: b.len() as u64,
+                        crc64: Some(crate::checksum::crc64(b)),
+                    })
+                    .collect()
+            }))
     }
 
     async fn abort(&self, _key: &str, upload_id: &str) -> Result<(), oss::Error> {

@@ -1,7 +1,7 @@
 //! The checkpoint store over the world: checkpoint objects in the results bucket, their reads,
 //! writes and conditional creates, and how the trace names them.
 
-use super::{hold_rest_of_poll, pause};
+use super::{hold_rest_of_poll, pause, s3_unavailable};
 use crate::sim::world::{lock, short, Effect, Op, Shared};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -12,17 +12,6 @@ use s3_oss_sync::store::source::SourceError;
 /// may fail; a write may take effect and lose its answer, and a write sent whole lands even if
 /// its invocation is killed.
 pub struct SimCheckpoints(pub Shared);
-
-fn checkpoint_error(op: &'static str, key: &str) -> SourceError {
-    SourceError::Service {
-        op,
-        key: key.to_owned(),
-        status: 503,
-        code: "SlowDown".into(),
-        message: "injected".into(),
-        request_id: "sim".into(),
-    }
-}
 
 /// What a checkpoint object says, for the trace.
 fn describe(body: &Option<Bytes>) -> String {
@@ -102,7 +91,7 @@ impl SimCheckpoints {
             note_checkpoint(&mut w, key, || {
                 format!("checkpoint {op} {} → 503", short_key(key))
             });
-            return Err(checkpoint_error(op, key));
+            return Err(s3_unavailable(op, key));
         }
         let out = apply(&mut w);
         note_checkpoint(&mut w, key, || {
@@ -119,7 +108,7 @@ impl SimCheckpoints {
                     short_key(key)
                 )
             });
-            return Err(checkpoint_error(op, key));
+            return Err(s3_unavailable(op, key));
         }
         Ok(out)
     }
@@ -145,7 +134,7 @@ impl CheckpointStore for SimCheckpoints {
                 note_checkpoint(&mut w, key, || {
                     format!("checkpoint GET {} → 503", short_key(key))
                 });
-                return Err(checkpoint_error("GetObject", key));
+                return Err(s3_unavailable("GetObject", key));
             }
             Ok(w.checkpoints.get(key).cloned())
         })

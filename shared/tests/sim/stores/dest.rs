@@ -5,14 +5,12 @@ use super::{oss_unavailable, pause};
 use crate::sim::world::{
     lock, md5_hex, short, DestObject, Effect, NotCompleted, Op, Shared, SimPart,
 };
-use bytes::Bytes;
-use futures_util::StreamExt;
 use s3_oss_sync::budget::MemoryBudget;
 use s3_oss_sync::oss::{self};
 use s3_oss_sync::store::destination::DestinationStore;
 use s3_oss_sync::store::object::{ObjectHead, ObjectMetadata};
-use s3_oss_sync::store::upload::{BodySource, ListedPart, UploadOutcome, UploadRequest};
-use s3_oss_sync::store::upload::{PartPace, PartPlan};
+use s3_oss_sync::store::upload::{read_body, BodySource, ListedPart, UploadOutcome, UploadRequest};
+use s3_oss_sync::store::upload::{PartPace, PartPlan, PartUpload, UploadCompletion};
 use std::sync::Arc;
 
 /// The OSS destination bucket. With the world's [`crate::sim::world::PartSettings`], objects above
@@ -62,7 +60,8 @@ impl SimDest {
         }
     }
 
-    /// One attempt of a PutObject: read the whole body, then commit (or fail) atomically.
+    /// One attempt of a PutObject: check the key, read the whole body, then commit (or fail)
+    /// atomically.
     async fn put_once(
         &self,
         req: &UploadRequest<'_>,
@@ -70,25 +69,9 @@ impl SimDest {
         retry_left: bool,
     ) -> Result<Result<UploadOutcome, oss::Error>, oss::Error> {
         let key = req.key;
+        oss::limits::check_key(key)?;
         pause(&self.world).await;
-        let mut stream = source.open().await?;
-        let mut body = Vec::with_capacity(req.size as usize);
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| oss::Error::Source {
-                key: key.to_owned(),
-                transient: true,
-                source: e,
-            })?;
-            body.extend_from_slice(&chunk);
-        }
-        if body.len() as u64 != req.size {
-            return Err(oss::Error::SizeMismatch {
-                key: key.to_owned(),
-                expected: req.size,
-                actual: body.len() as u64,
-            });
-        }
-        let body = Bytes::from(body);
+        let body = read_body(source, key, req.size).await?;
         let md5 = md5_hex(&body);
         let crc64 = s3_oss_sync::checksum::crc64(&body);
         let mut metadata = req.metadata.clone();
@@ -178,7 +161,6 @@ impl DestinationStore for SimDest {
         req: &UploadRequest<'_>,
         source: &dyn BodySource,
     ) -> Result<UploadOutcome, oss::Error> {
-        oss::limits::check_key(req.key)?;
         match self.put_once(req, source, true).await? {
             Ok(out) => Ok(out),
             Err(_) => self.put_once(req, source, false).await?,
@@ -251,22 +233,16 @@ impl DestinationStore for SimDest {
         Ok(id)
     }
 
-    async fn upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        number: u32,
-        data: Bytes,
-        crc: u64,
-    ) -> Result<String, oss::Error> {
+    async fn put_part(&self, sent: PartUpload<'_>) -> Result<String, oss::Error> {
+        let (key, upload_id, number) = (sent.key, sent.upload_id, sent.number);
         pause(&self.world).await;
         // OSS computes the part's CRC-64 and refuses a mismatch; the model takes the one sent
         // (computing it again would double the CPU the large bodies cost) and checks instead, at
         // the completion, that the object is the bytes and CRC-64 of the version its marker names.
         let part = SimPart {
-            etag: format!("\"{crc:016X}\""),
-            crc,
-            bytes: data,
+            etag: format!("\"{:016X}\"", sent.crc),
+            crc: sent.crc,
+            bytes: sent.data,
             by: String::new(),
         };
         let ticket = {
@@ -364,13 +340,11 @@ impl DestinationStore for SimDest {
         Ok(listed)
     }
 
-    async fn complete(
+    async fn complete_upload(
         &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[(u32, String)],
-        crc: u64,
+        done: UploadCompletion<'_>,
     ) -> Result<UploadOutcome, oss::Error> {
+        let (key, upload_id, parts, crc) = (done.key, done.upload_id, done.parts, done.crc);
         let ticket = lock(&self.world).send(
             key,
             Effect::Complete {
