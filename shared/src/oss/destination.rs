@@ -78,7 +78,7 @@ impl DestinationStore for OssDestination {
         Ok(self.client.initiate(&self.bucket, key, metadata).await?.0)
     }
 
-    async fn put_part(&self, part: PartUpload<'_>) -> Result<String, Error> {
+    async fn upload_part(&self, part: PartUpload<'_>) -> Result<String, Error> {
         let (_, etag, _) = self
             .client
             .upload_part(
@@ -105,7 +105,7 @@ impl DestinationStore for OssDestination {
         }
     }
 
-    async fn complete_upload(&self, c: UploadCompletion<'_>) -> Result<UploadOutcome, Error> {
+    async fn complete(&self, c: UploadCompletion<'_>) -> Result<UploadOutcome, Error> {
         self.client
             .complete_upload(&self.bucket, c.key, c.upload_id, c.parts, c.crc)
             .await

@@ -8,7 +8,6 @@ use super::upload::{
     UploadOutcome, UploadRequest,
 };
 use crate::oss::error::Error;
-use bytes::Bytes;
 use std::future::Future;
 
 fn no_parts() -> Error {
@@ -55,31 +54,9 @@ pub trait DestinationStore: Send + Sync {
         async { Err(no_parts()) }
     }
 
-    /// Uploads one part; the CRC-64 the store reports for it must be `crc`. Returns its ETag.
-    /// Stores implement [`Self::put_part`], which this calls.
+    /// Uploads one part; the CRC-64 the store reports for it must be the part's `crc`. Returns
+    /// its ETag.
     fn upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        number: u32,
-        data: Bytes,
-        crc: u64,
-    ) -> impl Future<Output = Result<String, Error>> + Send {
-        async move {
-            let part = PartUpload {
-                key,
-                upload_id,
-                number,
-                data,
-                crc,
-            };
-            self.put_part(part).await
-        }
-    }
-
-    /// [`Self::upload_part`] with its arguments in one [`PartUpload`]: what a store with
-    /// multipart uploads implements.
-    fn put_part(
         &self,
         _part: PartUpload<'_>,
     ) -> impl Future<Output = Result<String, Error>> + Send {
@@ -95,29 +72,9 @@ pub trait DestinationStore: Send + Sync {
         async { Err(no_parts()) }
     }
 
-    /// Completes an upload from `(number, etag)` parts; the object's CRC-64 must be `crc`.
-    /// Stores implement [`Self::complete_upload`], which this calls.
+    /// Completes an upload from its `(number, etag)` parts; the object's CRC-64 must be the
+    /// completion's `crc`.
     fn complete(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[(u32, String)],
-        crc: u64,
-    ) -> impl Future<Output = Result<UploadOutcome, Error>> + Send {
-        async move {
-            let completion = UploadCompletion {
-                key,
-                upload_id,
-                parts,
-                crc,
-            };
-            self.complete_upload(completion).await
-        }
-    }
-
-    /// [`Self::complete`] with its arguments in one [`UploadCompletion`]: what a store with
-    /// multipart uploads implements.
-    fn complete_upload(
         &self,
         _completion: UploadCompletion<'_>,
     ) -> impl Future<Output = Result<UploadOutcome, Error>> + Send {

@@ -105,7 +105,7 @@ pub struct ListedPart {
 }
 
 /// One part of an open multipart upload, as a destination store takes it
-/// ([`super::destination::DestinationStore::put_part`]).
+/// ([`super::destination::DestinationStore::upload_part`]).
 #[derive(Debug, Clone)]
 pub struct PartUpload<'a> {
     /// The object's key.
@@ -121,7 +121,7 @@ pub struct PartUpload<'a> {
 }
 
 /// The completion of an open multipart upload, as a destination store takes it
-/// ([`super::destination::DestinationStore::complete_upload`]).
+/// ([`super::destination::DestinationStore::complete`]).
 #[derive(Debug, Clone)]
 pub struct UploadCompletion<'a> {
     /// The object's key.

@@ -7,7 +7,7 @@ use super::run::{Ended, Failure, PartError, ResumableCopy, Run, SaveTo};
 use crate::checksum::{crc64, crc64_combine};
 use crate::store::destination::DestinationStore;
 use crate::store::source::{SourceError, SourceStore};
-use crate::store::upload::UploadOutcome;
+use crate::store::upload::{PartUpload, UploadCompletion, UploadOutcome};
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
@@ -56,7 +56,13 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
         }
         let etag = self
             .dest
-            .upload_part(&cp.dest_key, &cp.upload_id, number, data, crc)
+            .upload_part(PartUpload {
+                key: &cp.dest_key,
+                upload_id: &cp.upload_id,
+                number,
+                data,
+                crc,
+            })
             .await
             .map_err(PartError::Dest)?;
         Ok((done(etag), true))
@@ -244,7 +250,12 @@ impl<S: SourceStore, D: DestinationStore> ResumableCopy<'_, S, D> {
         let etags: Vec<(u32, String)> = parts.iter().map(|p| (p.number, p.etag.clone())).collect();
         let outcome = match self
             .dest
-            .complete(&target.dest_key, &target.upload_id, &etags, whole)
+            .complete(UploadCompletion {
+                key: &target.dest_key,
+                upload_id: &target.upload_id,
+                parts: &etags,
+                crc: whole,
+            })
             .await
         {
             Ok(outcome) => outcome,

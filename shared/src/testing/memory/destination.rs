@@ -206,7 +206,7 @@ impl DestinationStore for MemoryDestination {
         Ok(id)
     }
 
-    async fn put_part(&self, part: PartUpload<'_>) -> Result<String, oss::Error> {
+    async fn upload_part(&self, part: PartUpload<'_>) -> Result<String, oss::Error> {
         let (key, upload_id, number) = (part.key, part.upload_id, part.number);
         let (data, crc) = (part.data, part.crc);
         if !self.part_delay.is_zero() {
@@ -237,7 +237,7 @@ impl DestinationStore for MemoryDestination {
         Ok(etag)
     }
 
-    async fn complete_upload(&self, c: UploadCompletion<'_>) -> Result<UploadOutcome, oss::Error> {
+    async fn complete(&self, c: UploadCompletion<'_>) -> Result<UploadOutcome, oss::Error> {
         let (key, upload_id, parts, crc) = (c.key, c.upload_id, c.parts, c.crc);
         let (metadata, body) = {
             let mut open = lock(&self.open);

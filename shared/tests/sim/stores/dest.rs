@@ -233,7 +233,7 @@ impl DestinationStore for SimDest {
         Ok(id)
     }
 
-    async fn put_part(&self, sent: PartUpload<'_>) -> Result<String, oss::Error> {
+    async fn upload_part(&self, sent: PartUpload<'_>) -> Result<String, oss::Error> {
         let (key, upload_id, number) = (sent.key, sent.upload_id, sent.number);
         pause(&self.world).await;
         // OSS computes the part's CRC-64 and refuses a mismatch; the model takes the one sent
@@ -340,10 +340,7 @@ impl DestinationStore for SimDest {
         Ok(listed)
     }
 
-    async fn complete_upload(
-        &self,
-        done: UploadCompletion<'_>,
-    ) -> Result<UploadOutcome, oss::Error> {
+    async fn complete(&self, done: UploadCompletion<'_>) -> Result<UploadOutcome, oss::Error> {
         let (key, upload_id, parts, crc) = (done.key, done.upload_id, done.parts, done.crc);
         let ticket = lock(&self.world).send(
             key,

@@ -146,11 +146,13 @@ impl SourceStore for SimSource {
         Ok(Vec::new())
     }
 
+    /// The simulated source keeps one version a key: a range is read from the current one,
+    /// pinned by its ETag.
     async fn get_range(
         &self,
         key: &str,
         etag: &str,
-        _version_id: Option<&str>,
+        _current_only: Option<&str>,
         start: u64,
         len: u64,
     ) -> Result<Option<ByteStream>, SourceError> {
