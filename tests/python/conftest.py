@@ -21,30 +21,37 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
+def _serve(server_class):
+    """A server for the session, stopped when it ends."""
+    server = server_class()
+    yield server
+    server.stop()
+
+
+def _fresh(server):
+    """The session's server, emptied for the next test."""
+    server.reset()
+    return server
+
+
 @pytest.fixture(scope="session")
 def moto_server():
-    m = Moto()
-    yield m
-    m.stop()
+    yield from _serve(Moto)
 
 
 @pytest.fixture
 def moto(moto_server):
-    moto_server.reset()
-    return moto_server
+    return _fresh(moto_server)
 
 
 @pytest.fixture(scope="session")
 def emulator_server():
-    e = OssEmulator()
-    yield e
-    e.stop()
+    yield from _serve(OssEmulator)
 
 
 @pytest.fixture
 def emulator(emulator_server):
-    emulator_server.reset()
-    return emulator_server
+    return _fresh(emulator_server)
 
 
 def oss_client(endpoint: str, secret: str = OSS_ACCESS_KEY_SECRET):

@@ -183,22 +183,23 @@ mod tests {
                 .unwrap()
                 .url("b", Some("k"), "")
         };
-        assert_eq!(
-            url(Network::Public),
-            "https://b.oss-cn-hangzhou.aliyuncs.com/k"
-        );
-        assert_eq!(
-            url(Network::Internal),
-            "https://b.oss-cn-hangzhou-internal.aliyuncs.com/k"
-        );
-        assert_eq!(
-            url(Network::Accelerate),
-            "https://b.oss-accelerate.aliyuncs.com/k"
-        );
-        assert_eq!(
-            url(Network::DualStack),
-            "https://b.cn-hangzhou.oss.aliyuncs.com/k"
-        );
+        for (network, want) in [
+            (Network::Public, "https://b.oss-cn-hangzhou.aliyuncs.com/k"),
+            (
+                Network::Internal,
+                "https://b.oss-cn-hangzhou-internal.aliyuncs.com/k",
+            ),
+            (
+                Network::Accelerate,
+                "https://b.oss-accelerate.aliyuncs.com/k",
+            ),
+            (
+                Network::DualStack,
+                "https://b.cn-hangzhou.oss.aliyuncs.com/k",
+            ),
+        ] {
+            assert_eq!(url(network), want, "{network:?}");
+        }
         assert!(Endpoint::for_region("CN hangzhou", Network::Public).is_err());
     }
 

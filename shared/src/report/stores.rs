@@ -9,68 +9,85 @@ use crate::oss::destination::OssDestination;
 use crate::store::destination::DestinationStore;
 use crate::store::object::ObjectMetadata;
 use crate::store::upload::{BytesSource, UploadRequest};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use bytes::Bytes;
 use md5::{Digest, Md5};
+use std::future::Future;
 
-/// The results store, read back: the same [`S3ResultsStore`] the sync function writes to.
-impl Listing for S3ResultsStore {
+/// Keys and common prefixes (with the delimiter `/`, when `delimiter`) under a prefix, every
+/// page: how both real stores list, and so how they are a [`Listing`].
+pub trait ListsAll: Send + Sync {
+    /// `(keys, common prefixes)` under `prefix`.
+    fn list_all(
+        &self,
+        prefix: &str,
+        delimiter: bool,
+    ) -> impl Future<Output = KeysAndPrefixes> + Send;
+}
+
+/// What [`ListsAll::list_all`] answers: the keys and the common prefixes.
+pub type KeysAndPrefixes = Result<(Vec<String>, Vec<String>), ReportError>;
+
+impl<T: ListsAll> Listing for T {
     async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
-        Ok(list_s3(self, prefix, false).await?.0)
+        Ok(self.list_all(prefix, false).await?.0)
     }
 
     async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
-        Ok(list_s3(self, prefix, true).await?.1)
+        Ok(self.list_all(prefix, true).await?.1)
     }
 }
 
-/// Keys and common prefixes under a prefix, every page.
-async fn list_s3(
-    store: &S3ResultsStore,
-    prefix: &str,
-    delimiter: bool,
-) -> Result<(Vec<String>, Vec<String>), ReportError> {
-    let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
-    let mut pages = store
-        .client()
-        .list_objects_v2()
-        .bucket(store.bucket())
-        .prefix(prefix)
-        .set_delimiter(delimiter.then(|| "/".to_owned()))
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| {
-            let transient = is_transient(&e);
-            ReportError::results(format!("ListObjectsV2 {prefix}"), e, transient)
-        })?;
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned)),
-        );
-        prefixes.extend(
-            page.common_prefixes()
-                .iter()
-                .filter_map(|p| p.prefix().map(str::to_owned)),
-        );
+/// The results store, read back: the same [`S3ResultsStore`] the sync function writes to.
+impl ListsAll for S3ResultsStore {
+    async fn list_all(&self, prefix: &str, delimiter: bool) -> KeysAndPrefixes {
+        let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
+        let mut pages = self
+            .client()
+            .list_objects_v2()
+            .bucket(self.bucket())
+            .prefix(prefix)
+            .set_delimiter(delimiter.then(|| "/".to_owned()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                let transient = is_transient(&e);
+                ReportError::results(format!("ListObjectsV2 {prefix}"), e, transient)
+            })?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+            prefixes.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix().map(str::to_owned)),
+            );
+        }
+        Ok((keys, prefixes))
     }
-    Ok((keys, prefixes))
+}
+
+/// GetObject of `key` in the results bucket.
+async fn get_object(
+    store: &S3ResultsStore,
+    key: &str,
+) -> Result<GetObjectOutput, SdkError<GetObjectError, HttpResponse>> {
+    let get = store.client().get_object().bucket(store.bucket()).key(key);
+    get.send().await
 }
 
 impl RecordSource for S3ResultsStore {
     async fn get(&self, key: &str) -> Result<Bytes, ReportError> {
         let what = || format!("GetObject {key}");
-        let out = self
-            .client()
-            .get_object()
-            .bucket(self.bucket())
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| {
-                let transient = is_transient(&e);
-                ReportError::results(what(), e, transient)
-            })?;
+        let out = get_object(self, key).await.map_err(|e| {
+            let transient = is_transient(&e);
+            ReportError::results(what(), e, transient)
+        })?;
         Ok(out
             .body
             .collect()
@@ -84,14 +101,7 @@ impl RecordSource for S3ResultsStore {
 impl LeaseStore for S3ResultsStore {
     async fn read_lease(&self, key: &str) -> Result<Option<(Bytes, String)>, ReportError> {
         let what = || format!("GetObject {key} (the report lease)");
-        let out = match self
-            .client()
-            .get_object()
-            .bucket(self.bucket())
-            .key(key)
-            .send()
-            .await
-        {
+        let out = match get_object(self, key).await {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
             Err(e) => {
@@ -155,35 +165,6 @@ impl LeaseStore for S3ResultsStore {
     }
 }
 
-/// Keys and common prefixes under a prefix in the OSS bucket, every page.
-async fn list_oss(
-    dest: &OssDestination,
-    prefix: &str,
-    delimiter: bool,
-) -> Result<(Vec<String>, Vec<String>), ReportError> {
-    let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
-    let mut token: Option<String> = None;
-    loop {
-        let page = dest
-            .client()
-            .list_objects_v2(
-                dest.bucket(),
-                prefix,
-                delimiter.then_some("/"),
-                token.as_deref(),
-                1000,
-            )
-            .await
-            .map_err(|e| ReportError::Destination(Box::new(e)))?;
-        keys.extend(page.objects.into_iter().map(|o| o.key));
-        prefixes.extend(page.prefixes);
-        match page.next_token {
-            Some(t) => token = Some(t),
-            None => return Ok((keys, prefixes)),
-        }
-    }
-}
-
 fn content_type(key: &str) -> &'static str {
     if key.ends_with(".csv") {
         "text/csv; charset=utf-8"
@@ -198,13 +179,29 @@ fn content_type(key: &str) -> &'static str {
 }
 
 /// Reports go to the same [`OssDestination`] the sync function copies into.
-impl Listing for OssDestination {
-    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
-        Ok(list_oss(self, prefix, false).await?.0)
-    }
-
-    async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, ReportError> {
-        Ok(list_oss(self, prefix, true).await?.1)
+impl ListsAll for OssDestination {
+    async fn list_all(&self, prefix: &str, delimiter: bool) -> KeysAndPrefixes {
+        let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client()
+                .list_objects_v2(
+                    self.bucket(),
+                    prefix,
+                    delimiter.then_some("/"),
+                    token.as_deref(),
+                    1000,
+                )
+                .await
+                .map_err(|e| ReportError::Destination(Box::new(e)))?;
+            keys.extend(page.objects.into_iter().map(|o| o.key));
+            prefixes.extend(page.prefixes);
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => return Ok((keys, prefixes)),
+            }
+        }
     }
 }
 
