@@ -21,37 +21,27 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
-def _serve(server_class):
-    """A server for the session, stopped when it ends."""
-    server = server_class()
-    yield server
-    server.stop()
+def _server_fixtures(server_class, name: str):
+    """Two fixtures: `{name}_server`, one server of `server_class` for the session, stopped when
+    it ends, and `{name}`, that server emptied for the test."""
+
+    @pytest.fixture(scope="session", name=f"{name}_server")
+    def server():
+        started = server_class()
+        yield started
+        started.stop()
+
+    @pytest.fixture(name=name)
+    def fresh(request):
+        running = request.getfixturevalue(f"{name}_server")
+        running.reset()
+        return running
+
+    return server, fresh
 
 
-def _fresh(server):
-    """The session's server, emptied for the next test."""
-    server.reset()
-    return server
-
-
-@pytest.fixture(scope="session")
-def moto_server():
-    yield from _serve(Moto)
-
-
-@pytest.fixture
-def moto(moto_server):
-    return _fresh(moto_server)
-
-
-@pytest.fixture(scope="session")
-def emulator_server():
-    yield from _serve(OssEmulator)
-
-
-@pytest.fixture
-def emulator(emulator_server):
-    return _fresh(emulator_server)
+moto_server, moto = _server_fixtures(Moto, "moto")
+emulator_server, emulator = _server_fixtures(OssEmulator, "emulator")
 
 
 def oss_client(endpoint: str, secret: str = OSS_ACCESS_KEY_SECRET):

@@ -14,9 +14,9 @@ use super::files::FileDay;
 use crate::outcome::Outcome;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-/// The header row of `attempts_list`: one row per record. Columns added in format 4 are last, so
-/// a reader by position keeps working.
-pub const ATTEMPT_HEADER: [&str; 23] = [
+/// The columns both lists open with: the object, the event, and the source version
+/// ([`object_fields`]).
+const OBJECT_COLUMNS: [&str; 8] = [
     "source_key",
     "dest_key",
     "bucket",
@@ -25,22 +25,52 @@ pub const ATTEMPT_HEADER: [&str; 23] = [
     "size",
     "source_etag",
     "dest_crc64",
-    "outcome",
-    "final",
-    "error_code",
-    "error_message",
-    "event_time",
-    "start",
-    "end",
-    "copy_rounds",
-    "message_id",
-    "receive_count",
-    "recheck_of",
+];
+
+/// The error columns both lists carry after the state, and the event's time ([`error_fields`]).
+const ERROR_COLUMNS: [&str; 3] = ["error_code", "error_message", "event_time"];
+
+/// The columns both lists close with ([`destination_fields`]).
+const DESTINATION_COLUMNS: [&str; 4] = [
     "dest_size",
     "dest_crc64_hex",
     "bytes_moved",
     "dropped_metadata",
 ];
+
+/// `parts` laid end to end as one header of `N` columns; a count other than `N` fails the build.
+const fn header<const N: usize>(parts: &[&[&'static str]]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let (mut at, mut p) = (0, 0);
+    while p < parts.len() {
+        let mut i = 0;
+        while i < parts[p].len() {
+            out[at] = parts[p][i];
+            at += 1;
+            i += 1;
+        }
+        p += 1;
+    }
+    assert!(at == N, "a header's parts do not add up to its columns");
+    out
+}
+
+/// The header row of `attempts_list`: one row per record. Columns added in format 4 are last, so
+/// a reader by position keeps working.
+pub const ATTEMPT_HEADER: [&str; 23] = header(&[
+    &OBJECT_COLUMNS,
+    &["outcome", "final"],
+    &ERROR_COLUMNS,
+    &[
+        "start",
+        "end",
+        "copy_rounds",
+        "message_id",
+        "receive_count",
+        "recheck_of",
+    ],
+    &DESTINATION_COLUMNS,
+]);
 
 /// The header row of `late_list`: a record of a day already complete, with that day first.
 pub fn late_header() -> Vec<&'static str> {
@@ -56,31 +86,21 @@ pub fn late_fields(day: &str, o: &Outcome) -> Vec<String> {
 
 /// The header row of the file lists: one row per file, its fields from the record that settles
 /// it (or its latest, when pending). Columns added in format 4 are last.
-pub const FILE_HEADER: [&str; 23] = [
-    "source_key",
-    "dest_key",
-    "bucket",
-    "event_name",
-    "version_id",
-    "size",
-    "source_etag",
-    "dest_crc64",
-    "state",
-    "error_code",
-    "error_message",
-    "event_time",
-    "settled_at",
-    "last_outcome",
-    "first_attempt",
-    "last_attempt",
-    "deliveries",
-    "attempts",
-    "message_id",
-    "dest_size",
-    "dest_crc64_hex",
-    "bytes_moved",
-    "dropped_metadata",
-];
+pub const FILE_HEADER: [&str; 23] = header(&[
+    &OBJECT_COLUMNS,
+    &["state"],
+    &ERROR_COLUMNS,
+    &[
+        "settled_at",
+        "last_outcome",
+        "first_attempt",
+        "last_attempt",
+        "deliveries",
+        "attempts",
+        "message_id",
+    ],
+    &DESTINATION_COLUMNS,
+]);
 
 /// The column list of each list kind, as the manifest's `fileSchema` gives it (S3 Inventory's
 /// form: names joined by `, `).
@@ -196,8 +216,8 @@ fn num<T: ToString>(v: Option<T>) -> String {
     v.map(|n| n.to_string()).unwrap_or_default()
 }
 
-/// The CSV fields of a record, in [`ATTEMPT_HEADER`] order.
-pub fn attempt_fields(o: &Outcome) -> [String; 23] {
+/// The fields both lists open with: the object, the event, and the source version.
+fn object_fields(o: &Outcome) -> [String; 8] {
     [
         key(&o.source_key),
         key(&o.dest_key),
@@ -207,41 +227,64 @@ pub fn attempt_fields(o: &Outcome) -> [String; 23] {
         num(o.size),
         opt(&o.source_etag),
         crc_decimal(o.crc64),
-        o.outcome.as_str().to_owned(),
-        o.is_final.to_string(),
+    ]
+}
+
+/// The error fields both lists carry after the state, and the event's time.
+fn error_fields(o: &Outcome) -> [String; 3] {
+    [
         opt(&o.error_code),
         opt(&o.error_message),
         opt(&o.event_time),
+    ]
+}
+
+/// The fields both lists close with: what the destination holds, `bytes_moved`, and the
+/// metadata left behind.
+fn destination_fields(o: &Outcome, bytes_moved: u64) -> [String; 4] {
+    [
+        dest_size(o),
+        crc_hex(o.crc64),
+        bytes_moved.to_string(),
+        dropped(o),
+    ]
+}
+
+/// `fields` as one row of `N` columns; panics when there are more or fewer (a list's columns are
+/// fixed by its header).
+fn columns<const N: usize>(fields: impl IntoIterator<Item = String>) -> [String; N] {
+    let mut fields = fields.into_iter();
+    let row = std::array::from_fn(|_| fields.next().expect("fewer fields than columns"));
+    assert!(fields.next().is_none(), "more fields than columns");
+    row
+}
+
+/// The CSV fields of a record, in [`ATTEMPT_HEADER`] order.
+pub fn attempt_fields(o: &Outcome) -> [String; 23] {
+    let outcome = [o.outcome.as_str().to_owned(), o.is_final.to_string()];
+    let processing = [
         neutralise(&start_of(o)),
         neutralise(&o.processed_at),
         o.attempts.to_string(),
         neutralise(&o.message_id),
         o.receive_count.to_string(),
         opt(&o.recheck_of),
-        dest_size(o),
-        crc_hex(o.crc64),
-        o.bytes_moved.to_string(),
-        dropped(o),
-    ]
+    ];
+    columns(
+        object_fields(o)
+            .into_iter()
+            .chain(outcome)
+            .chain(error_fields(o))
+            .chain(processing)
+            .chain(destination_fields(o, o.bytes_moved)),
+    )
 }
 
 /// The CSV fields of a file, in [`FILE_HEADER`] order. `bytes_moved` counts every attempt of the
 /// day; the other record fields are the settling record's.
 pub fn file_fields(f: &FileDay) -> [String; 23] {
     let o = &f.record;
-    [
-        key(&o.source_key),
-        key(&o.dest_key),
-        opt(&o.bucket),
-        opt(&o.event_name),
-        opt(&o.version_id),
-        num(o.size),
-        opt(&o.source_etag),
-        crc_decimal(o.crc64),
-        f.state.as_str().to_owned(),
-        opt(&o.error_code),
-        opt(&o.error_message),
-        opt(&o.event_time),
+    let settling = [
         neutralise(&o.processed_at),
         f.last_outcome.as_str().to_owned(),
         neutralise(&f.first_at),
@@ -249,11 +292,15 @@ pub fn file_fields(f: &FileDay) -> [String; 23] {
         f.deliveries.to_string(),
         f.attempts.to_string(),
         neutralise(&o.message_id),
-        dest_size(o),
-        crc_hex(o.crc64),
-        f.bytes_moved.to_string(),
-        dropped(o),
-    ]
+    ];
+    columns(
+        object_fields(o)
+            .into_iter()
+            .chain([f.state.as_str().to_owned()])
+            .chain(error_fields(o))
+            .chain(settling)
+            .chain(destination_fields(o, f.bytes_moved)),
+    )
 }
 
 /// One CSV row (with its line end), quoted as RFC 4180 requires.

@@ -10,7 +10,7 @@ use crate::store::destination::DestinationStore;
 use crate::store::object::ObjectMetadata;
 use crate::store::upload::{BytesSource, UploadRequest};
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use bytes::Bytes;
 use md5::{Digest, Md5};
@@ -287,6 +287,15 @@ impl<P: ReportStore> RecordSource for WithCopy<P> {
     }
 }
 
+/// A failed write to the S3 copy of `key`, transient as the SDK's error says.
+fn copy_failed<E>(key: &str, e: SdkError<E, HttpResponse>) -> ReportError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let transient = is_transient(&e);
+    ReportError::destination(format!("S3 copy {key}"), e, transient)
+}
+
 impl<P: ReportStore> ReportStore for WithCopy<P> {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), ReportError> {
         // The copy first, so the primary's manifest is never ahead of it.
@@ -298,10 +307,7 @@ impl<P: ReportStore> ReportStore for WithCopy<P> {
             .body(body.clone().into())
             .send()
             .await
-            .map_err(|e| {
-                let transient = is_transient(&e);
-                ReportError::destination(format!("S3 copy {key}"), e, transient)
-            })?;
+            .map_err(|e| copy_failed(key, e))?;
         self.primary.put(key, body).await
     }
     async fn exists(&self, key: &str) -> Result<bool, ReportError> {
@@ -314,10 +320,7 @@ impl<P: ReportStore> ReportStore for WithCopy<P> {
             .key(key)
             .send()
             .await
-            .map_err(|e| {
-                let transient = is_transient(&e);
-                ReportError::destination(format!("S3 copy {key}"), e, transient)
-            })?;
+            .map_err(|e| copy_failed(key, e))?;
         self.primary.delete(key).await
     }
 }
