@@ -27,29 +27,6 @@ impl BodySource for BytesSource {
     }
 }
 
-/// Reads a body whole, as a store that takes an upload in one piece does: a failed read is a
-/// transient [`Error::Source`], and a body of other than `size` bytes an [`Error::SizeMismatch`].
-pub async fn read_body(source: &dyn BodySource, key: &str, size: u64) -> Result<Bytes, Error> {
-    let mut stream = source.open().await?;
-    let mut body = Vec::with_capacity(size as usize);
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::Source {
-            key: key.to_owned(),
-            transient: true,
-            source: e,
-        })?;
-        body.extend_from_slice(&chunk);
-    }
-    if body.len() as u64 != size {
-        return Err(Error::SizeMismatch {
-            key: key.to_owned(),
-            expected: size,
-            actual: body.len() as u64,
-        });
-    }
-    Ok(Bytes::from(body))
-}
-
 /// What to upload.
 #[derive(Debug, Clone, Copy)]
 pub struct UploadRequest<'a> {

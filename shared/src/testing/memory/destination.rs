@@ -7,12 +7,37 @@ use crate::oss;
 use crate::store::destination::DestinationStore;
 use crate::store::object::{ObjectHead, ObjectMetadata};
 use crate::store::upload::{
-    read_body, BodySource, ListedPart, PartUpload, UploadCompletion, UploadOutcome, UploadRequest,
+    BodySource, ListedPart, PartUpload, UploadCompletion, UploadOutcome, UploadRequest,
 };
 use bytes::Bytes;
+use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
+
+/// Reads a body whole, as a store in memory takes an upload (never the real destination, which
+/// streams it): a failed read is a
+/// transient [`oss::Error::Source`], and a body of other than `size` bytes an [`oss::Error::SizeMismatch`].
+pub async fn read_body(source: &dyn BodySource, key: &str, size: u64) -> Result<Bytes, oss::Error> {
+    let mut stream = source.open().await?;
+    let mut body = Vec::with_capacity(size as usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| oss::Error::Source {
+            key: key.to_owned(),
+            transient: true,
+            source: e,
+        })?;
+        body.extend_from_slice(&chunk);
+    }
+    if body.len() as u64 != size {
+        return Err(oss::Error::SizeMismatch {
+            key: key.to_owned(),
+            expected: size,
+            actual: body.len() as u64,
+        });
+    }
+    Ok(Bytes::from(body))
+}
 
 /// An open multipart upload in memory: key, metadata, and parts by number (bytes, ETag).
 type MemUpload = (String, ObjectMetadata, BTreeMap<u32, (Bytes, String)>);

@@ -5,7 +5,7 @@ mod bucket;
 mod destination;
 
 pub use bucket::{common_prefixes, MemoryBucket};
-pub use destination::MemoryDestination;
+pub use destination::{read_body, MemoryDestination};
 
 use crate::checksum::md5_hex;
 use crate::store::checkpoints::CheckpointStore;

@@ -9,8 +9,9 @@ use s3_oss_sync::budget::MemoryBudget;
 use s3_oss_sync::oss::{self};
 use s3_oss_sync::store::destination::DestinationStore;
 use s3_oss_sync::store::object::{ObjectHead, ObjectMetadata};
-use s3_oss_sync::store::upload::{read_body, BodySource, ListedPart, UploadOutcome, UploadRequest};
+use s3_oss_sync::store::upload::{BodySource, ListedPart, UploadOutcome, UploadRequest};
 use s3_oss_sync::store::upload::{PartPace, PartPlan, PartUpload, UploadCompletion};
+use s3_oss_sync::testing::memory::read_body;
 use std::sync::Arc;
 
 /// The OSS destination bucket. With the world's [`crate::sim::world::PartSettings`], objects above
