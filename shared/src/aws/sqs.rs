@@ -1,6 +1,6 @@
 //! The task queue and its dead-letter queue through SQS: sending events, reading depths and
 //! attributes, finding a queue from its ARN. Moving dead-lettered messages back is in
-//! [`super::sqs_redrive`] (`ctl` only).
+//! `aws::sqs_redrive` (built with the `control` feature, for `ctl` only).
 
 use crate::retry::{RetryPolicy, Transient};
 use crate::store::error::StoreError;

@@ -42,7 +42,7 @@ pub enum SetupError {
     Oss(#[from] crate::oss::Error),
 }
 
-/// The AWS SDK configuration the clients are built from ([`aws_config`]).
+/// The AWS SDK configuration the clients are built from (the `aws_config` crate).
 pub use aws_config::SdkConfig;
 
 /// Loads the AWS SDK configuration from the standard variables and files (`AWS_REGION`,
